@@ -1,0 +1,2 @@
+"""Version and build configuration of fastfc."""
+__version__ = "0.1.0"

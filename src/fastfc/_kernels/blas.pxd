@@ -1,0 +1,38 @@
+# Row-major BLAS for fastfc's kernels.
+#
+# Kernels never call a BLAS library directly: they go through the table `CBlas`, whose
+# function pointers default to scipy.linalg.cython_blas (the OpenBLAS that ships with
+# SciPy).  Another BLAS with the Fortran calling convention can be swapped in at run
+# time (fastfc._kernels.blas.set_gemm) without touching a kernel.
+from fastfc._kernels._types cimport floating
+
+ctypedef void (*sgemm_ptr)(char* transa, char* transb, int* m, int* n, int* k,
+                           float* alpha, float* a, int* lda, float* b, int* ldb,
+                           float* beta, float* c, int* ldc) noexcept nogil
+ctypedef void (*dgemm_ptr)(char* transa, char* transb, int* m, int* n, int* k,
+                           double* alpha, double* a, int* lda, double* b, int* ldb,
+                           double* beta, double* c, int* ldc) noexcept nogil
+ctypedef void (*saxpy_ptr)(int* n, float* alpha, float* x, int* incx, float* y, int* incy) noexcept nogil
+ctypedef void (*daxpy_ptr)(int* n, double* alpha, double* x, int* incx, double* y, int* incy) noexcept nogil
+ctypedef float (*sdot_ptr)(int* n, float* x, int* incx, float* y, int* incy) noexcept nogil
+ctypedef double (*ddot_ptr)(int* n, double* x, int* incx, double* y, int* incy) noexcept nogil
+ctypedef void (*sscal_ptr)(int* n, float* alpha, float* x, int* incx) noexcept nogil
+ctypedef void (*dscal_ptr)(int* n, double* alpha, double* x, int* incx) noexcept nogil
+
+ctypedef struct CBlas:
+    sgemm_ptr sgemm
+    dgemm_ptr dgemm
+    saxpy_ptr saxpy
+    daxpy_ptr daxpy
+    sdot_ptr sdot
+    ddot_ptr ddot
+    sscal_ptr sscal
+    dscal_ptr dscal
+
+cdef void gemm(bint trans_a, bint trans_b, int m, int n, int k,
+               floating alpha, const floating* a, int lda,
+               const floating* b, int ldb,
+               floating beta, floating* c, int ldc) noexcept nogil
+cdef void axpy(int n, floating alpha, const floating* x, floating* y) noexcept nogil
+cdef floating dot(int n, const floating* x, const floating* y) noexcept nogil
+cdef void scal(int n, floating alpha, floating* x) noexcept nogil
