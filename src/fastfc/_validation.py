@@ -1,0 +1,155 @@
+"""Argument checks shared by the public wrappers.
+
+The compiled kernels skip bounds checks, so everything that could make them read or
+write out of bounds -- shapes, dtypes, contiguity, label ranges -- is checked here
+first.  Messages name the argument and say what was expected.
+"""
+import math
+import numbers
+
+import numpy as np
+
+FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+_INT32_MAX = 2**31 - 1
+
+
+def _describe(a):
+    return f"{type(a).__name__} with dtype {a.dtype}" if isinstance(a, np.ndarray) else type(a).__name__
+
+
+def as_array(value, name):
+    """``np.asarray(value)`` that refuses complex, object, string and other non-real data."""
+    try:
+        arr = np.asarray(value)
+    except Exception as exc:  # ragged lists and the like
+        raise TypeError(f"{name} could not be converted to an array: {exc}") from None
+    kind = arr.dtype.kind
+    if kind == "c":
+        raise TypeError(f"{name} must be real-valued, got a complex array ({arr.dtype})")
+    if kind not in "fiub":
+        raise TypeError(f"{name} must be a numeric array, got {_describe(arr)}")
+    return arr
+
+
+def float_dtype_of(*named):
+    """The one float dtype shared by the float arrays among ``(name, array)`` pairs.
+
+    float16 counts as float32; integer and bool arrays do not vote.  Raises TypeError
+    when two arrays disagree (float32 vs float64); returns float64 when none is float.
+    """
+    found = None
+    for name, arr in named:
+        if arr.dtype.kind != "f":
+            continue
+        dt = np.dtype(np.float32) if arr.dtype.itemsize <= 4 else np.dtype(np.float64)
+        if found is None:
+            found = (name, arr.dtype, dt)
+        elif found[2] != dt:
+            raise TypeError(
+                f"{name} is {arr.dtype} but {found[0]} is {found[1]}: "
+                "pass arrays of one float dtype (cast with .astype(np.float32) or "
+                ".astype(np.float64))"
+            )
+    return found[2] if found else np.dtype(np.float64)
+
+
+def as_float(arr, name, dtype, ndim=None, min_ndim=None, shape=None):
+    """C-contiguous array of ``dtype`` (copying only when needed), with checks.
+
+    ``arr`` must already have passed :func:`as_array`.  ``shape`` may hold None for
+    "any size" in a dimension.
+    """
+    if ndim is not None and arr.ndim != ndim:
+        raise ValueError(f"{name} must be {ndim}-dimensional, got shape {arr.shape}")
+    if min_ndim is not None and arr.ndim < min_ndim:
+        raise ValueError(
+            f"{name} must have at least {min_ndim} dimensions, got shape {arr.shape}"
+        )
+    if shape is not None:
+        if arr.ndim != len(shape) or any(
+            want is not None and got != want for got, want in zip(arr.shape, shape)
+        ):
+            want = "(" + ", ".join("*" if s is None else str(s) for s in shape) + (
+                ",)" if len(shape) == 1 else ")"
+            )
+            raise ValueError(f"{name} must have shape {want}, got {arr.shape}")
+    if arr.size == 0:
+        raise ValueError(f"{name} must not be empty, got shape {arr.shape}")
+    if any(s > _INT32_MAX for s in arr.shape):
+        raise ValueError(f"{name} has a dimension larger than 2**31 - 1: {arr.shape}")
+    return np.ascontiguousarray(arr, dtype=dtype)
+
+
+def float_args(**arrays):
+    """Convert several arrays to one common float dtype; returns (dtype, converted list).
+
+    Keyword order is kept.  Use :func:`as_float` afterwards for shape checks.
+    """
+    named = [(name, as_array(value, name)) for name, value in arrays.items()]
+    dtype = float_dtype_of(*named)
+    return dtype, [arr for _, arr in named]
+
+
+def as_labels(y, name, n_samples, n_classes):
+    """Integer labels of shape (n_samples,) in [0, n_classes) as a C-contiguous intp array."""
+    arr = np.asarray(y)
+    if arr.dtype.kind not in "iu":
+        raise TypeError(
+            f"{name} must hold integer class labels, got {_describe(arr)}"
+            + (" (cast with .astype(int) if the values are whole numbers)"
+               if arr.dtype.kind == "f" else "")
+        )
+    if arr.ndim != 1:
+        raise ValueError(f"{name} must be 1-dimensional of length {n_samples}, got shape {arr.shape}")
+    if arr.shape[0] != n_samples:
+        raise ValueError(
+            f"{name} has {arr.shape[0]} labels but the scores have {n_samples} rows"
+        )
+    lo, hi = arr.min(), arr.max()
+    if lo < 0 or hi >= n_classes:
+        bad = lo if lo < 0 else hi
+        raise ValueError(
+            f"{name} holds the label {bad}, outside [0, {n_classes}) for {n_classes} classes"
+        )
+    return np.ascontiguousarray(arr, dtype=np.intp)
+
+
+def check_scalar(value, name, *, low=None, high=None, low_open=False, high_open=False,
+                 integer=False):
+    """A finite real number within [low, high] (ends open when asked); returns it as float/int."""
+    if isinstance(value, np.ndarray) and value.ndim == 0:
+        value = value[()]
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
+    if integer:
+        if not isinstance(value, numbers.Integral):
+            if not float(value).is_integer():
+                raise TypeError(f"{name} must be an integer, got {value!r}")
+        value = int(value)
+    else:
+        value = float(value)
+        if not math.isfinite(value):
+            raise ValueError(f"{name} must be finite, got {value}")
+    if low is not None and (value < low or (low_open and value == low)):
+        raise ValueError(f"{name} must be {'>' if low_open else '>='} {low}, got {value}")
+    if high is not None and (value > high or (high_open and value == high)):
+        raise ValueError(f"{name} must be {'<' if high_open else '<='} {high}, got {value}")
+    return value
+
+
+def check_mode(value, name, choices=("train", "test")):
+    if not isinstance(value, str) or value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}, got {value!r}")
+    return value
+
+
+def check_param_dict(param, name):
+    if not isinstance(param, dict):
+        raise TypeError(f"{name} must be a dict, got {type(param).__name__}")
+    return param
+
+
+def require_key(param, key, name):
+    if key not in param:
+        raise ValueError(f"{name} is missing the key {key!r}")
+    return param[key]

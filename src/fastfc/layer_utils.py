@@ -1,0 +1,84 @@
+"""Sandwich layers: common layer sequences as one forward/backward pair.
+
+Compatible with the CS231n ``layer_utils.py``: ``affine_relu_forward(x, w, b)`` returns
+``(out, (fc_cache, relu_cache))`` and its backward returns ``(dx, dw, db)``.
+"""
+from fastfc import layers as L
+
+__all__ = [
+    "affine_relu_forward", "affine_relu_backward",
+    "affine_norm_relu_forward", "affine_norm_relu_backward",
+    "affine_bn_relu_forward", "affine_bn_relu_backward",
+    "affine_ln_relu_forward", "affine_ln_relu_backward",
+]
+
+_NORMS = {
+    "batchnorm": (L.batchnorm_forward, L.batchnorm_backward),
+    "layernorm": (L.layernorm_forward, L.layernorm_backward),
+}
+
+
+def affine_relu_forward(x, w, b):
+    """affine -> ReLU.  Returns (out, (fc_cache, relu_cache))."""
+    a, fc_cache = L.affine_forward(x, w, b)
+    out, relu_cache = L.relu_forward(a)
+    return out, (fc_cache, relu_cache)
+
+
+def affine_relu_backward(dout, cache):
+    """Backward of :func:`affine_relu_forward`; returns (dx, dw, db)."""
+    fc_cache, relu_cache = cache
+    da = L.relu_backward(dout, relu_cache)
+    return L.affine_backward(da, fc_cache)
+
+
+def _norm_pair(normalization):
+    try:
+        return _NORMS[normalization]
+    except (KeyError, TypeError):
+        raise ValueError(
+            f"normalization must be 'batchnorm' or 'layernorm', got {normalization!r}"
+        ) from None
+
+
+def affine_norm_relu_forward(x, w, b, gamma, beta, norm_param, normalization="batchnorm"):
+    """affine -> batch norm or layer norm -> ReLU.
+
+    ``norm_param`` is the bn_param / ln_param dict of the normalisation layer.
+    Returns (out, (fc_cache, norm_cache, relu_cache, normalization)).
+    """
+    forward, _ = _norm_pair(normalization)
+    a, fc_cache = L.affine_forward(x, w, b)
+    an, norm_cache = forward(a, gamma, beta, norm_param)
+    out, relu_cache = L.relu_forward(an)
+    return out, (fc_cache, norm_cache, relu_cache, normalization)
+
+
+def affine_norm_relu_backward(dout, cache):
+    """Backward of :func:`affine_norm_relu_forward`; returns (dx, dw, db, dgamma, dbeta)."""
+    fc_cache, norm_cache, relu_cache, normalization = cache
+    _, backward = _norm_pair(normalization)
+    dan = L.relu_backward(dout, relu_cache)
+    da, dgamma, dbeta = backward(dan, norm_cache)
+    dx, dw, db = L.affine_backward(da, fc_cache)
+    return dx, dw, db, dgamma, dbeta
+
+
+def affine_bn_relu_forward(x, w, b, gamma, beta, bn_param):
+    """affine -> batch norm -> ReLU (the name used by several course solutions)."""
+    return affine_norm_relu_forward(x, w, b, gamma, beta, bn_param, "batchnorm")
+
+
+def affine_bn_relu_backward(dout, cache):
+    """Backward of :func:`affine_bn_relu_forward`; returns (dx, dw, db, dgamma, dbeta)."""
+    return affine_norm_relu_backward(dout, cache)
+
+
+def affine_ln_relu_forward(x, w, b, gamma, beta, ln_param):
+    """affine -> layer norm -> ReLU."""
+    return affine_norm_relu_forward(x, w, b, gamma, beta, ln_param, "layernorm")
+
+
+def affine_ln_relu_backward(dout, cache):
+    """Backward of :func:`affine_ln_relu_forward`; returns (dx, dw, db, dgamma, dbeta)."""
+    return affine_norm_relu_backward(dout, cache)

@@ -1,0 +1,448 @@
+"""Functional layers, call-for-call compatible with the CS231n ``layers.py``.
+
+Every layer comes as a ``<op>_forward(...) -> (out, cache)`` and
+``<op>_backward(dout, cache) -> grads`` pair.  The public functions validate their
+arguments (shapes, one float dtype, labels, modes) and then run a compiled kernel from
+``fastfc._kernels``; results keep the input's float dtype (float32 stays float32,
+integer input becomes float64).  Inputs may be non-contiguous or Fortran-ordered: they
+are copied to C order when needed.
+"""
+import numpy as np
+
+from fastfc import _validation as V
+from fastfc._kernels import dense as _dense
+from fastfc._kernels import losses as _losses
+from fastfc._kernels import norm as _norm
+
+__all__ = [
+    "affine_forward", "affine_backward",
+    "relu_forward", "relu_backward",
+    "leaky_relu_forward", "leaky_relu_backward",
+    "sigmoid_forward", "sigmoid_backward",
+    "tanh_forward", "tanh_backward",
+    "swish_forward", "swish_backward",
+    "softmax_loss", "svm_loss", "softmax",
+    "dropout_forward", "dropout_backward",
+    "batchnorm_forward", "batchnorm_backward", "batchnorm_backward_alt",
+    "layernorm_forward", "layernorm_backward",
+]
+
+ACT = _dense.ACT_CODES
+
+
+# ------------------------------------------------------------------------ affine
+
+def affine_forward(x, w, b):
+    """Affine (fully-connected) layer: ``out = x.reshape(N, D) @ w + b``.
+
+    Parameters
+    ----------
+    x : ndarray of shape (N, d_1, ..., d_k), float32 or float64
+        Minibatch; each sample is flattened to D = d_1 * ... * d_k features.
+    w : ndarray of shape (D, M)
+    b : ndarray of shape (M,)
+
+    Returns
+    -------
+    out : ndarray of shape (N, M)
+    cache : tuple (x, w, b)
+    """
+    dtype, (x, w, b) = V.float_args(x=x, w=w, b=b)
+    x = V.as_float(x, "x", dtype, min_ndim=2)
+    w = V.as_float(w, "w", dtype, ndim=2)
+    n_samples = x.shape[0]
+    n_features = x.size // n_samples
+    if w.shape[0] != n_features:
+        raise ValueError(
+            f"w has shape {w.shape} but x has {n_features} features per sample "
+            f"(x has shape {x.shape}); w must have shape ({n_features}, M)"
+        )
+    b = V.as_float(b, "b", dtype, shape=(w.shape[1],))
+    out = np.empty((n_samples, w.shape[1]), dtype=dtype)
+    _dense._affine_forward(x.reshape(n_samples, n_features), w, b, out)
+    return out, (x, w, b)
+
+
+def _unpack_affine_cache(cache):
+    if not isinstance(cache, tuple) or len(cache) != 3:
+        raise TypeError("cache must be the (x, w, b) tuple returned by affine_forward")
+    return cache
+
+
+def affine_backward(dout, cache):
+    """Backward pass of :func:`affine_forward`.
+
+    Returns ``dx = (dout @ w.T).reshape(x.shape)``, ``dw = x.T @ dout`` and
+    ``db = dout.sum(0)``.
+    """
+    return _affine_backward(dout, cache, need_dx=True)
+
+
+def _affine_backward(dout, cache, need_dx):
+    x, w, b = _unpack_affine_cache(cache)
+    dtype, (dout, x, w) = V.float_args(dout=dout, x=x, w=w)
+    x = V.as_float(x, "x (from cache)", dtype, min_ndim=2)
+    w = V.as_float(w, "w (from cache)", dtype, ndim=2)
+    n_samples = x.shape[0]
+    n_features = x.size // n_samples
+    if w.shape[0] != n_features:
+        raise ValueError(f"cache holds w of shape {w.shape} that does not fit x of shape {x.shape}")
+    dout = V.as_float(dout, "dout", dtype, shape=(n_samples, w.shape[1]))
+    dw = np.empty_like(w)
+    db = np.empty(w.shape[1], dtype=dtype)
+    dx = np.empty_like(x) if need_dx else None
+    _dense._affine_backward(
+        dout, x.reshape(n_samples, n_features), w,
+        None if dx is None else dx.reshape(n_samples, n_features), dw, db,
+    )
+    return dx, dw, db
+
+
+# ------------------------------------------------------------------------ activations
+
+def _act_forward(kind, x, alpha=0.0):
+    x = V.as_array(x, "x")
+    x = V.as_float(x, "x", V.float_dtype_of(("x", x)))
+    out = np.array(x, copy=True)
+    _dense._bias_act(kind, out.reshape(1, -1), None, out.reshape(1, -1), alpha)
+    return x, out
+
+
+def _act_backward(kind, dout, y, z=None, alpha=0.0):
+    """dx = dout * f'(z), using the forward output y (and z for swish)."""
+    dtype, (dout, y) = V.float_args(dout=dout, cache=y)
+    y = V.as_float(y, "cache", dtype)
+    dout = V.as_float(dout, "dout", dtype, shape=y.shape)
+    if z is not None:
+        z = V.as_float(V.as_array(z, "cache"), "cache", dtype, shape=y.shape)
+        z = z.reshape(-1)
+    dx = np.array(dout, copy=True)
+    _dense._act_backward(kind, z, y.reshape(-1), dx.reshape(-1), alpha)
+    return dx
+
+
+def relu_forward(x):
+    """Rectified linear unit: ``out = max(x, 0)``.  Returns (out, cache = x)."""
+    x, out = _act_forward(ACT["relu"], x)
+    return out, x
+
+
+def relu_backward(dout, cache):
+    """Backward of :func:`relu_forward`: ``dx = dout * (x > 0)``."""
+    return _act_backward(ACT["relu"], dout, cache)
+
+
+def leaky_relu_forward(x, alpha=0.01):
+    """Leaky ReLU: ``out = x if x > 0 else alpha * x``.  Returns (out, cache = (x, alpha)).
+
+    ``alpha`` may also be a dict with the key 'alpha' (some course code passes one).
+    """
+    if isinstance(alpha, dict):
+        alpha = alpha.get("alpha", 0.01)
+    alpha = V.check_scalar(alpha, "alpha", low=0.0)
+    x, out = _act_forward(ACT["leaky_relu"], x, alpha)
+    return out, (x, alpha)
+
+
+def leaky_relu_backward(dout, cache):
+    """Backward of :func:`leaky_relu_forward`: ``dx = dout * where(x > 0, 1, alpha)``."""
+    if not isinstance(cache, tuple) or len(cache) != 2:
+        raise TypeError("cache must be the (x, alpha) tuple returned by leaky_relu_forward")
+    x, alpha = cache
+    alpha = V.check_scalar(alpha, "alpha (from cache)", low=0.0)
+    return _act_backward(ACT["leaky_relu"], dout, x, alpha=alpha)
+
+
+def sigmoid_forward(x):
+    """Logistic sigmoid: ``out = 1 / (1 + exp(-x))``.  Returns (out, cache = out)."""
+    _, out = _act_forward(ACT["sigmoid"], x)
+    return out, out
+
+
+def sigmoid_backward(dout, cache):
+    """Backward of :func:`sigmoid_forward`: ``dx = dout * out * (1 - out)``."""
+    return _act_backward(ACT["sigmoid"], dout, cache)
+
+
+def tanh_forward(x):
+    """Hyperbolic tangent.  Returns (out, cache = out)."""
+    _, out = _act_forward(ACT["tanh"], x)
+    return out, out
+
+
+def tanh_backward(dout, cache):
+    """Backward of :func:`tanh_forward`: ``dx = dout * (1 - out**2)``."""
+    return _act_backward(ACT["tanh"], dout, cache)
+
+
+def swish_forward(x):
+    """Swish (SiLU): ``out = x * sigmoid(x)``.  Returns (out, cache = (x, out))."""
+    x = V.as_array(x, "x")
+    x = V.as_float(x, "x", V.float_dtype_of(("x", x)))
+    z = np.array(x, copy=True)
+    out = np.empty_like(x)
+    _dense._bias_act(ACT["swish"], z.reshape(1, -1), None, out.reshape(1, -1))
+    return out, (x, out)
+
+
+def swish_backward(dout, cache):
+    """Backward of :func:`swish_forward`: ``dx = dout * (out + s * (1 - out))``, s = sigmoid(x)."""
+    if not isinstance(cache, tuple) or len(cache) != 2:
+        raise TypeError("cache must be the (x, out) tuple returned by swish_forward")
+    x, out = cache
+    return _act_backward(ACT["swish"], dout, out, z=x)
+
+
+# ------------------------------------------------------------------------ losses
+
+def _scores_and_labels(x, y):
+    x = V.as_array(x, "x")
+    x = V.as_float(x, "x", V.float_dtype_of(("x", x)), ndim=2)
+    y = V.as_labels(y, "y", x.shape[0], x.shape[1])
+    return x, y
+
+
+def softmax_loss(x, y):
+    """Softmax cross-entropy loss, mean over the minibatch.
+
+    Parameters
+    ----------
+    x : ndarray of shape (N, C)
+        Class scores; x[i, j] is the score of class j for sample i.
+    y : ndarray of shape (N,), integer
+        Labels in [0, C).
+
+    Returns
+    -------
+    loss : float
+    dx : ndarray of shape (N, C), gradient of the loss with respect to x.
+    """
+    x, y = _scores_and_labels(x, y)
+    dx = np.empty_like(x)
+    loss = _losses._softmax_loss(x, y, dx)
+    return loss, dx
+
+
+def svm_loss(x, y):
+    """Multiclass SVM (hinge) loss with margin 1, mean over the minibatch.
+
+    Same arguments and returns as :func:`softmax_loss`.
+    """
+    x, y = _scores_and_labels(x, y)
+    dx = np.empty_like(x)
+    loss = _losses._svm_loss(x, y, dx)
+    return loss, dx
+
+
+def softmax(x):
+    """Row-wise softmax probabilities of scores x of shape (N, C), max-subtracted."""
+    x = V.as_array(x, "x")
+    x = V.as_float(x, "x", V.float_dtype_of(("x", x)), ndim=2)
+    probs = np.empty_like(x)
+    _losses._softmax(x, probs)
+    return probs
+
+
+# ------------------------------------------------------------------------ dropout
+
+def dropout_forward(x, dropout_param):
+    """Inverted dropout.
+
+    Parameters
+    ----------
+    x : ndarray of any shape
+    dropout_param : dict
+        'p': probability of keeping each unit (0 < p <= 1); 'mode': 'train' or 'test';
+        optional 'seed': ``np.random.seed(seed)`` is called first, on every call.
+
+    In train mode the mask is drawn as ``np.random.rand(*x.shape) < p`` from NumPy's
+    global generator and kept units are scaled by 1 / p; test mode returns x.
+
+    Returns
+    -------
+    out : ndarray shaped like x
+    cache : tuple (dropout_param, mask)
+    """
+    V.check_param_dict(dropout_param, "dropout_param")
+    p = V.check_scalar(V.require_key(dropout_param, "p", "dropout_param"),
+                       "dropout_param['p']", low=0.0, high=1.0, low_open=True)
+    mode = V.check_mode(V.require_key(dropout_param, "mode", "dropout_param"),
+                        "dropout_param['mode']")
+    x = V.as_array(x, "x")
+    x = V.as_float(x, "x", V.float_dtype_of(("x", x)))
+    if "seed" in dropout_param and dropout_param["seed"] is not None:
+        np.random.seed(dropout_param["seed"])
+    mask = None
+    if mode == "train":
+        mask = np.random.rand(*x.shape) < p
+        out = np.empty_like(x)
+        _dense._dropout_apply(x.reshape(-1), mask.reshape(-1).view(np.uint8), 1.0 / p,
+                              out.reshape(-1))
+    else:
+        out = x
+    return out, (dropout_param, mask)
+
+
+def dropout_backward(dout, cache):
+    """Backward of :func:`dropout_forward`: ``dx = dout * mask / p`` (train), dout (test)."""
+    if not isinstance(cache, tuple) or len(cache) != 2:
+        raise TypeError("cache must be the (dropout_param, mask) tuple from dropout_forward")
+    dropout_param, mask = cache
+    V.check_param_dict(dropout_param, "dropout_param (from cache)")
+    mode = V.check_mode(dropout_param.get("mode"), "dropout_param['mode']")
+    dout = V.as_array(dout, "dout")
+    dout = V.as_float(dout, "dout", V.float_dtype_of(("dout", dout)))
+    if mode == "test" or mask is None:
+        return dout
+    p = V.check_scalar(dropout_param.get("p"), "dropout_param['p']", low=0.0, high=1.0,
+                       low_open=True)
+    mask = np.asarray(mask)
+    if mask.shape != dout.shape:
+        raise ValueError(f"dout has shape {dout.shape} but the dropout mask has shape {mask.shape}")
+    mask = np.ascontiguousarray(mask != 0)
+    dx = np.empty_like(dout)
+    _dense._dropout_apply(dout.reshape(-1), mask.reshape(-1).view(np.uint8), 1.0 / p,
+                          dx.reshape(-1))
+    return dx
+
+
+# ------------------------------------------------------------------------ normalisation
+
+def _norm_inputs(x, gamma, beta):
+    dtype, (x, gamma, beta) = V.float_args(x=x, gamma=gamma, beta=beta)
+    x = V.as_float(x, "x", dtype, ndim=2)
+    d = x.shape[1]
+    gamma = V.as_float(gamma, "gamma", dtype, shape=(d,))
+    beta = V.as_float(beta, "beta", dtype, shape=(d,))
+    return dtype, x, gamma, beta
+
+
+def _running_stat(bn_param, key, d, dtype):
+    """bn_param[key] as a contiguous (d,) array of dtype, created as zeros on first use."""
+    value = bn_param.get(key)
+    if value is None:
+        value = np.zeros(d, dtype=dtype)
+    else:
+        value = V.as_float(V.as_array(value, f"bn_param[{key!r}]"), f"bn_param[{key!r}]",
+                           dtype, shape=(d,))
+    bn_param[key] = value
+    return value
+
+
+def batchnorm_forward(x, gamma, beta, bn_param):
+    """Batch normalisation over the minibatch (per feature column).
+
+    Parameters
+    ----------
+    x : ndarray of shape (N, D)
+    gamma, beta : ndarray of shape (D,)
+        Scale and shift.
+    bn_param : dict
+        'mode' ('train' or 'test'), 'eps' (default 1e-5), 'momentum' (default 0.9),
+        'running_mean' and 'running_var' (zeros of shape (D,) on first use).
+
+    In train mode ``out = gamma * (x - mu) / sqrt(var + eps) + beta`` with the batch
+    mean and (biased) variance, and the running statistics are updated in place:
+    ``running = momentum * running + (1 - momentum) * batch``.  Test mode normalises
+    with the running statistics.
+
+    Returns
+    -------
+    out : ndarray of shape (N, D)
+    cache : tuple for :func:`batchnorm_backward`
+    """
+    V.check_param_dict(bn_param, "bn_param")
+    mode = V.check_mode(V.require_key(bn_param, "mode", "bn_param"), "bn_param['mode']")
+    eps = V.check_scalar(bn_param.get("eps", 1e-5), "bn_param['eps']", low=0.0)
+    momentum = V.check_scalar(bn_param.get("momentum", 0.9), "bn_param['momentum']",
+                              low=0.0, high=1.0)
+    dtype, x, gamma, beta = _norm_inputs(x, gamma, beta)
+    n, d = x.shape
+    running_mean = _running_stat(bn_param, "running_mean", d, dtype)
+    running_var = _running_stat(bn_param, "running_var", d, dtype)
+    out = np.empty_like(x)
+    xhat = np.empty_like(x)
+    inv_std = np.empty(d, dtype=dtype)
+    if mode == "train":
+        mean = np.empty(d, dtype=dtype)
+        var = np.empty(d, dtype=dtype)
+        _norm._bn_forward_train(x, gamma, beta, eps, momentum, running_mean, running_var,
+                                out, xhat, mean, var, inv_std)
+    else:
+        _norm._bn_forward_test(x, gamma, beta, eps, running_mean, running_var, out, xhat,
+                               inv_std)
+    return out, ("batchnorm", mode, xhat, gamma, inv_std)
+
+
+def _norm_backward(dout, cache, kind):
+    if not isinstance(cache, tuple) or len(cache) != 5 or cache[0] != kind:
+        raise TypeError(f"cache must be the tuple returned by {kind}_forward")
+    _, mode, xhat, gamma, inv_std = cache
+    dtype, (dout, xhat) = V.float_args(dout=dout, xhat=xhat)
+    xhat = V.as_float(xhat, "cache", dtype, ndim=2)
+    n, d = xhat.shape
+    dout = V.as_float(dout, "dout", dtype, shape=(n, d))
+    gamma = V.as_float(V.as_array(gamma, "cache"), "cache", dtype, shape=(d,))
+    inv_std = V.as_float(V.as_array(inv_std, "cache"), "cache", dtype,
+                         shape=(n,) if kind == "layernorm" else (d,))
+    dx = np.empty_like(dout)
+    dgamma = np.empty(d, dtype=dtype)
+    dbeta = np.empty(d, dtype=dtype)
+    if kind == "layernorm":
+        _norm._ln_backward(dout, xhat, gamma, inv_std, dx, dgamma, dbeta)
+    else:
+        _norm._bn_backward(dout, xhat, gamma, inv_std, dx, dgamma, dbeta,
+                           fixed_stats=(mode == "test"))
+    return dx, dgamma, dbeta
+
+
+def batchnorm_backward(dout, cache):
+    """Backward of :func:`batchnorm_forward`; returns (dx, dgamma, dbeta).
+
+    ``dbeta = dout.sum(0)``, ``dgamma = (dout * xhat).sum(0)`` and
+    ``dx = gamma / (N * std) * (N * dout - dbeta - xhat * dgamma)``: the computational
+    graph of batch norm (mean, centring, variance, scaling) collapsed to one formula.
+    Backward through a test-mode forward treats the statistics as constants.
+    """
+    return _norm_backward(dout, cache, "batchnorm")
+
+
+def batchnorm_backward_alt(dout, cache):
+    """Backward of :func:`batchnorm_forward` in the simplified closed form.
+
+    fastfc computes the simplified form in both functions; the two names exist for
+    compatibility and return the same (dx, dgamma, dbeta).
+    """
+    return _norm_backward(dout, cache, "batchnorm")
+
+
+def layernorm_forward(x, gamma, beta, ln_param):
+    """Layer normalisation: per-sample (row) statistics, the same in train and test.
+
+    Parameters
+    ----------
+    x : ndarray of shape (N, D)
+    gamma, beta : ndarray of shape (D,)
+    ln_param : dict
+        'eps' (default 1e-5); other keys are ignored.
+
+    Returns
+    -------
+    out : ndarray of shape (N, D)
+    cache : tuple for :func:`layernorm_backward`
+    """
+    V.check_param_dict(ln_param, "ln_param")
+    eps = V.check_scalar(ln_param.get("eps", 1e-5), "ln_param['eps']", low=0.0)
+    dtype, x, gamma, beta = _norm_inputs(x, gamma, beta)
+    n, d = x.shape
+    out = np.empty_like(x)
+    xhat = np.empty_like(x)
+    mean = np.empty(n, dtype=dtype)
+    inv_std = np.empty(n, dtype=dtype)
+    _norm._ln_forward(x, gamma, beta, eps, out, xhat, mean, inv_std)
+    return out, ("layernorm", "train", xhat, gamma, inv_std)
+
+
+def layernorm_backward(dout, cache):
+    """Backward of :func:`layernorm_forward`; returns (dx, dgamma, dbeta)."""
+    return _norm_backward(dout, cache, "layernorm")
