@@ -15,6 +15,7 @@ from pathlib import Path
 
 from Cython.Build import cythonize
 from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
 
 DEBUG = os.environ.get("FASTFC_CYTHON_DEBUG", "0") not in ("", "0")
 NATIVE = os.environ.get("FASTFC_NATIVE", "0") not in ("", "0")
@@ -57,7 +58,32 @@ extensions = [
     for name in KERNELS
 ]
 
+MODE = "debug" if DEBUG else ("native" if NATIVE else "release")
+
+
+class BuildExt(build_ext):
+    """build_ext that recompiles everything when the build mode changed since last time.
+
+    Debug and release objects share output paths; without this a release build after a
+    debug build would keep the slow, checked modules (the sources are not newer).
+    """
+
+    def finalize_options(self):
+        super().finalize_options()
+        if not self.parallel:
+            self.parallel = os.cpu_count() or 1
+
+    def run(self):
+        stamp = Path(self.build_temp) / "fastfc-build-mode"
+        if not stamp.exists() or stamp.read_text() != MODE:
+            self.force = True
+        super().run()
+        stamp.parent.mkdir(parents=True, exist_ok=True)
+        stamp.write_text(MODE)
+
+
 setup(
+    cmdclass={"build_ext": BuildExt},
     ext_modules=cythonize(
         extensions,
         compiler_directives=DIRECTIVES,

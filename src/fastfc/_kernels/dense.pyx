@@ -125,12 +125,15 @@ def _bias_act(int kind, floating[:, ::1] z, const floating[::1] b, floating[:, :
                 _copy(&z[0, 0], &out[0, 0], n * d)
 
 
-def _act_backward(int kind, const floating[::1] z, const floating[::1] y,
-                  floating[::1] dout, floating alpha=0.01):
+def _act_backward(int kind, z, const floating[::1] y, floating[::1] dout,
+                  floating alpha=0.01):
     """dout *= f'(z) in place (z is read for swish only and may be None otherwise)."""
+    # z is an untyped argument so that None does not steer the fused-type dispatch
+    cdef const floating[::1] zv
     cdef const floating* z_ptr = NULL
     if z is not None:
-        z_ptr = &z[0]
+        zv = z
+        z_ptr = &zv[0]
     with nogil:
         act_backward(kind, z_ptr, &y[0], &dout[0], y.shape[0], alpha)
 
