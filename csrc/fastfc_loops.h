@@ -22,6 +22,42 @@
 #define FFC_RESTRICT __restrict__
 #endif
 
+/*
+ * Counter-based random bits for dropout masks: element k of a mask is a hash of
+ * (k, key1, key2), where the keys come from (seed, step, layer).  Masks are thus
+ * reproducible from the step number alone (no generator state to save), and a
+ * forward pass repeated at the same step draws the same mask.
+ */
+static inline uint32_t ffc_hash32(uint32_t x)
+{
+    /* "lowbias32" integer finaliser (C. Wellons) */
+    x ^= x >> 16;
+    x *= 0x7feb352dU;
+    x ^= x >> 15;
+    x *= 0x846ca68bU;
+    x ^= x >> 16;
+    return x;
+}
+
+static inline uint64_t ffc_splitmix64(uint64_t x)
+{
+    x += 0x9e3779b97f4a7c15ULL;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+    return x ^ (x >> 31);
+}
+
+/* mask[k] = uniform(k) < p, with p given as threshold = round(p * 2**24) */
+static inline void ffc_dropout_mask(uint8_t *FFC_RESTRICT mask, ptrdiff_t size,
+                                    uint32_t threshold, uint64_t key)
+{
+    const uint32_t k1 = (uint32_t)key, k2 = (uint32_t)(key >> 32);
+    for (ptrdiff_t k = 0; k < size; ++k) {
+        uint32_t h = ffc_hash32(ffc_hash32((uint32_t)k ^ k1) + k2);
+        mask[k] = (uint8_t)((h >> 8) < threshold);
+    }
+}
+
 #define FFC_REAL float
 #define FFC_SUF(name) name##_s
 #define FFC_EXP expf

@@ -155,6 +155,29 @@ static inline void FFC_SUF(ffc_dropout_apply)(const FFC_REAL *x, const uint8_t *
     for (ptrdiff_t k = 0; k < size; ++k) out[k] = mask[k] ? x[k] * scale : (FFC_REAL)0;
 }
 
+/* rows of x gathered by index, cast to this type: out[i, :] = x[idx[i], :] */
+static inline void FFC_SUF(ffc_gather_rows_f)(const float *FFC_RESTRICT x, const intptr_t *idx,
+                                              ptrdiff_t n, ptrdiff_t d,
+                                              FFC_REAL *FFC_RESTRICT out)
+{
+    for (ptrdiff_t i = 0; i < n; ++i) {
+        const float *src = x + (ptrdiff_t)idx[i] * d;
+        FFC_REAL *dst = out + i * d;
+        for (ptrdiff_t j = 0; j < d; ++j) dst[j] = (FFC_REAL)src[j];
+    }
+}
+
+static inline void FFC_SUF(ffc_gather_rows_d)(const double *FFC_RESTRICT x, const intptr_t *idx,
+                                              ptrdiff_t n, ptrdiff_t d,
+                                              FFC_REAL *FFC_RESTRICT out)
+{
+    for (ptrdiff_t i = 0; i < n; ++i) {
+        const double *src = x + (ptrdiff_t)idx[i] * d;
+        FFC_REAL *dst = out + i * d;
+        for (ptrdiff_t j = 0; j < d; ++j) dst[j] = (FFC_REAL)src[j];
+    }
+}
+
 /* ------------------------------------------------------------------ losses */
 
 /*

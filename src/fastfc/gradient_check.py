@@ -195,6 +195,8 @@ class GradientCheck:
                 if had_dtype:
                     model.dtype = np.float64
             _, grads = model.loss(X, y)
+            # models may reuse their gradient buffers on the next call: keep a copy
+            grads = {k: np.array(v, copy=True) for k, v in grads.items()}
             errors = {}
             for name in model.params:
                 param = model.params[name]

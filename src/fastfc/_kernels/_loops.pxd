@@ -1,5 +1,5 @@
 # Declarations of the C loops in csrc/fastfc_loops.h (float: _s, double: _d).
-from libc.stdint cimport uint8_t, intptr_t
+from libc.stdint cimport uint8_t, uint32_t, uint64_t, intptr_t
 
 cdef extern from "fastfc_loops.h" nogil:
     enum:
@@ -9,6 +9,13 @@ cdef extern from "fastfc_loops.h" nogil:
         FFC_ACT_SIGMOID
         FFC_ACT_TANH
         FFC_ACT_SWISH
+
+    void ffc_dropout_mask(uint8_t* mask, Py_ssize_t size, uint32_t threshold, uint64_t key)
+    uint64_t ffc_splitmix64(uint64_t x)
+    void ffc_gather_rows_f_s(const float* x, const intptr_t* idx, Py_ssize_t n, Py_ssize_t d, float* out)
+    void ffc_gather_rows_d_s(const double* x, const intptr_t* idx, Py_ssize_t n, Py_ssize_t d, float* out)
+    void ffc_gather_rows_f_d(const float* x, const intptr_t* idx, Py_ssize_t n, Py_ssize_t d, double* out)
+    void ffc_gather_rows_d_d(const double* x, const intptr_t* idx, Py_ssize_t n, Py_ssize_t d, double* out)
 
     void ffc_fill_rows_s(float* out, const float* b, Py_ssize_t n, Py_ssize_t d)
     void ffc_fill_rows_d(double* out, const double* b, Py_ssize_t n, Py_ssize_t d)

@@ -112,10 +112,10 @@ def _gemm(const floating[:, ::1] a, const floating[:, ::1] b, floating[:, ::1] c
              &b[0, 0], b.shape[1], beta, &c[0, 0], n)
 
 
-def _axpy(floating alpha, const floating[::1] x, floating[::1] y):
+def _axpy(double alpha, const floating[::1] x, floating[::1] y):
     """y += alpha * x"""
     with nogil:
-        axpy(x.shape[0], alpha, &x[0], &y[0])
+        axpy(x.shape[0], <floating>alpha, &x[0], &y[0])
 
 
 def _dot(const floating[::1] x, const floating[::1] y):
@@ -126,7 +126,7 @@ def _dot(const floating[::1] x, const floating[::1] y):
     return r
 
 
-def _scal(floating alpha, floating[::1] x):
+def _scal(double alpha, floating[::1] x):
     """x *= alpha"""
     with nogil:
-        scal(x.shape[0], alpha, &x[0])
+        scal(x.shape[0], <floating>alpha, &x[0])
