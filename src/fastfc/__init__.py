@@ -2,17 +2,27 @@
 
 A drop-in replacement for the CS231n fully-connected-net code base: change
 ``cs231n.`` to ``fastfc.`` in an import and the same calls give the same numbers.
+``Net`` is the fast model (one compiled call per training step), ``Solver`` trains
+either kind.
 """
 from fastfc._config import __version__
 from fastfc import layers, layer_utils, optim, gradient_check
+from fastfc.classifiers.fc_net import FullyConnectedNet, TwoLayerNet
 from fastfc.gradient_check import GradientCheck, rel_error
+from fastfc.net import Net
+from fastfc.solver import Solver, TrainingDiverged
 
 __all__ = [
     "__version__",
+    "Net",
+    "Solver",
+    "TrainingDiverged",
+    "FullyConnectedNet",
+    "TwoLayerNet",
+    "GradientCheck",
+    "rel_error",
     "layers",
     "layer_utils",
     "optim",
     "gradient_check",
-    "GradientCheck",
-    "rel_error",
 ]

@@ -139,9 +139,10 @@ class GradientCheck:
     verbose : bool
         Print the table when :meth:`run` ends.
 
-    The check runs in float64: if the model has a ``dtype`` attribute (as the CS231n
-    nets do) it is switched to float64 for the check and restored afterwards, together
-    with the parameters.
+    The check runs in float64: a model with an ``astype(dtype)`` method (fastfc.Net)
+    is checked on a float64 copy; otherwise the parameters (and a ``dtype`` attribute,
+    as the CS231n nets have) are switched to float64 for the check and restored
+    afterwards.
     """
 
     def __init__(self, model, h=1e-5, check_input=False, max_checks=None, seed=0,
@@ -179,52 +180,57 @@ class GradientCheck:
 
     def run(self, X, y):
         """Check the gradients at (X, y); returns {name: max relative error}."""
-        model = self.model
         rng = np.random.default_rng(self.seed)
-        saved_params = dict(model.params)
-        had_dtype = hasattr(model, "dtype")
-        saved_dtype = getattr(model, "dtype", None)
-        to64 = getattr(model, "_astype_for_gradcheck", None)
         X = np.array(X, dtype=np.float64, copy=True)
-        try:
-            if to64 is not None:
-                to64(np.float64)
-            else:
-                for k, v in saved_params.items():
-                    model.params[k] = np.array(v, dtype=np.float64, copy=True)
-                if had_dtype:
-                    model.dtype = np.float64
-            _, grads = model.loss(X, y)
-            # models may reuse their gradient buffers on the next call: keep a copy
-            grads = {k: np.array(v, copy=True) for k, v in grads.items()}
-            errors = {}
-            for name in model.params:
-                param = model.params[name]
-                if name not in grads:
-                    raise ValueError(f"model.loss returned no gradient for {name!r}")
-                idx, num = self._numeric(lambda: float(model.loss(X, y)[0]), param, rng)
-                ana = np.array([np.asarray(grads[name])[ix] for ix in idx])
-                errors[name] = rel_error(num, ana)
-            if self.check_input:
-                dX = grads.get("X")
-                if dX is None and hasattr(model, "loss_and_input_grad"):
-                    dX = model.loss_and_input_grad(X, y)[1]
-                if dX is None:
-                    raise ValueError("check_input=True needs grads['X'] or "
-                                     "model.loss_and_input_grad(X, y)")
-                idx, num = self._numeric(lambda: float(model.loss(X, y)[0]), X, rng)
-                errors["X"] = rel_error(num, [np.asarray(dX)[ix] for ix in idx])
-        finally:
-            if to64 is not None:
-                to64(saved_dtype, saved_params)
-            else:
-                model.params.clear()
-                model.params.update(saved_params)
-                if had_dtype:
-                    model.dtype = saved_dtype
+        if callable(getattr(self.model, "astype", None)):
+            # models that can copy themselves (fastfc.Net) are checked on a float64 copy
+            errors = self._check(self.model.astype(np.float64), X, y, rng)
+        else:
+            errors = self._check_in_float64(X, y, rng)
         self.errors_ = errors
         if self.verbose:
             print(self.report())
+        return errors
+
+    def _check_in_float64(self, X, y, rng):
+        """Cast the model's params (and dtype) to float64 for the check, then restore."""
+        model = self.model
+        saved_params = dict(model.params)
+        had_dtype = hasattr(model, "dtype")
+        saved_dtype = getattr(model, "dtype", None)
+        try:
+            for k, v in saved_params.items():
+                model.params[k] = np.array(v, dtype=np.float64, copy=True)
+            if had_dtype:
+                model.dtype = np.float64
+            return self._check(model, X, y, rng)
+        finally:
+            model.params.clear()
+            model.params.update(saved_params)
+            if had_dtype:
+                model.dtype = saved_dtype
+
+    def _check(self, model, X, y, rng):
+        _, grads = model.loss(X, y)
+        # models may reuse their gradient buffers on the next call: keep a copy
+        grads = {k: np.array(v, copy=True) for k, v in grads.items()}
+        errors = {}
+        for name in model.params:
+            param = model.params[name]
+            if name not in grads:
+                raise ValueError(f"model.loss returned no gradient for {name!r}")
+            idx, num = self._numeric(lambda: float(model.loss(X, y)[0]), param, rng)
+            ana = np.array([grads[name][ix] for ix in idx])
+            errors[name] = rel_error(num, ana)
+        if self.check_input:
+            dX = grads.get("X")
+            if dX is None and hasattr(model, "loss_and_input_grad"):
+                dX = model.loss_and_input_grad(X, y)[1]
+            if dX is None:
+                raise ValueError("check_input=True needs grads['X'] or "
+                                 "model.loss_and_input_grad(X, y)")
+            idx, num = self._numeric(lambda: float(model.loss(X, y)[0]), X, rng)
+            errors["X"] = rel_error(num, [np.asarray(dX)[ix] for ix in idx])
         return errors
 
     def report(self):

@@ -1,0 +1,626 @@
+"""The whole-network training step behind :class:`fastfc.Net`.
+
+One call of :meth:`NetCore.train_step` runs, without the GIL and without Python per
+layer:
+
+1. (optionally) gather the minibatch rows of X by index, casting to the net's dtype;
+2. the forward pass: per hidden layer ``z = x @ W`` (GEMM), then in one pass over z
+   the bias, the normalisation (batch or layer norm), the activation and dropout;
+   the output affine layer;
+3. the softmax (or SVM) loss, writing dscores;
+4. the backward pass, reusing the forward buffers (no dX for the first layer);
+5. the update rule over all parameters, with the L2 term ``reg * W`` fused in.
+
+All parameters live in one flat buffer (W1, b1[, gamma1, beta1], W2, ...), their
+gradients and the optimiser state in flat buffers of the same layout; the workspaces
+are allocated once per batch capacity.  The Python class ``fastfc.net.Net`` owns the
+arrays and validates its arguments; this module trusts it.
+"""
+from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_C_CONTIGUOUS, PyBUF_FORMAT
+from libc.stdint cimport uint8_t, uint32_t, uint64_t, intptr_t
+from libc.stdlib cimport calloc, free
+
+import numpy as np
+
+from fastfc._kernels._types cimport floating
+from fastfc._kernels._loops cimport *
+from fastfc._kernels.blas cimport gemm, dot
+from fastfc._kernels.dense cimport affine_forward, act_backward
+from fastfc._kernels.losses cimport softmax_xent, svm_hinge
+from fastfc._kernels.norm cimport (bn_forward_train, bn_forward_test, bn_backward,
+                                   ln_forward, ln_backward)
+from fastfc._kernels.optim cimport (sgd_step, momentum_step, nesterov_step,
+                                    rmsprop_step, adam_step)
+
+NORM_CODES = {None: 0, "batchnorm": 1, "layernorm": 2}
+RULE_CODES = {"sgd": 0, "sgd_momentum": 1, "sgd_nesterov_momentum": 2, "rmsprop": 3,
+              "adam": 4}
+LOSS_CODES = {"softmax": 0, "svm": 1}
+
+cdef enum:
+    NORM_NONE = 0
+    NORM_BATCH = 1
+    NORM_LAYER = 2
+
+cdef enum:
+    RULE_SGD = 0
+    RULE_MOMENTUM = 1
+    RULE_NESTEROV = 2
+    RULE_RMSPROP = 3
+    RULE_ADAM = 4
+
+
+cdef struct Layer:
+    int d_in
+    int d_out
+    Py_ssize_t w_off        # offsets into the flat parameter / gradient buffers
+    Py_ssize_t b_off
+    Py_ssize_t g_off        # gamma (normalised hidden layers)
+    Py_ssize_t be_off       # beta
+    Py_ssize_t end_off      # one past this layer's last parameter
+    void* z                 # (n, d_out) affine output, bias added
+    void* xhat              # (n, d_out) normalised z
+    void* hn                # (n, d_out) gamma * xhat + beta: the activation input
+    void* y                 # (n, d_out) activation output (aliases its input unless swish)
+    void* a                 # (n, d_out) output after dropout (aliases y without dropout)
+    uint8_t* mask           # (n, d_out) dropout mask
+    void* mean              # batch norm: (d_out,); layer norm: (n,)
+    void* var
+    void* inv_std
+    void* running_mean      # batch norm running statistics (d_out,)
+    void* running_var
+
+
+cdef struct NetState:
+    int n_layers
+    int act
+    double alpha
+    int norm
+    bint dropout
+    uint32_t threshold      # keep probability * 2**24
+    double drop_scale       # 1 / keep probability
+    double bn_eps
+    double bn_momentum
+    int loss_kind
+    Layer* layers
+    void* params
+    void* grads
+    void* xbuf              # (n, d_in) gathered minibatch
+    void* g_a               # two (n, max width) gradient buffers
+    void* g_b
+    int rule
+    double lr
+    double mom
+    double decay_rate
+    double beta1
+    double beta2
+    double epsilon
+    double reg
+    long t
+    void* s1                # optimiser state (velocity / cache / m)
+    void* s2                # second optimiser state (adam's v)
+    uint64_t drop_key
+    uint64_t step
+
+
+cdef inline uint64_t _layer_key(NetState* st, int i) noexcept nogil:
+    return ffc_splitmix64(st.drop_key ^ ffc_splitmix64(st.step * 0x100000001b3ULL + <uint64_t>i))
+
+
+cdef void _forward(NetState* st, const floating* X, Py_ssize_t n, bint train) noexcept nogil:
+    """Forward pass; the scores end in layers[L-1].z."""
+    cdef floating* P = <floating*>st.params
+    cdef const floating* x_in = X
+    cdef Layer* ly
+    cdef int i, d_in, d
+    cdef floating* z
+    cdef floating* act_in
+    cdef floating* y
+    cdef const floating* bias
+    for i in range(st.n_layers - 1):
+        ly = &st.layers[i]
+        d_in = ly.d_in
+        d = ly.d_out
+        z = <floating*>ly.z
+        # z = x_in @ W
+        gemm(False, False, <int>n, d, d_in, <floating>1, x_in, d_in, P + ly.w_off, d,
+             <floating>0, z, d)
+        if st.norm == NORM_NONE:
+            act_in = z
+            bias = P + ly.b_off
+        else:
+            # z += b, then normalise z into hn
+            if floating is float:
+                ffc_bias_act_inplace_s(FFC_ACT_IDENTITY, z, P + ly.b_off, n, d, 0)
+            else:
+                ffc_bias_act_inplace_d(FFC_ACT_IDENTITY, z, P + ly.b_off, n, d, 0)
+            act_in = <floating*>ly.hn
+            bias = NULL
+            if st.norm == NORM_BATCH:
+                if train:
+                    bn_forward_train(z, n, d, P + ly.g_off, P + ly.be_off,
+                                     <floating>st.bn_eps, <floating>st.bn_momentum,
+                                     <floating*>ly.running_mean, <floating*>ly.running_var,
+                                     act_in, <floating*>ly.xhat, <floating*>ly.mean,
+                                     <floating*>ly.var, <floating*>ly.inv_std)
+                else:
+                    bn_forward_test(z, n, d, P + ly.g_off, P + ly.be_off,
+                                    <floating>st.bn_eps, <floating*>ly.running_mean,
+                                    <floating*>ly.running_var, act_in, NULL,
+                                    <floating*>ly.inv_std)
+            else:
+                ln_forward(z, n, d, P + ly.g_off, P + ly.be_off, <floating>st.bn_eps,
+                           act_in, <floating*>ly.xhat, <floating*>ly.mean,
+                           <floating*>ly.inv_std)
+        # y = f(act_in + bias)
+        y = <floating*>ly.y
+        if st.act == FFC_ACT_SWISH:
+            if floating is float:
+                ffc_bias_swish_s(act_in, bias, y, n, d)
+            else:
+                ffc_bias_swish_d(act_in, bias, y, n, d)
+        else:
+            if floating is float:
+                ffc_bias_act_inplace_s(st.act, act_in, bias, n, d, <float>st.alpha)
+            else:
+                ffc_bias_act_inplace_d(st.act, act_in, bias, n, d, st.alpha)
+        if st.dropout and train:
+            # a = y * mask / p
+            ffc_dropout_mask(ly.mask, n * d, st.threshold, _layer_key(st, i))
+            if floating is float:
+                ffc_dropout_apply_s(y, ly.mask, <float>st.drop_scale, <float*>ly.a, n * d)
+            else:
+                ffc_dropout_apply_d(y, ly.mask, st.drop_scale, <double*>ly.a, n * d)
+            x_in = <floating*>ly.a
+        else:
+            x_in = y
+    ly = &st.layers[st.n_layers - 1]
+    # scores = x_in @ W_L + b_L
+    affine_forward(x_in, P + ly.w_off, P + ly.b_off, <floating*>ly.z, <int>n, ly.d_in,
+                   ly.d_out)
+
+
+cdef void _backward(NetState* st, const floating* X, Py_ssize_t n) noexcept nogil:
+    """Backward pass from dscores (in g_a) to every parameter gradient (no dX)."""
+    cdef floating* P = <floating*>st.params
+    cdef floating* dP = <floating*>st.grads
+    cdef floating* G = <floating*>st.g_a
+    cdef floating* G2 = <floating*>st.g_b
+    cdef floating* tmp
+    cdef const floating* x_in
+    cdef floating* act_in
+    cdef Layer* ly
+    cdef Layer* prev
+    cdef int i, d_in, d
+    for i in range(st.n_layers - 1, -1, -1):
+        ly = &st.layers[i]
+        d_in = ly.d_in
+        d = ly.d_out
+        if i < st.n_layers - 1:
+            # G holds d(loss)/d(a_i); undo dropout, activation and normalisation
+            if st.dropout:
+                if floating is float:
+                    ffc_dropout_apply_s(G, ly.mask, <float>st.drop_scale, G, n * d)
+                else:
+                    ffc_dropout_apply_d(G, ly.mask, st.drop_scale, G, n * d)
+            act_in = <floating*>(ly.z if st.norm == NORM_NONE else ly.hn)
+            act_backward(st.act, act_in, <floating*>ly.y, G, n * d, <floating>st.alpha)
+            if st.norm == NORM_BATCH:
+                bn_backward(G, <floating*>ly.xhat, n, d, P + ly.g_off, <floating*>ly.inv_std,
+                            G, dP + ly.g_off, dP + ly.be_off)
+            elif st.norm == NORM_LAYER:
+                ln_backward(G, <floating*>ly.xhat, n, d, P + ly.g_off, <floating*>ly.inv_std,
+                            G, dP + ly.g_off, dP + ly.be_off)
+        if i == 0:
+            x_in = X
+        else:
+            prev = &st.layers[i - 1]
+            x_in = <floating*>(prev.a if st.dropout else prev.y)
+        # dW = x_in.T @ G
+        gemm(True, False, d_in, d, <int>n, <floating>1, x_in, d_in, G, d, <floating>0,
+             dP + ly.w_off, d)
+        # db = G.sum(axis=0)
+        if floating is float:
+            ffc_col_sum_s(G, n, d, dP + ly.b_off)
+        else:
+            ffc_col_sum_d(G, n, d, dP + ly.b_off)
+        if i > 0:
+            # G2 = G @ W.T
+            gemm(False, True, <int>n, d_in, d, <floating>1, G, d, P + ly.w_off, d,
+                 <floating>0, G2, d_in)
+            tmp = G
+            G = G2
+            G2 = tmp
+
+
+cdef double _weights_sq(NetState* st, floating dummy) noexcept nogil:
+    """sum over layers of (W ** 2).sum()"""
+    cdef floating* P = <floating*>st.params
+    cdef double total = 0
+    cdef int i
+    cdef Layer* ly
+    for i in range(st.n_layers):
+        ly = &st.layers[i]
+        if floating is float:
+            total += ffc_sum_sq_s(P + ly.w_off, ly.b_off - ly.w_off)
+        else:
+            total += ffc_sum_sq_d(P + ly.w_off, ly.b_off - ly.w_off)
+    return total
+
+
+cdef void _update_segment(NetState* st, floating* w, const floating* dw, floating* s1,
+                          floating* s2, Py_ssize_t size, floating reg) noexcept nogil:
+    cdef floating lr = <floating>st.lr
+    if st.rule == RULE_SGD:
+        sgd_step(w, dw, size, lr, reg)
+    elif st.rule == RULE_MOMENTUM:
+        momentum_step(w, dw, s1, size, lr, <floating>st.mom, reg)
+    elif st.rule == RULE_NESTEROV:
+        nesterov_step(w, dw, s1, size, lr, <floating>st.mom, reg)
+    elif st.rule == RULE_RMSPROP:
+        rmsprop_step(w, dw, s1, size, lr, <floating>st.decay_rate, <floating>st.epsilon, reg)
+    else:
+        adam_step(w, dw, s1, s2, size, lr, <floating>st.beta1, <floating>st.beta2,
+                  <floating>st.epsilon, reg, st.t)
+
+
+cdef void _update(NetState* st, floating dummy) noexcept nogil:
+    """One step of the update rule over every parameter; L2 (reg * W) on weights only."""
+    cdef floating* P = <floating*>st.params
+    cdef floating* dP = <floating*>st.grads
+    cdef floating* s1 = <floating*>st.s1
+    cdef floating* s2 = <floating*>st.s2
+    cdef int i
+    cdef Layer* ly
+    cdef Py_ssize_t o
+    if st.rule == RULE_ADAM:
+        st.t += 1
+    for i in range(st.n_layers):
+        ly = &st.layers[i]
+        o = ly.w_off
+        _update_segment(st, P + o, dP + o, s1 + o if s1 != NULL else NULL,
+                        s2 + o if s2 != NULL else NULL, ly.b_off - o, <floating>st.reg)
+        o = ly.b_off
+        _update_segment(st, P + o, dP + o, s1 + o if s1 != NULL else NULL,
+                        s2 + o if s2 != NULL else NULL, ly.end_off - o, <floating>0)
+
+
+cdef Py_ssize_t _bad_label(const intptr_t* y, Py_ssize_t n, Py_ssize_t c) noexcept nogil:
+    cdef Py_ssize_t i
+    for i in range(n):
+        if y[i] < 0 or y[i] >= c:
+            return i
+    return -1
+
+
+cdef void _gather(const void* X, bint x_is_float, const intptr_t* idx, Py_ssize_t n,
+                  Py_ssize_t d, floating* out) noexcept nogil:
+    if floating is float:
+        if x_is_float:
+            ffc_gather_rows_f_s(<const float*>X, idx, n, d, out)
+        else:
+            ffc_gather_rows_d_s(<const double*>X, idx, n, d, out)
+    else:
+        if x_is_float:
+            ffc_gather_rows_f_d(<const float*>X, idx, n, d, out)
+        else:
+            ffc_gather_rows_d_d(<const double*>X, idx, n, d, out)
+
+
+cdef double _step(NetState* st, const void* X, bint x_is_float, bint gather,
+                  const intptr_t* idx, const intptr_t* labels, Py_ssize_t n, bint train,
+                  bint backward, bint update, floating dummy) noexcept nogil:
+    """Forward [+ loss + backward [+ update]]; returns the data loss (0 without labels)."""
+    cdef const floating* x_in
+    cdef Layer* last = &st.layers[st.n_layers - 1]
+    cdef double loss = 0
+    if gather:
+        _gather(X, x_is_float, idx, n, st.layers[0].d_in, <floating*>st.xbuf)
+        x_in = <floating*>st.xbuf
+    else:
+        x_in = <const floating*>X
+    _forward(st, x_in, n, train)
+    if labels == NULL:
+        return 0
+    if st.loss_kind == 0:
+        loss = softmax_xent(<floating*>last.z, labels, n, last.d_out, <floating*>st.g_a)
+    else:
+        loss = svm_hinge(<floating*>last.z, labels, n, last.d_out, <floating*>st.g_a)
+    if st.reg != 0:
+        loss += 0.5 * st.reg * _weights_sq(st, dummy)
+    if backward:
+        _backward(st, x_in, n)
+    if update:
+        _update(st, dummy)
+    return loss
+
+
+cdef class NetCore:
+    """Pointers and settings of one Net; see fastfc.net.Net for the public interface."""
+    cdef NetState st
+    cdef readonly bint is_float
+    cdef readonly Py_ssize_t capacity
+    cdef readonly object dims
+    cdef readonly object dtype
+    cdef list _keep           # workspace arrays kept alive while pointers use them
+    cdef object _params, _grads, _state1, _state2, _running
+
+    def __cinit__(self):
+        self.st.layers = NULL
+
+    def __init__(self, dims, dtype, int act, double alpha, int norm, double keep_prob,
+                 double bn_eps, double bn_momentum, int loss_kind, uint64_t drop_key):
+        cdef int i
+        cdef Py_ssize_t off = 0
+        cdef Layer* ly
+        self.dims = tuple(int(d) for d in dims)
+        self.dtype = np.dtype(dtype)
+        self.is_float = self.dtype == np.float32
+        self.capacity = 0
+        self._keep = []
+        st = &self.st
+        st.n_layers = len(self.dims) - 1
+        st.layers = <Layer*>calloc(st.n_layers, sizeof(Layer))
+        if st.layers == NULL:
+            raise MemoryError()
+        st.act = act
+        st.alpha = alpha
+        st.norm = norm
+        st.dropout = keep_prob < 1.0
+        st.threshold = <uint32_t>(keep_prob * 16777216.0 + 0.5)
+        st.drop_scale = 1.0 / keep_prob
+        st.bn_eps = bn_eps
+        st.bn_momentum = bn_momentum
+        st.loss_kind = loss_kind
+        st.drop_key = drop_key
+        st.step = 0
+        st.rule = RULE_SGD
+        st.lr = 1e-2
+        st.t = 0
+        st.reg = 0
+        st.s1 = NULL
+        st.s2 = NULL
+        for i in range(st.n_layers):
+            ly = &st.layers[i]
+            ly.d_in = self.dims[i]
+            ly.d_out = self.dims[i + 1]
+            ly.w_off = off
+            off += <Py_ssize_t>ly.d_in * ly.d_out
+            ly.b_off = off
+            off += ly.d_out
+            if norm != NORM_NONE and i < st.n_layers - 1:
+                ly.g_off = off
+                off += ly.d_out
+                ly.be_off = off
+                off += ly.d_out
+            ly.end_off = off
+
+    def __dealloc__(self):
+        free(self.st.layers)
+
+    def layout(self):
+        """[(name, offset, shape)] of every parameter in the flat buffer, in order."""
+        cdef Layer* ly
+        out = []
+        for i in range(self.st.n_layers):
+            ly = &self.st.layers[i]
+            out.append((f"W{i + 1}", ly.w_off, (ly.d_in, ly.d_out)))
+            out.append((f"b{i + 1}", ly.b_off, (ly.d_out,)))
+            if self.st.norm != NORM_NONE and i < self.st.n_layers - 1:
+                out.append((f"gamma{i + 1}", ly.g_off, (ly.d_out,)))
+                out.append((f"beta{i + 1}", ly.be_off, (ly.d_out,)))
+        return out
+
+    @property
+    def n_params(self):
+        return self.st.layers[self.st.n_layers - 1].end_off
+
+    def bind(self, params, grads, running):
+        """Point the kernels at the flat parameter and gradient buffers and, for batch
+        norm, at the running statistics [(mean, var)] of each hidden layer."""
+        self._params = params
+        self._grads = grads
+        self._running = running
+        self.st.params = _data_ptr(params, self.dtype, self.n_params)
+        self.st.grads = _data_ptr(grads, self.dtype, self.n_params)
+        if self.st.norm == NORM_BATCH:
+            for i in range(self.st.n_layers - 1):
+                mean, var = running[i]
+                self.st.layers[i].running_mean = _data_ptr(mean, self.dtype, self.dims[i + 1])
+                self.st.layers[i].running_var = _data_ptr(var, self.dtype, self.dims[i + 1])
+
+    def set_optimizer(self, int rule, double lr, double mom, double decay_rate,
+                      double beta1, double beta2, double epsilon, long t, state1, state2):
+        """Select the update rule, its hyper-parameters and flat state buffers."""
+        self.st.rule = rule
+        self.st.lr = lr
+        self.st.mom = mom
+        self.st.decay_rate = decay_rate
+        self.st.beta1 = beta1
+        self.st.beta2 = beta2
+        self.st.epsilon = epsilon
+        self.st.t = t
+        self._state1 = state1
+        self._state2 = state2
+        self.st.s1 = NULL if state1 is None else _data_ptr(state1, self.dtype, self.n_params)
+        self.st.s2 = NULL if state2 is None else _data_ptr(state2, self.dtype, self.n_params)
+
+    property learning_rate:
+        def __get__(self):
+            return self.st.lr
+
+        def __set__(self, double value):
+            self.st.lr = value
+
+    property reg:
+        def __get__(self):
+            return self.st.reg
+
+        def __set__(self, double value):
+            self.st.reg = value
+
+    property t:
+        def __get__(self):
+            return self.st.t
+
+        def __set__(self, long value):
+            self.st.t = value
+
+    property step:
+        """Number of training steps taken (keys the dropout masks)."""
+        def __get__(self):
+            return self.st.step
+
+        def __set__(self, uint64_t value):
+            self.st.step = value
+
+    property drop_key:
+        def __get__(self):
+            return self.st.drop_key
+
+        def __set__(self, uint64_t value):
+            self.st.drop_key = value
+
+    def ensure_capacity(self, Py_ssize_t n):
+        """Allocate the workspaces for minibatches of up to n rows (grow only)."""
+        if n <= self.capacity:
+            return
+        cap = max(n, 2 * self.capacity) if self.capacity else n
+        keep = []
+        cdef Layer* ly
+        cdef int i
+        width = max(self.dims[1:])
+        self.st.xbuf = _alloc(keep, (cap, self.dims[0]), self.dtype)
+        self.st.g_a = _alloc(keep, (cap, width), self.dtype)
+        self.st.g_b = _alloc(keep, (cap, width), self.dtype)
+        for i in range(self.st.n_layers):
+            ly = &self.st.layers[i]
+            d = ly.d_out
+            ly.z = _alloc(keep, (cap, d), self.dtype)
+            if i == self.st.n_layers - 1:
+                continue
+            if self.st.norm != NORM_NONE:
+                ly.xhat = _alloc(keep, (cap, d), self.dtype)
+                ly.hn = _alloc(keep, (cap, d), self.dtype)
+                rows = d if self.st.norm == NORM_BATCH else cap
+                ly.mean = _alloc(keep, (rows,), self.dtype)
+                ly.var = _alloc(keep, (rows,), self.dtype)
+                ly.inv_std = _alloc(keep, (rows,), self.dtype)
+            act_in = ly.hn if self.st.norm != NORM_NONE else ly.z
+            ly.y = _alloc(keep, (cap, d), self.dtype) if self.st.act == FFC_ACT_SWISH else act_in
+            if self.st.dropout:
+                ly.a = _alloc(keep, (cap, d), self.dtype)
+                ly.mask = <uint8_t*>_alloc(keep, (cap, d), np.dtype(np.uint8))
+            else:
+                ly.a = ly.y
+                ly.mask = NULL
+        self._keep = keep
+        self.capacity = cap
+
+    def run(self, X, y, indices, bint train, bint backward, bint update):
+        """Forward [+ loss, backward, update] on a minibatch; returns the loss.
+
+        X: C-contiguous float32/float64 array with rows of dims[0] features (any
+        trailing shape), or the whole data set when ``indices`` (intp) picks the rows.
+        y: intp labels or None (forward only).  Checks labels before any work.
+        """
+        cdef Py_buffer xb
+        cdef Py_buffer yb
+        cdef Py_buffer ib
+        cdef const intptr_t* labels = NULL
+        cdef const intptr_t* idx = NULL
+        cdef Py_ssize_t n, rows, bad
+        cdef bint x_is_float, gather
+        cdef double loss
+        cdef Py_ssize_t d0 = self.dims[0]
+        PyObject_GetBuffer(X, &xb, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT)
+        try:
+            x_is_float = xb.format[0] == b'f' and xb.format[1] == 0
+            if not x_is_float and not (xb.format[0] == b'd' and xb.format[1] == 0):
+                raise TypeError(f"X must be float32 or float64, got format {xb.format!r}")
+            if xb.itemsize == 0 or xb.len % (xb.itemsize * d0) != 0:
+                raise ValueError(f"X does not hold rows of {d0} features")
+            rows = xb.len // (xb.itemsize * d0)
+            if indices is None:
+                n = rows
+                gather = x_is_float != self.is_float
+                if gather:
+                    idx_arr = np.arange(n, dtype=np.intp)
+                    indices = idx_arr
+            else:
+                gather = True
+            if gather:
+                PyObject_GetBuffer(indices, &ib, PyBUF_C_CONTIGUOUS)
+                try:
+                    n = ib.len // sizeof(intptr_t)
+                    idx = <const intptr_t*>ib.buf
+                    if n > 0 and _bad_label(idx, n, rows) >= 0:
+                        bad = _bad_label(idx, n, rows)
+                        raise ValueError(f"indices[{bad}] = {idx[bad]} is outside [0, {rows})")
+                finally:
+                    PyBuffer_Release(&ib)
+                # the buffer stays valid: `indices` is referenced until the call ends
+            if n == 0:
+                raise ValueError("X must hold at least one sample")
+            if y is not None:
+                PyObject_GetBuffer(y, &yb, PyBUF_C_CONTIGUOUS)
+                try:
+                    if yb.len // sizeof(intptr_t) != n:
+                        raise ValueError(f"y has {yb.len // sizeof(intptr_t)} labels for {n} samples")
+                    labels = <const intptr_t*>yb.buf
+                    n_classes = self.dims[self.st.n_layers]
+                    bad = _bad_label(labels, n, n_classes)
+                    if bad >= 0:
+                        raise ValueError(f"y[{bad}] = {labels[bad]} is outside "
+                                         f"[0, {n_classes}) for {n_classes} classes")
+                finally:
+                    PyBuffer_Release(&yb)
+            self.ensure_capacity(n)
+            with nogil:
+                if self.is_float:
+                    loss = _step(&self.st, xb.buf, x_is_float, gather, idx, labels, n,
+                                 train, backward, update, <float>0)
+                else:
+                    loss = _step(&self.st, xb.buf, x_is_float, gather, idx, labels, n,
+                                 train, backward, update, <double>0)
+                if update:
+                    self.st.step += 1
+        finally:
+            PyBuffer_Release(&xb)
+        return loss
+
+    def workspace(self, str name, int layer, Py_ssize_t n):
+        """A NumPy view of a workspace buffer of the last call (for tests and loss())."""
+        cdef Layer* ly = &self.st.layers[layer]
+        cdef void* ptr
+        d = ly.d_out
+        if name == "z":
+            ptr = ly.z
+        elif name == "y":
+            ptr = ly.y
+        elif name == "a":
+            ptr = ly.a
+        elif name == "dscores":
+            ptr = self.st.g_a
+        else:
+            raise KeyError(name)
+        for arr in self._keep:
+            if _data_ptr(arr, arr.dtype, arr.size) == ptr:
+                return arr.reshape(-1)[: n * d].reshape(n, d)
+        raise KeyError(name)
+
+
+cdef void* _alloc(list keep, shape, dtype) except NULL:
+    """A zeroed workspace array, kept alive in `keep`; returns its address."""
+    arr = np.zeros(shape, dtype=dtype)
+    keep.append(arr)
+    return _data_ptr(arr, arr.dtype, arr.size)
+
+
+cdef void* _data_ptr(arr, dtype, Py_ssize_t size) except NULL:
+    """Address of a C-contiguous array of `dtype` with at least `size` elements."""
+    if not isinstance(arr, np.ndarray) or arr.dtype != dtype or not arr.flags.c_contiguous \
+            or arr.size < size:
+        raise ValueError(f"internal buffer must be a C-contiguous {dtype} array of "
+                         f"{size} elements")
+    return <void*><size_t>arr.ctypes.data

@@ -1,0 +1,495 @@
+"""Solver: trains a classification model, compatible with the CS231n ``solver.py``.
+
+The Solver draws minibatches, calls ``model.loss`` and applies an update rule from
+:mod:`fastfc.optim` to every parameter, checks train and validation accuracy at the
+first step, every epoch end and the last step, and leaves the best parameters (by
+validation accuracy) in the model.  Everything the reference does it does the same
+way -- the same calls on NumPy's global generator, the same printed lines -- so runs
+are reproducible across the two.
+
+Beyond the reference:
+
+* a model that offers ``train_step`` (``fastfc.Net``) is trained through it: one
+  compiled call per step, minibatch rows gathered straight into the net's buffer;
+* a progress bar (tqdm, when installed) -- on by default when ``verbose`` and stdout
+  is a terminal;
+* early stopping (``patience``), restoring the best parameters;
+* a divergence guard: a non-finite loss stops training with :class:`TrainingDiverged`
+  naming the step, the best parameters restored;
+* Ctrl-C ends training with a warning and the best parameters;
+* safe checkpoints (``checkpoint_path``): an atomic ``.npz`` of plain arrays with a JSON
+  header holding parameters, optimiser state, histories, epoch and RNG state, and
+  :meth:`Solver.resume` to continue a run exactly where the checkpoint left it.
+"""
+import copy
+import math
+import pickle
+import sys
+import warnings
+
+import numpy as np
+
+from fastfc import _validation as V
+from fastfc import optim
+from fastfc.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+
+__all__ = ["Solver", "TrainingDiverged"]
+
+
+class TrainingDiverged(FloatingPointError):
+    """The loss became NaN or infinite during training."""
+
+
+_DEFAULTS = {
+    "update_rule": "sgd",
+    "optim_config": None,
+    "lr_decay": 1.0,
+    "batch_size": 100,
+    "num_epochs": 10,
+    "num_train_samples": 1000,
+    "num_val_samples": None,
+    "checkpoint_name": None,
+    "print_every": 10,
+    "verbose": True,
+    # beyond the reference
+    "progress": None,
+    "patience": None,
+    "checkpoint_path": None,
+}
+
+
+class Solver:
+    """Train a model with minibatch gradient descent.
+
+    Parameters
+    ----------
+    model : object
+        ``model.params`` (dict name -> ndarray) and ``model.loss(X, y=None)`` returning
+        scores (N, C) without labels and ``(loss, grads)`` with them.
+    data : dict
+        'X_train', 'y_train', 'X_val', 'y_val'.
+    update_rule : str or callable, default 'sgd'
+        A rule name in :mod:`fastfc.optim` or a function ``(w, dw, config) -> (next_w, config)``.
+    optim_config : dict
+        Hyper-parameters given to the rule; every parameter gets its own copy.
+    lr_decay : float, default 1.0
+        Every learning rate is multiplied by this at each epoch end.
+    batch_size : int, default 100
+    num_epochs : int, default 10
+    num_train_samples : int or None, default 1000
+        Training samples used to check training accuracy (None: all).
+    num_val_samples : int or None, default None
+        Validation samples used to check validation accuracy (None: all).
+    checkpoint_name : str or None
+        CS231n pickles ``<name>_epoch_<e>.pkl`` at each check (trusted files only:
+        loading a pickle runs code).
+    print_every : int, default 10
+    verbose : bool, default True
+    progress : bool or None
+        Show a tqdm progress bar; None shows it when ``verbose`` and stdout is a TTY.
+    patience : int or None
+        Stop when validation accuracy has not improved for this many epochs.
+    checkpoint_path : str or None
+        Write a safe ``.npz`` checkpoint here at every epoch end (see :meth:`resume`).
+
+    Unknown keyword arguments and update rules raise ValueError naming them.
+    """
+
+    def __init__(self, model, data, **kwargs):
+        self.model = model
+        if not hasattr(model, "params") or not hasattr(model, "loss"):
+            raise TypeError("model must have a 'params' dict and a 'loss(X, y=None)' method")
+        if not isinstance(data, dict):
+            raise TypeError(f"data must be a dict, got {type(data).__name__}")
+        missing = [k for k in ("X_train", "y_train", "X_val", "y_val") if k not in data]
+        if missing:
+            raise ValueError(f"data is missing {', '.join(missing)}")
+        self.X_train = data["X_train"]
+        self.y_train = data["y_train"]
+        self.X_val = data["X_val"]
+        self.y_val = data["y_val"]
+        for xs, ys in (("X_train", "y_train"), ("X_val", "y_val")):
+            if len(data[xs]) != len(data[ys]):
+                raise ValueError(f"{xs} has {len(data[xs])} samples but {ys} has "
+                                 f"{len(data[ys])} labels")
+        if len(self.X_train) == 0:
+            raise ValueError("X_train is empty")
+
+        unknown = [k for k in kwargs if k not in _DEFAULTS]
+        if unknown:
+            raise ValueError("Unrecognized arguments %s" % ", ".join('"%s"' % k for k in unknown))
+        opts = dict(_DEFAULTS, **kwargs)
+        self.update_rule = opts["update_rule"]
+        self.optim_config = opts["optim_config"] if opts["optim_config"] is not None else {}
+        if not isinstance(self.optim_config, dict):
+            raise TypeError("optim_config must be a dict")
+        self.lr_decay = V.check_scalar(opts["lr_decay"], "lr_decay", low=0.0)
+        self.batch_size = V.check_scalar(opts["batch_size"], "batch_size", low=1, integer=True)
+        self.num_epochs = V.check_scalar(opts["num_epochs"], "num_epochs", low=0, integer=True)
+        self.num_train_samples = opts["num_train_samples"]
+        self.num_val_samples = opts["num_val_samples"]
+        self.checkpoint_name = opts["checkpoint_name"]
+        self.print_every = V.check_scalar(opts["print_every"], "print_every", low=1,
+                                          integer=True)
+        self.verbose = opts["verbose"]
+        self.progress = opts["progress"]
+        self.patience = opts["patience"]
+        if self.patience is not None:
+            self.patience = V.check_scalar(self.patience, "patience", low=1, integer=True)
+        self.checkpoint_path = opts["checkpoint_path"]
+
+        if isinstance(self.update_rule, str):
+            if self.update_rule not in optim.UPDATE_RULES:
+                raise ValueError('Invalid update_rule "%s"' % self.update_rule)
+            self.rule_name = self.update_rule
+            self.update_rule = optim.UPDATE_RULES[self.update_rule]
+        elif callable(self.update_rule):
+            self.rule_name = None
+        else:
+            raise ValueError('Invalid update_rule "%s"' % (self.update_rule,))
+        self.fast = self.rule_name is not None and callable(getattr(model, "train_step", None))
+        self._reset()
+
+    # ------------------------------------------------------------------ state
+
+    def _reset(self):
+        """Set up the book-keeping; called by the constructor, not by users."""
+        self.epoch = 0
+        self.best_val_acc = 0
+        self.best_params = {}
+        self.loss_history = []
+        self.train_acc_history = []
+        self.val_acc_history = []
+        self.stopped_early = False
+        self.interrupted = False
+        self._bad_epochs = 0
+        self._next_it = 0
+        self._fast_ready = False
+        self._bar = None
+        self.optim_configs = {}
+        for p in self.model.params:
+            self.optim_configs[p] = {k: v for k, v in self.optim_config.items()}
+
+    def _prepare_fast(self):
+        """Hand the update rule to the model (Net) and index-ready training arrays."""
+        if self._fast_ready:
+            return
+        if getattr(self.model, "update_rule", None) != self.rule_name or \
+                getattr(self.model, "optim_config", None) is None:
+            self.model.set_optimizer(self.rule_name, **copy.deepcopy(self.optim_config))
+        X = np.asarray(self.X_train)
+        if X.dtype not in V.FLOAT_DTYPES:
+            X = X.astype(self.model.dtype)
+        self._X_fast = np.ascontiguousarray(X)
+        self._y_fast = V.as_labels(self.y_train, "y_train", len(self.y_train),
+                                   self.model.layer_dims[-1])
+        self._y_batch = np.empty(self.batch_size, dtype=np.intp)
+        self._fast_ready = True
+
+    def _learning_rates(self):
+        if self.fast:
+            return [self.model.learning_rate]
+        return [c.get("learning_rate") for c in self.optim_configs.values()]
+
+    def _decay_learning_rate(self):
+        if self.fast:
+            self.model.learning_rate = self.model.learning_rate * self.lr_decay
+            return
+        for k in self.optim_configs:
+            self.optim_configs[k]["learning_rate"] *= self.lr_decay
+
+    # ------------------------------------------------------------------ one step
+
+    def _step(self):
+        """One gradient step on a minibatch; appends the loss to loss_history."""
+        num_train = self.X_train.shape[0]
+        batch_mask = np.random.choice(num_train, self.batch_size)
+        if self.fast:
+            self._prepare_fast()
+            np.take(self._y_fast, batch_mask, out=self._y_batch)
+            loss = self.model.train_step(self._X_fast, self._y_batch, indices=batch_mask)
+            self.loss_history.append(loss)
+            return
+        X_batch = self.X_train[batch_mask]
+        y_batch = self.y_train[batch_mask]
+        loss, grads = self.model.loss(X_batch, y_batch)
+        self.loss_history.append(loss)
+        for p, w in self.model.params.items():
+            dw = grads[p]
+            config = self.optim_configs[p]
+            next_w, next_config = self.update_rule(w, dw, config)
+            self.model.params[p] = next_w
+            self.optim_configs[p] = next_config
+
+    # ------------------------------------------------------------------ accuracy
+
+    def check_accuracy(self, X, y, num_samples=None, batch_size=100):
+        """Fraction of correct predictions of the model on (X, y).
+
+        With ``num_samples`` (and more samples than that) a subsample is drawn with
+        ``np.random.choice(N, num_samples)``; predictions run in batches of batch_size.
+        """
+        N = X.shape[0]
+        if num_samples is not None and N > num_samples:
+            mask = np.random.choice(N, num_samples)
+            N = num_samples
+            X = X[mask]
+            y = y[mask]
+        num_batches = N // batch_size
+        if N % batch_size != 0:
+            num_batches += 1
+        y_pred = []
+        for i in range(num_batches):
+            start = i * batch_size
+            end = (i + 1) * batch_size
+            scores = self.model.loss(X[start:end])
+            y_pred.append(np.argmax(scores, axis=1))
+        y_pred = np.hstack(y_pred)
+        return np.mean(y_pred == y)
+
+    # ------------------------------------------------------------------ output
+
+    def _print(self, msg):
+        if self._bar is not None:
+            self._bar.write(msg)
+        else:
+            print(msg)
+
+    def _make_bar(self, total, initial):
+        show = self.progress
+        if show is None:
+            show = bool(self.verbose) and hasattr(sys.stdout, "isatty") and sys.stdout.isatty()
+        if not show:
+            return None
+        try:
+            from tqdm.auto import tqdm
+        except ImportError:
+            return None
+        return tqdm(total=total, initial=initial, unit="step", dynamic_ncols=True,
+                    desc="training", leave=True)
+
+    # ------------------------------------------------------------------ checkpoints
+
+    def _save_checkpoint(self):
+        """The CS231n pickle (when checkpoint_name is set)."""
+        if self.checkpoint_name is None:
+            return
+        checkpoint = {
+            "model": self.model,
+            "update_rule": self.update_rule,
+            "lr_decay": self.lr_decay,
+            "optim_config": self.optim_config,
+            "batch_size": self.batch_size,
+            "num_train_samples": self.num_train_samples,
+            "num_val_samples": self.num_val_samples,
+            "epoch": self.epoch,
+            "loss_history": self.loss_history,
+            "train_acc_history": self.train_acc_history,
+            "val_acc_history": self.val_acc_history,
+        }
+        filename = "%s_epoch_%d.pkl" % (self.checkpoint_name, self.epoch)
+        if self.verbose:
+            self._print('Saving checkpoint to "%s"' % filename)
+        with open(filename, "wb") as f:
+            pickle.dump(checkpoint, f)
+
+    def _model_extra_state(self):
+        extra = getattr(self.model, "_extra_state", None)
+        if extra is not None:
+            return dict(extra())
+        out = {}
+        for i, bn in enumerate(getattr(self.model, "bn_params", None) or []):
+            for key in ("running_mean", "running_var"):
+                if isinstance(bn, dict) and bn.get(key) is not None:
+                    out[f"bn{i}/{key}"] = np.asarray(bn[key])
+        return out
+
+    def _load_model_extra_state(self, state):
+        loader = getattr(self.model, "_load_extra_state", None)
+        if loader is not None:
+            loader(state)
+            return
+        for name, value in state.items():
+            layer, key = name.split("/", 1)
+            self.model.bn_params[int(layer[2:])][key] = np.array(value, copy=True)
+
+    def save(self, path):
+        """Write the whole training state to ``path`` (an atomic, pickle-free .npz)."""
+        arrays = {}
+        scalars = {}
+        for name, value in self.model.params.items():
+            arrays[f"param/{name}"] = np.asarray(value)
+        for name, value in self.best_params.items():
+            arrays[f"best/{name}"] = np.asarray(value)
+        for name, value in self._model_extra_state().items():
+            arrays[f"model/{name}"] = np.asarray(value)
+        if self.fast and self._fast_ready:
+            configs = {"__net__": self.model.optimizer_state()}
+        else:
+            configs = self.optim_configs
+        for p, config in configs.items():
+            scalars[p] = {}
+            for key, value in (config or {}).items():
+                if isinstance(value, np.ndarray):
+                    arrays[f"optim/{p}/{key}"] = value
+                else:
+                    scalars[p][key] = value
+        kind, keys, pos, has_gauss, cached = np.random.get_state()
+        arrays["rng/keys"] = keys
+        header = {
+            "kind": "solver",
+            "model_class": type(self.model).__name__,
+            "param_names": list(self.model.params),
+            "epoch": self.epoch,
+            "next_iteration": self._next_it,
+            "best_val_acc": float(self.best_val_acc),
+            "bad_epochs": self._bad_epochs,
+            "loss_history": [float(v) for v in self.loss_history],
+            "train_acc_history": [float(v) for v in self.train_acc_history],
+            "val_acc_history": [float(v) for v in self.val_acc_history],
+            "optim_scalars": scalars,
+            "fast": bool(self.fast and self._fast_ready),
+            "rng": {"kind": kind, "pos": int(pos), "has_gauss": int(has_gauss),
+                    "cached_gaussian": float(cached)},
+            "settings": {"update_rule": self.rule_name, "lr_decay": self.lr_decay,
+                         "batch_size": self.batch_size, "num_epochs": self.num_epochs},
+        }
+        return save_checkpoint(path, arrays, header)
+
+    def resume(self, path):
+        """Load a checkpoint written by :meth:`save` (or ``checkpoint_path``); returns self.
+
+        The model must have the same parameter names and shapes.  A following
+        :meth:`train` continues from the iteration after the checkpoint, so an
+        interrupted run that is resumed ends with the same parameters as one that
+        was never interrupted.
+        """
+        arrays, header = load_checkpoint(path)
+        if header.get("kind") != "solver":
+            raise CheckpointError(f"{path!r} holds no Solver state")
+        names = list(self.model.params)
+        if header["param_names"] != names:
+            raise CheckpointError(
+                f"checkpoint parameters {header['param_names']} do not match the model's {names}")
+        for name in names:
+            saved = arrays[f"param/{name}"]
+            if saved.shape != np.shape(self.model.params[name]):
+                raise CheckpointError(f"checkpoint {name} has shape {saved.shape}, the model's "
+                                      f"has {np.shape(self.model.params[name])}")
+            self.model.params[name] = saved.astype(np.asarray(self.model.params[name]).dtype)
+        self.best_params = {k[len("best/"):]: v.copy() for k, v in arrays.items()
+                            if k.startswith("best/")}
+        self._load_model_extra_state({k[len("model/"):]: v for k, v in arrays.items()
+                                      if k.startswith("model/")})
+        configs = {p: dict(s) for p, s in header["optim_scalars"].items()}
+        for key, value in arrays.items():
+            if key.startswith("optim/"):
+                _, p, k = key.split("/", 2)
+                configs.setdefault(p, {})[k] = value.copy()
+        if header["fast"]:
+            if not self.fast:
+                raise CheckpointError("checkpoint was written by a train_step run; resume it "
+                                      "with the same kind of model and a named update rule")
+            net_config = configs["__net__"]
+            self.model.set_optimizer(self.rule_name, **net_config)
+            self._fast_ready = False
+        else:
+            self.optim_configs = configs
+        self.epoch = header["epoch"]
+        self._next_it = header["next_iteration"]
+        self.best_val_acc = header["best_val_acc"]
+        self._bad_epochs = header.get("bad_epochs", 0)
+        self.loss_history = list(header["loss_history"])
+        self.train_acc_history = list(header["train_acc_history"])
+        self.val_acc_history = list(header["val_acc_history"])
+        rng = header["rng"]
+        np.random.set_state((rng["kind"], arrays["rng/keys"], rng["pos"], rng["has_gauss"],
+                             rng["cached_gaussian"]))
+        return self
+
+    # ------------------------------------------------------------------ training
+
+    def _restore_best(self):
+        if self.best_params:
+            self.model.params = self.best_params
+
+    def train(self):
+        """Run optimisation; the model ends with the best parameters found."""
+        num_train = self.X_train.shape[0]
+        iterations_per_epoch = max(num_train // self.batch_size, 1)
+        num_iterations = self.num_epochs * iterations_per_epoch
+        self._bar = self._make_bar(num_iterations, self._next_it)
+        t = self._next_it
+        try:
+            for t in range(self._next_it, num_iterations):
+                self._step()
+                loss = self.loss_history[-1]
+                if not math.isfinite(loss):
+                    self._restore_best()
+                    lrs = [lr for lr in self._learning_rates() if lr is not None]
+                    hint = f" (currently {max(lrs):g})" if lrs else ""
+                    raise TrainingDiverged(
+                        f"training diverged at iteration {t + 1} / {num_iterations} (epoch "
+                        f"{self.epoch}): the loss is {loss}. Try a smaller learning rate"
+                        f"{hint} or scale the inputs; the best parameters so far were kept.")
+                if self._bar is not None:
+                    self._bar.update(1)
+                    if t % self.print_every == 0:
+                        self._bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
+                if self.verbose and t % self.print_every == 0:
+                    self._print("(Iteration %d / %d) loss: %f"
+                                % (t + 1, num_iterations, self.loss_history[-1]))
+
+                epoch_end = (t + 1) % iterations_per_epoch == 0
+                if epoch_end:
+                    self.epoch += 1
+                    self._decay_learning_rate()
+
+                first_it = t == 0
+                last_it = t == num_iterations - 1
+                if first_it or last_it or epoch_end:
+                    if self._end_of_check(t, epoch_end):
+                        break
+        except KeyboardInterrupt:
+            self.interrupted = True
+            self._restore_best()
+            warnings.warn(f"training interrupted at iteration {t + 1}; the model holds the "
+                          "best parameters found so far", RuntimeWarning, stacklevel=2)
+            return
+        finally:
+            if self._bar is not None:
+                self._bar.close()
+                self._bar = None
+        self._restore_best()
+
+    def _end_of_check(self, t, epoch_end):
+        """Accuracy check, bookkeeping and checkpoints; returns True to stop early."""
+        train_acc = self.check_accuracy(self.X_train, self.y_train,
+                                        num_samples=self.num_train_samples)
+        val_acc = self.check_accuracy(self.X_val, self.y_val,
+                                      num_samples=self.num_val_samples)
+        self.train_acc_history.append(train_acc)
+        self.val_acc_history.append(val_acc)
+        self._save_checkpoint()
+        if self.verbose:
+            self._print("(Epoch %d / %d) train acc: %f; val_acc: %f"
+                        % (self.epoch, self.num_epochs, train_acc, val_acc))
+        improved = val_acc > self.best_val_acc
+        if improved:
+            self.best_val_acc = val_acc
+            self.best_params = {}
+            for k, v in self.model.params.items():
+                self.best_params[k] = v.copy()
+        stop = False
+        if epoch_end and self.patience is not None:
+            self._bad_epochs = 0 if improved else self._bad_epochs + 1
+            if self._bad_epochs >= self.patience:
+                self.stopped_early = True
+                stop = True
+                if self.verbose:
+                    self._print("Early stopping: no improvement in validation accuracy "
+                                "for %d epochs (best %f)" % (self.patience, self.best_val_acc))
+        self._next_it = t + 1
+        if epoch_end and self.checkpoint_path is not None:
+            self.save(self.checkpoint_path)
+        return stop
