@@ -211,6 +211,9 @@ class GradientCheck:
                 model.dtype = saved_dtype
 
     def _check(self, model, X, y, rng):
+        if self.check_input and "X" in model.params:
+            raise ValueError("check_input=True reports the input gradient as 'X', but the "
+                             "model has a parameter named 'X'")
         _, grads = model.loss(X, y)
         # models may reuse their gradient buffers on the next call: keep a copy
         grads = {k: np.array(v, copy=True) for k, v in grads.items()}
@@ -219,6 +222,9 @@ class GradientCheck:
             param = model.params[name]
             if name not in grads:
                 raise ValueError(f"model.loss returned no gradient for {name!r}")
+            if np.shape(grads[name]) != np.shape(param):
+                raise ValueError(f"the gradient of {name!r} has shape {np.shape(grads[name])} "
+                                 f"but the parameter has shape {np.shape(param)}")
             idx, num = self._numeric(lambda: float(model.loss(X, y)[0]), param, rng)
             ana = np.array([grads[name][ix] for ix in idx])
             errors[name] = rel_error(num, ana)
@@ -229,6 +235,9 @@ class GradientCheck:
             if dX is None:
                 raise ValueError("check_input=True needs grads['X'] or "
                                  "model.loss_and_input_grad(X, y)")
+            if np.shape(dX) != X.shape:
+                raise ValueError(f"the input gradient has shape {np.shape(dX)} but X has "
+                                 f"shape {X.shape}")
             idx, num = self._numeric(lambda: float(model.loss(X, y)[0]), X, rng)
             errors["X"] = rel_error(num, [np.asarray(dX)[ix] for ix in idx])
         return errors

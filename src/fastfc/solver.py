@@ -32,6 +32,7 @@ import numpy as np
 from fastfc import _validation as V
 from fastfc import optim
 from fastfc.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from fastfc.schedules import CosineSchedule
 
 __all__ = ["Solver", "TrainingDiverged"]
 
@@ -55,6 +56,9 @@ _DEFAULTS = {
     "progress": None,
     "patience": None,
     "checkpoint_path": None,
+    "schedule": None,
+    "time_budget": None,
+    "augment": None,
 }
 
 
@@ -91,6 +95,15 @@ class Solver:
         Stop when validation accuracy has not improved for this many epochs.
     checkpoint_path : str or None
         Write a safe ``.npz`` checkpoint here at every epoch end (see :meth:`resume`).
+    schedule : None or 'cosine'
+        'cosine' decays the learning rate to zero along a half cosine, updated every
+        step, over the whole run (``num_epochs``) or over ``time_budget``; lr_decay must
+        then stay 1.
+    time_budget : float or None
+        Seconds of training: the run stops cleanly when they are spent (with a final
+        accuracy check); ``num_epochs`` is then an upper limit.
+    augment : fastfc.augment.Augmenter or None
+        Random flips/translations applied to each minibatch as it is gathered.
 
     Unknown keyword arguments and update rules raise ValueError naming them.
     """
@@ -137,6 +150,18 @@ class Solver:
         if self.patience is not None:
             self.patience = V.check_scalar(self.patience, "patience", low=1, integer=True)
         self.checkpoint_path = opts["checkpoint_path"]
+        self.schedule = opts["schedule"]
+        if self.schedule not in (None, "cosine"):
+            raise ValueError(f"schedule must be None or 'cosine', got {self.schedule!r}")
+        if self.schedule == "cosine" and self.lr_decay != 1.0:
+            raise ValueError("schedule='cosine' replaces lr_decay; leave lr_decay at 1.0")
+        self.time_budget = opts["time_budget"]
+        if self.time_budget is not None:
+            self.time_budget = V.check_scalar(self.time_budget, "time_budget", low=0.0,
+                                              low_open=True)
+        self.augment = opts["augment"]
+        if self.augment is not None and not callable(self.augment):
+            raise TypeError("augment must be a fastfc.augment.Augmenter (or None)")
 
         if isinstance(self.update_rule, str):
             if self.update_rule not in optim.UPDATE_RULES:
@@ -148,6 +173,12 @@ class Solver:
         else:
             raise ValueError('Invalid update_rule "%s"' % (self.update_rule,))
         self.fast = self.rule_name is not None and callable(getattr(model, "train_step", None))
+        if self.schedule == "cosine" and "learning_rate" not in self.optim_config:
+            if self.rule_name is None:
+                raise ValueError("schedule='cosine' with a custom update rule needs "
+                                 "optim_config['learning_rate']")
+            self.optim_config = dict(self.optim_config,
+                                     learning_rate=optim._SPECS[self.rule_name][0]["learning_rate"])
         self._reset()
 
     # ------------------------------------------------------------------ state
@@ -166,6 +197,13 @@ class Solver:
         self._next_it = 0
         self._fast_ready = False
         self._bar = None
+        self._aug_buf = None
+        self._sched = None
+        if self.schedule == "cosine" or self.time_budget is not None:
+            iterations_per_epoch = max(self.X_train.shape[0] // self.batch_size, 1)
+            self._sched = CosineSchedule(
+                total_steps=max(self.num_epochs * iterations_per_epoch, 1),
+                time_budget=self.time_budget)
         self.optim_configs = {}
         for p in self.model.params:
             self.optim_configs[p] = {k: v for k, v in self.optim_config.items()}
@@ -191,6 +229,14 @@ class Solver:
             return [self.model.learning_rate]
         return [c.get("learning_rate") for c in self.optim_configs.values()]
 
+    def _set_learning_rate(self, lr):
+        if self.fast:
+            self._prepare_fast()
+            self.model.learning_rate = lr
+            return
+        for config in self.optim_configs.values():
+            config["learning_rate"] = lr
+
     def _decay_learning_rate(self):
         if self.fast:
             self.model.learning_rate = self.model.learning_rate * self.lr_decay
@@ -207,10 +253,21 @@ class Solver:
         if self.fast:
             self._prepare_fast()
             np.take(self._y_fast, batch_mask, out=self._y_batch)
-            loss = self.model.train_step(self._X_fast, self._y_batch, indices=batch_mask)
+            if self.augment is not None:
+                buf = self._augment_buffer(self.model.dtype)
+                self.augment(self._X_fast, batch_mask, out=buf)
+                loss = self.model.train_step(buf, self._y_batch)
+            else:
+                loss = self.model.train_step(self._X_fast, self._y_batch, indices=batch_mask)
             self.loss_history.append(loss)
             return
-        X_batch = self.X_train[batch_mask]
+        if self.augment is not None:
+            X = np.asarray(self.X_train)
+            buf = self._augment_buffer(X.dtype if X.dtype in V.FLOAT_DTYPES else np.float64)
+            X_batch = self.augment(X, batch_mask, out=buf).reshape(
+                (self.batch_size,) + X.shape[1:])
+        else:
+            X_batch = self.X_train[batch_mask]
         y_batch = self.y_train[batch_mask]
         loss, grads = self.model.loss(X_batch, y_batch)
         self.loss_history.append(loss)
@@ -220,6 +277,13 @@ class Solver:
             next_w, next_config = self.update_rule(w, dw, config)
             self.model.params[p] = next_w
             self.optim_configs[p] = next_config
+
+    def _augment_buffer(self, dtype):
+        """The preallocated (batch_size, sample size) minibatch buffer for augmentation."""
+        size = int(np.prod(np.shape(self.X_train)[1:]))
+        if self._aug_buf is None or self._aug_buf.dtype != dtype:
+            self._aug_buf = np.empty((self.batch_size, size), dtype=dtype)
+        return self._aug_buf
 
     # ------------------------------------------------------------------ accuracy
 
@@ -353,6 +417,9 @@ class Solver:
                     "cached_gaussian": float(cached)},
             "settings": {"update_rule": self.rule_name, "lr_decay": self.lr_decay,
                          "batch_size": self.batch_size, "num_epochs": self.num_epochs},
+            "schedule": self._sched.state() if self._sched is not None else None,
+            "augment": (self.augment.get_state()
+                        if hasattr(self.augment, "get_state") else None),
         }
         return save_checkpoint(path, arrays, header)
 
@@ -402,6 +469,10 @@ class Solver:
         self.loss_history = list(header["loss_history"])
         self.train_acc_history = list(header["train_acc_history"])
         self.val_acc_history = list(header["val_acc_history"])
+        if self._sched is not None and header.get("schedule"):
+            self._sched.load_state(header["schedule"])
+        if header.get("augment") is not None and hasattr(self.augment, "set_state"):
+            self.augment.set_state(header["augment"])
         rng = header["rng"]
         np.random.set_state((rng["kind"], arrays["rng/keys"], rng["pos"], rng["has_gauss"],
                              rng["cached_gaussian"]))
@@ -418,10 +489,22 @@ class Solver:
         num_train = self.X_train.shape[0]
         iterations_per_epoch = max(num_train // self.batch_size, 1)
         num_iterations = self.num_epochs * iterations_per_epoch
-        self._bar = self._make_bar(num_iterations, self._next_it)
+        sched = self._sched
+        timed = self.time_budget is not None
+        base_lr = self.optim_config.get("learning_rate")
+        if sched is not None:
+            sched.start()
+        self._bar = self._make_bar(None if timed else num_iterations, self._next_it)
         t = self._next_it
         try:
             for t in range(self._next_it, num_iterations):
+                if timed and sched.done(t):
+                    # the budget is spent: finish with a check unless one just happened
+                    if self._next_it != t:
+                        self._end_of_check(t - 1, False)
+                    break
+                if self.schedule == "cosine":
+                    self._set_learning_rate(base_lr * sched.factor(t))
                 self._step()
                 loss = self.loss_history[-1]
                 if not math.isfinite(loss):
@@ -443,10 +526,11 @@ class Solver:
                 epoch_end = (t + 1) % iterations_per_epoch == 0
                 if epoch_end:
                     self.epoch += 1
-                    self._decay_learning_rate()
+                    if self.schedule is None:
+                        self._decay_learning_rate()
 
                 first_it = t == 0
-                last_it = t == num_iterations - 1
+                last_it = t == num_iterations - 1 or (timed and sched.done(t + 1))
                 if first_it or last_it or epoch_end:
                     if self._end_of_check(t, epoch_end):
                         break

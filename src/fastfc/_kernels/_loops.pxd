@@ -1,5 +1,5 @@
 # Declarations of the C loops in csrc/fastfc_loops.h (float: _s, double: _d).
-from libc.stdint cimport uint8_t, uint32_t, uint64_t, intptr_t
+from libc.stdint cimport uint8_t, int32_t, uint32_t, uint64_t, intptr_t
 
 cdef extern from "fastfc_loops.h" nogil:
     enum:
@@ -16,6 +16,15 @@ cdef extern from "fastfc_loops.h" nogil:
     void ffc_gather_rows_d_s(const double* x, const intptr_t* idx, Py_ssize_t n, Py_ssize_t d, float* out)
     void ffc_gather_rows_f_d(const float* x, const intptr_t* idx, Py_ssize_t n, Py_ssize_t d, double* out)
     void ffc_gather_rows_d_d(const double* x, const intptr_t* idx, Py_ssize_t n, Py_ssize_t d, double* out)
+
+    void ffc_augment_f_s(const float* x, const intptr_t* idx, const uint8_t* flip, const int32_t* shift_y,
+                         const int32_t* shift_x, Py_ssize_t n, Py_ssize_t c, Py_ssize_t h, Py_ssize_t w, float* out)
+    void ffc_augment_d_s(const double* x, const intptr_t* idx, const uint8_t* flip, const int32_t* shift_y,
+                         const int32_t* shift_x, Py_ssize_t n, Py_ssize_t c, Py_ssize_t h, Py_ssize_t w, float* out)
+    void ffc_augment_f_d(const float* x, const intptr_t* idx, const uint8_t* flip, const int32_t* shift_y,
+                         const int32_t* shift_x, Py_ssize_t n, Py_ssize_t c, Py_ssize_t h, Py_ssize_t w, double* out)
+    void ffc_augment_d_d(const double* x, const intptr_t* idx, const uint8_t* flip, const int32_t* shift_y,
+                         const int32_t* shift_x, Py_ssize_t n, Py_ssize_t c, Py_ssize_t h, Py_ssize_t w, double* out)
 
     void ffc_fill_rows_s(float* out, const float* b, Py_ssize_t n, Py_ssize_t d)
     void ffc_fill_rows_d(double* out, const double* b, Py_ssize_t n, Py_ssize_t d)

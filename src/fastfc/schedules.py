@@ -1,0 +1,89 @@
+"""Learning-rate schedules for the Solver.
+
+* :class:`StepDecay` -- the CS231n rule: multiply the learning rate by ``lr_decay`` at
+  every epoch end (the Solver's default, with ``lr_decay=1.0``: constant).
+* :class:`CosineSchedule` -- ``lr = base_lr * (1 + cos(pi * f)) / 2`` where ``f`` is the
+  fraction of training done, counted either in steps (a fixed number of epochs) or in
+  wall-clock seconds (a time budget).  With a time budget, training ends when the budget
+  is spent, which is exactly when the learning rate reaches zero.
+"""
+import math
+import time
+
+from fastfc import _validation as V
+
+__all__ = ["StepDecay", "CosineSchedule", "cosine_factor"]
+
+
+def cosine_factor(fraction):
+    """(1 + cos(pi * f)) / 2 for f clipped to [0, 1]: 1 at the start, 0 at the end."""
+    f = min(max(float(fraction), 0.0), 1.0)
+    return 0.5 * (1.0 + math.cos(math.pi * f))
+
+
+class StepDecay:
+    """Multiply the learning rate by ``lr_decay`` at each epoch end."""
+
+    per_step = False
+
+    def __init__(self, lr_decay=1.0):
+        self.lr_decay = V.check_scalar(lr_decay, "lr_decay", low=0.0)
+
+    def epoch_end(self, lr):
+        return lr * self.lr_decay
+
+
+class CosineSchedule:
+    """Cosine decay to zero over ``total_steps`` steps or ``time_budget`` seconds.
+
+    Parameters
+    ----------
+    total_steps : int or None
+        Length of training in steps (used when no time budget is given).
+    time_budget : float or None
+        Seconds of training; the fraction done is the wall time spent over the budget.
+    clock : callable
+        Returns seconds (``time.perf_counter`` by default); tests pass a fake clock.
+    """
+
+    per_step = True
+
+    def __init__(self, total_steps=None, time_budget=None, clock=time.perf_counter):
+        if total_steps is None and time_budget is None:
+            raise ValueError("CosineSchedule needs total_steps or time_budget")
+        self.total_steps = (None if total_steps is None else
+                            V.check_scalar(total_steps, "total_steps", low=1, integer=True))
+        self.time_budget = (None if time_budget is None else
+                            V.check_scalar(time_budget, "time_budget", low=0.0, low_open=True))
+        self.clock = clock
+        self.elapsed_before = 0.0   # seconds spent in earlier (resumed-from) runs
+        self._start = None
+
+    def start(self):
+        """Start (or restart, after a resume) the clock of a time budget."""
+        self._start = self.clock()
+
+    def elapsed(self):
+        if self._start is None:
+            return self.elapsed_before
+        return self.elapsed_before + (self.clock() - self._start)
+
+    def fraction(self, step):
+        """Fraction of training done before step ``step`` (0-based)."""
+        if self.time_budget is not None:
+            return self.elapsed() / self.time_budget
+        return step / self.total_steps
+
+    def factor(self, step):
+        return cosine_factor(self.fraction(step))
+
+    def done(self, step):
+        """True once the budget (time or steps) is spent."""
+        return self.fraction(step) >= 1.0
+
+    def state(self):
+        return {"elapsed": self.elapsed()}
+
+    def load_state(self, state):
+        self.elapsed_before = float(state.get("elapsed", 0.0))
+        self._start = None
