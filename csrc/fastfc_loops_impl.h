@@ -51,6 +51,14 @@ static inline double FFC_SUF(ffc_sum_sq)(const FFC_REAL *FFC_RESTRICT a, ptrdiff
     return acc;
 }
 
+/* number of elements of a that are NaN or infinite */
+static inline ptrdiff_t FFC_SUF(ffc_count_nonfinite)(const FFC_REAL *FFC_RESTRICT a, ptrdiff_t size)
+{
+    ptrdiff_t bad = 0;
+    for (ptrdiff_t k = 0; k < size; ++k) bad += !(a[k] - a[k] == 0);
+    return bad;
+}
+
 /* ------------------------------------------------------------------ activations */
 
 /* One element of each activation; `alpha` is the leaky-ReLU slope. */
@@ -71,12 +79,12 @@ static inline void FFC_SUF(ffc_bias_act_inplace)(int kind, FFC_REAL *FFC_RESTRIC
         }
         switch (kind) {
         case FFC_ACT_RELU:
-            /* np.maximum(a, 0) */
-            for (ptrdiff_t j = 0; j < d; ++j) row[j] = row[j] > 0 ? row[j] : (FFC_REAL)0;
+            /* np.maximum(0, a): NaN stays NaN */
+            for (ptrdiff_t j = 0; j < d; ++j) row[j] = row[j] < 0 ? (FFC_REAL)0 : row[j];
             break;
         case FFC_ACT_LEAKY_RELU:
             /* np.where(a > 0, a, alpha * a) */
-            for (ptrdiff_t j = 0; j < d; ++j) row[j] = row[j] > 0 ? row[j] : alpha * row[j];
+            for (ptrdiff_t j = 0; j < d; ++j) row[j] = row[j] < 0 ? alpha * row[j] : row[j];
             break;
         case FFC_ACT_SIGMOID:
             /* 1 / (1 + np.exp(-a)) */
@@ -155,13 +163,14 @@ static inline void FFC_SUF(ffc_dropout_apply)(const FFC_REAL *x, const uint8_t *
     for (ptrdiff_t k = 0; k < size; ++k) out[k] = mask[k] ? x[k] * scale : (FFC_REAL)0;
 }
 
-/* rows of x gathered by index, cast to this type: out[i, :] = x[idx[i], :] */
+/* rows of x gathered by index, cast to this type: out[i, :] = x[idx[i], :]
+   (idx NULL: out[i, :] = x[i, :], a plain cast) */
 static inline void FFC_SUF(ffc_gather_rows_f)(const float *FFC_RESTRICT x, const intptr_t *idx,
                                               ptrdiff_t n, ptrdiff_t d,
                                               FFC_REAL *FFC_RESTRICT out)
 {
     for (ptrdiff_t i = 0; i < n; ++i) {
-        const float *src = x + (ptrdiff_t)idx[i] * d;
+        const float *src = x + (idx != NULL ? (ptrdiff_t)idx[i] : i) * d;
         FFC_REAL *dst = out + i * d;
         for (ptrdiff_t j = 0; j < d; ++j) dst[j] = (FFC_REAL)src[j];
     }
@@ -172,7 +181,7 @@ static inline void FFC_SUF(ffc_gather_rows_d)(const double *FFC_RESTRICT x, cons
                                               FFC_REAL *FFC_RESTRICT out)
 {
     for (ptrdiff_t i = 0; i < n; ++i) {
-        const double *src = x + (ptrdiff_t)idx[i] * d;
+        const double *src = x + (idx != NULL ? (ptrdiff_t)idx[i] : i) * d;
         FFC_REAL *dst = out + i * d;
         for (ptrdiff_t j = 0; j < d; ++j) dst[j] = (FFC_REAL)src[j];
     }

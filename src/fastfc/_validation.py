@@ -77,7 +77,7 @@ def as_float(arr, name, dtype, ndim=None, min_ndim=None, shape=None):
         raise ValueError(f"{name} must not be empty, got shape {arr.shape}")
     if any(s > _INT32_MAX for s in arr.shape):
         raise ValueError(f"{name} has a dimension larger than 2**31 - 1: {arr.shape}")
-    return np.ascontiguousarray(arr, dtype=dtype)
+    return np.asarray(arr, dtype=dtype, order="C")  # keeps 0-d arrays 0-d
 
 
 def float_args(**arrays):
@@ -123,11 +123,14 @@ def check_scalar(value, name, *, low=None, high=None, low_open=False, high_open=
         raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
     if integer:
         if not isinstance(value, numbers.Integral):
-            if not float(value).is_integer():
+            if not math.isfinite(float(value)) or not float(value).is_integer():
                 raise TypeError(f"{name} must be an integer, got {value!r}")
         value = int(value)
     else:
-        value = float(value)
+        try:
+            value = float(value)
+        except OverflowError:
+            raise ValueError(f"{name} is too large to be a float: {value!r}") from None
         if not math.isfinite(value):
             raise ValueError(f"{name} must be finite, got {value}")
     if low is not None and (value < low or (low_open and value == low)):

@@ -88,15 +88,21 @@ def load_checkpoint(path):
         with np.load(path, allow_pickle=False) as data:
             if HEADER_KEY not in data.files:
                 raise CheckpointError(f"{path!r} is not a fastfc checkpoint (no header)")
-            header = json.loads(bytes(data[HEADER_KEY]).decode("utf-8"))
+            raw = data[HEADER_KEY]
+            if raw.dtype != np.uint8 or raw.ndim != 1:
+                raise CheckpointError(f"{path!r} has a malformed header")
+            header = json.loads(bytes(raw).decode("utf-8"))
             arrays = {k: data[k] for k in data.files if k != HEADER_KEY}
     except CheckpointError:
         raise
     except Exception as exc:
         raise CheckpointError(f"cannot read checkpoint {path!r}: {exc}") from exc
-    if header.get("format") != FORMAT:
+    if not isinstance(header, dict) or header.get("format") != FORMAT:
         raise CheckpointError(f"{path!r} is not a fastfc checkpoint")
-    if header.get("version", 0) > VERSION:
+    version = header.get("version")
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise CheckpointError(f"{path!r} has no valid format version")
+    if version > VERSION:
         raise CheckpointError(f"{path!r} was written by a newer fastfc (format version "
                               f"{header.get('version')})")
     return arrays, header

@@ -11,6 +11,8 @@ from random import randrange
 
 import numpy as np
 
+from fastfc._validation import as_array as _as_array
+
 __all__ = [
     "rel_error",
     "eval_numerical_gradient",
@@ -24,8 +26,8 @@ __all__ = [
 
 def rel_error(x, y):
     """Largest relative error ``max |x - y| / max(1e-8, |x| + |y|)``."""
-    x = np.asarray(x, dtype=np.float64)
-    y = np.asarray(y, dtype=np.float64)
+    x = _as_array(x, "x").astype(np.float64)
+    y = _as_array(y, "y").astype(np.float64)
     return float(np.max(np.abs(x - y) / np.maximum(1e-8, np.abs(x) + np.abs(y))))
 
 

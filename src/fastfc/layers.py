@@ -271,10 +271,11 @@ def dropout_forward(x, dropout_param):
     x = V.as_array(x, "x")
     x = V.as_float(x, "x", V.float_dtype_of(("x", x)))
     if "seed" in dropout_param and dropout_param["seed"] is not None:
-        np.random.seed(dropout_param["seed"])
+        np.random.seed(V.check_scalar(dropout_param["seed"], "dropout_param['seed']", low=0,
+                                      high=2**32 - 1, integer=True))
     mask = None
     if mode == "train":
-        mask = np.random.rand(*x.shape) < p
+        mask = np.asarray(np.random.rand(*x.shape) < p)
         out = np.empty_like(x)
         _dense._dropout_apply(x.reshape(-1), mask.reshape(-1).view(np.uint8), 1.0 / p,
                               out.reshape(-1))
@@ -360,6 +361,10 @@ def batchnorm_forward(x, gamma, beta, bn_param):
     n, d = x.shape
     running_mean = _running_stat(bn_param, "running_mean", d, dtype)
     running_var = _running_stat(bn_param, "running_var", d, dtype)
+    if np.may_share_memory(running_mean, running_var):
+        # both statistics are updated in place: give the variance its own array
+        running_var = running_var.copy()
+        bn_param["running_var"] = running_var
     out = np.empty_like(x)
     xhat = np.empty_like(x)
     inv_std = np.empty(d, dtype=dtype)

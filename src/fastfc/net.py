@@ -293,13 +293,18 @@ class Net:
             config["t"] = int(self._core.t)
         return config
 
+    @property
+    def nonfinite_params(self):
+        """Number of NaN/inf parameters found right after the last train_step update."""
+        return self._core.nonfinite
+
     # ------------------------------------------------------------------ compute
 
     def _as_input(self, X):
         X = V.as_array(X, "X")
-        if X.dtype not in V.FLOAT_DTYPES:
+        if X.dtype not in V.FLOAT_DTYPES:   # ints, float16, byte-swapped floats
             X = X.astype(self.dtype)
-        X = np.ascontiguousarray(X)
+        X = np.require(X, requirements=("C", "A"))
         if X.ndim < 2:
             raise ValueError(f"X must have shape (N, {self.layer_dims[0]}) or (N, d1, ...), "
                              f"got {X.shape}")
@@ -312,10 +317,9 @@ class Net:
         return V.as_labels(y, "y", n, self.layer_dims[-1])
 
     def _checked(self, X, y):
-        if (type(X) is not np.ndarray or not X.flags.c_contiguous
-                or X.dtype.kind != "f" or X.ndim < 2
-                or X.size != X.shape[0] * self.layer_dims[0] or X.shape[0] == 0
-                or X.dtype.itemsize < 4):
+        if (type(X) is not np.ndarray or X.dtype not in V.FLOAT_DTYPES
+                or not X.flags.c_contiguous or not X.flags.aligned or X.ndim < 2
+                or X.size != X.shape[0] * self.layer_dims[0] or X.shape[0] == 0):
             X = self._as_input(X)
         if y is not None and (type(y) is not np.ndarray or y.dtype != np.intp
                               or y.ndim != 1 or not y.flags.c_contiguous):
@@ -339,6 +343,9 @@ class Net:
             raise RuntimeError("call set_optimizer(...) before train_step")
         X, _ = self._checked(X, None)
         if indices is not None:
+            indices = np.asarray(indices)
+            if indices.dtype.kind not in "iu":
+                raise TypeError(f"indices must be integers, got {indices.dtype}")
             indices = np.ascontiguousarray(indices, dtype=np.intp)
             if indices.ndim != 1:
                 raise ValueError(f"indices must be 1-dimensional, got shape {indices.shape}")

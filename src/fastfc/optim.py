@@ -98,7 +98,8 @@ def prepare_config(rule, config, w, copy_states=False):
                                            "config['weight_decay']", low=0.0)
     if rule == "adam":
         config.setdefault("t", 0)
-        hyper["t"] = V.check_scalar(config["t"], "config['t']", low=0, integer=True)
+        hyper["t"] = V.check_scalar(config["t"], "config['t']", low=0, high=2**53,
+                                    integer=True)
     states = []
     for key in state_keys:
         value = config.get(key)

@@ -38,7 +38,13 @@ __all__ = ["Solver", "TrainingDiverged"]
 
 
 class TrainingDiverged(FloatingPointError):
-    """The loss became NaN or infinite during training."""
+    """The loss or a parameter became NaN or infinite during training."""
+
+
+def _all_finite(a):
+    """True when every element of a is finite (a cheap sum first, the exact test if needed)."""
+    a = np.asarray(a)
+    return bool(np.isfinite(a.sum())) or bool(np.isfinite(a).all())
 
 
 _DEFAULTS = {
@@ -196,6 +202,7 @@ class Solver:
         self._bad_epochs = 0
         self._next_it = 0
         self._fast_ready = False
+        self._resumed = False
         self._bar = None
         self._aug_buf = None
         self._sched = None
@@ -212,8 +219,8 @@ class Solver:
         """Hand the update rule to the model (Net) and index-ready training arrays."""
         if self._fast_ready:
             return
-        if getattr(self.model, "update_rule", None) != self.rule_name or \
-                getattr(self.model, "optim_config", None) is None:
+        if not self._resumed:
+            # a fresh run starts a fresh optimiser (resume() has loaded the saved one)
             self.model.set_optimizer(self.rule_name, **copy.deepcopy(self.optim_config))
         X = np.asarray(self.X_train)
         if X.dtype not in V.FLOAT_DTYPES:
@@ -260,6 +267,7 @@ class Solver:
             else:
                 loss = self.model.train_step(self._X_fast, self._y_batch, indices=batch_mask)
             self.loss_history.append(loss)
+            self._params_finite = not self.model.nonfinite_params
             return
         if self.augment is not None:
             X = np.asarray(self.X_train)
@@ -277,6 +285,8 @@ class Solver:
             next_w, next_config = self.update_rule(w, dw, config)
             self.model.params[p] = next_w
             self.optim_configs[p] = next_config
+            if not _all_finite(next_w):
+                self._params_finite = False
 
     def _augment_buffer(self, dtype):
         """The preallocated (batch_size, sample size) minibatch buffer for augmentation."""
@@ -429,37 +439,30 @@ class Solver:
         The model must have the same parameter names and shapes.  A following
         :meth:`train` continues from the iteration after the checkpoint, so an
         interrupted run that is resumed ends with the same parameters as one that
-        was never interrupted.
+        was never interrupted.  Everything is checked before anything is changed: a
+        checkpoint that does not fit raises :class:`CheckpointError` and leaves the
+        model and the Solver as they were.
         """
         arrays, header = load_checkpoint(path)
-        if header.get("kind") != "solver":
-            raise CheckpointError(f"{path!r} holds no Solver state")
+        self._check_resumable(path, arrays, header)
         names = list(self.model.params)
-        if header["param_names"] != names:
-            raise CheckpointError(
-                f"checkpoint parameters {header['param_names']} do not match the model's {names}")
-        for name in names:
-            saved = arrays[f"param/{name}"]
-            if saved.shape != np.shape(self.model.params[name]):
-                raise CheckpointError(f"checkpoint {name} has shape {saved.shape}, the model's "
-                                      f"has {np.shape(self.model.params[name])}")
-            self.model.params[name] = saved.astype(np.asarray(self.model.params[name]).dtype)
-        self.best_params = {k[len("best/"):]: v.copy() for k, v in arrays.items()
-                            if k.startswith("best/")}
-        self._load_model_extra_state({k[len("model/"):]: v for k, v in arrays.items()
-                                      if k.startswith("model/")})
-        configs = {p: dict(s) for p, s in header["optim_scalars"].items()}
+        extra = {k[len("model/"):]: v for k, v in arrays.items() if k.startswith("model/")}
+        configs = {p: dict(v) for p, v in header["optim_scalars"].items()}
         for key, value in arrays.items():
             if key.startswith("optim/"):
                 _, p, k = key.split("/", 2)
                 configs.setdefault(p, {})[k] = value.copy()
+
+        for name in names:
+            dtype = np.asarray(self.model.params[name]).dtype
+            self.model.params[name] = arrays[f"param/{name}"].astype(dtype)
+        self.best_params = {k[len("best/"):]: v.copy() for k, v in arrays.items()
+                            if k.startswith("best/")}
+        self._load_model_extra_state(extra)
         if header["fast"]:
-            if not self.fast:
-                raise CheckpointError("checkpoint was written by a train_step run; resume it "
-                                      "with the same kind of model and a named update rule")
-            net_config = configs["__net__"]
-            self.model.set_optimizer(self.rule_name, **net_config)
+            self.model.set_optimizer(self.rule_name, **configs["__net__"])
             self._fast_ready = False
+            self._resumed = True
         else:
             self.optim_configs = configs
         self.epoch = header["epoch"]
@@ -477,6 +480,42 @@ class Solver:
         np.random.set_state((rng["kind"], arrays["rng/keys"], rng["pos"], rng["has_gauss"],
                              rng["cached_gaussian"]))
         return self
+
+    def _check_resumable(self, path, arrays, header):
+        """Raise CheckpointError unless the checkpoint fits this Solver and model."""
+        def fail(msg):
+            raise CheckpointError(f"cannot resume from {path!r}: {msg}")
+
+        if header.get("kind") != "solver":
+            fail("it holds no Solver state")
+        required = ("param_names", "epoch", "next_iteration", "best_val_acc", "loss_history",
+                    "train_acc_history", "val_acc_history", "optim_scalars", "fast", "rng")
+        missing = [k for k in required if k not in header]
+        if missing:
+            fail(f"the header lacks {', '.join(missing)}")
+        names = list(self.model.params)
+        if header["param_names"] != names:
+            fail(f"its parameters {header['param_names']} are not the model's {names}")
+        for name in names:
+            key = f"param/{name}"
+            if key not in arrays:
+                fail(f"it lacks the array {key}")
+            want = np.shape(self.model.params[name])
+            if arrays[key].shape != want:
+                fail(f"{name} has shape {arrays[key].shape}, the model's has {want}")
+        if "rng/keys" not in arrays:
+            fail("it lacks the random generator state")
+        if header["fast"] and not self.fast:
+            fail("it was written by a train_step run (fastfc.Net); resume it with the same "
+                 "kind of model and a named update rule")
+        if not header["fast"] and self.fast:
+            fail("it was written by a model.loss run; resume it with the same kind of model")
+        if header["fast"] and "__net__" not in header["optim_scalars"]:
+            fail("it lacks the Net's optimiser state")
+        extra_needed = self._model_extra_state().keys()
+        have = {k[len("model/"):] for k in arrays if k.startswith("model/")}
+        if set(extra_needed) - have:
+            fail(f"it lacks model state {', '.join(sorted(set(extra_needed) - have))}")
 
     # ------------------------------------------------------------------ training
 
@@ -505,16 +544,11 @@ class Solver:
                     break
                 if self.schedule == "cosine":
                     self._set_learning_rate(base_lr * sched.factor(t))
+                self._params_finite = True
                 self._step()
                 loss = self.loss_history[-1]
-                if not math.isfinite(loss):
-                    self._restore_best()
-                    lrs = [lr for lr in self._learning_rates() if lr is not None]
-                    hint = f" (currently {max(lrs):g})" if lrs else ""
-                    raise TrainingDiverged(
-                        f"training diverged at iteration {t + 1} / {num_iterations} (epoch "
-                        f"{self.epoch}): the loss is {loss}. Try a smaller learning rate"
-                        f"{hint} or scale the inputs; the best parameters so far were kept.")
+                if not math.isfinite(loss) or not self._params_finite:
+                    self._diverged(t, num_iterations, loss)
                 if self._bar is not None:
                     self._bar.update(1)
                     if t % self.print_every == 0:
@@ -545,6 +579,17 @@ class Solver:
                 self._bar.close()
                 self._bar = None
         self._restore_best()
+
+    def _diverged(self, t, num_iterations, loss):
+        self._restore_best()
+        lrs = [lr for lr in self._learning_rates() if lr is not None]
+        hint = f" (currently {max(lrs):g})" if lrs else ""
+        what = (f"the loss is {loss}" if not math.isfinite(loss)
+                else "its update made parameters NaN or infinite")
+        raise TrainingDiverged(
+            f"training diverged at iteration {t + 1} / {num_iterations} (epoch {self.epoch}): "
+            f"{what}. Try a smaller learning rate{hint} or scale the inputs; the best "
+            "parameters so far were kept.")
 
     def _end_of_check(self, t, epoch_end):
         """Accuracy check, bookkeeping and checkpoints; returns True to stop early."""

@@ -96,11 +96,12 @@ cdef struct NetState:
     double beta2
     double epsilon
     double reg
-    long t
+    long long t
     void* s1                # optimiser state (velocity / cache / m)
     void* s2                # second optimiser state (adam's v)
     uint64_t drop_key
     uint64_t step
+    Py_ssize_t nonfinite     # NaN/inf parameters after the last update
 
 
 cdef inline uint64_t _layer_key(NetState* st, int i) noexcept nogil:
@@ -283,6 +284,12 @@ cdef void _update(NetState* st, floating dummy) noexcept nogil:
         o = ly.b_off
         _update_segment(st, P + o, dP + o, s1 + o if s1 != NULL else NULL,
                         s2 + o if s2 != NULL else NULL, ly.end_off - o, <floating>0)
+    # a diverging run shows up here first: count NaN/inf in the updated parameters
+    ly = &st.layers[st.n_layers - 1]
+    if floating is float:
+        st.nonfinite = ffc_count_nonfinite_s(P, ly.end_off)
+    else:
+        st.nonfinite = ffc_count_nonfinite_d(P, ly.end_off)
 
 
 cdef Py_ssize_t _bad_label(const intptr_t* y, Py_ssize_t n, Py_ssize_t c) noexcept nogil:
@@ -374,6 +381,7 @@ cdef class NetCore:
         st.loss_kind = loss_kind
         st.drop_key = drop_key
         st.step = 0
+        st.nonfinite = 0
         st.rule = RULE_SGD
         st.lr = 1e-2
         st.t = 0
@@ -430,7 +438,7 @@ cdef class NetCore:
                 self.st.layers[i].running_var = _data_ptr(var, self.dtype, self.dims[i + 1])
 
     def set_optimizer(self, int rule, double lr, double mom, double decay_rate,
-                      double beta1, double beta2, double epsilon, long t, state1, state2):
+                      double beta1, double beta2, double epsilon, long long t, state1, state2):
         """Select the update rule, its hyper-parameters and flat state buffers."""
         self.st.rule = rule
         self.st.lr = lr
@@ -463,7 +471,7 @@ cdef class NetCore:
         def __get__(self):
             return self.st.t
 
-        def __set__(self, long value):
+        def __set__(self, long long value):
             self.st.t = value
 
     property step:
@@ -473,6 +481,11 @@ cdef class NetCore:
 
         def __set__(self, uint64_t value):
             self.st.step = value
+
+    property nonfinite:
+        """NaN or infinite parameters found after the last update (0 when healthy)."""
+        def __get__(self):
+            return self.st.nonfinite
 
     property drop_key:
         def __get__(self):
@@ -543,13 +556,10 @@ cdef class NetCore:
             rows = xb.len // (xb.itemsize * d0)
             if indices is None:
                 n = rows
-                gather = x_is_float != self.is_float
-                if gather:
-                    idx_arr = np.arange(n, dtype=np.intp)
-                    indices = idx_arr
+                gather = x_is_float != self.is_float   # a cast: idx stays NULL
             else:
                 gather = True
-            if gather:
+            if indices is not None:
                 PyObject_GetBuffer(indices, &ib, PyBUF_C_CONTIGUOUS)
                 try:
                     n = ib.len // sizeof(intptr_t)

@@ -13,4 +13,4 @@ cdef void rmsprop_step(floating* w, const floating* dw, floating* cache, Py_ssiz
                        floating reg) noexcept nogil
 cdef void adam_step(floating* w, const floating* dw, floating* m, floating* v,
                     Py_ssize_t size, floating lr, floating beta1, floating beta2,
-                    floating eps, floating reg, long t) noexcept nogil
+                    floating eps, floating reg, long long t) noexcept nogil

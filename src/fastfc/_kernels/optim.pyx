@@ -53,7 +53,7 @@ cdef void rmsprop_step(floating* w, const floating* dw, floating* cache, Py_ssiz
 
 cdef void adam_step(floating* w, const floating* dw, floating* m, floating* v,
                     Py_ssize_t size, floating lr, floating beta1, floating beta2,
-                    floating eps, floating reg, long t) noexcept nogil:
+                    floating eps, floating reg, long long t) noexcept nogil:
     """Adam step number t (t >= 1, already incremented)."""
     # bias corrections in double: 1 - beta**t loses digits for small t in float32
     cdef double bc1 = 1.0 - pow(<double>beta1, <double>t)
@@ -90,7 +90,7 @@ def _rmsprop(floating[::1] w, const floating[::1] dw, floating[::1] cache,
 
 
 def _adam(floating[::1] w, const floating[::1] dw, floating[::1] m, floating[::1] v,
-          floating lr, floating beta1, floating beta2, floating eps, long t,
+          floating lr, floating beta1, floating beta2, floating eps, long long t,
           floating reg=0):
     with nogil:
         adam_step(&w[0], &dw[0], &m[0], &v[0], w.shape[0], lr, beta1, beta2, eps,

@@ -1,0 +1,494 @@
+"""Data sets: CIFAR-10 from its python-pickle batches, and the embedded default (digits).
+
+Compatible with the CS231n ``data_utils.py``: :func:`load_CIFAR_batch`,
+:func:`load_CIFAR10` and :func:`get_CIFAR10_data` take the same positional arguments and
+return the same numbers (float64 by default).  The CIFAR-10 directory is the standard
+``cifar-10-batches-py`` folder (``data_batch_1`` ... ``data_batch_5``, ``test_batch``),
+given as an argument or by the ``FASTFC_DATA`` environment variable; when that points at
+the folder's parent, the ``cifar-10-batches-py`` inside it is used.  Nothing is
+downloaded.
+
+Beyond the reference:
+
+* ``dtype=np.float32`` converts the uint8 pixels once, straight into the output (the
+  49,000 training images then take 600 MB instead of 1.2 GB);
+* ``flatten=True`` gives (N, 3072) rows, ``standardize=True`` per-channel standardisation
+  with statistics from the training split only, ``num_test`` up to the full 10,000;
+* files are checked: a missing, truncated or malformed batch raises :class:`DataError`
+  (a ``ValueError``; :class:`DataNotFoundError` is also a ``FileNotFoundError``) naming
+  the directory, the file and what is wrong;
+* unpickling only admits the NumPy array constructors a CIFAR batch needs, so a
+  tampered file cannot run code;
+* :func:`load_default_data`: scikit-learn's bundled 8x8 digits, split deterministically
+  -- real images with no download (extra ``data``).
+"""
+import math
+import os
+import pickle
+
+import numpy as np
+
+from fastfc import _validation as V
+
+__all__ = [
+    "DATA_ENV",
+    "DataError",
+    "DataNotFoundError",
+    "load_CIFAR_batch",
+    "load_CIFAR10",
+    "get_CIFAR10_data",
+    "load_default_data",
+]
+
+DATA_ENV = "FASTFC_DATA"
+_CIFAR_SUBDIR = "cifar-10-batches-py"
+_TRAIN_FILES = tuple(f"data_batch_{i}" for i in range(1, 6))
+_TEST_FILE = "test_batch"
+_CHANNELS, _HEIGHT, _WIDTH = 3, 32, 32
+_ROW = _CHANNELS * _HEIGHT * _WIDTH
+_N_CLASSES = 10
+_LAYOUT_HINT = (
+    "expected the CIFAR-10 python-pickle layout (the cifar-10-batches-py folder of "
+    "cifar-10-python.tar.gz): data_batch_1 ... data_batch_5 and test_batch"
+)
+_CHUNK_ROWS = 1024  # rows converted per block (a float64 block is then 25 MB)
+
+
+class DataError(ValueError):
+    """A data file or directory is missing or malformed."""
+
+
+class DataNotFoundError(DataError, FileNotFoundError):
+    """A data directory or file does not exist (also a ``FileNotFoundError``)."""
+
+
+# --------------------------------------------------------------------------- reading
+
+# The globals a pickled CIFAR batch refers to (NumPy 1.x and 2.x names, protocols 0-5).
+_ALLOWED_GLOBALS = frozenset({
+    ("numpy", "ndarray"),
+    ("numpy", "dtype"),
+    ("numpy.core.multiarray", "_reconstruct"),
+    ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy.core.multiarray", "scalar"),
+    ("numpy._core.multiarray", "scalar"),
+    ("numpy.core.numeric", "_frombuffer"),
+    ("numpy._core.numeric", "_frombuffer"),
+    ("_codecs", "encode"),
+    ("codecs", "encode"),
+    ("builtins", "bytes"),
+    ("__builtin__", "bytes"),
+    ("builtins", "bytearray"),
+    ("__builtin__", "bytearray"),
+})
+
+
+class _BatchUnpickler(pickle.Unpickler):
+    """Unpickler that resolves only NumPy's array constructors (pickles can run code)."""
+
+    def find_class(self, module, name):
+        if (module, name) in _ALLOWED_GLOBALS:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(
+            f"it refers to {module}.{name}, which a CIFAR-10 batch never needs; fastfc "
+            "only unpickles NumPy arrays, lists, dicts and strings")
+
+
+def _where(path):
+    directory, name = os.path.split(os.path.abspath(path))
+    return f"CIFAR-10 file {name!r} in {directory}"
+
+
+def _unpickle(path):
+    try:
+        with open(path, "rb") as f:
+            obj = _BatchUnpickler(f, encoding="latin1").load()
+    except FileNotFoundError:
+        raise DataNotFoundError(f"{_where(path)} does not exist; {_LAYOUT_HINT}") from None
+    except IsADirectoryError:
+        raise DataError(f"{_where(path)} is a directory, not a pickled batch") from None
+    except OSError as exc:
+        raise DataError(f"{_where(path)} cannot be read: {exc.strerror or exc}") from None
+    except (EOFError, pickle.UnpicklingError) as exc:
+        detail = str(exc) or "unexpected end of file"
+        if isinstance(exc, EOFError) or "truncated" in detail or "ran out" in detail.lower():
+            detail = f"the file is truncated or empty ({detail})"
+        raise DataError(f"{_where(path)} is not a readable pickle: {detail}") from None
+    except Exception as exc:  # corrupt streams raise ValueError, KeyError, TypeError, ...
+        raise DataError(
+            f"{_where(path)} is not a readable pickle (truncated or corrupt?): "
+            f"{type(exc).__name__}: {exc}") from None
+    return obj
+
+
+def _entry(batch, key):
+    """batch[key] under a str key (Python 2 pickles) or a bytes key (Python 3 ones)."""
+    if key in batch:
+        return batch[key]
+    return batch.get(key.encode("ascii"))
+
+
+def _read_batch(path):
+    """One batch as (uint8 rows (N, 3072) in channel-major order, int64 labels (N,))."""
+    batch = _unpickle(path)
+    where = _where(path)
+    if not isinstance(batch, dict):
+        raise DataError(f"{where} holds a {type(batch).__name__}, not the dict of a "
+                        "CIFAR-10 batch")
+    data, labels = _entry(batch, "data"), _entry(batch, "labels")
+    if data is None or labels is None:
+        keys = sorted(k.decode("latin1") if isinstance(k, bytes) else str(k) for k in batch)
+        missing = [k for k, v in (("data", data), ("labels", labels)) if v is None]
+        raise DataError(f"{where} has no {' or '.join(map(repr, missing))} entry (keys: "
+                        f"{', '.join(map(repr, keys)) or 'none'}); a CIFAR-10 batch has "
+                        "'data' and 'labels'")
+    try:
+        data = np.asarray(data)
+    except Exception as exc:
+        raise DataError(f"{where}: 'data' is not an array ({exc})") from None
+    if data.ndim != 2 or data.shape[1] != _ROW:
+        raise DataError(f"{where}: 'data' must have shape (N, {_ROW}) -- one 3x32x32 "
+                        f"image per row -- but has shape {data.shape}")
+    n = data.shape[0]
+    if n == 0:
+        raise DataError(f"{where}: 'data' holds no images")
+    if data.dtype != np.uint8:
+        if data.dtype.kind not in "iu":
+            raise DataError(f"{where}: 'data' must hold uint8 pixel values, got dtype "
+                            f"{data.dtype}")
+        lo, hi = int(data.min()), int(data.max())
+        if lo < 0 or hi > 255:
+            raise DataError(f"{where}: 'data' holds the pixel value "
+                            f"{lo if lo < 0 else hi}, outside [0, 255]")
+    data = np.ascontiguousarray(data, dtype=np.uint8)
+    try:
+        y = np.asarray(labels)
+    except Exception as exc:
+        raise DataError(f"{where}: 'labels' is not a list of class labels ({exc})") from None
+    if y.ndim != 1 or y.shape[0] != n:
+        raise DataError(f"{where}: 'labels' must hold one label per image ({n}), "
+                        f"got {y.shape[0] if y.ndim == 1 else f'shape {y.shape}'}")
+    if y.dtype.kind not in "iu":
+        raise DataError(f"{where}: 'labels' must be integers, got dtype {y.dtype}")
+    lo, hi = int(y.min()), int(y.max())
+    if lo < 0 or hi >= _N_CLASSES:
+        raise DataError(f"{where}: 'labels' holds the label {lo if lo < 0 else hi}, "
+                        f"outside [0, {_N_CLASSES})")
+    return data, y.astype(np.int64)
+
+
+def _resolve_dir(directory, argname):
+    """The CIFAR-10 folder from the argument or $FASTFC_DATA, checked to exist."""
+    if directory is None:
+        env = os.environ.get(DATA_ENV, "")
+        if not env:
+            raise DataNotFoundError(
+                f"no CIFAR-10 directory: pass {argname}=... or set the {DATA_ENV} "
+                f"environment variable to the {_CIFAR_SUBDIR} folder; {_LAYOUT_HINT}")
+        directory, source = env, f"from ${DATA_ENV}"
+    else:
+        try:
+            directory = os.fspath(directory)
+        except TypeError:
+            raise TypeError(f"{argname} must be a path (str or os.PathLike), got "
+                            f"{type(directory).__name__}") from None
+        source = f"given as {argname}"
+    directory = os.path.abspath(os.path.expanduser(directory))
+    if not os.path.isdir(directory):
+        raise DataNotFoundError(f"CIFAR-10 directory {directory} ({source}) does not exist "
+                                "or is not a directory")
+    nested = os.path.join(directory, _CIFAR_SUBDIR)
+    if not os.path.exists(os.path.join(directory, _TRAIN_FILES[0])) and os.path.isdir(nested):
+        directory = nested
+    return directory
+
+
+def _check_files(directory, names):
+    missing = [n for n in names if not os.path.exists(os.path.join(directory, n))]
+    if missing:
+        raise DataNotFoundError(
+            f"CIFAR-10 directory {directory} is missing {', '.join(map(repr, missing))}; "
+            f"{_LAYOUT_HINT}")
+
+
+def _float_dtype(dtype):
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"dtype must be np.float32 or np.float64, got {dtype!r}") from None
+    if dt not in V.FLOAT_DTYPES:
+        raise TypeError(f"dtype must be np.float32 or np.float64, got {dt}")
+    return dt
+
+
+def _nhwc(rows, dtype, out=None):
+    """uint8 rows (N, 3072) channel-major -> (N, 32, 32, 3) of dtype, C-contiguous."""
+    n = rows.shape[0]
+    # transpose in uint8 (cheap), then convert contiguous memory once
+    hwc = np.empty((n, _HEIGHT * _WIDTH, _CHANNELS), dtype=np.uint8)
+    chw = rows.reshape(n, _CHANNELS, _HEIGHT * _WIDTH)
+    for c in range(_CHANNELS):
+        hwc[:, :, c] = chw[:, c, :]
+    if out is None:
+        out = np.empty((n, _HEIGHT, _WIDTH, _CHANNELS), dtype=dtype)
+    out.reshape(n, -1)[...] = hwc.reshape(n, -1)
+    return out
+
+
+def _transform(rows, dtype, shift=None, scale=None):
+    """(rows - shift) / scale computed in float64, rounded once to dtype.
+
+    rows: uint8 (N, F); shift, scale: float64 broadcasting against one row, or None.
+    """
+    out = np.empty(rows.shape, dtype=dtype)
+    if shift is None and scale is None:
+        out[...] = rows
+        return out
+    for start in range(0, rows.shape[0], _CHUNK_ROWS):
+        block = rows[start:start + _CHUNK_ROWS].astype(np.float64)
+        if shift is not None:
+            block -= shift
+        if scale is not None:
+            block /= scale
+        out[start:start + _CHUNK_ROWS] = block
+    return out
+
+
+# --------------------------------------------------------------------------- CIFAR-10
+
+def load_CIFAR_batch(filename, dtype=np.float64):
+    """Load one CIFAR-10 batch file.
+
+    Parameters
+    ----------
+    filename : str or os.PathLike
+        A pickled batch (``data_batch_1`` ... ``test_batch``).
+    dtype : np.float64 (default, as the reference) or np.float32
+
+    Returns
+    -------
+    X : ndarray of shape (N, 32, 32, 3), dtype, pixel values 0..255
+    Y : ndarray of shape (N,), int64, labels in [0, 10)
+
+    N is read from the file (10,000 in the real batches).  Raises :class:`DataError`
+    naming the file when it is missing, truncated or not a CIFAR-10 batch.
+    """
+    dtype = _float_dtype(dtype)
+    rows, y = _read_batch(os.fspath(filename))
+    return _nhwc(rows, dtype), y
+
+
+def load_CIFAR10(ROOT=None, dtype=np.float64):
+    """Load all of CIFAR-10.
+
+    Parameters
+    ----------
+    ROOT : str or os.PathLike, optional
+        The ``cifar-10-batches-py`` folder; default ``$FASTFC_DATA``.
+    dtype : np.float64 (default, as the reference) or np.float32
+
+    Returns
+    -------
+    Xtr : ndarray of shape (50000, 32, 32, 3), dtype -- data_batch_1 ... data_batch_5
+    Ytr : ndarray of shape (50000,), int64
+    Xte : ndarray of shape (10000, 32, 32, 3), dtype -- test_batch
+    Yte : ndarray of shape (10000,), int64
+    """
+    dtype = _float_dtype(dtype)
+    root = _resolve_dir(ROOT, "ROOT")
+    _check_files(root, _TRAIN_FILES + (_TEST_FILE,))
+    batches = [_read_batch(os.path.join(root, name)) for name in _TRAIN_FILES]
+    total = sum(rows.shape[0] for rows, _ in batches)
+    Xtr = np.empty((total, _HEIGHT, _WIDTH, _CHANNELS), dtype=dtype)
+    start = 0
+    for rows, _ in batches:
+        _nhwc(rows, dtype, out=Xtr[start:start + rows.shape[0]])
+        start += rows.shape[0]
+    Ytr = np.concatenate([y for _, y in batches])
+    del batches
+    Xte, Yte = load_CIFAR_batch(os.path.join(root, _TEST_FILE), dtype=dtype)
+    return Xtr, Ytr, Xte, Yte
+
+
+def _channel_stats(rows):
+    """Exact per-channel mean and population std of uint8 rows (N, 3072)."""
+    chw = rows.reshape(rows.shape[0], _CHANNELS, -1)
+    count = chw.shape[0] * chw.shape[2]
+    mean, std = np.empty(_CHANNELS), np.empty(_CHANNELS)
+    for c in range(_CHANNELS):
+        v = chw[:, c, :]
+        s1 = int(v.sum(dtype=np.int64))
+        s2 = int(np.einsum("ij,ij->", v, v, dtype=np.int64))
+        mean[c] = s1 / count
+        std[c] = math.sqrt((count * s2 - s1 * s1) / (count * count))  # exact integers
+    return mean, std
+
+
+def get_CIFAR10_data(num_training=49000, num_validation=1000, num_test=1000,
+                     subtract_mean=True, *, cifar10_dir=None, dtype=np.float64,
+                     flatten=False, standardize=False, return_stats=False):
+    """CIFAR-10 split into train / validation / test, normalised, channel-first.
+
+    As the CS231n reference: the first ``num_training`` training images form X_train,
+    the next ``num_validation`` form X_val, the first ``num_test`` test images X_test;
+    with ``subtract_mean`` the mean image of X_train is subtracted from all three.  The
+    float64 output equals the reference's bit for bit.
+
+    Parameters
+    ----------
+    num_training : int >= 1
+    num_validation, num_test : int >= 0
+        ``num_training + num_validation <= 50000``, ``num_test <= 10000``.
+    subtract_mean : bool
+        Subtract the training split's mean image.
+    cifar10_dir : str or os.PathLike, optional, keyword-only
+        The ``cifar-10-batches-py`` folder (or its parent); default ``$FASTFC_DATA``.
+    dtype : np.float64 (default) or np.float32
+        Values are computed in float64 and rounded once to ``dtype``.
+    flatten : bool
+        X arrays of shape (N, 3072) (channel-major rows: a reshape of the channel-first
+        images) instead of (N, 3, 32, 32).
+    standardize : bool
+        Per-channel standardisation instead of the mean-image subtraction: each channel
+        minus its mean, divided by its (population) standard deviation, both computed on
+        the training split only and applied to all three splits.  A constant channel
+        is divided by 1.
+    return_stats : bool
+        Also return 'mean' and 'std' (float64, broadcasting against ``X_train[0]``) so
+        that ``(X_raw - d['mean']) / d['std']`` repeats the transform on new images;
+        'mean' is 0 and 'std' 1 where nothing was subtracted or divided.
+
+    Returns
+    -------
+    dict with 'X_train' (num_training, 3, 32, 32), 'y_train' (num_training,), 'X_val',
+    'y_val', 'X_test', 'y_test' -- X of ``dtype``, y int64 -- plus 'mean' and 'std'
+    when ``return_stats``.
+
+    Only the training batches the split needs are read.
+    """
+    num_training = V.check_scalar(num_training, "num_training", low=1, integer=True)
+    num_validation = V.check_scalar(num_validation, "num_validation", low=0, integer=True)
+    num_test = V.check_scalar(num_test, "num_test", low=0, integer=True)
+    dtype = _float_dtype(dtype)
+    root = _resolve_dir(cifar10_dir, "cifar10_dir")
+    _check_files(root, _TRAIN_FILES + ((_TEST_FILE,) if num_test else ()))
+
+    need = num_training + num_validation
+    rows, labels, have = [], [], 0
+    for name in _TRAIN_FILES:
+        if have >= need:
+            break
+        r, y = _read_batch(os.path.join(root, name))
+        rows.append(r)
+        labels.append(y)
+        have += r.shape[0]
+    if have < need:
+        raise DataError(f"CIFAR-10 directory {root}: num_training + num_validation = {need} "
+                        f"but the training batches hold only {have} images")
+    train_rows = rows[0] if len(rows) == 1 else np.concatenate(rows)
+    train_y = labels[0] if len(labels) == 1 else np.concatenate(labels)
+    del rows, labels
+    if num_test:
+        test_rows, test_y = _read_batch(os.path.join(root, _TEST_FILE))
+        if test_rows.shape[0] < num_test:
+            raise DataError(f"CIFAR-10 file {_TEST_FILE!r} in {root} holds "
+                            f"{test_rows.shape[0]} images, fewer than num_test = {num_test}")
+    else:
+        test_rows, test_y = np.empty((0, _ROW), np.uint8), np.empty(0, np.int64)
+
+    splits = {
+        "train": (train_rows[:num_training], train_y[:num_training]),
+        "val": (train_rows[num_training:need], train_y[num_training:need]),
+        "test": (test_rows[:num_test], test_y[:num_test]),
+    }
+    shift = scale = None
+    if standardize:
+        mean_c, std_c = _channel_stats(splits["train"][0])
+        std_c[std_c == 0] = 1.0
+        shift = np.repeat(mean_c, _HEIGHT * _WIDTH)
+        scale = np.repeat(std_c, _HEIGHT * _WIDTH)
+    elif subtract_mean:
+        # the reference sums float64 pixels: integers below 2**53, so the sum is exact
+        # and this mean is bit for bit the reference's np.mean(X_train, axis=0)
+        shift = splits["train"][0].sum(axis=0, dtype=np.int64) / num_training
+
+    shape = (-1, _ROW) if flatten else (-1, _CHANNELS, _HEIGHT, _WIDTH)
+    data = {}
+    for split, (x, y) in splits.items():
+        data[f"X_{split}"] = _transform(x, dtype, shift, scale).reshape(shape)
+        data[f"y_{split}"] = y.copy()
+    if return_stats:
+        stat_shape = shape[1:]
+        data["mean"] = (np.zeros(_ROW) if shift is None else shift).reshape(stat_shape)
+        data["std"] = (np.ones(_ROW) if scale is None else scale).reshape(stat_shape)
+    return data
+
+
+# --------------------------------------------------------------------------- digits
+
+DIGITS_SPLIT = (1257, 270, 270)  # train / val / test sizes of load_default_data
+
+
+def load_default_data(dtype=np.float64, *, flatten=True, scale=True, subtract_mean=True,
+                      return_stats=False):
+    """The embedded default data set: scikit-learn's bundled 8x8 digits, split.
+
+    1,797 real handwritten digits (10 classes, 64 pixels valued 0..16) shipped with
+    scikit-learn -- nothing is downloaded.  The split is fixed: the images are shuffled
+    by ``np.random.RandomState(0).permutation(1797)`` (NumPy's global generator is not
+    touched) and cut into 1,257 train, 270 validation and 270 test images.
+
+    Parameters
+    ----------
+    dtype : np.float64 (default) or np.float32
+    flatten : bool, keyword-only
+        Rows of 64 features (default) or channel-first images (N, 1, 8, 8).
+    scale : bool
+        Divide the pixels by 16, to [0, 1] (so default weight scales and learning rates
+        train well).
+    subtract_mean : bool
+        Subtract the training split's mean image (after scaling) from all three splits.
+    return_stats : bool
+        Also return 'mean' and 'std' as :func:`get_CIFAR10_data` does ('std' is the
+        scaling divisor: 16 or 1).
+
+    Returns
+    -------
+    dict with 'X_train' (1257, 64), 'y_train' (1257,), 'X_val' (270, 64), 'y_val',
+    'X_test' (270, 64), 'y_test' -- X of ``dtype``, y int64.
+
+    Needs scikit-learn (``pip install "fastfc[data]"``).
+    """
+    dtype = _float_dtype(dtype)
+    try:
+        from sklearn.datasets import load_digits
+    except ImportError as exc:
+        raise ImportError(
+            "load_default_data needs scikit-learn, whose bundled digits it loads: "
+            'pip install "fastfc[data]"') from exc
+    digits = load_digits()
+    X = np.asarray(digits.data, dtype=np.float64)
+    y = np.asarray(digits.target, dtype=np.int64)
+    n_train, n_val, n_test = DIGITS_SPLIT
+    if X.shape != (n_train + n_val + n_test, 64):
+        raise DataError(f"scikit-learn's digits have shape {X.shape}, expected "
+                        f"({n_train + n_val + n_test}, 64)")
+    order = np.random.RandomState(0).permutation(X.shape[0])
+    parts = {
+        "train": order[:n_train],
+        "val": order[n_train:n_train + n_val],
+        "test": order[n_train + n_val:],
+    }
+    divisor = 16.0 if scale else 1.0
+    X = X / divisor
+    mean = X[parts["train"]].mean(axis=0) if subtract_mean else np.zeros(X.shape[1])
+    shape = (-1, 64) if flatten else (-1, 1, 8, 8)
+    data = {}
+    for split, idx in parts.items():
+        data[f"X_{split}"] = (X[idx] - mean).astype(dtype).reshape(shape)
+        data[f"y_{split}"] = y[idx]
+    if return_stats:
+        # in raw pixel units: (X_raw - mean) / std repeats the transform
+        data["mean"] = (mean * divisor).reshape(shape[1:])
+        data["std"] = np.full(64, divisor).reshape(shape[1:])
+    return data

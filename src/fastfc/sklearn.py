@@ -1,0 +1,414 @@
+"""FCClassifier: a scikit-learn estimator backed by :class:`fastfc.Net`.
+
+``FCClassifier`` follows the scikit-learn estimator contract -- parameters stored as
+given by ``__init__``, checked in ``fit``; fitted attributes end with ``_``; inputs
+checked with scikit-learn's own ``check_X_y`` / ``check_array`` machinery -- so it
+works in ``GridSearchCV``, ``cross_val_score`` and ``Pipeline``, and it passes
+``sklearn.utils.estimator_checks.check_estimator``.
+
+Training is the Solver's loop without the global generator: each step draws a
+minibatch of ``batch_size`` row indices *with replacement*
+(``rng.choice(n_samples, batch_size)``, as :class:`fastfc.Solver` does with
+``np.random.choice``) and makes one compiled :meth:`fastfc.Net.train_step`; an epoch is
+``max(n_samples // batch_size, 1)`` steps; ``lr_decay`` multiplies the learning rate at
+every epoch end; early stopping watches validation accuracy on a held-out
+``validation_fraction`` and restores the best weights, like ``Solver(patience=...)``.
+All randomness (weights, dropout masks, minibatches, the validation split) comes from
+``random_state``, never from NumPy's global generator.
+
+Requires scikit-learn (``pip install fastfc[sklearn]``).
+"""
+# This module is fastfc/sklearn.py; with absolute imports (Python 3 default) ``import
+# sklearn`` below is scikit-learn itself, never this file.
+import numbers
+
+import numpy as np
+
+try:
+    from sklearn.base import BaseEstimator, ClassifierMixin
+    from sklearn.preprocessing import LabelEncoder
+    from sklearn.utils import check_random_state
+    from sklearn.utils.multiclass import check_classification_targets
+    from sklearn.utils.validation import check_is_fitted
+except ImportError as exc:  # pragma: no cover - exercised only without scikit-learn
+    raise ImportError(
+        "fastfc.sklearn needs scikit-learn: pip install 'fastfc[sklearn]'") from exc
+
+try:  # scikit-learn >= 1.6
+    from sklearn.utils.validation import validate_data as _sk_validate_data
+except ImportError:  # pragma: no cover - scikit-learn 1.3 .. 1.5
+    _sk_validate_data = None
+
+from fastfc import layers as _layers
+from fastfc.net import ACTIVATIONS, Net
+from fastfc.optim import UPDATE_RULES
+from fastfc.solver import TrainingDiverged
+
+__all__ = ["FCClassifier"]
+
+_NORMALIZATIONS = (None, "batchnorm", "layernorm")
+_DTYPES = {"float32": np.float32, "float64": np.float64}
+_FAST_RULES = ("sgd", "sgd_momentum", "sgd_nesterov_momentum", "rmsprop", "adam")
+
+
+def _validate_data(estimator, X, y="no_validation", reset=True, **check_params):
+    """scikit-learn's validate_data (check_X_y / check_array + n_features_in_ and
+    feature_names_in_ bookkeeping) on any supported scikit-learn version."""
+    if _sk_validate_data is not None:
+        return _sk_validate_data(estimator, X, y, reset=reset, **check_params)
+    return estimator._validate_data(X, y, reset=reset, **check_params)  # pragma: no cover
+
+
+class FCClassifier(ClassifierMixin, BaseEstimator):
+    """Fully-connected softmax classifier on fastfc's compiled kernels.
+
+    Parameters
+    ----------
+    hidden_dims : sequence of int, default (100,)
+        Width of each hidden layer; ``()`` gives a linear softmax classifier.
+    activation : {'relu', 'leaky_relu', 'sigmoid', 'tanh', 'swish'}, default 'relu'
+    normalization : {None, 'batchnorm', 'layernorm'}, default None
+    dropout_keep_ratio : float in (0, 1], default 1.0
+        Probability of keeping a hidden unit (1 = no dropout).
+    reg : float >= 0, default 1e-4
+        L2 strength: the loss adds ``0.5 * reg * sum(W**2)`` over the weights.
+    update_rule : {'sgd', 'sgd_momentum', 'sgd_nesterov_momentum', 'rmsprop', 'adam'}
+    learning_rate : float > 0, default 1e-3
+    batch_size : int >= 1, default 200
+        Minibatch size, clipped to the number of training samples.
+    num_epochs : int >= 1, default 20
+        Epochs of ``max(n_samples // batch_size, 1)`` steps each.
+    lr_decay : float in (0, 1], default 1.0
+        The learning rate is multiplied by this at every epoch end.
+    early_stopping : bool, default False
+        Hold out ``validation_fraction`` of the training data, check its accuracy at
+        every epoch end, stop after ``patience`` epochs without improvement and keep
+        the best weights.
+    patience : int >= 1, default 5
+    dtype : {'float32', 'float64'}, default 'float32'
+        Precision of the weights and of the computation.
+    random_state : int, RandomState instance or None, default None
+        Seeds weights, dropout, minibatches and the validation split.
+    verbose : bool, default False
+        Print the mean loss (and validation accuracy) of every epoch.
+    validation_fraction : float in (0, 1), default 0.1
+        Share of the training data held out when ``early_stopping``.
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+        The class labels (any sortable values), in the order of ``predict_proba``.
+    n_features_in_ : int
+    feature_names_in_ : ndarray of str
+        Only when ``X`` had string column names (a DataFrame).
+    net_ : fastfc.Net
+        The trained network (outputs index ``classes_``).
+    loss_curve_ : list of float
+        Mean training loss of every epoch (L2 term included).
+    n_iter_ : int
+        Epochs run (over all ``fit`` / ``partial_fit`` calls since the last ``fit``).
+    t_ : int
+        Training steps run.
+    validation_scores_ : list of float or None
+        Validation accuracy at every epoch end (``early_stopping`` only).
+    best_validation_score_ : float or None
+    stopped_early_ : bool
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_digits
+    >>> X, y = load_digits(return_X_y=True)
+    >>> clf = FCClassifier(hidden_dims=(64,), random_state=0).fit(X / 16, y)
+    >>> clf.predict(X[:3] / 16).shape
+    (3,)
+    """
+
+    def __init__(self, hidden_dims=(100,), activation="relu", normalization=None,
+                 dropout_keep_ratio=1.0, reg=1e-4, update_rule="adam", learning_rate=1e-3,
+                 batch_size=200, num_epochs=20, lr_decay=1.0, early_stopping=False,
+                 patience=5, dtype="float32", random_state=None, verbose=False,
+                 validation_fraction=0.1):
+        self.hidden_dims = hidden_dims
+        self.activation = activation
+        self.normalization = normalization
+        self.dropout_keep_ratio = dropout_keep_ratio
+        self.reg = reg
+        self.update_rule = update_rule
+        self.learning_rate = learning_rate
+        self.batch_size = batch_size
+        self.num_epochs = num_epochs
+        self.lr_decay = lr_decay
+        self.early_stopping = early_stopping
+        self.patience = patience
+        self.dtype = dtype
+        self.random_state = random_state
+        self.verbose = verbose
+        self.validation_fraction = validation_fraction
+
+    # ------------------------------------------------------------------ parameters
+
+    def _check_params(self):
+        """Validate the constructor parameters; returns (hidden_dims list, numpy dtype)."""
+        try:
+            hidden = [self.hidden_dims] if isinstance(self.hidden_dims, numbers.Integral) \
+                else list(self.hidden_dims)
+        except TypeError:
+            raise TypeError("hidden_dims must be a sequence of positive integers, got "
+                            f"{self.hidden_dims!r}") from None
+        if any(isinstance(h, (bool, np.bool_)) or not isinstance(h, numbers.Integral)
+               or h < 1 for h in hidden):
+            raise ValueError("hidden_dims must be a sequence of positive integers, got "
+                             f"{self.hidden_dims!r}")
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {', '.join(ACTIVATIONS)}, got "
+                             f"{self.activation!r}")
+        if self.normalization not in _NORMALIZATIONS:
+            raise ValueError("normalization must be None, 'batchnorm' or 'layernorm', got "
+                             f"{self.normalization!r}")
+        if self.update_rule not in _FAST_RULES or self.update_rule not in UPDATE_RULES:
+            raise ValueError(f"update_rule must be one of {', '.join(_FAST_RULES)}, got "
+                             f"{self.update_rule!r}")
+        _real(self.dropout_keep_ratio, "dropout_keep_ratio", low=0.0, high=1.0,
+              low_open=True)
+        _real(self.reg, "reg", low=0.0)
+        _real(self.learning_rate, "learning_rate", low=0.0, low_open=True)
+        _real(self.lr_decay, "lr_decay", low=0.0, high=1.0, low_open=True)
+        _integer(self.batch_size, "batch_size", low=1)
+        _integer(self.num_epochs, "num_epochs", low=1)
+        _integer(self.patience, "patience", low=1)
+        _real(self.validation_fraction, "validation_fraction", low=0.0, high=1.0,
+              low_open=True, high_open=True)
+        if not isinstance(self.early_stopping, (bool, np.bool_)):
+            raise TypeError(f"early_stopping must be True or False, got {self.early_stopping!r}")
+        try:
+            key = np.dtype(self.dtype).name
+        except TypeError:
+            key = None
+        if key not in _DTYPES:
+            raise ValueError(f"dtype must be 'float32' or 'float64', got {self.dtype!r}")
+        return hidden, _DTYPES[key]
+
+    # ------------------------------------------------------------------ fitting
+
+    def fit(self, X, y):
+        """Train a new network on (X, y).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Dense, finite numbers (sparse input is refused: convert with ``.toarray()``).
+        y : array-like of shape (n_samples,)
+            Class labels of any sortable type.
+
+        Returns
+        -------
+        self
+        """
+        hidden, dtype = self._check_params()
+        X, y = _validate_data(self, X, y, reset=True, dtype=dtype, order="C",
+                              accept_sparse=False)
+        check_classification_targets(y)
+        encoder = LabelEncoder().fit(y)
+        self.classes_ = encoder.classes_
+        y_enc = encoder.transform(y).astype(np.intp)
+        rng = check_random_state(self.random_state)
+        self._init_net(hidden, dtype, rng)
+
+        X_val = y_val = None
+        if self.early_stopping:
+            X, y_enc, X_val, y_val = self._split(X, y_enc, rng)
+        self._train(X, y_enc, self.num_epochs, rng, X_val, y_val)
+        return self
+
+    def partial_fit(self, X, y, classes=None):
+        """One more epoch on (X, y), keeping the weights and optimiser state.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,)
+        classes : array-like of shape (n_classes,), optional
+            Every class that will ever be seen.  Required on the first call (the output
+            layer is sized from it); later calls may omit it or repeat the same classes.
+
+        Returns
+        -------
+        self
+        """
+        first = not hasattr(self, "net_")
+        hidden, dtype = self._check_params()
+        if first:
+            if classes is None:
+                raise ValueError("classes must be passed on the first call to partial_fit "
+                                 "(every label that will ever be seen)")
+        X, y = _validate_data(self, X, y, reset=first, dtype=dtype, order="C",
+                              accept_sparse=False)
+        check_classification_targets(y)
+        if first:
+            classes = np.asarray(classes)
+            check_classification_targets(classes)
+            self.classes_ = np.unique(classes)
+            self._init_net(hidden, dtype, check_random_state(self.random_state))
+        elif classes is not None and not np.array_equal(np.unique(classes), self.classes_):
+            raise ValueError(f"classes={np.unique(classes)!r} differs from the classes of the "
+                             f"first partial_fit call, {self.classes_!r}")
+        y_enc = np.searchsorted(self.classes_, y)
+        y_enc = np.clip(y_enc, 0, len(self.classes_) - 1)
+        unseen = self.classes_[y_enc] != y
+        if np.any(unseen):
+            raise ValueError(f"y holds labels not in classes: {np.unique(y[unseen])!r}")
+        X = X.astype(self.net_.dtype, copy=False)
+        self._train(X, y_enc.astype(np.intp), 1, self._rng, None, None)
+        return self
+
+    def _init_net(self, hidden, dtype, rng):
+        """Fresh network, optimiser and training book-keeping."""
+        seed = int(rng.randint(0, 2**31 - 1))
+        self.net_ = Net([self.n_features_in_, *hidden, len(self.classes_)],
+                        activation=self.activation,
+                        dropout_keep_ratio=self.dropout_keep_ratio,
+                        normalization=self.normalization, reg=self.reg, dtype=dtype,
+                        seed=seed)
+        self.net_.set_optimizer(self.update_rule, learning_rate=float(self.learning_rate))
+        self._rng = rng
+        self.loss_curve_ = []
+        self.n_iter_ = 0
+        self.t_ = 0
+        self.validation_scores_ = [] if self.early_stopping else None
+        self.best_validation_score_ = None
+        self.stopped_early_ = False
+
+    def _split(self, X, y, rng):
+        """Hold out validation_fraction of (X, y), stratified when every class allows."""
+        n = X.shape[0]
+        n_val = int(round(self.validation_fraction * n))
+        n_val = min(max(n_val, 1), n - 1)
+        if n < 2:
+            raise ValueError("early_stopping needs at least 2 samples (one to train on, "
+                             f"one to validate), got {n}")
+        order = rng.permutation(n)
+        counts = np.bincount(y, minlength=len(self.classes_))
+        if n_val >= len(counts) and counts[counts > 0].min() >= 2:
+            # stratified: every class contributes in proportion to its size
+            from sklearn.model_selection import StratifiedShuffleSplit
+            split = StratifiedShuffleSplit(n_splits=1, test_size=n_val,
+                                           random_state=int(rng.randint(0, 2**31 - 1)))
+            train_idx, val_idx = next(split.split(np.zeros((n, 1)), y))
+        else:
+            val_idx, train_idx = order[:n_val], order[n_val:]
+        return X[train_idx], y[train_idx], X[val_idx], y[val_idx]
+
+    def _train(self, X, y, num_epochs, rng, X_val, y_val):
+        """The Solver's loop over Net.train_step, with a private random generator."""
+        net = self.net_
+        n = X.shape[0]
+        batch_size = min(int(self.batch_size), n)
+        iterations_per_epoch = max(n // batch_size, 1)
+        y_batch = np.empty(batch_size, dtype=np.intp)
+        best = None
+        bad_epochs = 0
+        for _ in range(int(num_epochs)):
+            total = 0.0
+            for _ in range(iterations_per_epoch):
+                batch_mask = rng.choice(n, batch_size)
+                np.take(y, batch_mask, out=y_batch)
+                loss = net.train_step(X, y_batch, indices=batch_mask)
+                self.t_ += 1
+                if not np.isfinite(loss):
+                    if best is not None:
+                        net.params = best
+                    raise TrainingDiverged(
+                        f"training diverged at step {self.t_} (epoch {self.n_iter_ + 1}): the "
+                        f"loss is {loss}. Try a smaller learning_rate (now "
+                        f"{net.learning_rate:g}) or scale the inputs (e.g. StandardScaler).")
+                total += loss
+            self.n_iter_ += 1
+            self.loss_curve_.append(total / iterations_per_epoch)
+            if self.lr_decay != 1.0:
+                net.learning_rate = net.learning_rate * float(self.lr_decay)
+            message = f"epoch {self.n_iter_}: loss {self.loss_curve_[-1]:.6f}"
+            if X_val is not None:
+                acc = float(np.mean(net.predict(X_val) == y_val))
+                self.validation_scores_.append(acc)
+                message += f"; val_acc {acc:.4f}"
+                if self.best_validation_score_ is None or acc > self.best_validation_score_:
+                    self.best_validation_score_ = acc
+                    best = net.params.copy()
+                    bad_epochs = 0
+                else:
+                    bad_epochs += 1
+            if self.verbose:
+                print(message)
+            if X_val is not None and bad_epochs >= self.patience:
+                self.stopped_early_ = True
+                if self.verbose:
+                    print(f"early stopping: no improvement in validation accuracy for "
+                          f"{self.patience} epochs (best {self.best_validation_score_:.4f})")
+                break
+        if best is not None:
+            net.params = best
+
+    # ------------------------------------------------------------------ prediction
+
+    def _scores(self, X):
+        check_is_fitted(self, "net_")
+        X = _validate_data(self, X, reset=False, dtype=self.net_.dtype, order="C",
+                           accept_sparse=False)
+        return self.net_.loss(X)
+
+    def decision_function(self, X):
+        """Class scores (the network's outputs), one column per class of ``classes_``.
+
+        Returns ndarray of shape (n_samples, n_classes); with two classes, shape
+        (n_samples,) holding score(classes_[1]) - score(classes_[0]).
+        """
+        scores = np.asarray(self._scores(X), dtype=np.float64)
+        if len(self.classes_) == 2:
+            return scores[:, 1] - scores[:, 0]
+        if len(self.classes_) == 1:
+            return scores[:, 0]
+        return scores
+
+    def predict_proba(self, X):
+        """Class probabilities: softmax of the scores, shape (n_samples, n_classes)."""
+        scores = np.asarray(self._scores(X), dtype=np.float64)
+        return _layers.softmax(scores)
+
+    def predict_log_proba(self, X):
+        """Natural log of :meth:`predict_proba`."""
+        with np.errstate(divide="ignore"):
+            return np.log(self.predict_proba(X))
+
+    def predict(self, X):
+        """Most likely class of each row of X, as a value of ``classes_``."""
+        scores = self._scores(X)
+        return self.classes_[np.argmax(scores, axis=1)]
+
+    # ------------------------------------------------------------------ tags
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = False
+        tags.input_tags.allow_nan = False
+        return tags
+
+    def _more_tags(self):  # scikit-learn < 1.6
+        return {"allow_nan": False}
+
+
+def _real(value, name, low=None, high=None, low_open=False, high_open=False):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {value!r}")
+    if not np.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value!r}")
+    if low is not None and (value < low or (low_open and value == low)):
+        raise ValueError(f"{name} must be {'>' if low_open else '>='} {low}, got {value!r}")
+    if high is not None and (value > high or (high_open and value == high)):
+        raise ValueError(f"{name} must be {'<' if high_open else '<='} {high}, got {value!r}")
+
+
+def _integer(value, name, low):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {value!r}")
+    if value < low:
+        raise ValueError(f"{name} must be >= {low}, got {value!r}")
