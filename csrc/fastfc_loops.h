@@ -58,6 +58,19 @@ static inline void ffc_dropout_mask(uint8_t *FFC_RESTRICT mask, ptrdiff_t size,
     }
 }
 
+/* What an update pass can report besides updating (see the update rules). */
+typedef struct {
+    double sumsq;          /* sum of the squares of the weights before the update */
+    ptrdiff_t nonfinite;   /* NaN or infinite weights after the update */
+} ffc_update_stats;
+
+/* Vectorised reductions: honoured with -fopenmp-simd (GCC, Clang), ignored otherwise. */
+#if defined(_OPENMP) || defined(__clang__) || defined(__GNUC__)
+#define FFC_PRAGMA_SIMD_REDUCE _Pragma("omp simd reduction(+:acc, bad)")
+#else
+#define FFC_PRAGMA_SIMD_REDUCE
+#endif
+
 #define FFC_REAL float
 #define FFC_SUF(name) name##_s
 #define FFC_EXP expf

@@ -524,61 +524,81 @@ static inline void FFC_SUF(ffc_ln_backward)(
 }
 
 /* ------------------------------------------------------------------ update rules */
-/* Every rule takes g = dw + reg * w (reg = 0 leaves dw as it is) and updates w in place. */
+/*
+ * Every rule takes g = dw + reg * w (reg = 0 leaves dw as it is) and updates w in place.
+ * When `stats` is not NULL the same pass also adds (w_old ** 2).sum() to stats->sumsq
+ * (the L2 term of the loss, at the weights the loss was computed with) and the number
+ * of NaN/inf values in the new w to stats->nonfinite: no extra pass over the weights.
+ */
+#define FFC_UPDATE_LOOP(BODY)                                                           \
+    if (stats == NULL) {                                                                \
+        for (ptrdiff_t k = 0; k < size; ++k) { BODY }                                   \
+    } else {                                                                            \
+        double acc = 0.0;                                                               \
+        ptrdiff_t bad = 0;                                                              \
+        FFC_PRAGMA_SIMD_REDUCE                                                          \
+        for (ptrdiff_t k = 0; k < size; ++k) {                                          \
+            const double w_old = (double)w[k];                                          \
+            acc += w_old * w_old;                                                       \
+            { BODY }                                                                    \
+            bad += !(w[k] - w[k] == 0);                                                 \
+        }                                                                               \
+        stats->sumsq += acc;                                                            \
+        stats->nonfinite += bad;                                                        \
+    }
 
 /* w -= lr * g */
 static inline void FFC_SUF(ffc_sgd)(FFC_REAL *FFC_RESTRICT w, const FFC_REAL *FFC_RESTRICT dw,
-                                    ptrdiff_t size, FFC_REAL lr, FFC_REAL reg)
+                                    ptrdiff_t size, FFC_REAL lr, FFC_REAL reg,
+                                    ffc_update_stats *stats)
 {
-    if (reg == 0) {
-        for (ptrdiff_t k = 0; k < size; ++k) w[k] -= lr * dw[k];
-    } else {
-        for (ptrdiff_t k = 0; k < size; ++k) w[k] -= lr * (dw[k] + reg * w[k]);
-    }
+    FFC_UPDATE_LOOP(w[k] -= lr * (dw[k] + reg * w[k]);)
 }
 
 /* v = mom * v - lr * g; w += v */
 static inline void FFC_SUF(ffc_sgd_momentum)(FFC_REAL *FFC_RESTRICT w,
                                              const FFC_REAL *FFC_RESTRICT dw,
                                              FFC_REAL *FFC_RESTRICT v, ptrdiff_t size,
-                                             FFC_REAL lr, FFC_REAL mom, FFC_REAL reg)
+                                             FFC_REAL lr, FFC_REAL mom, FFC_REAL reg,
+                                             ffc_update_stats *stats)
 {
-    for (ptrdiff_t k = 0; k < size; ++k) {
+    FFC_UPDATE_LOOP(
         FFC_REAL g = dw[k] + reg * w[k];
         FFC_REAL vk = mom * v[k] - lr * g;
         v[k] = vk;
         w[k] += vk;
-    }
+    )
 }
 
 /* v' = mom * v - lr * g; w += v' + mom * (v' - v); v = v' */
 static inline void FFC_SUF(ffc_sgd_nesterov)(FFC_REAL *FFC_RESTRICT w,
                                              const FFC_REAL *FFC_RESTRICT dw,
                                              FFC_REAL *FFC_RESTRICT v, ptrdiff_t size,
-                                             FFC_REAL lr, FFC_REAL mom, FFC_REAL reg)
+                                             FFC_REAL lr, FFC_REAL mom, FFC_REAL reg,
+                                             ffc_update_stats *stats)
 {
-    for (ptrdiff_t k = 0; k < size; ++k) {
+    FFC_UPDATE_LOOP(
         FFC_REAL g = dw[k] + reg * w[k];
         FFC_REAL v_prev = v[k];
         FFC_REAL vk = mom * v_prev - lr * g;
         v[k] = vk;
         w[k] = w[k] + vk + mom * (vk - v_prev);
-    }
+    )
 }
 
 /* c = dr * c + (1 - dr) * g**2; w -= lr * g / (sqrt(c) + eps) */
 static inline void FFC_SUF(ffc_rmsprop)(FFC_REAL *FFC_RESTRICT w, const FFC_REAL *FFC_RESTRICT dw,
                                         FFC_REAL *FFC_RESTRICT cache, ptrdiff_t size,
                                         FFC_REAL lr, FFC_REAL decay_rate, FFC_REAL eps,
-                                        FFC_REAL reg)
+                                        FFC_REAL reg, ffc_update_stats *stats)
 {
     const FFC_REAL keep = (FFC_REAL)1 - decay_rate;
-    for (ptrdiff_t k = 0; k < size; ++k) {
+    FFC_UPDATE_LOOP(
         FFC_REAL g = dw[k] + reg * w[k];
         FFC_REAL c = decay_rate * cache[k] + keep * (g * g);
         cache[k] = c;
         w[k] -= lr * g / (FFC_SQRT(c) + eps);
-    }
+    )
 }
 
 /*
@@ -590,18 +610,20 @@ static inline void FFC_SUF(ffc_adam)(FFC_REAL *FFC_RESTRICT w, const FFC_REAL *F
                                      FFC_REAL *FFC_RESTRICT m, FFC_REAL *FFC_RESTRICT v,
                                      ptrdiff_t size, FFC_REAL lr, FFC_REAL beta1,
                                      FFC_REAL beta2, FFC_REAL eps, FFC_REAL reg,
-                                     FFC_REAL bc1, FFC_REAL bc2)
+                                     FFC_REAL bc1, FFC_REAL bc2, ffc_update_stats *stats)
 {
     const FFC_REAL one_b1 = (FFC_REAL)1 - beta1;
     const FFC_REAL one_b2 = (FFC_REAL)1 - beta2;
     const FFC_REAL step = lr / bc1;
     const FFC_REAL inv_bc2 = (FFC_REAL)1 / bc2;
-    for (ptrdiff_t k = 0; k < size; ++k) {
+    FFC_UPDATE_LOOP(
         FFC_REAL g = dw[k] + reg * w[k];
         FFC_REAL mk = beta1 * m[k] + one_b1 * g;
         FFC_REAL vk = beta2 * v[k] + one_b2 * (g * g);
         m[k] = mk;
         v[k] = vk;
         w[k] -= step * mk / (FFC_SQRT(vk * inv_bc2) + eps);
-    }
+    )
 }
+
+#undef FFC_UPDATE_LOOP

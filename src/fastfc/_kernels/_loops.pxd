@@ -81,17 +81,25 @@ cdef extern from "fastfc_loops.h" nogil:
     void ffc_ln_backward_d(const double* dout, const double* xhat, Py_ssize_t n, Py_ssize_t d, const double* gamma,
                            const double* inv_std, double* dx, double* dgamma, double* dbeta)
 
-    void ffc_sgd_s(float* w, const float* dw, Py_ssize_t size, float lr, float reg)
-    void ffc_sgd_d(double* w, const double* dw, Py_ssize_t size, double lr, double reg)
-    void ffc_sgd_momentum_s(float* w, const float* dw, float* v, Py_ssize_t size, float lr, float mom, float reg)
-    void ffc_sgd_momentum_d(double* w, const double* dw, double* v, Py_ssize_t size, double lr, double mom, double reg)
-    void ffc_sgd_nesterov_s(float* w, const float* dw, float* v, Py_ssize_t size, float lr, float mom, float reg)
-    void ffc_sgd_nesterov_d(double* w, const double* dw, double* v, Py_ssize_t size, double lr, double mom, double reg)
+    ctypedef struct ffc_update_stats:
+        double sumsq
+        Py_ssize_t nonfinite
+
+    void ffc_sgd_s(float* w, const float* dw, Py_ssize_t size, float lr, float reg, ffc_update_stats* stats)
+    void ffc_sgd_d(double* w, const double* dw, Py_ssize_t size, double lr, double reg, ffc_update_stats* stats)
+    void ffc_sgd_momentum_s(float* w, const float* dw, float* v, Py_ssize_t size, float lr, float mom, float reg,
+                            ffc_update_stats* stats)
+    void ffc_sgd_momentum_d(double* w, const double* dw, double* v, Py_ssize_t size, double lr, double mom,
+                            double reg, ffc_update_stats* stats)
+    void ffc_sgd_nesterov_s(float* w, const float* dw, float* v, Py_ssize_t size, float lr, float mom, float reg,
+                            ffc_update_stats* stats)
+    void ffc_sgd_nesterov_d(double* w, const double* dw, double* v, Py_ssize_t size, double lr, double mom,
+                            double reg, ffc_update_stats* stats)
     void ffc_rmsprop_s(float* w, const float* dw, float* cache, Py_ssize_t size, float lr, float decay_rate,
-                       float eps, float reg)
+                       float eps, float reg, ffc_update_stats* stats)
     void ffc_rmsprop_d(double* w, const double* dw, double* cache, Py_ssize_t size, double lr, double decay_rate,
-                       double eps, double reg)
+                       double eps, double reg, ffc_update_stats* stats)
     void ffc_adam_s(float* w, const float* dw, float* m, float* v, Py_ssize_t size, float lr, float beta1,
-                    float beta2, float eps, float reg, float bc1, float bc2)
+                    float beta2, float eps, float reg, float bc1, float bc2, ffc_update_stats* stats)
     void ffc_adam_d(double* w, const double* dw, double* m, double* v, Py_ssize_t size, double lr, double beta1,
-                    double beta2, double eps, double reg, double bc1, double bc2)
+                    double beta2, double eps, double reg, double bc1, double bc2, ffc_update_stats* stats)

@@ -250,23 +250,29 @@ cdef double _weights_sq(NetState* st, floating dummy) noexcept nogil:
 
 
 cdef void _update_segment(NetState* st, floating* w, const floating* dw, floating* s1,
-                          floating* s2, Py_ssize_t size, floating reg) noexcept nogil:
+                          floating* s2, Py_ssize_t size, floating reg,
+                          ffc_update_stats* stats) noexcept nogil:
     cdef floating lr = <floating>st.lr
     if st.rule == RULE_SGD:
-        sgd_step(w, dw, size, lr, reg)
+        sgd_step(w, dw, size, lr, reg, stats)
     elif st.rule == RULE_MOMENTUM:
-        momentum_step(w, dw, s1, size, lr, <floating>st.mom, reg)
+        momentum_step(w, dw, s1, size, lr, <floating>st.mom, reg, stats)
     elif st.rule == RULE_NESTEROV:
-        nesterov_step(w, dw, s1, size, lr, <floating>st.mom, reg)
+        nesterov_step(w, dw, s1, size, lr, <floating>st.mom, reg, stats)
     elif st.rule == RULE_RMSPROP:
-        rmsprop_step(w, dw, s1, size, lr, <floating>st.decay_rate, <floating>st.epsilon, reg)
+        rmsprop_step(w, dw, s1, size, lr, <floating>st.decay_rate, <floating>st.epsilon, reg,
+                     stats)
     else:
         adam_step(w, dw, s1, s2, size, lr, <floating>st.beta1, <floating>st.beta2,
-                  <floating>st.epsilon, reg, st.t)
+                  <floating>st.epsilon, reg, st.t, stats)
 
 
-cdef void _update(NetState* st, floating dummy) noexcept nogil:
-    """One step of the update rule over every parameter; L2 (reg * W) on weights only."""
+cdef double _update(NetState* st, floating dummy) noexcept nogil:
+    """One step of the update rule over every parameter; L2 (reg * W) on weights only.
+
+    Returns sum(W ** 2) over the weights before the update (for the loss) and sets
+    st.nonfinite to the number of NaN/inf parameters after it, both from the same pass.
+    """
     cdef floating* P = <floating*>st.params
     cdef floating* dP = <floating*>st.grads
     cdef floating* s1 = <floating*>st.s1
@@ -274,22 +280,25 @@ cdef void _update(NetState* st, floating dummy) noexcept nogil:
     cdef int i
     cdef Layer* ly
     cdef Py_ssize_t o
+    cdef ffc_update_stats weights
+    cdef ffc_update_stats others
+    weights.sumsq = 0
+    weights.nonfinite = 0
+    others.sumsq = 0
+    others.nonfinite = 0
     if st.rule == RULE_ADAM:
         st.t += 1
     for i in range(st.n_layers):
         ly = &st.layers[i]
         o = ly.w_off
         _update_segment(st, P + o, dP + o, s1 + o if s1 != NULL else NULL,
-                        s2 + o if s2 != NULL else NULL, ly.b_off - o, <floating>st.reg)
+                        s2 + o if s2 != NULL else NULL, ly.b_off - o, <floating>st.reg,
+                        &weights)
         o = ly.b_off
         _update_segment(st, P + o, dP + o, s1 + o if s1 != NULL else NULL,
-                        s2 + o if s2 != NULL else NULL, ly.end_off - o, <floating>0)
-    # a diverging run shows up here first: count NaN/inf in the updated parameters
-    ly = &st.layers[st.n_layers - 1]
-    if floating is float:
-        st.nonfinite = ffc_count_nonfinite_s(P, ly.end_off)
-    else:
-        st.nonfinite = ffc_count_nonfinite_d(P, ly.end_off)
+                        s2 + o if s2 != NULL else NULL, ly.end_off - o, <floating>0, &others)
+    st.nonfinite = weights.nonfinite + others.nonfinite
+    return weights.sumsq
 
 
 cdef Py_ssize_t _bad_label(const intptr_t* y, Py_ssize_t n, Py_ssize_t c) noexcept nogil:
@@ -321,6 +330,7 @@ cdef double _step(NetState* st, const void* X, bint x_is_float, bint gather,
     cdef const floating* x_in
     cdef Layer* last = &st.layers[st.n_layers - 1]
     cdef double loss = 0
+    cdef double sumsq = 0
     if gather:
         _gather(X, x_is_float, idx, n, st.layers[0].d_in, <floating*>st.xbuf)
         x_in = <floating*>st.xbuf
@@ -333,12 +343,15 @@ cdef double _step(NetState* st, const void* X, bint x_is_float, bint gather,
         loss = softmax_xent(<floating*>last.z, labels, n, last.d_out, <floating*>st.g_a)
     else:
         loss = svm_hinge(<floating*>last.z, labels, n, last.d_out, <floating*>st.g_a)
-    if st.reg != 0:
-        loss += 0.5 * st.reg * _weights_sq(st, dummy)
     if backward:
         _backward(st, x_in, n)
     if update:
-        _update(st, dummy)
+        # the update pass also sums the squares of the weights it starts from
+        sumsq = _update(st, dummy)
+    elif st.reg != 0:
+        sumsq = _weights_sq(st, dummy)
+    if st.reg != 0:
+        loss += 0.5 * st.reg * sumsq
     return loss
 
 

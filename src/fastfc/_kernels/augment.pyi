@@ -1,0 +1,13 @@
+"""Minibatch gathering with on-the-fly flip and translation into a preallocated buffer.
+
+Stub of the compiled module fastfc._kernels.augment.
+"""
+import numpy as np
+import numpy.typing as npt
+
+_Floats = npt.NDArray[np.float32] | npt.NDArray[np.float64]
+
+def gather_augment(x: _Floats, idx: npt.NDArray[np.intp], flip: npt.NDArray[np.uint8],
+                   shift_y: npt.NDArray[np.int32], shift_x: npt.NDArray[np.int32],
+                   c: int, h: int, w: int, out: _Floats) -> None:
+    """out[i] = shift(flip(x[idx[i]])) for i < len(idx); shapes checked by the caller."""

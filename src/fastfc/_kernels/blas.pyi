@@ -1,0 +1,32 @@
+"""Row-major GEMM/AXPY/DOT/SCAL over a swappable table of BLAS function pointers.
+
+Stub of the compiled module fastfc._kernels.blas.  The underscore functions are the
+``def`` twins of the ``cdef`` kernels (float32 or float64 arrays, C-contiguous, shapes
+trusted).
+"""
+import numpy as np
+import numpy.typing as npt
+
+_Floats = npt.NDArray[np.float32] | npt.NDArray[np.float64]
+
+def set_gemm(sgemm_address: int, dgemm_address: int, name: str = "custom") -> None:
+    """Route every kernel's GEMM to the Fortran-convention sgemm_/dgemm_ at these addresses."""
+
+def use_scipy_blas() -> None:
+    """Route every kernel back to scipy.linalg.cython_blas (the default)."""
+
+def backend() -> str:
+    """Name of the BLAS the kernels call: 'scipy' unless set_gemm changed it."""
+
+def _gemm(a: _Floats, b: _Floats, c: _Floats, trans_a: bool = False,
+          trans_b: bool = False, alpha: float = 1, beta: float = 0) -> None:
+    """c = alpha * op(a) @ op(b) + beta * c"""
+
+def _axpy(alpha: float, x: _Floats, y: _Floats) -> None:
+    """y += alpha * x"""
+
+def _dot(x: _Floats, y: _Floats) -> float:
+    """x @ y"""
+
+def _scal(alpha: float, x: _Floats) -> None:
+    """x *= alpha"""

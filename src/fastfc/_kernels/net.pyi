@@ -1,0 +1,51 @@
+"""The whole-network training step behind fastfc.Net.
+
+Stub of the compiled module fastfc._kernels.net.  ``NetCore`` trusts its caller,
+fastfc.net.Net, which owns the arrays and validates every argument.
+"""
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+_Floats = npt.NDArray[np.float32] | npt.NDArray[np.float64]
+
+NORM_CODES: dict[str | None, int]
+RULE_CODES: dict[str, int]
+LOSS_CODES: dict[str, int]
+
+class NetCore:
+    """Pointers and settings of one Net; see fastfc.net.Net for the public interface."""
+
+    is_float: bool
+    capacity: int
+    dims: tuple[int, ...]
+    dtype: np.dtype[Any]
+    learning_rate: float
+    reg: float
+    t: int
+    step: int
+    drop_key: int
+
+    def __init__(self, dims: Any, dtype: Any, act: int, alpha: float, norm: int,
+                 keep_prob: float, bn_eps: float, bn_momentum: float, loss_kind: int,
+                 drop_key: int) -> None: ...
+    @property
+    def n_params(self) -> int: ...
+    def layout(self) -> list[tuple[str, int, tuple[int, ...]]]:
+        """[(name, offset, shape)] of every parameter in the flat buffer, in order."""
+    def bind(self, params: _Floats, grads: _Floats,
+             running: list[tuple[_Floats, _Floats]] | None) -> None:
+        """Point the kernels at the flat parameter/gradient buffers and running stats."""
+    def set_optimizer(self, rule: int, lr: float, mom: float, decay_rate: float,
+                      beta1: float, beta2: float, epsilon: float, t: int,
+                      state1: _Floats | None, state2: _Floats | None) -> None:
+        """Select the update rule, its hyper-parameters and flat state buffers."""
+    def ensure_capacity(self, n: int) -> None:
+        """Allocate the workspaces for minibatches of up to n rows (grow only)."""
+    def run(self, X: _Floats, y: npt.NDArray[np.intp] | None,
+            indices: npt.NDArray[np.intp] | None, train: bool, backward: bool,
+            update: bool) -> float:
+        """Forward [+ loss, backward, update] on a minibatch; returns the loss."""
+    def workspace(self, name: str, layer: int, n: int) -> _Floats:
+        """A NumPy view of a workspace buffer of the last call."""

@@ -1,0 +1,29 @@
+"""In-place update rules: sgd, momentum, Nesterov momentum, RMSProp, Adam.
+
+Stub of the compiled module fastfc._kernels.optim (def twins of the cdef kernels:
+flat float32 or float64 arrays, C-contiguous, updated in place; ``reg`` adds the
+L2 term ``reg * w`` to the gradient).
+"""
+import numpy as np
+import numpy.typing as npt
+
+_Floats = npt.NDArray[np.float32] | npt.NDArray[np.float64]
+
+def _sgd(w: _Floats, dw: _Floats, lr: float, reg: float = 0) -> None:
+    """w -= lr * (dw + reg * w)"""
+
+def _sgd_momentum(w: _Floats, dw: _Floats, v: _Floats, lr: float, mom: float,
+                  reg: float = 0) -> None:
+    """v = mom * v - lr * g; w += v"""
+
+def _sgd_nesterov_momentum(w: _Floats, dw: _Floats, v: _Floats, lr: float,
+                           mom: float, reg: float = 0) -> None:
+    """v_new = mom * v - lr * g; w += -mom * v + (1 + mom) * v_new"""
+
+def _rmsprop(w: _Floats, dw: _Floats, cache: _Floats, lr: float, decay_rate: float,
+             eps: float, reg: float = 0) -> None:
+    """cache = decay * cache + (1 - decay) * g**2; w -= lr * g / (sqrt(cache) + eps)"""
+
+def _adam(w: _Floats, dw: _Floats, m: _Floats, v: _Floats, lr: float, beta1: float,
+          beta2: float, eps: float, t: int, reg: float = 0) -> None:
+    """Adam (Kingma & Ba, ICLR 2015) with bias correction at step t."""
