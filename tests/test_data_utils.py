@@ -178,7 +178,8 @@ def test_mean_comes_from_training_split_only(tmp_path):
     mean = train[:40].astype(np.float64).mean(axis=0)
     np.testing.assert_array_equal(got["mean"], mean.reshape(3, 32, 32))
     np.testing.assert_allclose(got["X_train"].mean(axis=0), 0, atol=1e-12)
-    np.testing.assert_array_equal(got["X_val"], (250 - mean).reshape(1, 3, 32, 32) + 0 * got["X_val"])
+    want_val = np.broadcast_to((250 - mean).reshape(3, 32, 32), (10, 3, 32, 32))
+    np.testing.assert_array_equal(got["X_val"], want_val)
     np.testing.assert_array_equal(got["X_test"][0], (200 - mean).reshape(3, 32, 32))
 
 

@@ -244,6 +244,10 @@ def _transform(rows, dtype, shift=None, scale=None):
     if shift is None and scale is None:
         out[...] = rows
         return out
+    if scale is None:
+        # the ufunc computes uint8 - float64 in float64 and rounds into out, in blocks
+        np.subtract(rows, shift, out=out)
+        return out
     for start in range(0, rows.shape[0], _CHUNK_ROWS):
         block = rows[start:start + _CHUNK_ROWS].astype(np.float64)
         if shift is not None:

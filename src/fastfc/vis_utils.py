@@ -100,7 +100,7 @@ _KNOWN_IMAGES = {3 * 32 * 32: (3, 32, 32), 8 * 8: (1, 8, 8), 28 * 28: (1, 28, 28
 
 def _matplotlib(caller):
     try:
-        import matplotlib  # noqa: F401
+        import matplotlib  # noqa: F401  (the extra itself, even if submodules are cached)
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
     except ImportError as exc:
@@ -299,8 +299,7 @@ def show_net_weights(model, path, *, image_shape=None, channels_last=False, padd
     k = max(1, -(-min_size // max(grid.shape[:2])))
     img = np.clip(np.rint(grid), 0, 255).astype(np.uint8)
     img = np.repeat(np.repeat(img, k, axis=0), k, axis=1)
-    if C == 1:
-        imsave(out, img[:, :, 0], cmap="gray", vmin=0, vmax=255, format="png")
-    else:
-        imsave(out, img, format="png")
+    if C == 1:  # grey as RGB, exactly (a colormap would re-quantise the levels)
+        img = np.repeat(img, 3, axis=2)
+    imsave(out, img, format="png")
     return path
