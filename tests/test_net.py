@@ -858,3 +858,33 @@ def test_loss_input_never_crashes(n, shape_tail, dtype, labels, label_dtype):
             net.train_step(X, y)
         for k in before:
             np.testing.assert_array_equal(net.params[k], before[k])
+
+
+def test_save_and_load_round_trip(tmp_path):
+    net = Net([6, 5, 4, 3], normalization="batchnorm", dropout_keep_ratio=0.8,
+              activation="tanh", reg=0.01, seed=3)
+    X = np.random.default_rng(0).standard_normal((8, 6))
+    y = np.array([0, 1, 2, 0, 1, 2, 0, 1])
+    net.set_optimizer("adam", learning_rate=1e-2)
+    for _ in range(3):
+        net.train_step(X.astype(np.float32), y)
+    path = net.save(tmp_path / "net.npz", epochs=3)
+    state = np.random.get_state()
+    loaded = Net.load(path)
+    after = np.random.get_state()
+    assert state[2] == after[2] and np.array_equal(state[1], after[1])  # global RNG untouched
+    assert loaded.metadata == {"epochs": 3}
+    assert loaded.layer_dims == net.layer_dims and loaded.activation == "tanh"
+    assert loaded.reg == pytest.approx(0.01)
+    for k in net.params:
+        np.testing.assert_array_equal(loaded.params[k], net.params[k])
+    np.testing.assert_array_equal(loaded.loss(X), net.loss(X))
+
+
+def test_load_rejects_other_files(tmp_path):
+    from fastfc.checkpoint import CheckpointError, save_checkpoint
+    path = save_checkpoint(tmp_path / "x.npz", {"a": np.zeros(2)}, {"kind": "solver"})
+    with pytest.raises(CheckpointError):
+        Net.load(path)
+    with pytest.raises(CheckpointError):
+        Net.load(tmp_path / "missing.npz")

@@ -13,6 +13,7 @@ import numpy as np
 
 from fastfc import _validation as V
 from fastfc import optim as _optim
+from fastfc.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from fastfc._kernels import dense as _dense
 from fastfc._kernels import net as _knet
 
@@ -418,6 +419,43 @@ class Net:
 
     _ARGS = ("layer_dims", "activation", "dropout_keep_ratio", "normalization",
              "weight_scale", "init", "seed", "alpha", "bn_momentum", "eps")
+
+    def save(self, path, **metadata):
+        """Write the net (architecture, parameters, running statistics) to ``path``.
+
+        The file is a pickle-free checkpoint (see :mod:`fastfc.checkpoint`), written
+        atomically; ``metadata`` (JSON-able values) is stored in its header.
+        Load it with :meth:`Net.load`.
+        """
+        args = {k: getattr(self, k) for k in self._ARGS}
+        args.update(dtype=np.dtype(self.dtype).name, loss=self.loss_name, reg=self.reg)
+        arrays = {f"param/{k}": np.asarray(v) for k, v in self.params.items()}
+        arrays.update({f"model/{k}": np.asarray(v) for k, v in self._extra_state().items()})
+        return save_checkpoint(path, arrays, {"kind": "net", "net": args,
+                                              "metadata": metadata})
+
+    @classmethod
+    def load(cls, path):
+        """A Net rebuilt from a file written by :meth:`save`."""
+        arrays, header = load_checkpoint(path)
+        if header.get("kind") != "net" or not isinstance(header.get("net"), dict):
+            raise CheckpointError(f"{path!r} does not hold a saved Net")
+        args = dict(header["net"])
+        try:
+            reg = args.pop("reg")
+            seed = args.pop("seed")
+            # build with a fixed seed: loading must not draw from NumPy's global generator
+            net = cls(args.pop("layer_dims"), seed=0, **args)
+            net.seed = seed
+            net.reg = reg
+            net.params = {k[len("param/"):]: v for k, v in arrays.items()
+                          if k.startswith("param/")}
+            net._load_extra_state({k[len("model/"):]: v for k, v in arrays.items()
+                                   if k.startswith("model/")})
+        except (KeyError, TypeError, ValueError) as exc:
+            raise CheckpointError(f"{path!r} holds an unusable Net: {exc}") from exc
+        net.metadata = header.get("metadata", {})
+        return net
 
     def __getstate__(self):
         state = {k: getattr(self, k) for k in self._ARGS}
