@@ -1047,3 +1047,41 @@ def test_bad_batch_size_never_crashes(value):
 def test_bad_lr_decay_never_crashes(value):
     with pytest.raises((ValueError, TypeError)):
         Solver(_shared_model(), make_data(n_train=20, n_val=5), lr_decay=value)
+
+
+def test_shuffle_visits_every_sample_once_per_epoch():
+    rng = np.random.RandomState(0)
+    X = rng.randn(60, 5)
+    y = rng.randint(3, size=60)
+    data = dict(X_train=X, y_train=y, X_val=X[:10], y_val=y[:10])
+    np.random.seed(0)
+    model = FullyConnectedNet([4], input_dim=5, num_classes=3, dtype=np.float64)
+    solver = Solver(model, data, num_epochs=2, batch_size=20, verbose=False, shuffle=True)
+    seen = []
+    next_batch = solver._next_batch
+
+    def spy():
+        batch = next_batch()
+        seen.append(batch.copy())
+        return batch
+    solver._next_batch = spy
+    solver.train()
+    assert len(seen) == 6
+    for epoch in range(2):
+        batches = np.concatenate(seen[3 * epoch:3 * epoch + 3])
+        assert sorted(batches.tolist()) == list(range(60))
+
+
+def test_checkpoint_every_writes_fewer_checkpoints(tmp_path, monkeypatch):
+    rng = np.random.RandomState(0)
+    X = rng.randn(40, 5)
+    y = rng.randint(3, size=40)
+    data = dict(X_train=X, y_train=y, X_val=X[:10], y_val=y[:10])
+    model = FullyConnectedNet([4], input_dim=5, num_classes=3, dtype=np.float64)
+    solver = Solver(model, data, num_epochs=5, batch_size=20, verbose=False,
+                    checkpoint_path=str(tmp_path / "c.npz"), checkpoint_every=2)
+    saved = []
+    save = solver.save
+    monkeypatch.setattr(solver, "save", lambda path: saved.append(solver.epoch) or save(path))
+    solver.train()
+    assert saved == [2, 4, 5]

@@ -65,6 +65,8 @@ _DEFAULTS = {
     "schedule": None,
     "time_budget": None,
     "augment": None,
+    "shuffle": False,
+    "checkpoint_every": 1,
 }
 
 
@@ -110,6 +112,12 @@ class Solver:
         accuracy check); ``num_epochs`` is then an upper limit.
     augment : fastfc.augment.Augmenter or None
         Random flips/translations applied to each minibatch as it is gathered.
+    shuffle : bool, default False
+        Sample minibatches without replacement: a fresh ``np.random.permutation`` of
+        the training set each epoch, cut into consecutive batches (the reference
+        samples with replacement, ``np.random.choice``, which stays the default).
+    checkpoint_every : int, default 1
+        Write ``checkpoint_path`` every this many epochs (and at the end).
 
     Unknown keyword arguments and update rules raise ValueError naming them.
     """
@@ -165,6 +173,9 @@ class Solver:
         if self.time_budget is not None:
             self.time_budget = V.check_scalar(self.time_budget, "time_budget", low=0.0,
                                               low_open=True)
+        self.shuffle = bool(opts["shuffle"])
+        self.checkpoint_every = V.check_scalar(opts["checkpoint_every"], "checkpoint_every",
+                                               low=1, integer=True)
         self.augment = opts["augment"]
         if self.augment is not None and not callable(self.augment):
             raise TypeError("augment must be a fastfc.augment.Augmenter (or None)")
@@ -205,6 +216,8 @@ class Solver:
         self._resumed = False
         self._bar = None
         self._aug_buf = None
+        self._order = None
+        self._order_pos = 0
         self._sched = None
         if self.schedule == "cosine" or self.time_budget is not None:
             iterations_per_epoch = max(self.X_train.shape[0] // self.batch_size, 1)
@@ -255,8 +268,7 @@ class Solver:
 
     def _step(self):
         """One gradient step on a minibatch; appends the loss to loss_history."""
-        num_train = self.X_train.shape[0]
-        batch_mask = np.random.choice(num_train, self.batch_size)
+        batch_mask = self._next_batch()
         if self.fast:
             self._prepare_fast()
             np.take(self._y_fast, batch_mask, out=self._y_batch)
@@ -287,6 +299,22 @@ class Solver:
             self.optim_configs[p] = next_config
             if not _all_finite(next_w):
                 self._params_finite = False
+
+    def _next_batch(self):
+        """Indices of the next minibatch (with replacement, or from the epoch's shuffle)."""
+        num_train = self.X_train.shape[0]
+        if not self.shuffle:
+            return np.random.choice(num_train, self.batch_size)
+        per_epoch = max(num_train // self.batch_size, 1)
+        if self._order is None or self._order_pos >= per_epoch:
+            self._order = np.random.permutation(num_train)
+            self._order_pos = 0
+        start = self._order_pos * self.batch_size
+        self._order_pos += 1
+        batch = self._order[start:start + self.batch_size]
+        if len(batch) < self.batch_size:   # fewer samples than one batch
+            batch = np.resize(batch, self.batch_size)
+        return batch
 
     def _augment_buffer(self, dtype):
         """The preallocated (batch_size, sample size) minibatch buffer for augmentation."""
@@ -566,7 +594,7 @@ class Solver:
                 first_it = t == 0
                 last_it = t == num_iterations - 1 or (timed and sched.done(t + 1))
                 if first_it or last_it or epoch_end:
-                    if self._end_of_check(t, epoch_end):
+                    if self._end_of_check(t, epoch_end, last_it):
                         break
         except KeyboardInterrupt:
             self.interrupted = True
@@ -591,7 +619,7 @@ class Solver:
             f"{what}. Try a smaller learning rate{hint} or scale the inputs; the best "
             "parameters so far were kept.")
 
-    def _end_of_check(self, t, epoch_end):
+    def _end_of_check(self, t, epoch_end, last_it=False):
         """Accuracy check, bookkeeping and checkpoints; returns True to stop early."""
         train_acc = self.check_accuracy(self.X_train, self.y_train,
                                         num_samples=self.num_train_samples)
@@ -619,6 +647,7 @@ class Solver:
                     self._print("Early stopping: no improvement in validation accuracy "
                                 "for %d epochs (best %f)" % (self.patience, self.best_val_acc))
         self._next_it = t + 1
-        if epoch_end and self.checkpoint_path is not None:
+        if self.checkpoint_path is not None and epoch_end and (
+                stop or last_it or self.epoch % self.checkpoint_every == 0):
             self.save(self.checkpoint_path)
         return stop
