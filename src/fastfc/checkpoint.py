@@ -30,6 +30,7 @@ def atomic_write(path, write):
     os.makedirs(directory, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".part", dir=directory)
     try:
+        os.chmod(tmp, 0o666 & ~_umask())   # mkstemp makes 0600; give the usual mode
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
@@ -50,6 +51,12 @@ def atomic_write(path, write):
     except OSError:
         pass
     return path
+
+
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def _jsonable(value):
