@@ -1,6 +1,7 @@
 """Build the Cython kernels of fastfc.
 
-Metadata lives in pyproject.toml; this file only lists the compiled extensions.
+Metadata lives in pyproject.toml; this file only lists the compiled extensions and
+records how they were built (``fastfc/_build_info.py``, read by ``fastfc.show_config()``).
 
 Environment switches
 --------------------
@@ -8,11 +9,19 @@ FASTFC_CYTHON_DEBUG=1  compile with bounds, wraparound and initialisation checks
                        (slow; used by CI to catch out-of-bounds access in the kernels).
 FASTFC_NATIVE=1        add -march=native for a local build tuned to this CPU.  Never
                        set it for a wheel that is meant to run on other machines.
+SOURCE_DATE_EPOCH      build date recorded in _build_info.py (reproducible builds).
 """
+import datetime
 import os
+import platform
+import pprint
+import re
+import subprocess
 import sys
+import sysconfig
 from pathlib import Path
 
+import Cython
 from Cython.Build import cythonize
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
@@ -20,7 +29,12 @@ from setuptools.command.build_ext import build_ext
 DEBUG = os.environ.get("FASTFC_CYTHON_DEBUG", "0") not in ("", "0")
 NATIVE = os.environ.get("FASTFC_NATIVE", "0") not in ("", "0")
 
-KERNELS = sorted(p.stem for p in Path("src/fastfc/_kernels").glob("*.pyx"))
+KERNEL_DIR = Path("src/fastfc/_kernels")
+KERNELS = sorted(p.stem for p in KERNEL_DIR.glob("*.pyx"))
+if not KERNELS:
+    # An sdist or checkout without the .pyx files would otherwise build a pure-Python
+    # wheel that fails at import time; stop here instead.
+    sys.exit(f"setup.py: no Cython kernels (*.pyx) under {KERNEL_DIR}: incomplete source tree")
 
 DIRECTIVES = {
     "language_level": 3,
@@ -36,14 +50,17 @@ DIRECTIVES = {
 if sys.platform == "win32":
     COMPILE_ARGS = ["/O2"]
 else:
-    COMPILE_ARGS = ["-O3", "-fno-math-errno", "-Wno-unused-function", "-Wno-unreachable-code"]
+    # -g0: no debug information in a release build (Python's own CFLAGS may carry -g;
+    # it would triple the size of the wheel for nothing a user can use)
+    COMPILE_ARGS = ["-O3", "-g0", "-fno-math-errno", "-Wno-unused-function",
+                    "-Wno-unreachable-code"]
     if DEBUG:
         COMPILE_ARGS = ["-O1", "-g", "-Wno-unused-function"]
     elif NATIVE:
         COMPILE_ARGS.append("-march=native")
 
 HEADERS = [str(p) for p in Path("csrc").glob("*.h")]
-PXDS = [str(p) for p in Path("src/fastfc/_kernels").glob("*.pxd")]
+PXDS = [str(p) for p in KERNEL_DIR.glob("*.pxd")]
 
 extensions = [
     Extension(
@@ -60,12 +77,73 @@ extensions = [
 
 MODE = "debug" if DEBUG else ("native" if NATIVE else "release")
 
+BUILD_INFO_MODULE = "_build_info.py"
+FLOAT_NAMES = {"float": "float32", "double": "float64", "long double": "longdouble"}
+
+
+def _fused_float_types():
+    """The C types of the fused ``floating`` in _types.pxd, as NumPy dtype names."""
+    try:
+        text = (KERNEL_DIR / "_types.pxd").read_text()
+    except OSError:
+        return []
+    match = re.search(r"^ctypedef fused floating:\s*\n((?:[ \t]+\S.*\n?)+)", text, re.M)
+    if not match:
+        return []
+    names = [line.split("#")[0].strip() for line in match.group(1).splitlines()]
+    return [FLOAT_NAMES.get(n, n) for n in names if n]
+
+
+def _first_line(cmd):
+    """First non-empty line a command prints (stdout, else stderr), or None."""
+    try:
+        res = subprocess.run(cmd, capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    for stream in (res.stdout, res.stderr):
+        for line in stream.splitlines():
+            if line.strip():
+                return line.strip()
+    return None
+
+
+def _compiler_info(compiler):
+    """Type, command line and version of the C compiler that build_ext used."""
+    ctype = getattr(compiler, "compiler_type", None) or "unknown"
+    if ctype == "msvc":
+        exe = getattr(compiler, "cc", None) or "cl.exe"
+        command = [exe]
+        version = _first_line([exe])          # cl.exe prints its banner on stderr
+    else:
+        command = list(getattr(compiler, "compiler_so", None) or [])
+        exe = command[0] if command else "cc"
+        if os.path.basename(exe) in ("ccache", "sccache") and len(command) > 1:
+            exe = command[1]
+        version = _first_line([exe, "--version"])
+    return {"type": ctype, "command": " ".join(command), "version": version}
+
+
+def _module_version(name):
+    try:
+        module = __import__(name)
+    except ImportError:
+        return None
+    return getattr(module, "__version__", None)
+
+
+def _build_date():
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    when = (datetime.datetime.fromtimestamp(int(epoch), datetime.timezone.utc) if epoch
+            else datetime.datetime.now(datetime.timezone.utc))
+    return when.replace(microsecond=0).isoformat()
+
 
 class BuildExt(build_ext):
-    """build_ext that recompiles everything when the build mode changed since last time.
+    """build_ext that recompiles everything when the build mode changed since last time,
+    and writes ``fastfc/_build_info.py`` beside the compiled kernels.
 
-    Debug and release objects share output paths; without this a release build after a
-    debug build would keep the slow, checked modules (the sources are not newer).
+    Debug and release objects share output paths; without the mode stamp a release build
+    after a debug build would keep the slow, checked modules (the sources are not newer).
     """
 
     def finalize_options(self):
@@ -80,6 +158,42 @@ class BuildExt(build_ext):
         super().run()
         stamp.parent.mkdir(parents=True, exist_ok=True)
         stamp.write_text(MODE)
+        self._write_build_info()
+
+    def _build_info_path(self):
+        if self.inplace:
+            package_dir = self.get_finalized_command("build_py").get_package_dir("fastfc")
+            return Path(package_dir) / BUILD_INFO_MODULE
+        return Path(self.build_lib) / "fastfc" / BUILD_INFO_MODULE
+
+    def _write_build_info(self):
+        info = {
+            "version": self.distribution.get_version(),
+            "mode": MODE,
+            "debug": DEBUG,
+            "native": NATIVE,
+            "compiler": _compiler_info(self.compiler),
+            "extra_compile_args": list(COMPILE_ARGS),
+            "cflags_env": os.environ.get("CFLAGS", ""),
+            "cython_version": Cython.__version__,
+            "cython_directives": dict(DIRECTIVES),
+            "float_types": _fused_float_types(),
+            "kernels": list(KERNELS),
+            "build_numpy": _module_version("numpy"),
+            "build_scipy": _module_version("scipy"),
+            "build_python": platform.python_version(),
+            "build_platform": sysconfig.get_platform(),
+            "build_date": _build_date(),
+        }
+        path = self._build_info_path()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(
+            '"""How this copy of fastfc was built (written by setup.py; do not edit)."""\n'
+            f"BUILD_INFO = {pprint.pformat(info, sort_dicts=False)}\n"
+        )
+
+    def get_outputs(self):
+        return super().get_outputs() + [str(self._build_info_path())]
 
 
 setup(

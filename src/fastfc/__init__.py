@@ -6,6 +6,7 @@ A drop-in replacement for the CS231n fully-connected-net code base: change
 either kind.
 """
 from fastfc._config import __version__
+from fastfc._config import show_config
 from fastfc import layers, layer_utils, optim, gradient_check
 from fastfc.classifiers.fc_net import FullyConnectedNet, TwoLayerNet
 from fastfc.gradient_check import GradientCheck, rel_error
@@ -14,6 +15,7 @@ from fastfc.solver import Solver, TrainingDiverged
 
 __all__ = [
     "__version__",
+    "show_config",
     "Net",
     "Solver",
     "TrainingDiverged",

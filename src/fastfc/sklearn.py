@@ -286,15 +286,13 @@ class FCClassifier(ClassifierMixin, BaseEstimator):
         if n < 2:
             raise ValueError("early_stopping needs at least 2 samples (one to train on, "
                              f"one to validate), got {n}")
-        order = rng.permutation(n)
-        counts = np.bincount(y, minlength=len(self.classes_))
-        if n_val >= len(counts) and counts[counts > 0].min() >= 2:
-            # stratified: every class contributes in proportion to its size
-            from sklearn.model_selection import StratifiedShuffleSplit
-            split = StratifiedShuffleSplit(n_splits=1, test_size=n_val,
-                                           random_state=int(rng.randint(0, 2**31 - 1)))
+        from sklearn.model_selection import StratifiedShuffleSplit
+        split = StratifiedShuffleSplit(n_splits=1, test_size=n_val,
+                                       random_state=int(rng.randint(0, 2**31 - 1)))
+        try:  # stratified: every class contributes in proportion to its size
             train_idx, val_idx = next(split.split(np.zeros((n, 1)), y))
-        else:
+        except ValueError:  # a class too small to split: a plain random split
+            order = rng.permutation(n)
             val_idx, train_idx = order[:n_val], order[n_val:]
         return X[train_idx], y[train_idx], X[val_idx], y[val_idx]
 

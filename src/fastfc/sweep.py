@@ -6,7 +6,7 @@
 
 Every trial builds a :class:`fastfc.Net` and trains it with :class:`fastfc.Solver` on
 ``data`` (a Solver data dict: X_train, y_train, X_val, y_val).  A setting is named by
-its keyword in one of three places -- the table :data:`ROUTES` says which:
+its keyword where it goes -- the table :data:`ROUTES` says which place:
 
 * the model (``Net``): hidden_dims, activation, dropout_keep_ratio, normalization, reg,
   weight_scale, init, dtype, alpha, loss, bn_momentum, eps, input_dim, num_classes
@@ -16,7 +16,9 @@ its keyword in one of three places -- the table :data:`ROUTES` says which:
   num_val_samples, patience, schedule, time_budget;
 * the update rule's ``optim_config``: learning_rate, momentum, decay_rate, beta1, beta2,
   epsilon;
-* ``seed``: the trial's seed (by default it is derived from the trial's configuration).
+* ``seed``: the trial's seed (by default it is derived from the trial's configuration;
+  sweep over it, ``space={"seed": [0, 1, 2], ...}``, to repeat each configuration --
+  the ``seed`` argument of :func:`sweep` itself seeds the random search).
 
 Swept settings go in ``space``; fixed ones are ordinary keyword arguments of
 :func:`sweep`.  Unknown names raise ValueError naming them.
@@ -55,20 +57,26 @@ the key does not cover ``data``.
 
 Backends
 --------
-``backend='local'``: a pool of ``n_jobs`` worker processes (spawned; default: one per
-core); the data go to each worker once, with its start-up; each worker limits its BLAS
-to ``max(1, cores // n_jobs)`` threads with threadpoolctl.  ``n_jobs=1`` runs the trials
-in this process, one after the other.  A worker that dies takes the pool down: the
+``backend='local'``: a pool of ``n_jobs`` worker processes (spawned; default and
+maximum: one per core).  The data are written once to a temporary directory and
+memory-mapped read-only by every worker at its start-up (one copy in memory, nothing
+shipped per trial); each worker limits its BLAS to ``max(1, cores // n_jobs)`` threads
+with threadpoolctl, so workers x threads never exceeds the cores.  ``n_jobs=1`` runs the
+trials in this process, one after the other.  A worker that dies takes the pool down: the
 trials that were running are re-run one at a time in a fresh worker, so the culprit is
 found; one that keeps killing its worker is recorded as failed after ``retries``
-re-runs, and every other result is kept.
+re-runs (with ``retries=0`` every trial running at the time is), and every other result
+is kept.
 
 ``backend='dask'``: trials are tasks on a ``dask.distributed`` cluster: ``scheduler`` is
 a ``Client``, a scheduler address, or None for a ``LocalCluster`` (``n_jobs`` worker
 processes of one thread, on 127.0.0.1, no dashboard) started and closed by the call.
-The data are scattered to every worker once.  A worker lost mid-trial makes the
-scheduler run the task elsewhere (up to ``distributed.scheduler.allowed-failures``
-times); an exception inside a trial is recorded as a failed trial.
+The data are scattered to every worker once.  The embedded LocalCluster's workers limit
+their BLAS as the local backend does; the workers of a given cluster keep their own
+setting (Dask's nannies start them with one BLAS thread).  A worker lost mid-trial
+makes the scheduler run the task elsewhere (up to
+``distributed.scheduler.allowed-failures`` times, then the trial is recorded as failed,
+retryable); an exception inside a trial is recorded as a failed trial.
 
 The best model
 --------------
@@ -566,10 +574,40 @@ def _run_inline(jobs, data, runner, emit):
 _WORKER = {}
 
 
-def _init_worker(data, blas_threads, started):
-    """Pool initializer: keep the data (sent once per worker) and limit BLAS threads."""
+def _stash_data(data, directory):
+    """Write ``data`` to ``directory`` for the workers: arrays as .npy files (mapped
+    read-only by every worker, so the pages are shared), anything else pickled."""
+    import pickle
+    arrays, other = {}, {}
+    for i, (name, value) in enumerate(data.items()):
+        if isinstance(value, np.ndarray) and value.dtype != object:
+            arrays[name] = f"{i}.npy"
+            np.save(os.path.join(directory, arrays[name]), value, allow_pickle=False)
+        else:
+            other[name] = value
+    with open(os.path.join(directory, "manifest.pkl"), "wb") as f:
+        pickle.dump({"arrays": arrays, "other": other}, f)
+
+
+def _load_stash(directory):
+    import pickle
+    with open(os.path.join(directory, "manifest.pkl"), "rb") as f:
+        manifest = pickle.load(f)
+    data = {}
+    for name, filename in manifest["arrays"].items():
+        data[name] = np.load(os.path.join(directory, filename), mmap_mode="r")
+    data.update(manifest["other"])
+    return data
+
+
+def _init_worker(stash, blas_threads, started):
+    """Pool initializer: map the data (written once by the parent) and limit BLAS threads.
+
+    The data travel through files rather than the initializer's arguments: a worker
+    that dies while starting could otherwise leave the parent blocked on a full pipe.
+    """
     import fastfc.net  # noqa: F401  (loads the kernels and scipy's BLAS first)
-    _WORKER["data"] = data
+    _WORKER["data"] = _load_stash(stash)
     _WORKER["started"] = started
     if blas_threads:
         from threadpoolctl import threadpool_limits
@@ -581,18 +619,20 @@ def _local_task(runner, key, config, seed):
     return _execute(runner, _WORKER["data"], key, config, seed)
 
 
-def _pool_round(jobs, n_workers, ctx, data, blas_threads, runner, emit):
-    """Run ``jobs`` in one fresh pool.  Returns (unfinished, suspects, error): when a
+def _pool_round(jobs, n_workers, ctx, stash, cores, runner, emit):
+    """Run ``jobs`` in one fresh pool of ``n_workers`` processes, each with
+    ``cores // n_workers`` BLAS threads.  Returns (unfinished, suspects, error): when a
     worker died, the jobs not done and, among them, those that had started."""
     from concurrent.futures import ProcessPoolExecutor, as_completed
     from concurrent.futures.process import BrokenProcessPool
 
+    blas_threads = max(1, cores // n_workers)
     started = ctx.SimpleQueue()
     done = set()
     error = None
     pool = ProcessPoolExecutor(max_workers=n_workers, mp_context=ctx,
                                initializer=_init_worker,
-                               initargs=(data, blas_threads, started))
+                               initargs=(stash, blas_threads, started))
     try:
         futures = {pool.submit(_local_task, runner, j.key, j.config, j.seed): j
                    for j in jobs}
@@ -622,16 +662,27 @@ def _pool_round(jobs, n_workers, ctx, data, blas_threads, runner, emit):
     return unfinished, suspects, error
 
 
-def _run_local(jobs, data, n_jobs, blas_threads, runner, retries, emit):
+def _run_local(jobs, data, n_jobs, cores, runner, retries, emit):
     """Process pool with recovery from dead workers (see the module docstring)."""
     import multiprocessing
+    import shutil
+    import tempfile
 
     ctx = multiprocessing.get_context("spawn")
+    stash = tempfile.mkdtemp(prefix="fastfc-sweep-")
+    try:
+        _stash_data(data, stash)
+        _recovering_pool(jobs, ctx, stash, n_jobs, cores, runner, retries, emit)
+    finally:
+        shutil.rmtree(stash, ignore_errors=True)
+
+
+def _recovering_pool(jobs, ctx, stash, n_jobs, cores, runner, retries, emit):
     queue = list(jobs)
     idle_breaks = 0
     while queue:
         unfinished, suspects, error = _pool_round(
-            queue, min(n_jobs, len(queue)), ctx, data, blas_threads, runner, emit)
+            queue, min(n_jobs, len(queue)), ctx, stash, cores, runner, emit)
         if not unfinished:
             return
         if not suspects:
@@ -651,7 +702,7 @@ def _run_local(jobs, data, n_jobs, blas_threads, runner, retries, emit):
         # its worker; an innocent one just finishes
         for job in suspects:
             for _ in range(retries):
-                left, _, error = _pool_round([job], 1, ctx, data, blas_threads, runner, emit)
+                left, _, error = _pool_round([job], 1, ctx, stash, cores, runner, emit)
                 if not left:
                     break
             else:
@@ -674,6 +725,15 @@ def _import_distributed():
     return distributed
 
 
+def _local_cluster_options(n_workers):
+    """LocalCluster settings of the embedded default: worker processes of one thread,
+    no dashboard, and every server (scheduler, its HTTP endpoint, nannies, workers) on
+    the loopback interface."""
+    return dict(n_workers=n_workers, threads_per_worker=1, processes=True,
+                host="127.0.0.1", dashboard_address=None,
+                scheduler_kwargs={"dashboard": False, "dashboard_address": "127.0.0.1:0"})
+
+
 def _run_dask(jobs, data, scheduler, n_jobs, runner, retries, emit):
     distributed = _import_distributed()
     cluster = None
@@ -682,9 +742,7 @@ def _run_dask(jobs, data, scheduler, n_jobs, runner, retries, emit):
     if isinstance(scheduler, distributed.Client):
         client = scheduler
     elif scheduler is None:
-        cluster = distributed.LocalCluster(
-            n_workers=n_jobs, threads_per_worker=1, processes=True, host="127.0.0.1",
-            dashboard_address=None)
+        cluster = distributed.LocalCluster(**_local_cluster_options(n_jobs))
         client = distributed.Client(cluster)
         own_client = True
         blas_threads = max(1, _cpu_count() // n_jobs)
@@ -695,7 +753,7 @@ def _run_dask(jobs, data, scheduler, n_jobs, runner, retries, emit):
         raise TypeError("scheduler must be a distributed.Client, a scheduler address or "
                         f"None, got {type(scheduler).__name__}")
     try:
-        [data_future] = client.scatter([data], broadcast=True)
+        [data_future] = client.scatter([data], broadcast=True, hash=False)
         tag = uuid.uuid4().hex[:8]
         futures = {}
         for job in jobs:
@@ -725,9 +783,12 @@ def _run_dask(jobs, data, scheduler, n_jobs, runner, retries, emit):
 
 # ---------------------------------------------------------------------- the sweep
 
-def _sort_key(record):
+def _sort_key(record, prefer=None):
+    """Succeeded first, by best val accuracy; on a tie the trial ``prefer`` (the one
+    whose model is at hand) first."""
     ok = record.get("status") == "ok" and record.get("best_val_acc") is not None
-    return (0 if ok else 1, -(record.get("best_val_acc") or 0.0))
+    return (0 if ok else 1, -(record.get("best_val_acc") or 0.0),
+            0 if record.get("key") == prefer else 1)
 
 
 def _progress_bar(total):
@@ -797,6 +858,10 @@ def sweep(space, data, *, n_trials=None, search="grid", backend="local", n_jobs=
         n_jobs = cores
     if isinstance(n_jobs, bool) or not isinstance(n_jobs, numbers.Integral) or n_jobs < 1:
         raise ValueError(f"n_jobs must be a positive integer, got {n_jobs!r}")
+    if n_jobs > cores and not (backend == "dask" and scheduler is not None):
+        warnings.warn(f"n_jobs={n_jobs} is more than the {cores} cores: using {cores} "
+                      "workers", RuntimeWarning, stacklevel=2)
+        n_jobs = cores
     if isinstance(retries, bool) or not isinstance(retries, numbers.Integral) or retries < 0:
         raise ValueError(f"retries must be a non-negative integer, got {retries!r}")
     if backend == "dask":
@@ -820,7 +885,7 @@ def sweep(space, data, *, n_trials=None, search="grid", backend="local", n_jobs=
         else:
             done[job.key] = dict(record, resumed=True)
 
-    bar = _progress_bar(len(to_run)) if progress is True else None
+    bar = _progress_bar(len(to_run)) if progress is True and to_run else None
     callback = progress if callable(progress) else None
     writer = _ResultsWriter(results)
     best = {"acc": None, "key": None, "model": None}
@@ -849,15 +914,14 @@ def sweep(space, data, *, n_trials=None, search="grid", backend="local", n_jobs=
         elif n_jobs == 1:
             _run_inline(to_run, data, runner, emit)
         else:
-            blas_threads = max(1, cores // n_jobs)
-            _run_local(to_run, data, n_jobs, blas_threads, runner, retries, emit)
+            _run_local(to_run, data, n_jobs, cores, runner, retries, emit)
     finally:
         writer.close()
         if bar is not None:
             bar.close()
 
     trials = [done[job.key] for job in jobs if job.key in done]
-    trials.sort(key=_sort_key)
+    trials.sort(key=lambda r: _sort_key(r, best["key"]))
     best_model = None
     if return_model and trials and _sort_key(trials[0])[0] == 0:
         top = trials[0]
@@ -1038,6 +1102,7 @@ def plot_sweep(trials, names, path):
             pos = [labels.index(_short(v)) for v in values]
             ax.scatter(pos, acc, alpha=0.8)
             ax.set_xticks(range(len(labels)), labels, rotation=30, ha="right")
+            ax.set_xlim(-0.5, len(labels) - 0.5)
         ax.set_xlabel(name)
         ax.set_ylabel("best val accuracy")
         ax.grid(alpha=0.3)
@@ -1057,15 +1122,16 @@ def cli_main(args):
     data = _load_data(args.data)
     progress = None
     if not args.no_progress:
-        bar = sys.stdout.isatty() and _tqdm_available()
+        bar = sys.stderr.isatty() and _tqdm_available()
         if bar:
             progress = True
         else:
             def progress(record, n_done, n_total):
                 acc = record.get("best_val_acc")
                 acc = "-" if acc is None else f"{acc:.4f}"
-                print(f"[{n_done}/{n_total}] {record['status']} val_acc {acc} "
-                      f"{ {k: record['config'][k] for k in space} }", flush=True)
+                settings = " ".join(f"{k}={_short(record['config'].get(k))}" for k in space)
+                print(f"[{n_done}/{n_total}] {record['status']:6s} val_acc {acc}  {settings}",
+                      flush=True)
     trials, _ = sweep(space, data, n_trials=args.n_trials, search=args.search,
                       backend=args.backend, n_jobs=args.n_jobs, scheduler=args.scheduler,
                       results=args.results, seed=args.seed, retry_failed=args.retry_failed,

@@ -26,6 +26,9 @@ class NetCore:
     t: int
     step: int
     drop_key: int
+    @property
+    def nonfinite(self) -> int:
+        """NaN or infinite parameters found after the last update (0 when healthy)."""
 
     def __init__(self, dims: Any, dtype: Any, act: int, alpha: float, norm: int,
                  keep_prob: float, bn_eps: float, bn_momentum: float, loss_kind: int,
@@ -47,5 +50,5 @@ class NetCore:
             indices: npt.NDArray[np.intp] | None, train: bool, backward: bool,
             update: bool) -> float:
         """Forward [+ loss, backward, update] on a minibatch; returns the loss."""
-    def workspace(self, name: str, layer: int, n: int) -> _Floats:
-        """A NumPy view of a workspace buffer of the last call."""
+    def scores(self, n: int) -> _Floats:
+        """A view (n, num_classes) of the scores written by the last call."""

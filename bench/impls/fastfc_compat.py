@@ -1,0 +1,65 @@
+"""fastfc-compat: what a course user gets by changing ``cs231n.`` to ``fastfc.``.
+
+``fastfc.classifiers.fc_net.FullyConnectedNet`` trained by ``fastfc.solver.Solver``
+with ``update_rule='adam'``; one timed step is one ``solver._step()``: it draws the
+minibatch with ``np.random.choice`` and gathers ``X_train[batch_mask]`` (as the course
+Solver does, and as numpy-ref does), calls ``model.loss`` and applies ``fastfc.optim.adam``
+to every parameter.
+"""
+import numpy as np
+
+NAME = "fastfc-compat"
+
+
+def available():
+    try:
+        import fastfc  # noqa: F401
+    except ImportError as exc:   # pragma: no cover
+        return False, f"fastfc not importable: {exc}"
+    return True, ""
+
+
+def supports(wl, dtype):
+    return True
+
+
+def set_threads(n):
+    pass
+
+
+class Runner:
+    includes_sampling = True
+
+    def __init__(self, wl, dtype, data):
+        from fastfc.classifiers.fc_net import FullyConnectedNet
+        from fastfc.solver import Solver
+        np.random.seed(0)
+        # no ``seed=``: it would re-seed NumPy's global generator before every dropout
+        # mask and so make the Solver draw the same minibatch every step
+        self.model = FullyConnectedNet(list(wl.dims[1:-1]), input_dim=wl.dims[0],
+                                       num_classes=wl.dims[-1], reg=1e-4, weight_scale=1e-2,
+                                       dtype=np.dtype(dtype).type,
+                                       normalization=wl.normalization,
+                                       dropout_keep_ratio=wl.keep)
+        n_val = min(100, data.X_pool.shape[0])
+        self.solver = Solver(self.model, {"X_train": data.X_pool, "y_train": data.y_pool,
+                                          "X_val": data.X_pool[:n_val],
+                                          "y_val": data.y_pool[:n_val]},
+                             update_rule="adam", optim_config={"learning_rate": 1e-3},
+                             batch_size=wl.batch, num_epochs=1, verbose=False)
+        self.steps = wl.steps_per_epoch
+        self.run = self.solver._step if wl.kind == "step" else self.epoch
+
+    def epoch(self):
+        step = self.solver._step
+        for _ in range(self.steps):
+            step()
+
+    def history_bytes(self):
+        import sys
+        h = self.solver.loss_history
+        return sys.getsizeof(h) + sum(sys.getsizeof(v) for v in h)
+
+
+def setup(wl, dtype, data):
+    return Runner(wl, dtype, data)

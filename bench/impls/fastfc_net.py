@@ -1,0 +1,68 @@
+"""fastfc-net: ``fastfc.Net.train_step`` -- forward, loss, backward and Adam in one call.
+
+Step workloads time ``train_step`` on a preallocated minibatch (no sampling).  The
+epoch workload (W5) runs what ``Solver`` does for a Net: ``np.random.choice`` per step,
+the labels gathered with ``np.take`` into a preallocated array, and the rows gathered
+by the kernel itself (``train_step(X_train, y_batch, indices=batch_mask)``).
+"""
+import numpy as np
+
+NAME = "fastfc-net"
+
+
+def available():
+    try:
+        import fastfc  # noqa: F401
+    except ImportError as exc:   # pragma: no cover - the package is the point
+        return False, f"fastfc not importable: {exc}"
+    return True, ""
+
+
+def supports(wl, dtype):
+    return True
+
+
+def set_threads(n):
+    pass
+
+
+class Runner:
+    includes_sampling = False
+
+    def __init__(self, wl, dtype, data):
+        from fastfc import Net
+        self.net = Net(list(wl.dims), reg=1e-4, weight_scale=1e-2, dtype=np.dtype(dtype).type,
+                       seed=0, normalization=wl.normalization, dropout_keep_ratio=wl.keep)
+        self.net.set_optimizer("adam", learning_rate=1e-3)
+        self.X = data.X_batch
+        self.y = data.y_batch
+        if wl.kind == "epoch":
+            self.includes_sampling = True
+            self.X_train = data.X_pool
+            self.y_train = np.ascontiguousarray(data.y_pool, dtype=np.intp)
+            self.y_buf = np.empty(wl.batch, dtype=np.intp)
+            self.num_train = data.X_pool.shape[0]
+            self.batch = wl.batch
+            self.steps = wl.steps_per_epoch
+            self.run = self.epoch
+        else:
+            self.run = self.step
+
+    def step(self):
+        return self.net.train_step(self.X, self.y)
+
+    def epoch(self):
+        train_step = self.net.train_step
+        X, y_train, y_buf = self.X_train, self.y_train, self.y_buf
+        num_train, batch = self.num_train, self.batch
+        for _ in range(self.steps):
+            batch_mask = np.random.choice(num_train, batch)
+            np.take(y_train, batch_mask, out=y_buf)
+            train_step(X, y_buf, indices=batch_mask)
+
+    def history_bytes(self):
+        return 0
+
+
+def setup(wl, dtype, data):
+    return Runner(wl, dtype, data)

@@ -1,0 +1,417 @@
+"""fastfc.sweep: grid and random search on local processes and on a Dask cluster,
+resume from the JSONL results, and trials that survive dead workers."""
+import functools
+import json
+import os
+
+import distributed
+import numpy as np
+import psutil
+import pytest
+from sklearn.datasets import load_digits
+
+from fastfc import Net
+from fastfc.sweep import (ROUTES, choice, cli_main, expand_space, load_results,
+                          loguniform, randint, route_config, run_trial, sweep, trial_key,
+                          uniform)
+
+
+RESULT_FIELDS = {"key", "config", "status", "best_val_acc", "final_train_acc", "loss_first",
+                 "loss_last", "loss_min", "wall_time", "worker"}
+
+
+@pytest.fixture(scope="module")
+def digits():
+    """Digits scaled to [0, 1], first 1000 shuffled images to train, next 300 to validate."""
+    X, y = load_digits(return_X_y=True)
+    order = np.random.RandomState(0).permutation(len(X))
+    X = (X[order] / 16.0).astype(np.float32)
+    y = y[order]
+    return {"X_train": X[:1000], "y_train": y[:1000], "X_val": X[1000:1300],
+            "y_val": y[1000:1300]}
+
+
+FIXED = {"update_rule": "adam", "num_epochs": 3, "batch_size": 100}
+GRID = {"hidden_dims": [[32], [64]], "learning_rate": [1e-3, 3e-3]}
+
+
+def val_acc(model, data):
+    return float(np.mean(model.predict(data["X_val"]) == data["y_val"]))
+
+
+def check_trials(trials, n, data, best):
+    """n successful trials, best first, well-formed, and the model of the first."""
+    assert len(trials) == n
+    assert [t["status"] for t in trials] == ["ok"] * n
+    for t in trials:
+        assert RESULT_FIELDS <= set(t)
+        assert 0.0 <= t["best_val_acc"] <= 1.0
+        assert t["loss_min"] <= t["loss_first"]
+        assert t["wall_time"] >= 0
+        assert t["key"] == trial_key(t["config"])
+    accs = [t["best_val_acc"] for t in trials]
+    assert accs == sorted(accs, reverse=True)
+    assert isinstance(best, Net)
+    # the Solver leaves the best parameters in the model: its val accuracy is the record's
+    assert val_acc(best, data) == pytest.approx(trials[0]["best_val_acc"])
+    assert best.layer_dims == [64, *trials[0]["config"]["hidden_dims"], 10]
+    assert trials[0]["best_val_acc"] > 0.5
+
+
+def read_jsonl(path):
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+# ---------------------------------------------------------------------- configurations
+
+def test_route_config_sends_each_name_to_its_place():
+    model, solver, optim_config, seed = route_config(
+        {"hidden_dim": 50, "reg": 1e-3, "dropout_keep_ratio": 0.5, "input_dim": 64,
+         "update_rule": "sgd_momentum", "num_epochs": 2, "lr_decay": 0.9,
+         "learning_rate": 1e-2, "momentum": 0.8, "seed": 7})
+    assert model == {"hidden_dims": [50], "reg": 1e-3, "dropout_keep_ratio": 0.5,
+                     "input_dim": 64}
+    assert solver == {"update_rule": "sgd_momentum", "num_epochs": 2, "lr_decay": 0.9}
+    assert optim_config == {"learning_rate": 1e-2, "momentum": 0.8}
+    assert seed == 7
+    assert set(ROUTES.values()) == {"model", "solver", "optim", "trial"}
+    with pytest.raises(ValueError, match="'learnin_rate'.*'hiden'|'hiden'.*'learnin_rate'"):
+        route_config({"learnin_rate": 1e-3, "hiden": 3, "reg": 0.0})
+    with pytest.raises(ValueError, match="hidden_dims, hidden_size"):
+        route_config({"hidden_dims": [10], "hidden_size": 10})
+
+
+def test_sweep_rejects_unknown_names_before_running(digits, tmp_path):
+    results = tmp_path / "r.jsonl"
+    with pytest.raises(ValueError, match="'learnig_rate'"):
+        sweep({"learnig_rate": [1e-3]}, digits, results=str(results), n_jobs=1)
+    with pytest.raises(ValueError, match="'num_epoch'"):
+        sweep({"learning_rate": [1e-3]}, digits, results=str(results), n_jobs=1, num_epoch=2)
+    with pytest.raises(ValueError, match="reg given both"):
+        sweep({"reg": [0.0]}, digits, results=str(results), n_jobs=1, reg=0.1)
+    assert not results.exists()
+
+
+def test_expand_space_grid_order_and_cap():
+    configs = expand_space({"hidden_dims": [[8], [16]], "reg": [0.0, 0.1, 0.2]},
+                           fixed={"num_epochs": 1})
+    assert len(configs) == 6
+    assert configs[0] == {"num_epochs": 1, "hidden_dims": [8], "reg": 0.0}
+    assert configs[1] == {"num_epochs": 1, "hidden_dims": [8], "reg": 0.1}
+    assert configs[-1] == {"num_epochs": 1, "hidden_dims": [16], "reg": 0.2}
+    assert expand_space({"hidden_dims": [[8], [16]], "reg": [0.0, 0.1, 0.2]},
+                        n_trials=4, fixed={"num_epochs": 1}) == configs[:4]
+    assert len({trial_key(c) for c in configs}) == 6
+    with pytest.raises(ValueError, match="grid search needs a list"):
+        expand_space({"learning_rate": loguniform(1e-4, 1e-2)})
+    with pytest.raises(ValueError, match="needs n_trials"):
+        expand_space({"learning_rate": loguniform(1e-4, 1e-2)}, search="random")
+
+
+def test_expand_space_random_distributions_are_seeded_and_bounded():
+    space = {"learning_rate": (1e-4, 1e-1), "reg": loguniform(1e-6, 1e-2),
+             "batch_size": (50, 200), "dropout_keep_ratio": (0.5, 1.0),
+             "momentum": uniform(0.8, 0.99), "hidden_dims": [[16], [32, 32]],
+             "num_epochs": randint(1, 3), "activation": choice(["relu", "tanh"])}
+    a = expand_space(space, search="random", n_trials=40, seed=3)
+    assert a == expand_space(space, search="random", n_trials=40, seed=3)
+    assert a != expand_space(space, search="random", n_trials=40, seed=4)
+    assert len({trial_key(c) for c in a}) == 40
+    lr = np.array([c["learning_rate"] for c in a])
+    assert lr.min() >= 1e-4 and lr.max() <= 1e-1
+    # log-uniform: about half the draws below the geometric midpoint 10**-2.5
+    assert 10 <= np.sum(lr < 10**-2.5) <= 30
+    assert all(isinstance(c["batch_size"], int) and 50 <= c["batch_size"] <= 200 for c in a)
+    assert all(isinstance(c["dropout_keep_ratio"], float) and 0.5 <= c["dropout_keep_ratio"]
+               <= 1.0 for c in a)
+    assert all(1e-6 <= c["reg"] <= 1e-2 and 0.8 <= c["momentum"] <= 0.99 for c in a)
+    assert {tuple(c["hidden_dims"]) for c in a} == {(16,), (32, 32)}
+    assert {c["num_epochs"] for c in a} == {1, 2, 3}
+    assert {c["activation"] for c in a} == {"relu", "tanh"}
+
+
+# ---------------------------------------------------------------------- local backend
+
+def test_grid_sweep_local_processes(digits, tmp_path):
+    results = tmp_path / "grid.jsonl"
+    seen = []
+    trials, best = sweep(GRID, digits, backend="local", n_jobs=2, results=str(results),
+                         progress=lambda record, done, total: seen.append((done, total)),
+                         **FIXED)
+    check_trials(trials, 4, digits, best)
+    assert seen == [(1, 4), (2, 4), (3, 4), (4, 4)]
+    assert {tuple(t["config"]["hidden_dims"]) for t in trials} == {(32,), (64,)}
+    assert all(t["config"]["update_rule"] == "adam" for t in trials)
+    # run in worker processes, not here
+    assert all(not t["worker"].endswith(f":{os.getpid()}") for t in trials)
+    lines = read_jsonl(results)
+    assert sorted(r["key"] for r in lines) == sorted(t["key"] for t in trials)
+    # a trial's result does not depend on where it ran: redo the best one here
+    top = trials[0]
+    again = run_trial(digits, top["config"], top["seed"])
+    assert again["best_val_acc"] == pytest.approx(top["best_val_acc"])
+    assert again["loss_last"] == pytest.approx(top["loss_last"], rel=1e-4)
+
+
+def report_blas_threads(data, config, seed):
+    """A runner that reports the BLAS thread counts of the process it runs in."""
+    from threadpoolctl import threadpool_info
+    threads = sorted({i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"})
+    return {"best_val_acc": 0.5, "blas_threads": threads, "pid": os.getpid()}
+
+
+def test_local_workers_share_the_cores(digits, tmp_path):
+    cores = len(os.sched_getaffinity(0))
+    trials, _ = sweep({"reg": [0.0, 0.1, 0.2, 0.3]}, digits, n_jobs=2, results=None,
+                      runner=report_blas_threads, return_model=False)
+    assert len(trials) == 4 and all(t["status"] == "ok" for t in trials)
+    # workers x BLAS threads never exceeds the cores
+    assert all(t["blas_threads"] == [max(1, cores // 2)] for t in trials)
+    assert os.getpid() not in {t["pid"] for t in trials}
+    with pytest.warns(RuntimeWarning, match="more than the"):
+        sweep({"reg": [0.0]}, digits, n_jobs=cores + 1, results=None,
+              runner=report_blas_threads, return_model=False)
+
+
+def test_random_sweep_local_processes(digits, tmp_path):
+    space = {"learning_rate": loguniform(5e-4, 5e-3), "reg": (1e-5, 1e-2),
+             "hidden_dims": [[32], [48]]}
+    trials, best = sweep(space, digits, search="random", n_trials=4, seed=11,
+                         backend="local", n_jobs=2, results=str(tmp_path / "rand.jsonl"),
+                         **FIXED)
+    check_trials(trials, 4, digits, best)
+    expected = expand_space(space, search="random", n_trials=4, seed=11, fixed=FIXED)
+    assert sorted(trial_key(c) for c in expected) == sorted(t["key"] for t in trials)
+    for t in trials:
+        assert 5e-4 <= t["config"]["learning_rate"] <= 5e-3
+        assert 1e-5 <= t["config"]["reg"] <= 1e-2
+
+
+def test_resume_skips_finished_trials(digits, tmp_path):
+    results = tmp_path / "resume.jsonl"
+    ran = []
+    progress = lambda record, done, total: ran.append(record["key"])  # noqa: E731
+    first, _ = sweep(GRID, digits, n_trials=2, n_jobs=1, results=str(results),
+                     progress=progress, **FIXED)
+    assert len(first) == 2 and len(ran) == 2
+    ran.clear()
+    trials, best = sweep(GRID, digits, n_jobs=1, results=str(results), progress=progress,
+                         **FIXED)
+    check_trials(trials, 4, digits, best)
+    first_keys = {t["key"] for t in first}
+    assert len(ran) == 2 and not set(ran) & first_keys
+    assert {t["key"] for t in trials if t.get("resumed")} == first_keys
+    assert len(read_jsonl(results)) == 4
+
+    # a crash left half a line; a lost-worker failure is due for a re-run
+    failed = dict(read_jsonl(results)[-1], status="failed", best_val_acc=None,
+                  error="KilledWorker", retryable=True)
+    with open(results, "a") as f:
+        f.write(json.dumps(failed) + "\n" + '{"key": "0123", "status": "o')
+    ran.clear()
+    with pytest.warns(RuntimeWarning, match="not a complete trial record"):
+        again, best2 = sweep(GRID, digits, n_jobs=1, results=str(results), progress=progress,
+                             **FIXED)
+    assert ran == [failed["key"]]
+    assert {t["key"]: t["best_val_acc"] for t in again} == \
+        {t["key"]: t["best_val_acc"] for t in trials}
+    # the best model is that of the first trial, retrained when it was read back
+    assert val_acc(best2, digits) == pytest.approx(again[0]["best_val_acc"])
+    ref = run_trial(digits, again[0]["config"], again[0]["seed"])["model"]
+    np.testing.assert_array_equal(best2.params["W1"], ref.params["W1"])
+    # every line stayed a complete JSON object after the repair
+    with open(results) as f:
+        lines = f.read().splitlines()
+    assert sum(1 for line in lines if line.startswith('{"key": "0123"')) == 1
+    with pytest.warns(RuntimeWarning, match="not a complete trial record"):
+        assert len(load_results(str(results))) == 4
+
+
+def test_failed_trial_is_recorded_and_ranked_last(digits, tmp_path):
+    results = tmp_path / "fail.jsonl"
+    trials, best = sweep({"activation": ["relu", "nonsense", "tanh"]}, digits, n_jobs=1,
+                         results=str(results), hidden_dims=[32], **FIXED)
+    assert [t["status"] for t in trials] == ["ok", "ok", "failed"]
+    assert trials[-1]["config"]["activation"] == "nonsense"
+    assert "ValueError" in trials[-1]["error"] and "activation" in trials[-1]["error"]
+    assert trials[-1]["best_val_acc"] is None
+    assert isinstance(best, Net)
+    assert {r["status"] for r in read_jsonl(results)} == {"ok", "failed"}
+
+
+def kill_once(data, config, seed, marker, victim):
+    """A runner that kills its own worker process the first time it meets ``victim``."""
+    if config["hidden_dims"] == victim and not os.path.exists(marker):
+        with open(marker, "x"):
+            pass
+        os._exit(1)
+    return run_trial(data, config, seed)
+
+
+def kill_always(data, config, seed, victim):
+    if config["hidden_dims"] == victim:
+        os._exit(1)
+    return run_trial(data, config, seed)
+
+
+def test_local_worker_death_is_retried(digits, tmp_path):
+    marker = tmp_path / "killed"
+    runner = functools.partial(kill_once, marker=str(marker), victim=[48])
+    space = {"hidden_dims": [[32], [48], [64]], "learning_rate": [2e-3]}
+    trials, best = sweep(space, digits, n_jobs=2, results=str(tmp_path / "k.jsonl"),
+                         runner=runner, **FIXED)
+    assert marker.exists()  # the worker really died once
+    check_trials(trials, 3, digits, best)
+    assert len(read_jsonl(tmp_path / "k.jsonl")) == 3
+
+
+def test_local_trial_that_always_kills_its_worker_is_recorded_failed(digits, tmp_path):
+    runner = functools.partial(kill_always, victim=[48])
+    space = {"hidden_dims": [[32], [48], [64]], "learning_rate": [2e-3]}
+    trials, best = sweep(space, digits, n_jobs=2, retries=1,
+                         results=str(tmp_path / "k.jsonl"), runner=runner, **FIXED)
+    assert [t["status"] for t in trials] == ["ok", "ok", "failed"]
+    assert trials[-1]["config"]["hidden_dims"] == [48]
+    assert trials[-1]["retryable"] is True and "died" in trials[-1]["error"]
+    assert isinstance(best, Net)
+    assert len(read_jsonl(tmp_path / "k.jsonl")) == 3
+
+
+# ---------------------------------------------------------------------- dask backend
+
+def listening_sockets():
+    """(ip, port) of every listening socket of this process and its children."""
+    me = psutil.Process()
+    found = []
+    for proc in [me, *me.children(recursive=True)]:
+        try:
+            conns = proc.net_connections(kind="inet")
+        except psutil.NoSuchProcess:
+            continue
+        found += [(c.laddr.ip, c.laddr.port) for c in conns if c.status == psutil.CONN_LISTEN]
+    return found
+
+
+LOOPBACK = ("127.0.0.1", "::1")
+
+
+@pytest.fixture(scope="module")
+def dask_cluster():
+    """Two worker processes of one thread, everything on the loopback interface."""
+    cluster = distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+        dashboard_address=None,
+        scheduler_kwargs={"dashboard": False, "dashboard_address": "127.0.0.1:0"})
+    client = distributed.Client(cluster)
+    try:
+        yield cluster, client
+    finally:
+        client.close()
+        cluster.close()
+
+
+def test_dask_cluster_listens_on_loopback_only(dask_cluster):
+    cluster, client = dask_cluster
+    info = client.scheduler_info()
+    addresses = [cluster.scheduler_address, *info["workers"]]
+    addresses += [w["nanny"] for w in info["workers"].values() if w.get("nanny")]
+    assert len(info["workers"]) == 2
+    assert all(a.startswith("tcp://127.0.0.1:") for a in addresses), addresses
+    sockets = listening_sockets()
+    assert len(sockets) >= 5  # scheduler (+ HTTP), 2 nannies, 2 workers
+    assert all(ip in LOOPBACK for ip, _ in sockets), sockets
+
+
+def test_grid_sweep_dask(digits, tmp_path, dask_cluster):
+    _, client = dask_cluster
+    trials, best = sweep(GRID, digits, backend="dask", scheduler=client,
+                         results=str(tmp_path / "dgrid.jsonl"), **FIXED)
+    check_trials(trials, 4, digits, best)
+    workers = set(client.scheduler_info()["workers"])
+    assert all(t["worker"] in workers for t in trials)
+    # the same trial gives the same result on a Dask worker as here
+    top = trials[0]
+    assert run_trial(digits, top["config"], top["seed"])["best_val_acc"] == \
+        pytest.approx(top["best_val_acc"])
+    assert len(read_jsonl(tmp_path / "dgrid.jsonl")) == 4
+
+
+def test_random_sweep_dask_by_scheduler_address(digits, tmp_path, dask_cluster):
+    cluster, _ = dask_cluster
+    space = {"learning_rate": loguniform(5e-4, 5e-3), "hidden_dims": [[32], [48]]}
+    trials, best = sweep(space, digits, search="random", n_trials=4, seed=5,
+                         backend="dask", scheduler=cluster.scheduler_address,
+                         results=str(tmp_path / "drand.jsonl"), **FIXED)
+    check_trials(trials, 4, digits, best)
+    expected = expand_space(space, search="random", n_trials=4, seed=5, fixed=FIXED)
+    assert sorted(trial_key(c) for c in expected) == sorted(t["key"] for t in trials)
+
+
+def test_dask_killed_worker_keeps_every_trial(digits, tmp_path, dask_cluster):
+    _, client = dask_cluster
+    marker = tmp_path / "killed"
+    runner = functools.partial(kill_once, marker=str(marker), victim=[48])
+    space = {"hidden_dims": [[32], [48], [64]], "learning_rate": [1e-3, 3e-3]}
+    results = tmp_path / "dkill.jsonl"
+    trials, best = sweep(space, digits, backend="dask", scheduler=client,
+                         results=str(results), runner=runner, **FIXED)
+    assert marker.exists()  # one worker really was killed mid-sweep
+    check_trials(trials, 6, digits, best)
+    assert {t["key"] for t in trials} == {r["key"] for r in read_jsonl(results)}
+    assert {tuple(t["config"]["hidden_dims"]) for t in trials} == {(32,), (48,), (64,)}
+    client.wait_for_workers(2, timeout=60)  # the nanny restarts the dead worker
+
+
+def test_dask_embedded_local_cluster(digits, tmp_path, monkeypatch):
+    seen = {}
+
+    class WatchedCluster(distributed.LocalCluster):
+        """The sweep's own LocalCluster, with a look at its sockets before it closes."""
+
+        def __init__(self, *args, **kwargs):
+            seen["kwargs"] = kwargs
+            super().__init__(*args, **kwargs)
+            seen["cluster"] = self
+
+        def close(self, *args, **kwargs):
+            seen["sockets"] = listening_sockets()
+            return super().close(*args, **kwargs)
+
+    monkeypatch.setattr(distributed, "LocalCluster", WatchedCluster)
+    before = set(listening_sockets())
+    trials, best = sweep({"hidden_dims": [[32], [48]]}, digits, backend="dask", n_jobs=2,
+                         results=str(tmp_path / "emb.jsonl"), learning_rate=2e-3, **FIXED)
+    check_trials(trials, 2, digits, best)
+    assert all(t["worker"].startswith("tcp://127.0.0.1:") for t in trials)
+    assert seen["kwargs"]["n_workers"] == 2 and seen["kwargs"]["processes"] is True
+    new = [s for s in seen["sockets"] if s not in before]
+    assert len(new) >= 5 and all(ip in LOOPBACK for ip, _ in new), new
+    assert seen["cluster"].status.name == "closed"  # started and closed by the call
+    assert not set(listening_sockets()) - before
+
+
+# ---------------------------------------------------------------------- command line
+
+def test_cli_main_runs_a_sweep_and_writes_table_and_plot(tmp_path, capsys):
+    import argparse
+
+    from fastfc.sweep import add_cli_arguments
+    space = tmp_path / "space.json"
+    space.write_text(json.dumps({"hidden_dims": [[16], [32]],
+                                 "learning_rate": {"loguniform": [1e-3, 1e-2]}}))
+    results = tmp_path / "cli.jsonl"
+    parser = add_cli_arguments(argparse.ArgumentParser())
+    args = parser.parse_args(["--space", str(space), "--search", "random", "--n-trials", "3",
+                              "--n-jobs", "1", "--results", str(results), "--epochs", "2",
+                              "--update-rule", "adam", "--set", "batch_size=100",
+                              "--no-progress"])
+    assert cli_main(args) == 0
+    out = capsys.readouterr().out
+    assert "val_acc" in out and "hidden_dims" in out and "learning_rate" in out
+    records = read_jsonl(results)
+    assert len(records) == 3
+    assert all(r["config"]["num_epochs"] == 2 and r["config"]["batch_size"] == 100
+               for r in records)
+    png = tmp_path / "cli.png"
+    assert png.exists() and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
