@@ -249,8 +249,10 @@ print("ok")
 """
     env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
     env["MPLBACKEND"] = "TkAgg"
-    src = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "src")
-    env["PYTHONPATH"] = src + os.pathsep + env.get("PYTHONPATH", "")
+    import fastfc
+    # the child must import the same fastfc as this process (installed or in place)
+    where = os.path.dirname(os.path.dirname(os.path.abspath(fastfc.__file__)))
+    env["PYTHONPATH"] = where + os.pathsep + env.get("PYTHONPATH", "")
     out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
                          text=True, timeout=120)
     assert out.returncode == 0, out.stderr

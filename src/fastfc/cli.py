@@ -18,6 +18,7 @@ import os
 import sys
 from typing import Callable, NamedTuple, Optional, Sequence
 
+from fastfc import _cli_train as _train
 from fastfc._config import __version__, show_config
 
 PROG = "fastfc"
@@ -61,7 +62,25 @@ def cmd_info(args):
 
 # ----------------------------------------------------------------- the command table
 
+def _sweep_arguments(parser):
+    from fastfc import sweep
+    sweep.add_cli_arguments(parser)
+
+
+def _sweep_run(args):
+    from fastfc import sweep
+    return sweep.cli_main(args)
+
+
 COMMANDS = (
+    Command("train", "train a net and write a run directory (metrics, model, pictures)",
+            _train.train_arguments, _train.cmd_train),
+    Command("evaluate", "accuracy of a saved model on a data split",
+            _train.evaluate_arguments, _train.cmd_evaluate),
+    Command("gradcheck", "check the gradients of a small random net numerically",
+            _train.gradcheck_arguments, _train.cmd_gradcheck),
+    Command("sweep", "hyper-parameter sweep on local processes or a Dask cluster",
+            _sweep_arguments, _sweep_run),
     Command("info", "show version, build flags, BLAS and threads (paste into a bug report)",
             _info_arguments, cmd_info),
 )

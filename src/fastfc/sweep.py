@@ -13,7 +13,7 @@ its keyword where it goes -- the table :data:`ROUTES` says which place:
   (``hidden_dim`` / ``hidden_size`` give one hidden layer of that width; input_dim and
   num_classes are read from ``data`` when not given);
 * the Solver: update_rule, batch_size, num_epochs, lr_decay, num_train_samples,
-  num_val_samples, patience, schedule, time_budget;
+  num_val_samples, patience, schedule, time_budget, shuffle;
 * the update rule's ``optim_config``: learning_rate, momentum, decay_rate, beta1, beta2,
   epsilon;
 * ``seed``: the trial's seed (by default it is derived from the trial's configuration;
@@ -122,7 +122,7 @@ ROUTES = {
     # Solver(...)
     "update_rule": "solver", "batch_size": "solver", "num_epochs": "solver",
     "lr_decay": "solver", "num_train_samples": "solver", "num_val_samples": "solver",
-    "patience": "solver", "schedule": "solver", "time_budget": "solver",
+    "patience": "solver", "schedule": "solver", "time_budget": "solver", "shuffle": "solver",
     # optim_config
     "learning_rate": "optim", "momentum": "optim", "decay_rate": "optim",
     "beta1": "optim", "beta2": "optim", "epsilon": "optim",

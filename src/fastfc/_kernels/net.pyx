@@ -607,8 +607,8 @@ cdef class NetCore:
                 else:
                     loss = _step(&self.st, xb.buf, x_is_float, gather, idx, labels, n,
                                  train, backward, update, <double>0)
-                if update:
-                    self.st.step += 1
+            if update:
+                self.st.step += 1
         finally:
             PyBuffer_Release(&xb)
         return loss
