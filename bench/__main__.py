@@ -75,8 +75,8 @@ def plan(args):
     cfg = {
         "quick": quick,
         "threads": args.threads or os.cpu_count() or 1,
-        "rounds": args.rounds or (3 if quick else 8),
-        "epoch_rounds": args.epoch_rounds or (1 if quick else 3),
+        "rounds": args.rounds or (3 if quick else 10),
+        "epoch_rounds": args.epoch_rounds or (1 if quick else 5),
         "block_time": args.block_time or (0.06 if quick else 0.15),
         "peak_n": args.peak_n,
         "budget": args.budget or (80.0 if quick else 420.0),

@@ -8,6 +8,8 @@ to every parameter.
 """
 import numpy as np
 
+from bench.workloads import he_scale
+
 NAME = "fastfc-compat"
 
 
@@ -37,10 +39,12 @@ class Runner:
         # no ``seed=``: it would re-seed NumPy's global generator before every dropout
         # mask and so make the Solver draw the same minibatch every step
         self.model = FullyConnectedNet(list(wl.dims[1:-1]), input_dim=wl.dims[0],
-                                       num_classes=wl.dims[-1], reg=1e-4, weight_scale=1e-2,
+                                       num_classes=wl.dims[-1], reg=1e-4, weight_scale=1.0,
                                        dtype=np.dtype(dtype).type,
                                        normalization=wl.normalization,
                                        dropout_keep_ratio=wl.keep)
+        for i, fan_in in enumerate(wl.dims[:-1], 1):      # He initialisation
+            self.model.params[f"W{i}"] *= he_scale(fan_in)
         n_val = min(100, data.X_pool.shape[0])
         self.solver = Solver(self.model, {"X_train": data.X_pool, "y_train": data.y_pool,
                                           "X_val": data.X_pool[:n_val],

@@ -31,7 +31,7 @@ class Runner:
 
     def __init__(self, wl, dtype, data):
         from fastfc import Net
-        self.net = Net(list(wl.dims), reg=1e-4, weight_scale=1e-2, dtype=np.dtype(dtype).type,
+        self.net = Net(list(wl.dims), reg=1e-4, init="he", dtype=np.dtype(dtype).type,
                        seed=0, normalization=wl.normalization, dropout_keep_ratio=wl.keep)
         self.net.set_optimizer("adam", learning_rate=1e-3)
         self.X = data.X_batch

@@ -10,6 +10,8 @@ here is tuned: that is the point.  Plain nets only (no normalisation, no dropout
 """
 import numpy as np
 
+from bench.workloads import he_scale
+
 NAME = "numpy-ref"
 
 
@@ -196,7 +198,9 @@ class Runner:
         np.random.seed(0)
         self.model = FullyConnectedNet(list(wl.dims[1:-1]), input_dim=wl.dims[0],
                                        num_classes=wl.dims[-1], reg=1e-4,
-                                       weight_scale=1e-2, dtype=np.dtype(dtype).type)
+                                       weight_scale=1.0, dtype=np.dtype(dtype).type)
+        for i, fan_in in enumerate(wl.dims[:-1], 1):      # He initialisation
+            self.model.params["W%d" % i] *= he_scale(fan_in)
         self.solver = Solver(self.model, {"X_train": data.X_pool, "y_train": data.y_pool},
                              update_rule=adam, optim_config={"learning_rate": 1e-3},
                              batch_size=wl.batch)

@@ -6,8 +6,10 @@ batch_size=<batch>, learning_rate_init=1e-3)`` (ReLU, softmax output).
 * step workloads: one ``partial_fit`` on the preallocated minibatch = one Adam step
   (plus partial_fit's input validation and label binarisation, which a user pays too);
 * the epoch workload (W5): ``fit`` with ``max_iter=1, warm_start=True`` on the 49,000
-  samples = one epoch of ``n // batch`` steps (sklearn shuffles a permutation each
-  epoch rather than drawing with replacement; the last partial batch is included).
+  samples = one epoch of 245 steps of 200 (sklearn shuffles a permutation each epoch
+  rather than drawing with replacement).
+
+sklearn keeps its own (Glorot) weight initialisation; the others use He.
 
 Notes: sklearn scales its L2 term by 1/batch (alpha / n_samples), so alpha=1e-4 is a
 weaker regulariser than reg=1e-4 -- it does not change the work.  float32 input is

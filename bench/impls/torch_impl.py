@@ -1,7 +1,7 @@
 """torch-eager / torch-fused: the same nets in PyTorch on the CPU.
 
-``nn.Sequential`` of ``Linear`` [-> ``BatchNorm1d``] -> ``ReLU`` [-> ``Dropout``] ... ->
-``Linear``, ``F.cross_entropy``, and ``torch.optim.Adam(lr=1e-3)`` with the L2 term as
+``nn.Sequential`` of ``Linear`` (He-initialised, zero bias) [-> ``BatchNorm1d``] -> ``ReLU``
+[-> ``Dropout``] ... -> ``Linear``, ``F.cross_entropy``, and ``torch.optim.Adam(lr=1e-3)`` with the L2 term as
 Adam's ``weight_decay=1e-4`` on the weight matrices only (the course's ``reg * W``
 added to the gradient; biases and batch-norm parameters get none).  One step is
 ``zero_grad(set_to_none=True)``, forward, ``backward()``, ``opt.step()``; the loss is
@@ -52,6 +52,10 @@ def build(wl, dtype, fused):
             mods.append(nn.ReLU())
             if wl.keep < 1:
                 mods.append(nn.Dropout(p=1.0 - wl.keep))
+    for m in mods:
+        if isinstance(m, nn.Linear):      # He initialisation, as the other implementations
+            nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
+            nn.init.zeros_(m.bias)
     model = nn.Sequential(*mods).to(tdtype)
     model.train()
     weights = [m.weight for m in model if isinstance(m, nn.Linear)]
