@@ -16,6 +16,19 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/*
+ * Function multi-versioning: on x86-64 Linux with GCC, each loop is compiled three times
+ * (baseline SSE2, x86-64-v3 = AVX2 + FMA, x86-64-v4 = AVX-512) and the loader picks the
+ * best one for the CPU it runs on, so a portable wheel still uses wide vectors.
+ * Define FFC_NO_CLONES to build the baseline only.
+ */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) \
+    && !defined(FFC_NO_CLONES) && (__GNUC__ >= 11)
+#define FFC_HOT __attribute__((target_clones("default", "arch=x86-64-v3", "arch=x86-64-v4")))
+#else
+#define FFC_HOT inline
+#endif
+
 #if defined(_MSC_VER)
 #define FFC_RESTRICT __restrict
 #else
@@ -48,7 +61,7 @@ static inline uint64_t ffc_splitmix64(uint64_t x)
 }
 
 /* mask[k] = uniform(k) < p, with p given as threshold = round(p * 2**24) */
-static inline void ffc_dropout_mask(uint8_t *FFC_RESTRICT mask, ptrdiff_t size,
+static FFC_HOT void ffc_dropout_mask(uint8_t *FFC_RESTRICT mask, ptrdiff_t size,
                                     uint32_t threshold, uint64_t key)
 {
     const uint32_t k1 = (uint32_t)key, k2 = (uint32_t)(key >> 32);

@@ -21,7 +21,7 @@ enum {
 /* ------------------------------------------------------------------ bias and rows */
 
 /* out[i, :] = b */
-static inline void FFC_SUF(ffc_fill_rows)(FFC_REAL *FFC_RESTRICT out,
+static FFC_HOT void FFC_SUF(ffc_fill_rows)(FFC_REAL *FFC_RESTRICT out,
                                           const FFC_REAL *FFC_RESTRICT b,
                                           ptrdiff_t n, ptrdiff_t d)
 {
@@ -32,7 +32,7 @@ static inline void FFC_SUF(ffc_fill_rows)(FFC_REAL *FFC_RESTRICT out,
 }
 
 /* s = a.sum(axis=0)   (a of shape (n, d)) */
-static inline void FFC_SUF(ffc_col_sum)(const FFC_REAL *FFC_RESTRICT a,
+static FFC_HOT void FFC_SUF(ffc_col_sum)(const FFC_REAL *FFC_RESTRICT a,
                                         ptrdiff_t n, ptrdiff_t d,
                                         FFC_REAL *FFC_RESTRICT s)
 {
@@ -44,7 +44,7 @@ static inline void FFC_SUF(ffc_col_sum)(const FFC_REAL *FFC_RESTRICT a,
 }
 
 /* s = (a * b).sum()   accumulated in double */
-static inline double FFC_SUF(ffc_sum_sq)(const FFC_REAL *FFC_RESTRICT a, ptrdiff_t size)
+static FFC_HOT double FFC_SUF(ffc_sum_sq)(const FFC_REAL *FFC_RESTRICT a, ptrdiff_t size)
 {
     double acc = 0.0;
     for (ptrdiff_t k = 0; k < size; ++k) acc += (double)a[k] * (double)a[k];
@@ -52,7 +52,7 @@ static inline double FFC_SUF(ffc_sum_sq)(const FFC_REAL *FFC_RESTRICT a, ptrdiff
 }
 
 /* number of elements of a that are NaN or infinite */
-static inline ptrdiff_t FFC_SUF(ffc_count_nonfinite)(const FFC_REAL *FFC_RESTRICT a, ptrdiff_t size)
+static FFC_HOT ptrdiff_t FFC_SUF(ffc_count_nonfinite)(const FFC_REAL *FFC_RESTRICT a, ptrdiff_t size)
 {
     ptrdiff_t bad = 0;
     for (ptrdiff_t k = 0; k < size; ++k) bad += !(a[k] - a[k] == 0);
@@ -68,7 +68,7 @@ static inline FFC_REAL FFC_SUF(ffc_sigmoid1)(FFC_REAL v)
 }
 
 /* a = f(a + b) in place; b may be NULL (no bias).  Not for swish: see ffc_bias_swish. */
-static inline void FFC_SUF(ffc_bias_act_inplace)(int kind, FFC_REAL *FFC_RESTRICT a,
+static FFC_HOT void FFC_SUF(ffc_bias_act_inplace)(int kind, FFC_REAL *FFC_RESTRICT a,
                                                  const FFC_REAL *FFC_RESTRICT b,
                                                  ptrdiff_t n, ptrdiff_t d, FFC_REAL alpha)
 {
@@ -100,7 +100,7 @@ static inline void FFC_SUF(ffc_bias_act_inplace)(int kind, FFC_REAL *FFC_RESTRIC
 }
 
 /* z = z + b (b may be NULL); out = z * sigmoid(z).  z is kept for the backward pass. */
-static inline void FFC_SUF(ffc_bias_swish)(FFC_REAL *FFC_RESTRICT z,
+static FFC_HOT void FFC_SUF(ffc_bias_swish)(FFC_REAL *FFC_RESTRICT z,
                                            const FFC_REAL *FFC_RESTRICT b,
                                            FFC_REAL *FFC_RESTRICT out,
                                            ptrdiff_t n, ptrdiff_t d)
@@ -124,7 +124,7 @@ static inline void FFC_SUF(ffc_bias_swish)(FFC_REAL *FFC_RESTRICT z,
  *   swish:      dout * (y + s * (1 - y)),  s = sigmoid(z)
  * z is only read for swish and may be NULL otherwise.
  */
-static inline void FFC_SUF(ffc_act_backward)(int kind, const FFC_REAL *FFC_RESTRICT z,
+static FFC_HOT void FFC_SUF(ffc_act_backward)(int kind, const FFC_REAL *FFC_RESTRICT z,
                                              const FFC_REAL *FFC_RESTRICT y,
                                              FFC_REAL *FFC_RESTRICT dout,
                                              ptrdiff_t size, FFC_REAL alpha)
@@ -157,7 +157,7 @@ static inline void FFC_SUF(ffc_act_backward)(int kind, const FFC_REAL *FFC_RESTR
 /* ------------------------------------------------------------------ dropout */
 
 /* out = x * mask * scale   (mask of 0/1 bytes, scale = 1 / p); out may be x */
-static inline void FFC_SUF(ffc_dropout_apply)(const FFC_REAL *x, const uint8_t *FFC_RESTRICT mask,
+static FFC_HOT void FFC_SUF(ffc_dropout_apply)(const FFC_REAL *x, const uint8_t *FFC_RESTRICT mask,
                                               FFC_REAL scale, FFC_REAL *out, ptrdiff_t size)
 {
     for (ptrdiff_t k = 0; k < size; ++k) out[k] = mask[k] ? x[k] * scale : (FFC_REAL)0;
@@ -165,7 +165,7 @@ static inline void FFC_SUF(ffc_dropout_apply)(const FFC_REAL *x, const uint8_t *
 
 /* rows of x gathered by index, cast to this type: out[i, :] = x[idx[i], :]
    (idx NULL: out[i, :] = x[i, :], a plain cast) */
-static inline void FFC_SUF(ffc_gather_rows_f)(const float *FFC_RESTRICT x, const intptr_t *idx,
+static FFC_HOT void FFC_SUF(ffc_gather_rows_f)(const float *FFC_RESTRICT x, const intptr_t *idx,
                                               ptrdiff_t n, ptrdiff_t d,
                                               FFC_REAL *FFC_RESTRICT out)
 {
@@ -176,7 +176,7 @@ static inline void FFC_SUF(ffc_gather_rows_f)(const float *FFC_RESTRICT x, const
     }
 }
 
-static inline void FFC_SUF(ffc_gather_rows_d)(const double *FFC_RESTRICT x, const intptr_t *idx,
+static FFC_HOT void FFC_SUF(ffc_gather_rows_d)(const double *FFC_RESTRICT x, const intptr_t *idx,
                                               ptrdiff_t n, ptrdiff_t d,
                                               FFC_REAL *FFC_RESTRICT out)
 {
@@ -224,7 +224,7 @@ static inline void FFC_SUF(ffc_gather_rows_d)(const double *FFC_RESTRICT x, cons
         }                                                                                \
     }
 
-static inline void FFC_SUF(ffc_augment_f)(const float *FFC_RESTRICT x, const intptr_t *idx,
+static FFC_HOT void FFC_SUF(ffc_augment_f)(const float *FFC_RESTRICT x, const intptr_t *idx,
                                           const uint8_t *flip, const int32_t *shift_y,
                                           const int32_t *shift_x, ptrdiff_t n, ptrdiff_t c,
                                           ptrdiff_t h, ptrdiff_t w, FFC_REAL *FFC_RESTRICT out)
@@ -232,7 +232,7 @@ static inline void FFC_SUF(ffc_augment_f)(const float *FFC_RESTRICT x, const int
     FFC_AUGMENT_BODY(float)
 }
 
-static inline void FFC_SUF(ffc_augment_d)(const double *FFC_RESTRICT x, const intptr_t *idx,
+static FFC_HOT void FFC_SUF(ffc_augment_d)(const double *FFC_RESTRICT x, const intptr_t *idx,
                                           const uint8_t *flip, const int32_t *shift_y,
                                           const int32_t *shift_x, ptrdiff_t n, ptrdiff_t c,
                                           ptrdiff_t h, ptrdiff_t w, FFC_REAL *FFC_RESTRICT out)
@@ -249,7 +249,7 @@ static inline void FFC_SUF(ffc_augment_d)(const double *FFC_RESTRICT x, const in
  *   loss = -log(p[arange(n), y]).mean();  dscores = (p - onehot(y)) / n
  * dscores may be the scores buffer itself.  Returns the loss.
  */
-static inline double FFC_SUF(ffc_softmax_xent)(const FFC_REAL *scores, const intptr_t *y,
+static FFC_HOT double FFC_SUF(ffc_softmax_xent)(const FFC_REAL *scores, const intptr_t *y,
                                                ptrdiff_t n, ptrdiff_t c, FFC_REAL *dscores)
 {
     double loss = 0.0;
@@ -275,7 +275,7 @@ static inline double FFC_SUF(ffc_softmax_xent)(const FFC_REAL *scores, const int
 }
 
 /* p = softmax(s, axis=1), max-subtracted; p may be s */
-static inline void FFC_SUF(ffc_softmax_rows)(const FFC_REAL *scores, ptrdiff_t n, ptrdiff_t c,
+static FFC_HOT void FFC_SUF(ffc_softmax_rows)(const FFC_REAL *scores, ptrdiff_t n, ptrdiff_t c,
                                              FFC_REAL *probs)
 {
     for (ptrdiff_t i = 0; i < n; ++i) {
@@ -300,7 +300,7 @@ static inline void FFC_SUF(ffc_softmax_rows)(const FFC_REAL *scores, ptrdiff_t n
  *   dscores = (margins > 0) / n, dscores[y] = -(margins > 0).sum(1) / n
  * dscores may be the scores buffer itself.  Returns the loss.
  */
-static inline double FFC_SUF(ffc_svm)(const FFC_REAL *scores, const intptr_t *y,
+static FFC_HOT double FFC_SUF(ffc_svm)(const FFC_REAL *scores, const intptr_t *y,
                                       ptrdiff_t n, ptrdiff_t c, FFC_REAL *dscores)
 {
     double loss = 0.0;
@@ -334,7 +334,7 @@ static inline double FFC_SUF(ffc_svm)(const FFC_REAL *scores, const intptr_t *y,
  *   xhat = (x - mean) * inv_std; out = gamma * xhat + beta
  *   running = momentum * running + (1 - momentum) * batch   (skipped when NULL)
  */
-static inline void FFC_SUF(ffc_bn_forward_train)(
+static FFC_HOT void FFC_SUF(ffc_bn_forward_train)(
     const FFC_REAL *FFC_RESTRICT x, ptrdiff_t n, ptrdiff_t d,
     const FFC_REAL *FFC_RESTRICT gamma, const FFC_REAL *FFC_RESTRICT beta,
     FFC_REAL eps, FFC_REAL momentum,
@@ -378,7 +378,7 @@ static inline void FFC_SUF(ffc_bn_forward_train)(
  * Batch norm, test mode: inv_std = 1 / sqrt(running_var + eps);
  *   xhat = (x - running_mean) * inv_std (stored when xhat != NULL); out = gamma * xhat + beta
  */
-static inline void FFC_SUF(ffc_bn_forward_test)(
+static FFC_HOT void FFC_SUF(ffc_bn_forward_test)(
     const FFC_REAL *FFC_RESTRICT x, ptrdiff_t n, ptrdiff_t d,
     const FFC_REAL *FFC_RESTRICT gamma, const FFC_REAL *FFC_RESTRICT beta, FFC_REAL eps,
     const FFC_REAL *FFC_RESTRICT running_mean, const FFC_REAL *FFC_RESTRICT running_var,
@@ -405,7 +405,7 @@ static inline void FFC_SUF(ffc_bn_forward_test)(
  *   dx = gamma * inv_std / n * (n * dout - dbeta - xhat * dgamma)
  * dx may be dout itself.
  */
-static inline void FFC_SUF(ffc_bn_backward)(
+static FFC_HOT void FFC_SUF(ffc_bn_backward)(
     const FFC_REAL *dout, const FFC_REAL *FFC_RESTRICT xhat, ptrdiff_t n, ptrdiff_t d,
     const FFC_REAL *FFC_RESTRICT gamma, const FFC_REAL *FFC_RESTRICT inv_std,
     FFC_REAL *dx, FFC_REAL *FFC_RESTRICT dgamma, FFC_REAL *FFC_RESTRICT dbeta)
@@ -437,7 +437,7 @@ static inline void FFC_SUF(ffc_bn_backward)(
  * Backward of the test-mode (fixed statistics) batch norm, an affine map per column:
  *   dbeta = dout.sum(0); dgamma = (dout * xhat).sum(0); dx = dout * gamma * inv_std
  */
-static inline void FFC_SUF(ffc_bn_backward_fixed)(
+static FFC_HOT void FFC_SUF(ffc_bn_backward_fixed)(
     const FFC_REAL *dout, const FFC_REAL *FFC_RESTRICT xhat, ptrdiff_t n, ptrdiff_t d,
     const FFC_REAL *FFC_RESTRICT gamma, const FFC_REAL *FFC_RESTRICT inv_std,
     FFC_REAL *dx, FFC_REAL *FFC_RESTRICT dgamma, FFC_REAL *FFC_RESTRICT dbeta)
@@ -460,7 +460,7 @@ static inline void FFC_SUF(ffc_bn_backward_fixed)(
  *   mean = x.mean(1); var = x.var(1); inv_std = 1 / sqrt(var + eps)
  *   xhat = (x - mean[:, None]) * inv_std[:, None]; out = gamma * xhat + beta
  */
-static inline void FFC_SUF(ffc_ln_forward)(
+static FFC_HOT void FFC_SUF(ffc_ln_forward)(
     const FFC_REAL *FFC_RESTRICT x, ptrdiff_t n, ptrdiff_t d,
     const FFC_REAL *FFC_RESTRICT gamma, const FFC_REAL *FFC_RESTRICT beta, FFC_REAL eps,
     FFC_REAL *FFC_RESTRICT out, FFC_REAL *FFC_RESTRICT xhat,
@@ -496,7 +496,7 @@ static inline void FFC_SUF(ffc_ln_forward)(
  *   dx = inv_std / d * (d * g - g.sum(1) - xhat * (g * xhat).sum(1))   (per row)
  * dx may be dout itself.
  */
-static inline void FFC_SUF(ffc_ln_backward)(
+static FFC_HOT void FFC_SUF(ffc_ln_backward)(
     const FFC_REAL *dout, const FFC_REAL *FFC_RESTRICT xhat, ptrdiff_t n, ptrdiff_t d,
     const FFC_REAL *FFC_RESTRICT gamma, const FFC_REAL *FFC_RESTRICT inv_std,
     FFC_REAL *dx, FFC_REAL *FFC_RESTRICT dgamma, FFC_REAL *FFC_RESTRICT dbeta)
@@ -548,7 +548,7 @@ static inline void FFC_SUF(ffc_ln_backward)(
     }
 
 /* w -= lr * g */
-static inline void FFC_SUF(ffc_sgd)(FFC_REAL *FFC_RESTRICT w, const FFC_REAL *FFC_RESTRICT dw,
+static FFC_HOT void FFC_SUF(ffc_sgd)(FFC_REAL *FFC_RESTRICT w, const FFC_REAL *FFC_RESTRICT dw,
                                     ptrdiff_t size, FFC_REAL lr, FFC_REAL reg,
                                     ffc_update_stats *stats)
 {
@@ -556,7 +556,7 @@ static inline void FFC_SUF(ffc_sgd)(FFC_REAL *FFC_RESTRICT w, const FFC_REAL *FF
 }
 
 /* v = mom * v - lr * g; w += v */
-static inline void FFC_SUF(ffc_sgd_momentum)(FFC_REAL *FFC_RESTRICT w,
+static FFC_HOT void FFC_SUF(ffc_sgd_momentum)(FFC_REAL *FFC_RESTRICT w,
                                              const FFC_REAL *FFC_RESTRICT dw,
                                              FFC_REAL *FFC_RESTRICT v, ptrdiff_t size,
                                              FFC_REAL lr, FFC_REAL mom, FFC_REAL reg,
@@ -571,7 +571,7 @@ static inline void FFC_SUF(ffc_sgd_momentum)(FFC_REAL *FFC_RESTRICT w,
 }
 
 /* v' = mom * v - lr * g; w += v' + mom * (v' - v); v = v' */
-static inline void FFC_SUF(ffc_sgd_nesterov)(FFC_REAL *FFC_RESTRICT w,
+static FFC_HOT void FFC_SUF(ffc_sgd_nesterov)(FFC_REAL *FFC_RESTRICT w,
                                              const FFC_REAL *FFC_RESTRICT dw,
                                              FFC_REAL *FFC_RESTRICT v, ptrdiff_t size,
                                              FFC_REAL lr, FFC_REAL mom, FFC_REAL reg,
@@ -587,7 +587,7 @@ static inline void FFC_SUF(ffc_sgd_nesterov)(FFC_REAL *FFC_RESTRICT w,
 }
 
 /* c = dr * c + (1 - dr) * g**2; w -= lr * g / (sqrt(c) + eps) */
-static inline void FFC_SUF(ffc_rmsprop)(FFC_REAL *FFC_RESTRICT w, const FFC_REAL *FFC_RESTRICT dw,
+static FFC_HOT void FFC_SUF(ffc_rmsprop)(FFC_REAL *FFC_RESTRICT w, const FFC_REAL *FFC_RESTRICT dw,
                                         FFC_REAL *FFC_RESTRICT cache, ptrdiff_t size,
                                         FFC_REAL lr, FFC_REAL decay_rate, FFC_REAL eps,
                                         FFC_REAL reg, ffc_update_stats *stats)
@@ -606,7 +606,7 @@ static inline void FFC_SUF(ffc_rmsprop)(FFC_REAL *FFC_RESTRICT w, const FFC_REAL
  *   m = b1 * m + (1 - b1) * g;  v = b2 * v + (1 - b2) * g**2
  *   w -= lr * (m / bc1) / (sqrt(v / bc2) + eps),   bc1 = 1 - b1**t, bc2 = 1 - b2**t
  */
-static inline void FFC_SUF(ffc_adam)(FFC_REAL *FFC_RESTRICT w, const FFC_REAL *FFC_RESTRICT dw,
+static FFC_HOT void FFC_SUF(ffc_adam)(FFC_REAL *FFC_RESTRICT w, const FFC_REAL *FFC_RESTRICT dw,
                                      FFC_REAL *FFC_RESTRICT m, FFC_REAL *FFC_RESTRICT v,
                                      ptrdiff_t size, FFC_REAL lr, FFC_REAL beta1,
                                      FFC_REAL beta2, FFC_REAL eps, FFC_REAL reg,

@@ -5,8 +5,12 @@ A drop-in replacement for the CS231n fully-connected-net code base: change
 ``Net`` is the fast model (one compiled call per training step), ``Solver`` trains
 either kind.
 """
-from fastfc._config import __version__
-from fastfc._config import show_config
+from fastfc import _openblas
+
+_openblas.configure()   # before anything loads SciPy's BLAS; see fastfc/_openblas.py
+
+from fastfc._config import __version__  # noqa: E402
+from fastfc._config import show_config  # noqa: E402
 from fastfc import layers, layer_utils, optim, gradient_check
 from fastfc.classifiers.fc_net import FullyConnectedNet, TwoLayerNet
 from fastfc.gradient_check import GradientCheck, rel_error

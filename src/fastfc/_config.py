@@ -92,6 +92,8 @@ def _scipy_blas():
     keys = ("internal_api", "version", "architecture", "num_threads",
             "threading_layer", "filepath")
     out["runtime"] = [{k: lib.get(k) for k in keys} for lib in (mine or libs)]
+    from fastfc import _openblas
+    out["coretype_chosen_by_fastfc"] = _openblas.chosen
     return out
 
 
@@ -176,6 +178,10 @@ def _format(cfg):
                                 if v) or "unknown")
     if blas.get("configuration"):
         row("configuration", blas["configuration"])
+    if blas.get("coretype_chosen_by_fastfc"):
+        row("core type", f"{blas['coretype_chosen_by_fastfc']} (set by fastfc at load: the "
+                         "CPU has AVX-512 that this OpenBLAS does not detect; "
+                         "FASTFC_OPENBLAS_CORETYPE=keep turns this off)")
     if blas.get("runtime_error"):
         row("loaded", f"unknown: {blas['runtime_error']}")
     if not blas.get("runtime") and not blas.get("runtime_error"):
