@@ -43,7 +43,7 @@ PRESETS = {
 DEFAULTS = dict(dataset="digits", data=None, hidden=[100], activation="relu",
                 normalization=None, dropout_keep=1.0, reg=1e-4, weight_scale=None,
                 init=None, update_rule="adam", lr=1e-3, lr_decay=1.0, schedule=None,
-                time_budget=None, epochs=20, batch_size=100, shuffle=False, augment=None,
+                time_budget=None, epochs=50, batch_size=100, shuffle=False, augment=None,
                 standardize=False, dtype="float32", threads=None, seed=0,
                 print_every=None, checkpoint_every=1, num_test=None)
 
