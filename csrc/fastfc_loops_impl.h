@@ -47,7 +47,10 @@ static FFC_HOT void FFC_SUF(ffc_col_sum)(const FFC_REAL *FFC_RESTRICT a,
 static FFC_HOT double FFC_SUF(ffc_sum_sq)(const FFC_REAL *FFC_RESTRICT a, ptrdiff_t size)
 {
     double acc = 0.0;
+    ptrdiff_t bad = 0;   /* unused; FFC_PRAGMA_SIMD_REDUCE names both accumulators */
+    FFC_PRAGMA_SIMD_REDUCE
     for (ptrdiff_t k = 0; k < size; ++k) acc += (double)a[k] * (double)a[k];
+    (void)bad;
     return acc;
 }
 

@@ -72,6 +72,23 @@ def _sweep_run(args):
     return sweep.cli_main(args)
 
 
+def _bench_arguments(parser):
+    parser.add_argument("bench_args", nargs=argparse.REMAINDER,
+                        help="options of the benchmark (python -m bench --help), "
+                             "e.g. --quick")
+
+
+def _bench_run(args):
+    """Run the benchmark harness of the source tree (bench/ is not part of the wheel)."""
+    sys.path.insert(0, os.getcwd())
+    try:
+        from bench.__main__ import main as bench_main
+    except ImportError:
+        raise RuntimeError("fastfc bench runs from the project's source tree (its bench/ "
+                           "folder is not installed); cd there first") from None
+    return bench_main(args.bench_args)
+
+
 COMMANDS = (
     Command("train", "train a net and write a run directory (metrics, model, pictures)",
             _train.train_arguments, _train.cmd_train),
@@ -81,6 +98,8 @@ COMMANDS = (
             _train.gradcheck_arguments, _train.cmd_gradcheck),
     Command("sweep", "hyper-parameter sweep on local processes or a Dask cluster",
             _sweep_arguments, _sweep_run),
+    Command("bench", "measure fastfc against NumPy, PyTorch and scikit-learn (source tree)",
+            _bench_arguments, _bench_run),
     Command("info", "show version, build flags, BLAS and threads (paste into a bug report)",
             _info_arguments, cmd_info),
 )

@@ -136,8 +136,10 @@ _KERNELS = {
 
 
 def _run(rule, w, dw, hyper, states):
-    """Run the compiled update of ``rule`` on w in place (w, dw, states contiguous)."""
-    _KERNELS[rule](w.reshape(-1), dw.reshape(-1), [s.reshape(-1) for s in states], hyper)
+    """Run the compiled update of ``rule`` on w in place (w, dw, states contiguous);
+    returns the number of NaN/inf values in the updated w."""
+    return _KERNELS[rule](w.reshape(-1), dw.reshape(-1), [s.reshape(-1) for s in states],
+                          hyper)
 
 
 def _check_w_dw(w, dw):
@@ -157,18 +159,20 @@ def _apply(rule, w, dw, config, inplace):
     if rule == "adam":
         hyper["t"] += 1
         config["t"] = hyper["t"]
-    _run(rule, next_w, dw, hyper, states)
-    return next_w, config
+    nonfinite = _run(rule, next_w, dw, hyper, states)
+    return next_w, config, nonfinite
 
 
-def update_inplace(rule, w, dw, config):
+def update_inplace(rule, w, dw, config, return_nonfinite=False):
     """Update ``w`` in place with the named rule; for callers that own w.
 
     ``w`` and ``dw`` must be C-contiguous arrays of one float dtype and one shape (not
     re-checked).  ``config`` is filled and validated as by the public rules.
-    Returns config.
+    Returns config, or (config, number of NaN/inf values in the updated w) with
+    ``return_nonfinite`` (counted in the update's own pass).
     """
-    return _apply(rule, w, dw, config, inplace=True)[1]
+    _, config, nonfinite = _apply(rule, w, dw, config, inplace=True)
+    return (config, nonfinite) if return_nonfinite else config
 
 
 def sgd(w, dw, config=None):
@@ -176,7 +180,7 @@ def sgd(w, dw, config=None):
 
     config: learning_rate (1e-2).
     """
-    return _apply("sgd", w, dw, config, inplace=False)
+    return _apply("sgd", w, dw, config, inplace=False)[:2]
 
 
 def sgd_momentum(w, dw, config=None):
@@ -184,7 +188,7 @@ def sgd_momentum(w, dw, config=None):
 
     config: learning_rate (1e-2), momentum (0.9), velocity (zeros like w).
     """
-    return _apply("sgd_momentum", w, dw, config, inplace=False)
+    return _apply("sgd_momentum", w, dw, config, inplace=False)[:2]
 
 
 def sgd_nesterov_momentum(w, dw, config=None):
@@ -192,7 +196,7 @@ def sgd_nesterov_momentum(w, dw, config=None):
 
     config: learning_rate (1e-2), momentum (0.9), velocity (zeros like w).
     """
-    return _apply("sgd_nesterov_momentum", w, dw, config, inplace=False)
+    return _apply("sgd_nesterov_momentum", w, dw, config, inplace=False)[:2]
 
 
 def rmsprop(w, dw, config=None):
@@ -200,7 +204,7 @@ def rmsprop(w, dw, config=None):
 
     config: learning_rate (1e-2), decay_rate (0.99), epsilon (1e-8), cache (zeros).
     """
-    return _apply("rmsprop", w, dw, config, inplace=False)
+    return _apply("rmsprop", w, dw, config, inplace=False)[:2]
 
 
 def adam(w, dw, config=None):
@@ -212,7 +216,7 @@ def adam(w, dw, config=None):
     config: learning_rate (1e-3), beta1 (0.9), beta2 (0.999), epsilon (1e-8),
     m and v (zeros like w), t (0).
     """
-    return _apply("adam", w, dw, config, inplace=False)
+    return _apply("adam", w, dw, config, inplace=False)[:2]
 
 
 UPDATE_RULES = {

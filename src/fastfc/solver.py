@@ -41,6 +41,13 @@ class TrainingDiverged(FloatingPointError):
     """The loss or a parameter became NaN or infinite during training."""
 
 
+def _updatable_in_place(w, dw):
+    """True when the compiled rule can update w in place: one float dtype, C order."""
+    return (type(w) is np.ndarray and type(dw) is np.ndarray and w.dtype == dw.dtype
+            and w.dtype in V.FLOAT_DTYPES and w.shape == dw.shape
+            and w.flags.c_contiguous and w.flags.writeable and dw.flags.c_contiguous)
+
+
 def _all_finite(a):
     """True when every element of a is finite (a cheap sum first, the exact test if needed)."""
     a = np.asarray(a)
@@ -294,6 +301,14 @@ class Solver:
         for p, w in self.model.params.items():
             dw = grads[p]
             config = self.optim_configs[p]
+            if self.rule_name is not None and _updatable_in_place(w, dw):
+                # same formula as the public rule, without copying w and the state
+                config, nonfinite = optim.update_inplace(self.rule_name, w, dw, config,
+                                                         return_nonfinite=True)
+                self.optim_configs[p] = config
+                if nonfinite:
+                    self._params_finite = False
+                continue
             next_w, next_config = self.update_rule(w, dw, config)
             self.model.params[p] = next_w
             self.optim_configs[p] = next_config

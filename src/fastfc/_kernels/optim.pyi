@@ -9,21 +9,21 @@ import numpy.typing as npt
 
 _Floats = npt.NDArray[np.float32] | npt.NDArray[np.float64]
 
-def _sgd(w: _Floats, dw: _Floats, lr: float, reg: float = 0) -> None:
-    """w -= lr * (dw + reg * w)"""
+def _sgd(w: _Floats, dw: _Floats, lr: float, reg: float = 0) -> int:
+    """w -= lr * (dw + reg * w); returns the count of NaN/inf values in the new w"""
 
 def _sgd_momentum(w: _Floats, dw: _Floats, v: _Floats, lr: float, mom: float,
-                  reg: float = 0) -> None:
+                  reg: float = 0) -> int:
     """v = mom * v - lr * g; w += v"""
 
 def _sgd_nesterov_momentum(w: _Floats, dw: _Floats, v: _Floats, lr: float,
-                           mom: float, reg: float = 0) -> None:
+                           mom: float, reg: float = 0) -> int:
     """v_new = mom * v - lr * g; w += -mom * v + (1 + mom) * v_new"""
 
 def _rmsprop(w: _Floats, dw: _Floats, cache: _Floats, lr: float, decay_rate: float,
-             eps: float, reg: float = 0) -> None:
+             eps: float, reg: float = 0) -> int:
     """cache = decay * cache + (1 - decay) * g**2; w -= lr * g / (sqrt(cache) + eps)"""
 
 def _adam(w: _Floats, dw: _Floats, m: _Floats, v: _Floats, lr: float, beta1: float,
-          beta2: float, eps: float, t: int, reg: float = 0) -> None:
+          beta2: float, eps: float, t: int, reg: float = 0) -> int:
     """Adam (Kingma & Ba, ICLR 2015) with bias correction at step t."""

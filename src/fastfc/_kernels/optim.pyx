@@ -68,33 +68,55 @@ cdef void adam_step(floating* w, const floating* dw, floating* m, floating* v,
 
 
 # ----------------------------------------------------------------- def twins
+# Each twin updates w in place and returns the number of NaN/inf values in the new w
+# (counted in the same pass), which the Solver uses as its divergence guard.
 
 def _sgd(floating[::1] w, const floating[::1] dw, floating lr, floating reg=0):
+    cdef ffc_update_stats st
+    st.sumsq = 0
+    st.nonfinite = 0
     with nogil:
-        sgd_step(&w[0], &dw[0], w.shape[0], lr, reg, NULL)
+        sgd_step(&w[0], &dw[0], w.shape[0], lr, reg, &st)
+    return st.nonfinite
 
 
 def _sgd_momentum(floating[::1] w, const floating[::1] dw, floating[::1] v,
                   floating lr, floating mom, floating reg=0):
+    cdef ffc_update_stats st
+    st.sumsq = 0
+    st.nonfinite = 0
     with nogil:
-        momentum_step(&w[0], &dw[0], &v[0], w.shape[0], lr, mom, reg, NULL)
+        momentum_step(&w[0], &dw[0], &v[0], w.shape[0], lr, mom, reg, &st)
+    return st.nonfinite
 
 
 def _sgd_nesterov_momentum(floating[::1] w, const floating[::1] dw, floating[::1] v,
                            floating lr, floating mom, floating reg=0):
+    cdef ffc_update_stats st
+    st.sumsq = 0
+    st.nonfinite = 0
     with nogil:
-        nesterov_step(&w[0], &dw[0], &v[0], w.shape[0], lr, mom, reg, NULL)
+        nesterov_step(&w[0], &dw[0], &v[0], w.shape[0], lr, mom, reg, &st)
+    return st.nonfinite
 
 
 def _rmsprop(floating[::1] w, const floating[::1] dw, floating[::1] cache,
              floating lr, floating decay_rate, floating eps, floating reg=0):
+    cdef ffc_update_stats st
+    st.sumsq = 0
+    st.nonfinite = 0
     with nogil:
-        rmsprop_step(&w[0], &dw[0], &cache[0], w.shape[0], lr, decay_rate, eps, reg, NULL)
+        rmsprop_step(&w[0], &dw[0], &cache[0], w.shape[0], lr, decay_rate, eps, reg, &st)
+    return st.nonfinite
 
 
 def _adam(floating[::1] w, const floating[::1] dw, floating[::1] m, floating[::1] v,
           floating lr, floating beta1, floating beta2, floating eps, long long t,
           floating reg=0):
+    cdef ffc_update_stats st
+    st.sumsq = 0
+    st.nonfinite = 0
     with nogil:
         adam_step(&w[0], &dw[0], &m[0], &v[0], w.shape[0], lr, beta1, beta2, eps,
-                  reg, t, NULL)
+                  reg, t, &st)
+    return st.nonfinite
