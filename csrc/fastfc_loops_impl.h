@@ -168,27 +168,27 @@ static FFC_HOT void FFC_SUF(ffc_dropout_apply)(const FFC_REAL *x, const uint8_t 
 
 /* rows of x gathered by index, cast to this type: out[i, :] = x[idx[i], :]
    (idx NULL: out[i, :] = x[i, :], a plain cast) */
-static FFC_HOT void FFC_SUF(ffc_gather_rows_f)(const float *FFC_RESTRICT x, const intptr_t *idx,
-                                              ptrdiff_t n, ptrdiff_t d,
-                                              FFC_REAL *FFC_RESTRICT out)
-{
-    for (ptrdiff_t i = 0; i < n; ++i) {
-        const float *src = x + (idx != NULL ? (ptrdiff_t)idx[i] : i) * d;
-        FFC_REAL *dst = out + i * d;
-        for (ptrdiff_t j = 0; j < d; ++j) dst[j] = (FFC_REAL)src[j];
+#define FFC_GATHER_BODY(SRC_T)                                                           \
+    for (ptrdiff_t i = 0; i < n; ++i) {                                                  \
+        const SRC_T *src = x + (idx != NULL ? (ptrdiff_t)idx[i] : i) * d;                \
+        FFC_REAL *dst = out + i * d;                                                     \
+        for (ptrdiff_t j = 0; j < d; ++j) dst[j] = (FFC_REAL)src[j];                     \
     }
+
+static FFC_HOT void FFC_SUF(ffc_gather_rows_f)(const float *FFC_RESTRICT x, const intptr_t *idx,
+                                               ptrdiff_t n, ptrdiff_t d,
+                                               FFC_REAL *FFC_RESTRICT out)
+{
+    FFC_GATHER_BODY(float)
 }
 
 static FFC_HOT void FFC_SUF(ffc_gather_rows_d)(const double *FFC_RESTRICT x, const intptr_t *idx,
-                                              ptrdiff_t n, ptrdiff_t d,
-                                              FFC_REAL *FFC_RESTRICT out)
+                                               ptrdiff_t n, ptrdiff_t d,
+                                               FFC_REAL *FFC_RESTRICT out)
 {
-    for (ptrdiff_t i = 0; i < n; ++i) {
-        const double *src = x + (idx != NULL ? (ptrdiff_t)idx[i] : i) * d;
-        FFC_REAL *dst = out + i * d;
-        for (ptrdiff_t j = 0; j < d; ++j) dst[j] = (FFC_REAL)src[j];
-    }
+    FFC_GATHER_BODY(double)
 }
+#undef FFC_GATHER_BODY
 
 /*
  * Minibatch gather with augmentation, images stored channel-first (c, h, w) per row:

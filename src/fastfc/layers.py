@@ -48,19 +48,25 @@ def affine_forward(x, w, b):
     cache : tuple (x, w, b)
     """
     dtype, (x, w, b) = V.float_args(x=x, w=w, b=b)
-    x = V.as_float(x, "x", dtype, min_ndim=2)
-    w = V.as_float(w, "w", dtype, ndim=2)
-    n_samples = x.shape[0]
-    n_features = x.size // n_samples
-    if w.shape[0] != n_features:
-        raise ValueError(
-            f"w has shape {w.shape} but x has {n_features} features per sample "
-            f"(x has shape {x.shape}); w must have shape ({n_features}, M)"
-        )
+    x, w, n_samples, n_features = _affine_operands(x, w, dtype, "")
     b = V.as_float(b, "b", dtype, shape=(w.shape[1],))
     out = np.empty((n_samples, w.shape[1]), dtype=dtype)
     _dense._affine_forward(x.reshape(n_samples, n_features), w, b, out)
     return out, (x, w, b)
+
+
+def _affine_operands(x, w, dtype, where):
+    """x (N, ...) and w (D, M) as C-contiguous dtype arrays, checked to fit together."""
+    x = V.as_float(x, "x" + where, dtype, min_ndim=2)
+    w = V.as_float(w, "w" + where, dtype, ndim=2)
+    n_samples = x.shape[0]
+    n_features = x.size // n_samples
+    if w.shape[0] != n_features:
+        raise ValueError(
+            f"w{where} has shape {w.shape} but x{where} has {n_features} features per "
+            f"sample (x has shape {x.shape}); w must have shape ({n_features}, M)"
+        )
+    return x, w, n_samples, n_features
 
 
 def _unpack_affine_cache(cache):
@@ -81,12 +87,7 @@ def affine_backward(dout, cache):
 def _affine_backward(dout, cache, need_dx):
     x, w, b = _unpack_affine_cache(cache)
     dtype, (dout, x, w) = V.float_args(dout=dout, x=x, w=w)
-    x = V.as_float(x, "x (from cache)", dtype, min_ndim=2)
-    w = V.as_float(w, "w (from cache)", dtype, ndim=2)
-    n_samples = x.shape[0]
-    n_features = x.size // n_samples
-    if w.shape[0] != n_features:
-        raise ValueError(f"cache holds w of shape {w.shape} that does not fit x of shape {x.shape}")
+    x, w, n_samples, n_features = _affine_operands(x, w, dtype, " (from cache)")
     dout = V.as_float(dout, "dout", dtype, shape=(n_samples, w.shape[1]))
     dw = np.empty_like(w)
     db = np.empty(w.shape[1], dtype=dtype)
