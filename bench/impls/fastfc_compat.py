@@ -3,30 +3,15 @@
 ``fastfc.classifiers.fc_net.FullyConnectedNet`` trained by ``fastfc.solver.Solver``
 with ``update_rule='adam'``; one timed step is one ``solver._step()``: it draws the
 minibatch with ``np.random.choice`` and gathers ``X_train[batch_mask]`` (as the course
-Solver does, and as numpy-ref does), calls ``model.loss`` and applies ``fastfc.optim.adam``
-to every parameter.
+Solver does, and as numpy-ref does), calls ``model.loss`` and applies fastfc's Adam update
+to every parameter (in place, as the Solver does for named rules).
 """
 import numpy as np
 
+from bench.impls.fastfc_net import available, set_threads, supports  # noqa: F401 (same hooks)
 from bench.workloads import he_scale
 
 NAME = "fastfc-compat"
-
-
-def available():
-    try:
-        import fastfc  # noqa: F401
-    except ImportError as exc:   # pragma: no cover
-        return False, f"fastfc not importable: {exc}"
-    return True, ""
-
-
-def supports(wl, dtype):
-    return True
-
-
-def set_threads(n):
-    pass
 
 
 class Runner:
