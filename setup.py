@@ -49,7 +49,10 @@ DIRECTIVES = {
 
 if sys.platform == "win32":
     COMPILE_ARGS = ["/O2"]
+    LINK_ARGS = []
 else:
+    # the step-level thread pool (csrc/fastfc_pool.h) uses POSIX threads
+    LINK_ARGS = ["-pthread"]
     # -g0: no debug information in a release build (Python's own CFLAGS may carry -g;
     # it would triple the size of the wheel for nothing a user can use)
     COMPILE_ARGS = ["-O3", "-g0", "-fno-math-errno", "-fopenmp-simd", "-Wno-unused-function",
@@ -67,7 +70,8 @@ extensions = [
         f"fastfc._kernels.{name}",
         [f"src/fastfc/_kernels/{name}.pyx"],
         include_dirs=["csrc"],
-        extra_compile_args=COMPILE_ARGS,
+        extra_compile_args=COMPILE_ARGS + LINK_ARGS,
+        extra_link_args=LINK_ARGS,
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION"),
                        ("FASTFC_DEBUG_BUILD", "1" if DEBUG else "0")],
         depends=HEADERS + PXDS,

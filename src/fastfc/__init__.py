@@ -17,6 +17,8 @@ from fastfc.gradient_check import GradientCheck, rel_error
 from fastfc.net import Net
 from fastfc.solver import Solver, TrainingDiverged
 
+_openblas.connect_thread_control()   # fastfc's own threads in a Net step
+
 __all__ = [
     "__version__",
     "show_config",

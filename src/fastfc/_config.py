@@ -37,9 +37,20 @@ def _version_of(name):
         return None
 
 
+def _threading_info(blas):
+    """How a Net step uses several cores: fastfc's own pool or the BLAS's threads."""
+    from fastfc import _openblas
+    info = blas.pool_info()
+    return {"mode": "pool" if info["enabled"] else "blas",
+            "blas_threads": info["blas_threads"] if info["thread_control"] else None,
+            "max_parts": info["max_parts"],
+            "thread_control_library": _openblas.thread_control_library}
+
+
 def _kernels_info(build):
     """Backend and float types of the compiled kernels, or the import error."""
-    info = {"importable": False, "blas_backend": None, "float_types": None, "error": None}
+    info = {"importable": False, "blas_backend": None, "float_types": None, "error": None,
+            "threading": None}
     try:
         from fastfc._kernels import blas
     except Exception as exc:  # a broken install is exactly what a bug report must show
@@ -49,6 +60,7 @@ def _kernels_info(build):
         return info
     info["importable"] = True
     info["blas_backend"] = blas.backend()
+    info["threading"] = _threading_info(blas)
     names = {"float": "float32", "double": "float64"}
     try:
         # the specialisations a fused def twin was compiled for: the truth of the binary
@@ -169,6 +181,14 @@ def _format(cfg):
         row("import", f"FAILED: {kernels['error']}")
     row("float types", ", ".join(kernels["float_types"] or []) or "unknown")
     row("BLAS backend", kernels["blas_backend"] or "unknown")
+    threading = kernels.get("threading")
+    if threading:
+        if threading["mode"] == "pool":
+            row("threading", f"fastfc pool: a Net step splits its GEMMs and update over "
+                             f"{threading['blas_threads']} threads, OpenBLAS single-threaded "
+                             "inside (FASTFC_THREADING=blas to turn off)")
+        else:
+            row("threading", "OpenBLAS's own threads (no fastfc pool)")
 
     blas = cfg["blas"]
     lines.append("BLAS (scipy.linalg.cython_blas)")

@@ -73,3 +73,74 @@ def configure():
         del os.environ["OPENBLAS_CORETYPE"]
     chosen = coretype
     return chosen
+
+
+# ---------------------------------------------------------------- step-level threads
+
+#: path of the BLAS library whose thread count fastfc controls, or None
+thread_control_library = None
+
+
+def _scipy_blas_candidates():
+    """Bundled OpenBLAS files of the installed SciPy wheel (Linux and macOS layouts)."""
+    import glob
+    import importlib.util
+    spec = importlib.util.find_spec("scipy")
+    if spec is None or not spec.submodule_search_locations:
+        return []
+    pkg = list(spec.submodule_search_locations)[0]
+    found = []
+    for folder in (os.path.join(os.path.dirname(pkg), "scipy.libs"), os.path.join(pkg, ".dylibs")):
+        found += sorted(glob.glob(os.path.join(folder, "*openblas*")))
+    return found
+
+
+def _loaded(path):
+    """Whether `path` is mapped into this process (Linux); True where that cannot be told."""
+    try:
+        with open("/proc/self/maps") as f:
+            real = os.path.realpath(path)
+            return any(line.rstrip().endswith(real) for line in f)
+    except OSError:
+        return True
+
+
+def connect_thread_control():
+    """Hand SciPy's OpenBLAS thread control to the kernels and switch fastfc's pool on.
+
+    A Net step then runs OpenBLAS single-threaded and splits its GEMMs and its update
+    over fastfc's own threads, as many as OpenBLAS would use (``threadpoolctl`` limits
+    and ``OPENBLAS_NUM_THREADS`` are honoured).  ``FASTFC_THREADING=blas`` keeps
+    OpenBLAS's own threading instead.  Returns the library path, or None when SciPy's
+    BLAS is not a bundled OpenBLAS (threading then stays with the BLAS).
+    """
+    global thread_control_library
+    import ctypes
+    from fastfc._kernels import blas
+    mode = os.environ.get("FASTFC_THREADING", "pool").strip().lower()
+    if mode not in ("pool", "blas"):
+        import warnings
+        warnings.warn(f"FASTFC_THREADING must be 'pool' or 'blas', got {mode!r}; "
+                      "using 'pool'", RuntimeWarning, stacklevel=2)
+    if mode == "blas" or sys.platform == "win32":
+        blas.set_pool(False)
+        return None
+    import scipy.linalg.cython_blas  # noqa: F401  (the library must be loaded first)
+    for path in _scipy_blas_candidates():
+        if not _loaded(path):
+            continue
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:
+            continue
+        for prefix in ("scipy_", ""):
+            get = getattr(lib, f"{prefix}openblas_get_num_threads", None)
+            put = getattr(lib, f"{prefix}openblas_set_num_threads", None)
+            if get is not None and put is not None:
+                blas.set_thread_control(ctypes.cast(get, ctypes.c_void_p).value,
+                                        ctypes.cast(put, ctypes.c_void_p).value)
+                blas.set_pool(True)
+                thread_control_library = path
+                return path
+    blas.set_pool(False)
+    return None

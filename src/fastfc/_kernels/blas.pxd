@@ -36,3 +36,15 @@ cdef void gemm(bint trans_a, bint trans_b, int m, int n, int k,
 cdef void axpy(int n, floating alpha, const floating* x, floating* y) noexcept nogil
 cdef floating dot(int n, const floating* x, const floating* y) noexcept nogil
 cdef void scal(int n, floating alpha, floating* x) noexcept nogil
+
+# Fork-join parallelism of a training step (csrc/fastfc_pool.h).  parallel_begin()
+# returns a token for parallel_end(); between the two, on the calling thread, gemm()
+# splits large products across the pool with OpenBLAS single-threaded, and
+# parallel_run() runs a task in parts.  Outside, everything is serial as before.
+ctypedef void (*task_fn)(void* arg, int part, int nparts) noexcept nogil
+cdef int parallel_begin() noexcept nogil
+cdef void parallel_end(int token) noexcept nogil
+cdef int parallel_parts() noexcept nogil
+cdef void parallel_run(task_fn fn, void* arg) noexcept nogil
+cdef void part_range(Py_ssize_t n, int part, int nparts, Py_ssize_t align,
+                     Py_ssize_t* lo, Py_ssize_t* hi) noexcept nogil

@@ -30,3 +30,12 @@ def _dot(x: _Floats, y: _Floats) -> float:
 
 def _scal(alpha: float, x: _Floats) -> None:
     """x *= alpha"""
+
+def set_thread_control(get_address: int, set_address: int) -> None:
+    """Give the kernels the BLAS library's get/set_num_threads (0, 0 forgets them)."""
+
+def set_pool(enabled: bool, max_parts: int = 0) -> None:
+    """Switch fastfc's step-level threading on or off; max_parts caps the parts (0: none)."""
+
+def pool_info() -> dict[str, bool | int]:
+    """enabled, thread_control, blas_threads, max_parts and tasks_run of the pool."""

@@ -6,7 +6,28 @@ column-major product C.T = op(B).T @ op(A).T: swap the operands and their sizes.
 """
 from scipy.linalg cimport cython_blas
 
+cdef extern from "fastfc_pool.h" nogil:
+    ctypedef void (*ffc_task_fn)(void* arg, int part, int nparts) noexcept nogil
+    int FFC_POOL_MAX
+    int ffc_pool_acquire(int nparts)
+    void ffc_pool_release()
+    int ffc_pool_parts()
+    long ffc_pool_tasks()
+    void ffc_pool_run(ffc_task_fn fn, void* arg)
+    void ffc_part_range(long n, int part, int nparts, long align, long* lo, long* hi)
+
+ctypedef int (*get_threads_ptr)() noexcept nogil
+ctypedef void (*set_threads_ptr)(int n) noexcept nogil
+
 cdef CBlas _table
+cdef get_threads_ptr _get_threads = NULL   # the BLAS library's thread control, if known
+cdef set_threads_ptr _set_threads = NULL
+cdef bint _pool_enabled = False
+cdef bint _scipy_gemm = True               # the kernels call SciPy's BLAS (set_gemm clears it)
+cdef int _pool_max = 0                     # 0: as many parts as BLAS threads (<= FFC_POOL_MAX)
+# a product is split only when it has at least this many multiply-adds (smaller ones
+# cost less than handing half of them to another thread)
+cdef double _SPLIT_MIN = 262144.0
 
 
 cdef void _use_scipy() noexcept nogil:
@@ -24,11 +45,11 @@ _use_scipy()
 _backend = "scipy"
 
 
-cdef void gemm(bint trans_a, bint trans_b, int m, int n, int k,
-               floating alpha, const floating* a, int lda,
-               const floating* b, int ldb,
-               floating beta, floating* c, int ldc) noexcept nogil:
-    """C = alpha * op(A) @ op(B) + beta * C, row-major; op(A) is (m, k), op(B) is (k, n)."""
+cdef void _gemm1(bint trans_a, bint trans_b, int m, int n, int k,
+                floating alpha, const floating* a, int lda,
+                const floating* b, int ldb,
+                floating beta, floating* c, int ldc) noexcept nogil:
+    """One BLAS call: C = alpha * op(A) @ op(B) + beta * C, row-major."""
     cdef char ta = b"T" if trans_a else b"N"
     cdef char tb = b"T" if trans_b else b"N"
     # column-major view: C.T (n, m) = op(B).T (n, k) @ op(A).T (k, m)
@@ -38,6 +59,165 @@ cdef void gemm(bint trans_a, bint trans_b, int m, int n, int k,
     else:
         _table.dgemm(&tb, &ta, &n, &m, &k, &alpha, <double*>b, &ldb,
                      <double*>a, &lda, &beta, c, &ldc)
+
+
+ctypedef struct GemmTask:
+    bint is_float
+    bint trans_a
+    bint trans_b
+    bint split_rows         # split the m rows of C (else its n columns)
+    int m, n, k, lda, ldb, ldc
+    double alpha, beta
+    const char* a
+    const char* b
+    char* c
+
+
+cdef void _gemm_part(void* arg, int part, int nparts) noexcept nogil:
+    """Part `part` of a split GEMM: a block of rows or of columns of C."""
+    cdef GemmTask* t = <GemmTask*>arg
+    cdef long lo, hi
+    cdef size_t item = sizeof(float) if t.is_float else sizeof(double)
+    cdef const char* a = t.a
+    cdef const char* b = t.b
+    cdef char* c = t.c
+    cdef int m = t.m, n = t.n
+    if t.split_rows:
+        ffc_part_range(t.m, part, nparts, 16, &lo, &hi)
+        m = <int>(hi - lo)
+        a += (lo if t.trans_a else lo * t.lda) * item
+        c += lo * t.ldc * item
+    else:
+        ffc_part_range(t.n, part, nparts, 16, &lo, &hi)
+        n = <int>(hi - lo)
+        b += (lo * t.ldb if t.trans_b else lo) * item
+        c += lo * item
+    if hi <= lo:
+        return
+    if t.is_float:
+        _gemm1(t.trans_a, t.trans_b, m, n, t.k, <float>t.alpha, <const float*>a, t.lda,
+               <const float*>b, t.ldb, <float>t.beta, <float*>c, t.ldc)
+    else:
+        _gemm1(t.trans_a, t.trans_b, m, n, t.k, t.alpha, <const double*>a, t.lda,
+               <const double*>b, t.ldb, t.beta, <double*>c, t.ldc)
+
+
+cdef void gemm(bint trans_a, bint trans_b, int m, int n, int k,
+               floating alpha, const floating* a, int lda,
+               const floating* b, int ldb,
+               floating beta, floating* c, int ldc) noexcept nogil:
+    """C = alpha * op(A) @ op(B) + beta * C, row-major; op(A) is (m, k), op(B) is (k, n).
+
+    Inside parallel_begin/parallel_end a large product is split into row (or column)
+    blocks of C, one per thread of the pool, each a single-threaded BLAS call.
+    """
+    cdef GemmTask t
+    if (ffc_pool_parts() < 2 or <double>m * n * k < _SPLIT_MIN
+            or (m < 32 and n < 32)):
+        _gemm1(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+        return
+    t.is_float = floating is float
+    t.trans_a = trans_a
+    t.trans_b = trans_b
+    t.split_rows = m >= n
+    t.m = m
+    t.n = n
+    t.k = k
+    t.lda = lda
+    t.ldb = ldb
+    t.ldc = ldc
+    t.alpha = alpha
+    t.beta = beta
+    t.a = <const char*>a
+    t.b = <const char*>b
+    t.c = <char*>c
+    ffc_pool_run(_gemm_part, &t)
+
+
+# ----------------------------------------------------------------- the pool
+
+cdef int parallel_begin() noexcept nogil:
+    """Own the pool for a step if the BLAS runs several threads; returns a token.
+
+    While the pool is owned the BLAS library runs single-threaded (its thread count is
+    restored by parallel_end): fastfc's own split gives each thread one block.
+    """
+    cdef int threads, parts
+    if (not _pool_enabled or not _scipy_gemm or _get_threads == NULL
+            or _set_threads == NULL):
+        return 0
+    threads = _get_threads()
+    if threads < 2:
+        return 0
+    parts = threads
+    if _pool_max > 0 and parts > _pool_max:
+        parts = _pool_max
+    if ffc_pool_acquire(parts) < 2:
+        return 0
+    _set_threads(1)
+    return threads
+
+
+cdef void parallel_end(int token) noexcept nogil:
+    """Undo parallel_begin (token 0: nothing to undo)."""
+    if token > 0:
+        _set_threads(token)
+        ffc_pool_release()
+
+
+cdef int parallel_parts() noexcept nogil:
+    """How many parts parallel_run splits a task into on this thread (1 = serial)."""
+    return ffc_pool_parts()
+
+
+cdef void parallel_run(task_fn fn, void* arg) noexcept nogil:
+    """fn(arg, part, nparts) for every part; part 0 runs on the calling thread."""
+    ffc_pool_run(<ffc_task_fn>fn, arg)
+
+
+cdef void part_range(Py_ssize_t n, int part, int nparts, Py_ssize_t align,
+                     Py_ssize_t* lo, Py_ssize_t* hi) noexcept nogil:
+    """[lo, hi) of part `part` when n items are split in nparts (boundaries % align == 0)."""
+    cdef long l, h
+    ffc_part_range(n, part, nparts, align, &l, &h)
+    lo[0] = l
+    hi[0] = h
+
+
+def set_thread_control(size_t get_address, size_t set_address):
+    """Give the kernels the BLAS library's ``get_num_threads`` / ``set_num_threads``.
+
+    With them (and the pool enabled) a Net step runs the BLAS single-threaded and
+    splits its work over fastfc's own threads; ``set_thread_control(0, 0)`` forgets them.
+    """
+    global _get_threads, _set_threads
+    _get_threads = <get_threads_ptr><void*>get_address
+    _set_threads = <set_threads_ptr><void*>set_address
+
+
+def set_pool(bint enabled, int max_parts=0):
+    """Switch fastfc's step-level threading on or off; max_parts caps the parts (0: none)."""
+    global _pool_enabled, _pool_max
+    if max_parts < 0:
+        raise ValueError(f"max_parts must be >= 0, got {max_parts}")
+    _pool_enabled = enabled
+    _pool_max = max_parts
+
+
+def pool_info():
+    """State of fastfc's step-level threading, as a dict.
+
+    ``enabled`` (a Net step would use the pool), ``thread_control`` (the BLAS library's
+    thread count can be read and set), ``blas_threads`` (its thread count now, 0 if
+    unknown), ``max_parts`` (most parts a task is split into) and ``tasks_run`` (tasks
+    the pool's workers have run in this process).
+    """
+    control = _get_threads != NULL and _set_threads != NULL
+    return {"enabled": bool(_pool_enabled and _scipy_gemm and control),
+            "thread_control": control,
+            "blas_threads": _get_threads() if _get_threads != NULL else 0,
+            "max_parts": FFC_POOL_MAX if _pool_max == 0 else min(_pool_max, FFC_POOL_MAX),
+            "tasks_run": ffc_pool_tasks()}
 
 
 cdef void axpy(int n, floating alpha, const floating* x, floating* y) noexcept nogil:
@@ -80,19 +260,22 @@ def set_gemm(size_t sgemm_address, size_t dgemm_address, str name="custom"):
     name : str
         Shown by :func:`backend` and ``fastfc.show_config()``.
     """
-    global _backend
+    global _backend, _scipy_gemm
     if sgemm_address == 0 or dgemm_address == 0:
         raise ValueError("set_gemm needs two non-null function addresses")
     _table.sgemm = <sgemm_ptr><void*>sgemm_address
     _table.dgemm = <dgemm_ptr><void*>dgemm_address
     _backend = name
+    # the thread control fastfc knows is SciPy's: another library keeps its own threads
+    _scipy_gemm = False
 
 
 def use_scipy_blas():
     """Route every kernel back to scipy.linalg.cython_blas (the default)."""
-    global _backend
+    global _backend, _scipy_gemm
     _use_scipy()
     _backend = "scipy"
+    _scipy_gemm = True
 
 
 def backend():

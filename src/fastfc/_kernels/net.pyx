@@ -24,7 +24,8 @@ import numpy as np
 
 from fastfc._kernels._types cimport floating
 from fastfc._kernels._loops cimport *
-from fastfc._kernels.blas cimport gemm, dot
+from fastfc._kernels.blas cimport (gemm, dot, parallel_begin, parallel_end, parallel_parts,
+                                   parallel_run, part_range)
 from fastfc._kernels.dense cimport affine_forward, act_backward
 from fastfc._kernels.losses cimport softmax_xent, svm_hinge
 from fastfc._kernels.norm cimport (bn_forward_train, bn_forward_test, bn_backward,
@@ -267,38 +268,80 @@ cdef void _update_segment(NetState* st, floating* w, const floating* dw, floatin
                   <floating>st.epsilon, reg, st.t, stats)
 
 
-cdef double _update(NetState* st, floating dummy) noexcept nogil:
-    """One step of the update rule over every parameter; L2 (reg * W) on weights only.
+cdef enum:
+    MAX_PARTS = 16   # >= FFC_POOL_MAX (csrc/fastfc_pool.h)
 
-    Returns sum(W ** 2) over the weights before the update (for the loss) and sets
-    st.nonfinite to the number of NaN/inf parameters after it, both from the same pass.
-    """
+ctypedef struct UpdateTask:
+    NetState* st
+    bint is_float
+    ffc_update_stats weights[MAX_PARTS]
+    ffc_update_stats others[MAX_PARTS]
+
+
+cdef void _update_part_t(UpdateTask* task, int part, int nparts,
+                         floating dummy) noexcept nogil:
+    """Slice `part` of every weight and bias segment (16-element aligned)."""
+    cdef NetState* st = task.st
     cdef floating* P = <floating*>st.params
     cdef floating* dP = <floating*>st.grads
     cdef floating* s1 = <floating*>st.s1
     cdef floating* s2 = <floating*>st.s2
     cdef int i
     cdef Layer* ly
-    cdef Py_ssize_t o
-    cdef ffc_update_stats weights
-    cdef ffc_update_stats others
-    weights.sumsq = 0
-    weights.nonfinite = 0
-    others.sumsq = 0
-    others.nonfinite = 0
-    if st.rule == RULE_ADAM:
-        st.t += 1
+    cdef Py_ssize_t o, lo, hi
     for i in range(st.n_layers):
         ly = &st.layers[i]
-        o = ly.w_off
-        _update_segment(st, P + o, dP + o, s1 + o if s1 != NULL else NULL,
-                        s2 + o if s2 != NULL else NULL, ly.b_off - o, <floating>st.reg,
-                        &weights)
-        o = ly.b_off
-        _update_segment(st, P + o, dP + o, s1 + o if s1 != NULL else NULL,
-                        s2 + o if s2 != NULL else NULL, ly.end_off - o, <floating>0, &others)
-    st.nonfinite = weights.nonfinite + others.nonfinite
-    return weights.sumsq
+        part_range(ly.b_off - ly.w_off, part, nparts, 16, &lo, &hi)
+        o = ly.w_off + lo
+        if hi > lo:
+            _update_segment(st, P + o, dP + o, s1 + o if s1 != NULL else NULL,
+                            s2 + o if s2 != NULL else NULL, hi - lo, <floating>st.reg,
+                            &task.weights[part])
+        part_range(ly.end_off - ly.b_off, part, nparts, 16, &lo, &hi)
+        o = ly.b_off + lo
+        if hi > lo:
+            _update_segment(st, P + o, dP + o, s1 + o if s1 != NULL else NULL,
+                            s2 + o if s2 != NULL else NULL, hi - lo, <floating>0,
+                            &task.others[part])
+
+
+cdef void _update_part(void* arg, int part, int nparts) noexcept nogil:
+    cdef UpdateTask* task = <UpdateTask*>arg
+    if task.is_float:
+        _update_part_t(task, part, nparts, <float>0)
+    else:
+        _update_part_t(task, part, nparts, <double>0)
+
+
+cdef double _update(NetState* st, floating dummy) noexcept nogil:
+    """One step of the update rule over every parameter; L2 (reg * W) on weights only.
+
+    Returns sum(W ** 2) over the weights before the update (for the loss) and sets
+    st.nonfinite to the number of NaN/inf parameters after it, both from the same pass.
+    Inside a parallel step every thread of the pool updates one slice of each segment.
+    """
+    cdef UpdateTask task
+    cdef int p, nparts = parallel_parts()
+    cdef double sumsq = 0
+    cdef Py_ssize_t nonfinite = 0
+    task.st = st
+    task.is_float = floating is float
+    for p in range(MAX_PARTS):
+        task.weights[p].sumsq = 0
+        task.weights[p].nonfinite = 0
+        task.others[p].sumsq = 0
+        task.others[p].nonfinite = 0
+    if st.rule == RULE_ADAM:
+        st.t += 1
+    if nparts > 1:
+        parallel_run(_update_part, &task)
+    else:
+        _update_part_t(&task, 0, 1, dummy)
+    for p in range(MAX_PARTS):
+        sumsq += task.weights[p].sumsq
+        nonfinite += task.weights[p].nonfinite + task.others[p].nonfinite
+    st.nonfinite = nonfinite
+    return sumsq
 
 
 cdef Py_ssize_t _bad_label(const intptr_t* y, Py_ssize_t n, Py_ssize_t c) noexcept nogil:
@@ -559,6 +602,7 @@ cdef class NetCore:
         cdef Py_ssize_t n, rows, bad
         cdef bint x_is_float, gather
         cdef double loss
+        cdef int token
         cdef Py_ssize_t d0 = self.dims[0]
         PyObject_GetBuffer(X, &xb, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT)
         try:
@@ -601,12 +645,14 @@ cdef class NetCore:
                     PyBuffer_Release(&yb)
             self.ensure_capacity(n)
             with nogil:
+                token = parallel_begin()
                 if self.is_float:
                     loss = _step(&self.st, xb.buf, x_is_float, gather, idx, labels, n,
                                  train, backward, update, <float>0)
                 else:
                     loss = _step(&self.st, xb.buf, x_is_float, gather, idx, labels, n,
                                  train, backward, update, <double>0)
+                parallel_end(token)
             if update:
                 self.st.step += 1
         finally:

@@ -1,0 +1,230 @@
+/*
+ * fastfc_pool.h -- a tiny fork-join pool for the few cores a training step runs on.
+ *
+ * Why: OpenBLAS threads each GEMM on its own, then leaves its worker spinning while the
+ * caller does everything that is not a GEMM (bias, activation, loss, the optimiser
+ * update).  On a 2-core machine that wastes the second core for a good part of a step
+ * and makes the small GEMMs of narrow layers pay OpenBLAS's fork-join cost each time.
+ * Inside a Net step fastfc instead runs OpenBLAS single-threaded and splits the work
+ * itself: each GEMM into row or column blocks, the update into slices, one part per
+ * thread.  Between parts the workers spin for a short while (the next task of a step
+ * follows within microseconds), then sleep on a condition variable.
+ *
+ * The pool is process-wide and serves one caller at a time: ffc_pool_acquire() is a
+ * try-lock, and a caller that does not get the pool simply runs its work serially.
+ * After fork() the child starts with no workers (pthread_atfork).  Without POSIX
+ * threads (Windows builds) every function here degrades to serial execution.
+ */
+#ifndef FASTFC_POOL_H
+#define FASTFC_POOL_H
+
+#define FFC_POOL_MAX 4          /* parts of one task: the caller + up to 3 workers */
+
+typedef void (*ffc_task_fn)(void *arg, int part, int nparts);
+
+#if defined(_WIN32) || defined(FFC_NO_POOL)
+
+static int ffc_pool_acquire(int nparts) { (void)nparts; return 1; }
+static void ffc_pool_release(void) {}
+static void ffc_pool_run(ffc_task_fn fn, void *arg) { fn(arg, 0, 1); }
+static int ffc_pool_parts(void) { return 1; }
+static long ffc_pool_tasks(void) { return 0; }
+
+#else
+
+#include <pthread.h>
+#include <time.h>
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define FFC_CPU_RELAX() _mm_pause()
+#elif defined(__aarch64__)
+#define FFC_CPU_RELAX() __asm__ __volatile__("yield")
+#else
+#define FFC_CPU_RELAX() ((void)0)
+#endif
+
+#define FFC_SPIN_NS 300000L     /* how long an idle worker spins before it sleeps */
+
+typedef struct {
+    pthread_t thread;
+    int index;                  /* 1 .. FFC_POOL_MAX - 1 (the caller is part 0) */
+    long done;                  /* generation of the last task this worker finished */
+} ffc_worker;
+
+static struct {
+    int started;                /* workers created in this process */
+    int nparts;                 /* parts of the current task (1 = pool not in use) */
+    int busy;                   /* a caller owns the pool */
+    long gen;                   /* generation of the last posted task */
+    int sleepers;               /* workers waiting on `wake` */
+    ffc_task_fn fn;
+    void *arg;
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    ffc_worker workers[FFC_POOL_MAX - 1];
+} ffc_pool = {0, 1, 0, 0, 0, NULL, NULL, PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER};
+
+static long ffc_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long)ts.tv_sec * 1000000000L + ts.tv_nsec;
+}
+
+static void *ffc_worker_main(void *p)
+{
+    ffc_worker *self = (ffc_worker *)p;
+    long seen = self->done;     /* the generation current when the worker was created */
+    for (;;) {
+        long gen;
+        long spin_start = ffc_now_ns();
+        int spins = 0;
+        while ((gen = __atomic_load_n(&ffc_pool.gen, __ATOMIC_SEQ_CST)) == seen) {
+            FFC_CPU_RELAX();
+            if (++spins == 256) {
+                spins = 0;
+                if (ffc_now_ns() - spin_start > FFC_SPIN_NS) {
+                    pthread_mutex_lock(&ffc_pool.lock);
+                    __atomic_add_fetch(&ffc_pool.sleepers, 1, __ATOMIC_SEQ_CST);
+                    while (__atomic_load_n(&ffc_pool.gen, __ATOMIC_SEQ_CST) == seen)
+                        pthread_cond_wait(&ffc_pool.wake, &ffc_pool.lock);
+                    __atomic_sub_fetch(&ffc_pool.sleepers, 1, __ATOMIC_SEQ_CST);
+                    pthread_mutex_unlock(&ffc_pool.lock);
+                    spin_start = ffc_now_ns();
+                }
+            }
+        }
+        seen = gen;
+        if (self->index < ffc_pool.nparts)
+            ffc_pool.fn(ffc_pool.arg, self->index, ffc_pool.nparts);
+        __atomic_store_n(&self->done, gen, __ATOMIC_RELEASE);
+    }
+    return NULL;
+}
+
+static void ffc_pool_after_fork_child(void)
+{
+    /* the workers did not survive the fork: start again from nothing */
+    pthread_mutex_t fresh_lock = PTHREAD_MUTEX_INITIALIZER;
+    pthread_cond_t fresh_cond = PTHREAD_COND_INITIALIZER;
+    ffc_pool.started = 0;
+    ffc_pool.nparts = 1;
+    ffc_pool.busy = 0;
+    ffc_pool.gen = 0;
+    ffc_pool.sleepers = 0;
+    ffc_pool.lock = fresh_lock;
+    ffc_pool.wake = fresh_cond;
+}
+
+/* Make sure `want` workers exist; returns how many do (fewer if creation failed).
+ * Workers are only ever added: every one of them takes part in every later task. */
+static int ffc_pool_start(int want)
+{
+    static int atfork_done = 0;
+    int i;
+    if (!atfork_done) {
+        pthread_atfork(NULL, NULL, ffc_pool_after_fork_child);
+        atfork_done = 1;
+    }
+    for (i = ffc_pool.started; i < want; ++i) {
+        ffc_worker *w = &ffc_pool.workers[i];
+        pthread_attr_t attr;
+        w->index = i + 1;
+        w->done = ffc_pool.gen;
+        pthread_attr_init(&attr);
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        if (pthread_create(&w->thread, &attr, ffc_worker_main, w) != 0) {
+            pthread_attr_destroy(&attr);
+            break;
+        }
+        pthread_attr_destroy(&attr);
+        ffc_pool.started = i + 1;
+    }
+    return ffc_pool.started;
+}
+
+static __thread int ffc_tls_parts = 1;   /* > 1 only on the thread owning the pool */
+
+/*
+ * Take the pool for `nparts` parts (clamped to FFC_POOL_MAX).  Returns the number of
+ * parts this thread's tasks will be split into; when it is > 1 the caller owns the pool
+ * and must call ffc_pool_release().  It returns 1 (serial, nothing to release) when
+ * nparts < 2, when another thread owns the pool, or when no worker could be created.
+ */
+static int ffc_pool_acquire(int nparts)
+{
+    int have;
+    if (nparts < 2 || ffc_tls_parts > 1)
+        return 1;
+    if (__atomic_exchange_n(&ffc_pool.busy, 1, __ATOMIC_ACQUIRE))
+        return 1;
+    if (nparts > FFC_POOL_MAX)
+        nparts = FFC_POOL_MAX;
+    have = ffc_pool_start(nparts - 1);
+    if (nparts > have + 1)
+        nparts = have + 1;
+    if (nparts < 2) {
+        __atomic_store_n(&ffc_pool.busy, 0, __ATOMIC_RELEASE);
+        return 1;
+    }
+    ffc_pool.nparts = nparts;
+    ffc_tls_parts = nparts;
+    return nparts;
+}
+
+static void ffc_pool_release(void)
+{
+    ffc_tls_parts = 1;
+    ffc_pool.nparts = 1;
+    __atomic_store_n(&ffc_pool.busy, 0, __ATOMIC_RELEASE);
+}
+
+/* Parts this thread's tasks are split into (1 unless it owns the pool). */
+static int ffc_pool_parts(void)
+{
+    return ffc_tls_parts;
+}
+
+/* Tasks handed to the workers so far in this process (for tests and diagnostics). */
+static long ffc_pool_tasks(void)
+{
+    return __atomic_load_n(&ffc_pool.gen, __ATOMIC_SEQ_CST);
+}
+
+/* Run fn(arg, p, nparts) for p = 0 .. nparts-1; part 0 on the calling thread.  Only
+ * the owner of the pool may call it with nparts > 1; returns when every part is done. */
+static void ffc_pool_run(ffc_task_fn fn, void *arg)
+{
+    int nparts = ffc_tls_parts, i;
+    long gen;
+    if (nparts < 2) {
+        fn(arg, 0, 1);
+        return;
+    }
+    ffc_pool.fn = fn;
+    ffc_pool.arg = arg;
+    gen = __atomic_add_fetch(&ffc_pool.gen, 1, __ATOMIC_SEQ_CST);
+    if (__atomic_load_n(&ffc_pool.sleepers, __ATOMIC_SEQ_CST) > 0) {
+        pthread_mutex_lock(&ffc_pool.lock);
+        pthread_cond_broadcast(&ffc_pool.wake);
+        pthread_mutex_unlock(&ffc_pool.lock);
+    }
+    fn(arg, 0, nparts);
+    for (i = 0; i < ffc_pool.started; ++i) {
+        while (__atomic_load_n(&ffc_pool.workers[i].done, __ATOMIC_ACQUIRE) != gen)
+            FFC_CPU_RELAX();
+    }
+}
+
+#endif  /* POSIX threads */
+
+/* [lo, hi) of part `part` of `n` items split in `nparts`, boundaries multiples of `align` */
+static inline void ffc_part_range(long n, int part, int nparts, long align, long *lo, long *hi)
+{
+    long chunk = (n + nparts - 1) / nparts;
+    chunk = (chunk + align - 1) / align * align;
+    *lo = chunk * part < n ? chunk * part : n;
+    *hi = chunk * (part + 1) < n ? chunk * (part + 1) : n;
+}
+
+#endif  /* FASTFC_POOL_H */

@@ -1,0 +1,254 @@
+"""Tests of fastfc's step-level threading (csrc/fastfc_pool.h, fastfc._kernels.blas).
+
+Inside a Net step fastfc runs OpenBLAS single-threaded and splits each large GEMM and
+the optimiser update over its own pool of threads.  These tests check that the split
+changes nothing but the speed: the same losses and parameters as a serial step (to the
+SPEC's float tolerances: the split sums the L2 term in a different order), the BLAS's
+thread count restored after every step, threadpoolctl limits honoured, a forked child
+and concurrent Python threads that still train, and the switches that turn it off.
+"""
+import multiprocessing
+import os
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+from threadpoolctl import threadpool_limits
+
+import fastfc
+from fastfc import _openblas
+from fastfc._kernels import blas
+from fastfc.net import Net
+
+LINUX = sys.platform.startswith("linux")
+# big enough that every GEMM of a step is split (m * n * k >= 2**18)
+DIMS = [384, 256, 128, 10]
+BATCH = 96
+TOL = {np.float32: dict(rtol=1e-5, atol=1e-6), np.float64: dict(rtol=1e-12, atol=1e-13)}
+
+
+def _data(dtype, n=BATCH * 4, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((n, DIMS[0])).astype(dtype), rng.integers(0, DIMS[-1], n)
+
+
+def _train(dtype, steps=5, rule="adam", **net_kw):
+    """Losses and final parameters of `steps` steps on fixed data."""
+    X, y = _data(dtype)
+    net = Net(DIMS, dtype=dtype, seed=3, reg=1e-3, **net_kw)
+    net.set_optimizer(rule, learning_rate=1e-3)
+    losses = []
+    for s in range(steps):
+        idx = np.arange(s * 37, s * 37 + BATCH) % X.shape[0]
+        losses.append(net.train_step(X, y[idx], indices=idx))
+    return np.array(losses), {k: v.copy() for k, v in net.params.items()}
+
+
+@pytest.fixture
+def pool_state():
+    """Restore the pool switch and the BLAS thread count after the test."""
+    before = blas.pool_info()
+    with threadpool_limits(limits=2, user_api="blas"):
+        yield
+    blas.set_pool(before["enabled"] or not before["thread_control"])
+
+
+def _assert_same(a, b, dtype):
+    losses_a, params_a = a
+    losses_b, params_b = b
+    np.testing.assert_allclose(losses_a, losses_b, **TOL[dtype])
+    assert params_a.keys() == params_b.keys()
+    for k in params_a:
+        np.testing.assert_allclose(params_a[k], params_b[k], err_msg=k, **TOL[dtype])
+
+
+# ------------------------------------------------------------------ set-up at import
+
+@pytest.mark.skipif(not LINUX, reason="the bundled-OpenBLAS lookup is checked on Linux")
+def test_import_connects_scipys_openblas():
+    info = blas.pool_info()
+    assert info["thread_control"] is True
+    assert _openblas.thread_control_library is not None
+    assert "openblas" in os.path.basename(_openblas.thread_control_library).lower()
+    assert 2 <= info["max_parts"] <= 4
+
+
+def test_show_config_reports_the_threading_mode():
+    cfg = fastfc.show_config(mode="dicts")
+    threading_info = cfg["kernels"]["threading"]
+    assert threading_info["mode"] in ("pool", "blas")
+    assert threading_info["mode"] == ("pool" if blas.pool_info()["enabled"] else "blas")
+
+
+def test_set_pool_rejects_negative_max_parts():
+    with pytest.raises(ValueError, match="max_parts"):
+        blas.set_pool(True, max_parts=-1)
+
+
+# ------------------------------------------------------------------ same numbers
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("rule", ["sgd_momentum", "adam"])
+def test_pool_and_serial_steps_agree(pool_state, dtype, rule):
+    blas.set_pool(False)
+    serial = _train(dtype, rule=rule)
+    blas.set_pool(True)
+    before = blas.pool_info()["tasks_run"]
+    pooled = _train(dtype, rule=rule)
+    if blas.pool_info()["thread_control"]:
+        # per step: 2 forward + 3 backward GEMMs (those with >= 2**18 multiply-adds;
+        # the 10-class layer's are too small) + the update
+        assert blas.pool_info()["tasks_run"] - before == 5 * 6
+    _assert_same(serial, pooled, dtype)
+
+
+@pytest.mark.parametrize("net_kw", [dict(normalization="batchnorm"),
+                                    dict(normalization="layernorm", dropout_keep_ratio=0.7),
+                                    dict(activation="tanh", loss="svm")])
+def test_pool_agrees_with_norms_dropout_and_svm(pool_state, net_kw):
+    blas.set_pool(False)
+    serial = _train(np.float64, **net_kw)
+    blas.set_pool(True)
+    _assert_same(serial, _train(np.float64, **net_kw), np.float64)
+
+
+def test_pool_max_parts_one_runs_serially(pool_state):
+    blas.set_pool(True, max_parts=1)
+    assert blas.pool_info()["max_parts"] == 1
+    before = blas.pool_info()["tasks_run"]
+    _train(np.float32, steps=2)
+    assert blas.pool_info()["tasks_run"] == before
+
+
+@pytest.mark.skipif(not LINUX, reason="thread control is found on Linux")
+def test_blas_thread_count_restored_after_steps(pool_state):
+    blas.set_pool(True)
+    assert blas.pool_info()["blas_threads"] == 2
+    _train(np.float32, steps=2)
+    assert blas.pool_info()["blas_threads"] == 2
+    # a step refused by validation leaves it alone too
+    net = Net(DIMS, seed=0)
+    net.set_optimizer("sgd")
+    X, y = _data(np.float32)
+    with pytest.raises(ValueError):
+        net.train_step(X, y + 100)
+    assert blas.pool_info()["blas_threads"] == 2
+
+
+@pytest.mark.skipif(not LINUX, reason="thread control is found on Linux")
+def test_threadpool_limit_of_one_means_no_split(pool_state):
+    blas.set_pool(True)
+    with threadpool_limits(limits=1, user_api="blas"):
+        before = blas.pool_info()["tasks_run"]
+        _train(np.float32, steps=2)
+        assert blas.pool_info()["tasks_run"] == before
+        assert blas.pool_info()["blas_threads"] == 1
+
+
+@pytest.mark.skipif(not LINUX, reason="thread control is found on Linux")
+def test_sleeping_workers_wake_for_the_next_step(pool_state):
+    blas.set_pool(True)
+    X, y = _data(np.float32)
+    net = Net(DIMS, seed=1)
+    net.set_optimizer("adam")
+    for _ in range(3):
+        before = blas.pool_info()["tasks_run"]
+        net.train_step(X[:BATCH], y[:BATCH])
+        assert blas.pool_info()["tasks_run"] > before
+        time.sleep(0.01)     # longer than the workers spin: they sleep on the condvar
+
+
+def test_custom_gemm_keeps_its_own_threads(pool_state):
+    import ctypes
+    import scipy.linalg.cython_blas as cb
+
+    def address(name):
+        capsule = cb.__pyx_capi__[name]
+        ctypes.pythonapi.PyCapsule_GetName.restype = ctypes.c_char_p
+        ctypes.pythonapi.PyCapsule_GetName.argtypes = [ctypes.py_object]
+        ctypes.pythonapi.PyCapsule_GetPointer.restype = ctypes.c_void_p
+        ctypes.pythonapi.PyCapsule_GetPointer.argtypes = [ctypes.py_object, ctypes.c_char_p]
+        return ctypes.pythonapi.PyCapsule_GetPointer(
+            capsule, ctypes.pythonapi.PyCapsule_GetName(capsule))
+
+    blas.set_pool(True)
+    try:
+        blas.set_gemm(address("sgemm"), address("dgemm"), name="same-but-custom")
+        assert blas.pool_info()["enabled"] is False
+        before = blas.pool_info()["tasks_run"]
+        _train(np.float32, steps=2)
+        assert blas.pool_info()["tasks_run"] == before
+    finally:
+        blas.use_scipy_blas()
+    assert blas.pool_info()["enabled"] is blas.pool_info()["thread_control"]
+
+
+# ------------------------------------------------------------------ concurrency
+
+def test_two_python_threads_train_at_once(pool_state):
+    """One thread owns the pool, the other runs serially; neither blocks or corrupts."""
+    blas.set_pool(False)
+    expected = _train(np.float64, steps=8)
+    blas.set_pool(True)
+    results, errors = [None] * 3, []
+
+    def work(i):
+        try:
+            results[i] = _train(np.float64, steps=8)
+        except BaseException as exc:  # reported below, not swallowed
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not any(t.is_alive() for t in threads), "a training thread hung"
+    assert not errors, errors
+    for r in results:
+        _assert_same(expected, r, np.float64)
+
+
+def _child_step(queue):
+    queue.put(float(_train(np.float32, steps=2)[0][-1]))
+
+
+@pytest.mark.skipif(not LINUX, reason="fork start method")
+def test_forked_child_trains_after_the_parent_used_the_pool(pool_state):
+    blas.set_pool(True)
+    expected = float(_train(np.float32, steps=2)[0][-1])   # workers now exist
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    child = ctx.Process(target=_child_step, args=(queue,))
+    child.start()
+    child.join(timeout=120)
+    if child.is_alive():
+        child.kill()
+        pytest.fail("the forked child hung in a step")
+    assert child.exitcode == 0
+    np.testing.assert_allclose(queue.get(timeout=10), expected, **TOL[np.float32])
+
+
+# ------------------------------------------------------------------ environment switch
+
+def _run(code, **env):
+    full = dict(os.environ, **env)
+    return subprocess.run([sys.executable, "-c", code], env=full, capture_output=True,
+                          text=True, timeout=120)
+
+
+def test_fastfc_threading_blas_turns_the_pool_off():
+    out = _run("import fastfc; from fastfc._kernels import blas; "
+               "print(blas.pool_info()['enabled'])", FASTFC_THREADING="blas")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False"
+
+
+def test_fastfc_threading_bad_value_warns():
+    out = _run("import warnings; warnings.simplefilter('always'); import fastfc",
+               FASTFC_THREADING="openmp")
+    assert out.returncode == 0, out.stderr
+    assert "FASTFC_THREADING must be 'pool' or 'blas', got 'openmp'" in out.stderr
