@@ -19,7 +19,7 @@ import pytest
 from threadpoolctl import threadpool_limits
 
 import fastfc
-from fastfc import _openblas
+from fastfc import _openblas, optim
 from fastfc._kernels import blas
 from fastfc.net import Net
 
@@ -184,6 +184,45 @@ def test_custom_gemm_keeps_its_own_threads(pool_state):
     finally:
         blas.use_scipy_blas()
     assert blas.pool_info()["enabled"] is blas.pool_info()["thread_control"]
+
+
+# ------------------------------------------------------------------ optimiser kernels
+
+@pytest.mark.parametrize("rule", ["sgd", "sgd_momentum", "sgd_nesterov_momentum",
+                                  "rmsprop", "adam"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_large_update_split_over_the_pool_is_exact(pool_state, rule, dtype):
+    """The rules are elementwise: slices over the pool give the serial result exactly,
+    and the NaN/inf count adds up over the slices."""
+    rng = np.random.default_rng(5)
+    n = 200_003                          # above the split threshold, not a multiple of 16
+    w0 = rng.standard_normal(n).astype(dtype)
+    dw = rng.standard_normal(n).astype(dtype)
+    dw[[7, n // 2 + 3, n - 1]] = np.nan  # one in each half and the tail
+    results = {}
+    for pooled in (False, True):
+        blas.set_pool(pooled)
+        w = w0.copy()
+        config = {"learning_rate": 1e-2}
+        before = blas.pool_info()["tasks_run"]
+        for _ in range(3):
+            config, nonfinite = optim.update_inplace(rule, w, dw, config,
+                                                     return_nonfinite=True)
+        ran = blas.pool_info()["tasks_run"] - before
+        results[pooled] = (w, nonfinite, ran)
+    np.testing.assert_array_equal(results[False][0], results[True][0])
+    assert results[False][1] == results[True][1] == 3
+    assert results[False][2] == 0
+    if blas.pool_info()["thread_control"]:
+        assert results[True][2] == 3
+
+
+def test_small_update_stays_on_the_calling_thread(pool_state):
+    blas.set_pool(True)
+    w = np.ones(1000, np.float32)
+    before = blas.pool_info()["tasks_run"]
+    optim.update_inplace("adam", w, np.ones_like(w), {})
+    assert blas.pool_info()["tasks_run"] == before
 
 
 # ------------------------------------------------------------------ concurrency

@@ -12,6 +12,8 @@ The equations (g = dw + reg * w):
 from libc.math cimport pow
 
 from fastfc._kernels._loops cimport *
+from fastfc._kernels.blas cimport (parallel_begin, parallel_end, parallel_parts,
+                                   parallel_run, part_range)
 
 
 cdef void sgd_step(floating* w, const floating* dw, Py_ssize_t size,
@@ -69,54 +71,150 @@ cdef void adam_step(floating* w, const floating* dw, floating* m, floating* v,
 
 # ----------------------------------------------------------------- def twins
 # Each twin updates w in place and returns the number of NaN/inf values in the new w
-# (counted in the same pass), which the Solver uses as its divergence guard.
+# (counted in the same pass), which the Solver uses as its divergence guard.  A large
+# array is updated in slices over fastfc's thread pool (the rules are elementwise, so
+# the result is the same as in one pass).
+
+cdef enum:
+    RULE_SGD, RULE_MOMENTUM, RULE_NESTEROV, RULE_RMSPROP, RULE_ADAM
+    MAX_PARTS = 16          # >= FFC_POOL_MAX (csrc/fastfc_pool.h)
+
+# arrays smaller than this are updated on the calling thread (a hand-off costs more)
+cdef Py_ssize_t PARALLEL_MIN = 65536
+
+ctypedef struct RuleTask:
+    int rule
+    bint is_float
+    char* w
+    const char* dw
+    char* s1
+    char* s2
+    Py_ssize_t size
+    double lr, a, b, eps, reg        # a: momentum / decay_rate / beta1; b: beta2
+    long long t
+    ffc_update_stats stats[MAX_PARTS]
+
+
+cdef void _rule_slice(RuleTask* k, Py_ssize_t lo, Py_ssize_t hi, ffc_update_stats* st,
+                      floating dummy) noexcept nogil:
+    cdef floating* w = <floating*>k.w + lo
+    cdef const floating* dw = <const floating*>k.dw + lo
+    cdef floating* s1 = <floating*>k.s1 + lo if k.s1 != NULL else NULL
+    cdef floating* s2 = <floating*>k.s2 + lo if k.s2 != NULL else NULL
+    cdef Py_ssize_t n = hi - lo
+    if k.rule == RULE_SGD:
+        sgd_step(w, dw, n, <floating>k.lr, <floating>k.reg, st)
+    elif k.rule == RULE_MOMENTUM:
+        momentum_step(w, dw, s1, n, <floating>k.lr, <floating>k.a, <floating>k.reg, st)
+    elif k.rule == RULE_NESTEROV:
+        nesterov_step(w, dw, s1, n, <floating>k.lr, <floating>k.a, <floating>k.reg, st)
+    elif k.rule == RULE_RMSPROP:
+        rmsprop_step(w, dw, s1, n, <floating>k.lr, <floating>k.a, <floating>k.eps,
+                     <floating>k.reg, st)
+    else:
+        adam_step(w, dw, s1, s2, n, <floating>k.lr, <floating>k.a, <floating>k.b,
+                  <floating>k.eps, <floating>k.reg, k.t, st)
+
+
+cdef void _rule_part(void* arg, int part, int nparts) noexcept nogil:
+    cdef RuleTask* k = <RuleTask*>arg
+    cdef Py_ssize_t lo, hi
+    part_range(k.size, part, nparts, 16, &lo, &hi)
+    if hi <= lo:
+        return
+    if k.is_float:
+        _rule_slice(k, lo, hi, &k.stats[part], <float>0)
+    else:
+        _rule_slice(k, lo, hi, &k.stats[part], <double>0)
+
+
+cdef Py_ssize_t _run_rule(RuleTask* k) noexcept nogil:
+    """Run the update (in parts when w is large and the pool is free); NaN/inf count."""
+    cdef int p, token = 0
+    cdef Py_ssize_t nonfinite = 0
+    for p in range(MAX_PARTS):
+        k.stats[p].sumsq = 0
+        k.stats[p].nonfinite = 0
+    if k.size >= PARALLEL_MIN:
+        token = parallel_begin()
+    if parallel_parts() > 1:
+        parallel_run(_rule_part, k)
+    else:
+        _rule_part(k, 0, 1)
+    parallel_end(token)
+    for p in range(MAX_PARTS):
+        nonfinite += k.stats[p].nonfinite
+    return nonfinite
+
+
+cdef void _task(RuleTask* k, int rule, floating* w, const floating* dw, floating* s1,
+                floating* s2, Py_ssize_t size, double lr, double a, double b, double eps,
+                double reg, long long t) noexcept nogil:
+    k.rule = rule
+    k.is_float = floating is float
+    k.w = <char*>w
+    k.dw = <const char*>dw
+    k.s1 = <char*>s1
+    k.s2 = <char*>s2
+    k.size = size
+    k.lr = lr
+    k.a = a
+    k.b = b
+    k.eps = eps
+    k.reg = reg
+    k.t = t
+
 
 def _sgd(floating[::1] w, const floating[::1] dw, floating lr, floating reg=0):
-    cdef ffc_update_stats st
-    st.sumsq = 0
-    st.nonfinite = 0
+    cdef RuleTask k
+    _task(&k, RULE_SGD, &w[0], &dw[0], <floating*>NULL, <floating*>NULL, w.shape[0],
+          lr, 0, 0, 0, reg, 0)
+    cdef Py_ssize_t nonfinite
     with nogil:
-        sgd_step(&w[0], &dw[0], w.shape[0], lr, reg, &st)
-    return st.nonfinite
+        nonfinite = _run_rule(&k)
+    return nonfinite
 
 
 def _sgd_momentum(floating[::1] w, const floating[::1] dw, floating[::1] v,
                   floating lr, floating mom, floating reg=0):
-    cdef ffc_update_stats st
-    st.sumsq = 0
-    st.nonfinite = 0
+    cdef RuleTask k
+    _task(&k, RULE_MOMENTUM, &w[0], &dw[0], &v[0], <floating*>NULL, w.shape[0],
+          lr, mom, 0, 0, reg, 0)
+    cdef Py_ssize_t nonfinite
     with nogil:
-        momentum_step(&w[0], &dw[0], &v[0], w.shape[0], lr, mom, reg, &st)
-    return st.nonfinite
+        nonfinite = _run_rule(&k)
+    return nonfinite
 
 
 def _sgd_nesterov_momentum(floating[::1] w, const floating[::1] dw, floating[::1] v,
                            floating lr, floating mom, floating reg=0):
-    cdef ffc_update_stats st
-    st.sumsq = 0
-    st.nonfinite = 0
+    cdef RuleTask k
+    _task(&k, RULE_NESTEROV, &w[0], &dw[0], &v[0], <floating*>NULL, w.shape[0],
+          lr, mom, 0, 0, reg, 0)
+    cdef Py_ssize_t nonfinite
     with nogil:
-        nesterov_step(&w[0], &dw[0], &v[0], w.shape[0], lr, mom, reg, &st)
-    return st.nonfinite
+        nonfinite = _run_rule(&k)
+    return nonfinite
 
 
 def _rmsprop(floating[::1] w, const floating[::1] dw, floating[::1] cache,
              floating lr, floating decay_rate, floating eps, floating reg=0):
-    cdef ffc_update_stats st
-    st.sumsq = 0
-    st.nonfinite = 0
+    cdef RuleTask k
+    _task(&k, RULE_RMSPROP, &w[0], &dw[0], &cache[0], <floating*>NULL, w.shape[0],
+          lr, decay_rate, 0, eps, reg, 0)
+    cdef Py_ssize_t nonfinite
     with nogil:
-        rmsprop_step(&w[0], &dw[0], &cache[0], w.shape[0], lr, decay_rate, eps, reg, &st)
-    return st.nonfinite
+        nonfinite = _run_rule(&k)
+    return nonfinite
 
 
 def _adam(floating[::1] w, const floating[::1] dw, floating[::1] m, floating[::1] v,
           floating lr, floating beta1, floating beta2, floating eps, long long t,
           floating reg=0):
-    cdef ffc_update_stats st
-    st.sumsq = 0
-    st.nonfinite = 0
+    cdef RuleTask k
+    _task(&k, RULE_ADAM, &w[0], &dw[0], &m[0], &v[0], w.shape[0],
+          lr, beta1, beta2, eps, reg, t)
+    cdef Py_ssize_t nonfinite
     with nogil:
-        adam_step(&w[0], &dw[0], &m[0], &v[0], w.shape[0], lr, beta1, beta2, eps,
-                  reg, t, &st)
-    return st.nonfinite
+        nonfinite = _run_rule(&k)
+    return nonfinite
