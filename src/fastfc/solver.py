@@ -31,6 +31,7 @@ import numpy as np
 
 from fastfc import _validation as V
 from fastfc import optim
+from fastfc._fused import FusedStep
 from fastfc.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from fastfc.schedules import CosineSchedule
 
@@ -39,6 +40,11 @@ __all__ = ["Solver", "TrainingDiverged"]
 
 class TrainingDiverged(FloatingPointError):
     """The loss or a parameter became NaN or infinite during training."""
+
+
+# A plain FullyConnectedNet (ReLU, no dropout, no normalisation) trained with a named
+# rule takes each step as one compiled Net.train_step sharing its arrays (fastfc/_fused.py)
+_FUSE_PLAIN_NETS = True
 
 
 def _updatable_in_place(w, dw):
@@ -220,6 +226,7 @@ class Solver:
         self._bad_epochs = 0
         self._next_it = 0
         self._fast_ready = False
+        self._fused = None       # FusedStep for a plain FullyConnectedNet, False if none
         self._resumed = False
         self._bar = None
         self._aug_buf = None
@@ -296,6 +303,15 @@ class Solver:
         else:
             X_batch = self.X_train[batch_mask]
         y_batch = self.y_train[batch_mask]
+        if self._fused is None:
+            self._fused = (_FUSE_PLAIN_NETS and FusedStep.for_solver(self)) or False
+        if self._fused:
+            loss = self._fused.step(X_batch, y_batch)
+            if loss is not None:
+                self.loss_history.append(loss)
+                if self._fused.nonfinite:
+                    self._params_finite = False
+                return
         loss, grads = self.model.loss(X_batch, y_batch)
         self.loss_history.append(loss)
         for p, w in self.model.params.items():

@@ -1,0 +1,163 @@
+"""The Solver's fused step for a plain FullyConnectedNet.
+
+A course user trains ``FullyConnectedNet`` with ``Solver``: every step calls
+``model.loss`` (one Python call per layer, fresh arrays for every output and gradient)
+and then the update rule once per parameter.  For the nets that :class:`fastfc.Net`
+computes identically -- ReLU, softmax, no dropout, no normalisation, a named update
+rule -- the Solver instead runs the step as one ``Net.train_step``: the same formulas
+(forward, softmax loss with the L2 term, backward, ``g = dw + reg * w``, the update),
+one compiled call.
+
+A ``loss`` patched on the model (its instance or its class) is always called: the
+fused step runs only the code it replaces.  Nothing the user sees changes shape: after a fused step ``model.params[name]`` and the
+state arrays in ``solver.optim_configs[name]`` (``velocity``, ``cache``, ``m``, ``v``)
+are views of the Net's flat buffers, and ``t`` is written back to every config.  Each
+step first checks that this is still so: an array the user (or ``resume``) put in
+their place is copied into the buffer, and a config the fused step cannot honour
+(per-parameter learning rates, ``weight_decay``, the UCLA state names) makes that step
+take the ordinary path, which works on the same arrays in place.
+"""
+import numpy as np
+
+from fastfc import _validation as V
+from fastfc import optim
+
+# defaults of each rule's hyper-parameters but the learning rate (which the Net takes
+# on its own, so that a schedule changing it every step costs nothing)
+_HYPER = {rule: {k: v for k, v in spec[0].items() if k != "learning_rate"}
+          for rule, spec in optim._SPECS.items()}
+
+
+class FusedStep:
+    """Runs Solver steps of a plain FullyConnectedNet through a Net sharing its arrays."""
+
+    @classmethod
+    def for_solver(cls, solver):
+        """A FusedStep for this solver, or None when its model cannot be fused."""
+        from fastfc.classifiers.fc_net import FullyConnectedNet
+        model = solver.model
+        if (type(model) is not FullyConnectedNet or model.normalization is not None
+                or model.use_dropout or solver.rule_name is None or solver.augment is not None):
+            return None
+        names = [f"{kind}{i}" for i in range(1, model.num_layers + 1) for kind in "Wb"]
+        if sorted(names) != sorted(model.params):
+            return None
+        dims = [np.shape(model.params["W1"])[0]]
+        dims += [np.shape(model.params[f"W{i}"])[1] for i in range(1, model.num_layers + 1)]
+        return cls(solver, dims, FullyConnectedNet.loss)
+
+    def __init__(self, solver, dims, loss_fn):
+        from fastfc.net import Net
+        model = solver.model
+        self.solver = solver
+        self.loss_fn = loss_fn       # FullyConnectedNet.loss, the code the Net replaces
+        self.rule = solver.rule_name
+        # seed=0: its own initial draw, so NumPy's global generator is left alone
+        self.net = Net(dims, activation="relu", reg=model.reg, dtype=model.dtype, seed=0)
+        self.dtype = np.dtype(model.dtype)
+        self.views = dict(self.net.params)
+        self.state_keys = optim._SPECS[self.rule][2]
+        size = self.net._flat.size
+        self.state_flat = [np.zeros(size, dtype=self.dtype) for _ in self.state_keys]
+        self.state_views = {}
+        for name, offset, shape in self.net._layout:
+            n = int(np.prod(shape))
+            self.state_views[name] = [s[offset:offset + n].reshape(shape)
+                                      for s in self.state_flat]
+        self.hyper = None            # the hyper-parameters the Net was given (but lr)
+        self.lr = None               # the learning rate the Net was given
+        self.t = None                # the Net's Adam step count, as in the configs
+
+    # ------------------------------------------------------------------ checks
+
+    def _sync_params(self):
+        """Point model.params at the Net's views, copying in any array put in their place."""
+        params = self.solver.model.params
+        if len(params) != len(self.views):
+            return False
+        for name, view in self.views.items():
+            value = params.get(name)
+            if value is view:
+                continue
+            if (type(value) is not np.ndarray or value.dtype != self.dtype
+                    or value.shape != view.shape):
+                return False       # the ordinary path handles (or reports) it
+            view[...] = value
+            params[name] = view
+        return True
+
+    def _sync_configs(self):
+        """Check that every config can be run by the Net; share the state arrays."""
+        configs = self.solver.optim_configs
+        defaults = _HYPER[self.rule]
+        hyper = lr = t = None
+        for name, views in self.state_views.items():
+            config = configs.get(name)
+            if type(config) is not dict or config.get("weight_decay", 0.0) != 0.0 \
+                    or "a" in config:
+                return False
+            for key, value in defaults.items():   # as the update rules fill them in
+                config.setdefault(key, value)
+            config.setdefault("learning_rate", 1e-2)
+            this = tuple(config[k] for k in defaults)
+            if hyper is None:
+                hyper, lr = this, config["learning_rate"]
+            elif this != hyper or config["learning_rate"] != lr:
+                return False       # per-parameter hyper-parameters: the ordinary path
+            if self.rule == "adam":
+                ct = config.setdefault("t", 0)
+                if t is None:
+                    t = ct
+                elif ct != t:
+                    return False
+            for key, view in zip(self.state_keys, views):
+                value = config.get(key)
+                if value is view:
+                    continue
+                if value is None:
+                    view[...] = 0
+                elif (type(value) is np.ndarray and value.shape == view.shape
+                      and value.dtype.kind == "f"):
+                    view[...] = value
+                else:
+                    return False
+                config[key] = view
+        if hyper != self.hyper:
+            # validated as the update rules validate them (same messages)
+            config = dict(zip(defaults, hyper), learning_rate=lr)
+            self.net.set_optimizer(self.rule, **config,
+                                   **dict(zip(self.state_keys, self.state_flat)))
+            self.hyper, self.lr, self.t = hyper, self.net.learning_rate, None
+        if lr != self.lr:
+            self.net.learning_rate = lr          # validates it
+            self.lr = lr
+        if self.rule == "adam" and t != self.t:
+            self.net._core.t = V.check_scalar(t, "config['t']", low=0, high=2**53,
+                                              integer=True)
+            self.t = t
+        return True
+
+    # ------------------------------------------------------------------ step
+
+    def step(self, X_batch, y_batch):
+        """The step's loss, or None when this step must take the ordinary path."""
+        model = self.solver.model
+        # a loss patched on the instance or the class (a test double, a wrapper) is
+        # what the user asked to run
+        if "loss" in model.__dict__ or type(model).loss is not self.loss_fn:
+            return None
+        if not (self._sync_params() and self._sync_configs()):
+            return None
+        if model.reg != self.net.reg:
+            self.net.reg = model.reg
+        X = V.as_array(X_batch, "X").astype(self.dtype, copy=False)
+        loss = self.net.train_step(X, y_batch)
+        if self.rule == "adam":
+            self.t = int(self.net._core.t)
+            for config in self.solver.optim_configs.values():
+                config["t"] = self.t
+        return loss
+
+    @property
+    def nonfinite(self):
+        return self.net.nonfinite_params
