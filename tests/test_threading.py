@@ -105,6 +105,31 @@ def test_pool_and_serial_steps_agree(pool_state, dtype, rule):
     _assert_same(serial, pooled, dtype)
 
 
+@pytest.mark.parametrize("x_dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("use_indices", [True, False])
+def test_split_gather_and_cast_agree(pool_state, x_dtype, use_indices):
+    """A large minibatch is gathered (or cast) by the pool's threads in row blocks."""
+    rng = np.random.default_rng(2)
+    X = rng.standard_normal((700, 1024)).astype(x_dtype)
+    y = rng.integers(0, 10, 700)
+
+    def run():
+        net = Net([1024, 64, 10], seed=4, reg=1e-3)          # float32: X is cast
+        net.set_optimizer("adam", learning_rate=1e-3)
+        out = []
+        for s in range(3):
+            idx = rng_idx[s]
+            out.append(net.train_step(X, y[idx], indices=idx) if use_indices
+                       else net.train_step(X[idx], y[idx]))
+        return np.array(out), {k: v.copy() for k, v in net.params.items()}
+
+    rng_idx = [np.random.default_rng(s).integers(0, 700, 130) for s in range(3)]
+    blas.set_pool(False)
+    serial = run()
+    blas.set_pool(True)
+    _assert_same(serial, run(), np.float32)
+
+
 @pytest.mark.parametrize("net_kw", [dict(normalization="batchnorm"),
                                     dict(normalization="layernorm", dropout_keep_ratio=0.7),
                                     dict(activation="tanh", loss="svm")])

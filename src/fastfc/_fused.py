@@ -139,8 +139,12 @@ class FusedStep:
 
     # ------------------------------------------------------------------ step
 
-    def step(self, X_batch, y_batch):
-        """The step's loss, or None when this step must take the ordinary path."""
+    def step(self, X_train, batch_mask, y_batch):
+        """The step's loss, or None when this step must take the ordinary path.
+
+        The rows ``X_train[batch_mask]`` are gathered (and cast) by the Net straight
+        into its own buffer when X_train is a C-ordered float array.
+        """
         model = self.solver.model
         # a loss patched on the instance or the class (a test double, a wrapper) is
         # what the user asked to run
@@ -150,8 +154,13 @@ class FusedStep:
             return None
         if model.reg != self.net.reg:
             self.net.reg = model.reg
-        X = V.as_array(X_batch, "X").astype(self.dtype, copy=False)
-        loss = self.net.train_step(X, y_batch)
+        if (type(X_train) is np.ndarray and X_train.dtype.kind == "f"
+                and X_train.dtype.isnative and X_train.dtype.itemsize in (4, 8)
+                and X_train.flags.c_contiguous and X_train.flags.aligned):
+            loss = self.net.train_step(X_train, y_batch, indices=batch_mask)
+        else:
+            X = V.as_array(X_train[batch_mask], "X").astype(self.dtype, copy=False)
+            loss = self.net.train_step(X, y_batch)
         if self.rule == "adam":
             self.t = int(self.net._core.t)
             for config in self.solver.optim_configs.values():

@@ -300,18 +300,22 @@ class Solver:
             buf = self._augment_buffer(X.dtype if X.dtype in V.FLOAT_DTYPES else np.float64)
             X_batch = self.augment(X, batch_mask, out=buf).reshape(
                 (self.batch_size,) + X.shape[1:])
+        elif self._fused is not False:
+            X_batch = None          # the fused step gathers the rows itself
         else:
             X_batch = self.X_train[batch_mask]
         y_batch = self.y_train[batch_mask]
         if self._fused is None:
             self._fused = (_FUSE_PLAIN_NETS and FusedStep.for_solver(self)) or False
         if self._fused:
-            loss = self._fused.step(X_batch, y_batch)
+            loss = self._fused.step(self.X_train, batch_mask, y_batch)
             if loss is not None:
                 self.loss_history.append(loss)
                 if self._fused.nonfinite:
                     self._params_finite = False
                 return
+        if X_batch is None:
+            X_batch = self.X_train[batch_mask]
         loss, grads = self.model.loss(X_batch, y_batch)
         self.loss_history.append(loss)
         for p, w in self.model.params.items():

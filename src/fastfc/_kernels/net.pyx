@@ -366,6 +366,51 @@ cdef void _gather(const void* X, bint x_is_float, const intptr_t* idx, Py_ssize_
             ffc_gather_rows_d_d(<const double*>X, idx, n, d, out)
 
 
+ctypedef struct GatherTask:
+    const char* X
+    bint x_is_float
+    bint out_is_float
+    const intptr_t* idx
+    Py_ssize_t n, d
+    char* out
+
+
+cdef void _gather_part(void* arg, int part, int nparts) noexcept nogil:
+    """Rows [lo, hi) of a split gather (random rows: latency-bound, so worth two cores)."""
+    cdef GatherTask* g = <GatherTask*>arg
+    cdef Py_ssize_t lo, hi
+    cdef const char* X = g.X
+    cdef const intptr_t* idx = g.idx
+    part_range(g.n, part, nparts, 1, &lo, &hi)
+    if hi <= lo:
+        return
+    if idx != NULL:
+        idx += lo
+    else:
+        X += lo * g.d * (sizeof(float) if g.x_is_float else sizeof(double))
+    if g.out_is_float:
+        _gather(X, g.x_is_float, idx, hi - lo, g.d, <float*>g.out + lo * g.d)
+    else:
+        _gather(X, g.x_is_float, idx, hi - lo, g.d, <double*>g.out + lo * g.d)
+
+
+cdef void _gather_rows(const void* X, bint x_is_float, const intptr_t* idx, Py_ssize_t n,
+                       Py_ssize_t d, floating* out) noexcept nogil:
+    """_gather, split over the pool for a large minibatch inside a parallel step."""
+    cdef GatherTask g
+    if parallel_parts() < 2 or n * d < 65536:
+        _gather(X, x_is_float, idx, n, d, out)
+        return
+    g.X = <const char*>X
+    g.x_is_float = x_is_float
+    g.out_is_float = floating is float
+    g.idx = idx
+    g.n = n
+    g.d = d
+    g.out = <char*>out
+    parallel_run(_gather_part, &g)
+
+
 cdef double _step(NetState* st, const void* X, bint x_is_float, bint gather,
                   const intptr_t* idx, const intptr_t* labels, Py_ssize_t n, bint train,
                   bint backward, bint update, floating dummy) noexcept nogil:
@@ -375,7 +420,7 @@ cdef double _step(NetState* st, const void* X, bint x_is_float, bint gather,
     cdef double loss = 0
     cdef double sumsq = 0
     if gather:
-        _gather(X, x_is_float, idx, n, st.layers[0].d_in, <floating*>st.xbuf)
+        _gather_rows(X, x_is_float, idx, n, st.layers[0].d_in, <floating*>st.xbuf)
         x_in = <floating*>st.xbuf
     else:
         x_in = <const floating*>X
