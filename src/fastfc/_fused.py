@@ -17,6 +17,8 @@ their place is copied into the buffer, and a config the fused step cannot honour
 (per-parameter learning rates, ``weight_decay``, the UCLA state names) makes that step
 take the ordinary path, which works on the same arrays in place.
 """
+import operator
+
 import numpy as np
 
 from fastfc import _validation as V
@@ -64,6 +66,14 @@ class FusedStep:
             n = int(np.prod(shape))
             self.state_views[name] = [s[offset:offset + n].reshape(shape)
                                       for s in self.state_flat]
+        # a config the Net can run holds exactly these keys
+        scalar_keys = list(_HYPER[self.rule]) + ["learning_rate"]
+        if self.rule == "adam":
+            scalar_keys.append("t")
+        self.known_keys = set(scalar_keys) | set(self.state_keys)
+        self.n_keys = len(self.known_keys)
+        get = operator.itemgetter(*scalar_keys)
+        self.scalars = get if len(scalar_keys) > 1 else (lambda config: (get(config),))
         self.hyper = None            # the hyper-parameters the Net was given (but lr)
         self.lr = None               # the learning rate the Net was given
         self.t = None                # the Net's Adam step count, as in the configs
@@ -86,30 +96,38 @@ class FusedStep:
             params[name] = view
         return True
 
+    def _fill(self, config):
+        """Complete a config as the update rules do; False if the Net cannot run it."""
+        if config.get("weight_decay", 0.0) != 0.0 or "a" in config:
+            return False
+        for key, value in _HYPER[self.rule].items():
+            config.setdefault(key, value)
+        config.setdefault("learning_rate", 1e-2)
+        if self.rule == "adam":
+            config.setdefault("t", 0)
+        return len(config) == self.n_keys or set(config) <= self.known_keys
+
     def _sync_configs(self):
         """Check that every config can be run by the Net; share the state arrays."""
         configs = self.solver.optim_configs
-        defaults = _HYPER[self.rule]
-        hyper = lr = t = None
+        scalars = self.scalars
+        first = None
         for name, views in self.state_views.items():
             config = configs.get(name)
-            if type(config) is not dict or config.get("weight_decay", 0.0) != 0.0 \
-                    or "a" in config:
+            if type(config) is not dict:
                 return False
-            for key, value in defaults.items():   # as the update rules fill them in
-                config.setdefault(key, value)
-            config.setdefault("learning_rate", 1e-2)
-            this = tuple(config[k] for k in defaults)
-            if hyper is None:
-                hyper, lr = this, config["learning_rate"]
-            elif this != hyper or config["learning_rate"] != lr:
-                return False       # per-parameter hyper-parameters: the ordinary path
-            if self.rule == "adam":
-                ct = config.setdefault("t", 0)
-                if t is None:
-                    t = ct
-                elif ct != t:
+            if len(config) != self.n_keys and not self._fill(config):
+                return False
+            try:
+                values = scalars(config)      # (hyper..., learning_rate[, t])
+            except KeyError:
+                if not self._fill(config):
                     return False
+                values = scalars(config)
+            if first is None:
+                first = values
+            elif values != first:
+                return False       # per-parameter hyper-parameters: the ordinary path
             for key, view in zip(self.state_keys, views):
                 value = config.get(key)
                 if value is view:
@@ -122,19 +140,21 @@ class FusedStep:
                 else:
                     return False
                 config[key] = view
+        k = len(_HYPER[self.rule])
+        hyper, lr = first[:k], first[k]
         if hyper != self.hyper:
             # validated as the update rules validate them (same messages)
-            config = dict(zip(defaults, hyper), learning_rate=lr)
+            config = dict(zip(_HYPER[self.rule], hyper), learning_rate=lr)
             self.net.set_optimizer(self.rule, **config,
                                    **dict(zip(self.state_keys, self.state_flat)))
             self.hyper, self.lr, self.t = hyper, self.net.learning_rate, None
         if lr != self.lr:
             self.net.learning_rate = lr          # validates it
             self.lr = lr
-        if self.rule == "adam" and t != self.t:
-            self.net._core.t = V.check_scalar(t, "config['t']", low=0, high=2**53,
+        if self.rule == "adam" and first[-1] != self.t:
+            self.net._core.t = V.check_scalar(first[-1], "config['t']", low=0, high=2**53,
                                               integer=True)
-            self.t = t
+            self.t = first[-1]
         return True
 
     # ------------------------------------------------------------------ step
