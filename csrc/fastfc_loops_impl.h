@@ -589,13 +589,14 @@ static FFC_HOT void FFC_SUF(ffc_sgd_nesterov)(FFC_REAL *FFC_RESTRICT w,
     )
 }
 
-/* c = dr * c + (1 - dr) * g**2; w -= lr * g / (sqrt(c) + eps) */
+/* c = dr * c + keep * g**2 (keep = 1 - dr); w -= lr * g / (sqrt(c) + eps) */
 static FFC_HOT void FFC_SUF(ffc_rmsprop)(FFC_REAL *FFC_RESTRICT w, const FFC_REAL *FFC_RESTRICT dw,
                                         FFC_REAL *FFC_RESTRICT cache, ptrdiff_t size,
-                                        FFC_REAL lr, FFC_REAL decay_rate, FFC_REAL eps,
-                                        FFC_REAL reg, ffc_update_stats *stats)
+                                        FFC_REAL lr, FFC_REAL decay_rate, FFC_REAL keep,
+                                        FFC_REAL eps, FFC_REAL reg, ffc_update_stats *stats)
 {
-    const FFC_REAL keep = (FFC_REAL)1 - decay_rate;
+    /* keep = 1 - decay_rate, computed by the caller in double: in float32 a decay rate
+     * close to 1 (0.99999) would lose most of the digits of 1 - decay_rate */
     FFC_UPDATE_LOOP(
         FFC_REAL g = dw[k] + reg * w[k];
         FFC_REAL c = decay_rate * cache[k] + keep * (g * g);

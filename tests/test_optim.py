@@ -603,3 +603,13 @@ def test_learning_rate_zero_is_identity():
     for rule in RULES:
         next_w, _ = getattr(optim, rule)(W, DW, {"learning_rate": 0.0})
         np.testing.assert_array_equal(next_w, W)
+
+
+def test_rmsprop_float32_decay_rate_close_to_one():
+    """1 - decay_rate is taken in double: in float32, 1 - 0.99999 keeps 3 digits."""
+    w = np.array([0.12573022], np.float32)
+    dw = np.array([0.34558418], np.float32)
+    next_w, _ = optim.rmsprop(w, dw, {"decay_rate": 0.99999})
+    cache = (1 - 0.99999) * np.float64(dw[0]) ** 2
+    want = np.float64(w[0]) - 1e-2 * np.float64(dw[0]) / (np.sqrt(cache) + 1e-8)
+    assert abs(next_w[0] - want) < 1e-5 * abs(want)

@@ -96,9 +96,9 @@ cdef extern from "fastfc_loops.h" nogil:
     void ffc_sgd_nesterov_d(double* w, const double* dw, double* v, Py_ssize_t size, double lr, double mom,
                             double reg, ffc_update_stats* stats)
     void ffc_rmsprop_s(float* w, const float* dw, float* cache, Py_ssize_t size, float lr, float decay_rate,
-                       float eps, float reg, ffc_update_stats* stats)
+                       float keep, float eps, float reg, ffc_update_stats* stats)
     void ffc_rmsprop_d(double* w, const double* dw, double* cache, Py_ssize_t size, double lr, double decay_rate,
-                       double eps, double reg, ffc_update_stats* stats)
+                       double keep, double eps, double reg, ffc_update_stats* stats)
     void ffc_adam_s(float* w, const float* dw, float* m, float* v, Py_ssize_t size, float lr, float beta1,
                     float beta2, float eps, float reg, float bc1, float bc2, ffc_update_stats* stats)
     void ffc_adam_d(double* w, const double* dw, double* m, double* v, Py_ssize_t size, double lr, double beta1,

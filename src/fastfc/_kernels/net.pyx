@@ -261,7 +261,7 @@ cdef void _update_segment(NetState* st, floating* w, const floating* dw, floatin
     elif st.rule == RULE_NESTEROV:
         nesterov_step(w, dw, s1, size, lr, <floating>st.mom, reg, stats)
     elif st.rule == RULE_RMSPROP:
-        rmsprop_step(w, dw, s1, size, lr, <floating>st.decay_rate, <floating>st.epsilon, reg,
+        rmsprop_step(w, dw, s1, size, lr, st.decay_rate, <floating>st.epsilon, reg,
                      stats)
     else:
         adam_step(w, dw, s1, s2, size, lr, <floating>st.beta1, <floating>st.beta2,

@@ -13,7 +13,7 @@ cdef void nesterov_step(floating* w, const floating* dw, floating* v, Py_ssize_t
                         floating lr, floating mom, floating reg,
                         ffc_update_stats* stats) noexcept nogil
 cdef void rmsprop_step(floating* w, const floating* dw, floating* cache, Py_ssize_t size,
-                       floating lr, floating decay_rate, floating eps,
+                       floating lr, double decay_rate, floating eps,
                        floating reg, ffc_update_stats* stats) noexcept nogil
 cdef void adam_step(floating* w, const floating* dw, floating* m, floating* v,
                     Py_ssize_t size, floating lr, floating beta1, floating beta2,

@@ -46,13 +46,15 @@ cdef void nesterov_step(floating* w, const floating* dw, floating* v, Py_ssize_t
 
 
 cdef void rmsprop_step(floating* w, const floating* dw, floating* cache, Py_ssize_t size,
-                       floating lr, floating decay_rate, floating eps,
+                       floating lr, double decay_rate, floating eps,
                        floating reg, ffc_update_stats* stats) noexcept nogil:
     """c = dr * c + (1 - dr) * g**2; w -= lr * g / (sqrt(c) + eps)"""
+    # 1 - dr in double: float32 keeps few of its digits when dr is close to 1
+    cdef double keep = 1.0 - decay_rate
     if floating is float:
-        ffc_rmsprop_s(w, dw, cache, size, lr, decay_rate, eps, reg, stats)
+        ffc_rmsprop_s(w, dw, cache, size, lr, <float>decay_rate, <float>keep, eps, reg, stats)
     else:
-        ffc_rmsprop_d(w, dw, cache, size, lr, decay_rate, eps, reg, stats)
+        ffc_rmsprop_d(w, dw, cache, size, lr, decay_rate, keep, eps, reg, stats)
 
 
 cdef void adam_step(floating* w, const floating* dw, floating* m, floating* v,
@@ -109,7 +111,7 @@ cdef void _rule_slice(RuleTask* k, Py_ssize_t lo, Py_ssize_t hi, ffc_update_stat
     elif k.rule == RULE_NESTEROV:
         nesterov_step(w, dw, s1, n, <floating>k.lr, <floating>k.a, <floating>k.reg, st)
     elif k.rule == RULE_RMSPROP:
-        rmsprop_step(w, dw, s1, n, <floating>k.lr, <floating>k.a, <floating>k.eps,
+        rmsprop_step(w, dw, s1, n, <floating>k.lr, k.a, <floating>k.eps,
                      <floating>k.reg, st)
     else:
         adam_step(w, dw, s1, s2, n, <floating>k.lr, <floating>k.a, <floating>k.b,
@@ -198,7 +200,7 @@ def _sgd_nesterov_momentum(floating[::1] w, const floating[::1] dw, floating[::1
 
 
 def _rmsprop(floating[::1] w, const floating[::1] dw, floating[::1] cache,
-             floating lr, floating decay_rate, floating eps, floating reg=0):
+             floating lr, double decay_rate, floating eps, floating reg=0):
     cdef RuleTask k
     _task(&k, RULE_RMSPROP, &w[0], &dw[0], &cache[0], <floating*>NULL, w.shape[0],
           lr, decay_rate, 0, eps, reg, 0)
