@@ -2,9 +2,11 @@
 
 ``fastfc.classifiers.fc_net.FullyConnectedNet`` trained by ``fastfc.solver.Solver``
 with ``update_rule='adam'``; one timed step is one ``solver._step()``: it draws the
-minibatch with ``np.random.choice`` and gathers ``X_train[batch_mask]`` (as the course
-Solver does, and as numpy-ref does), calls ``model.loss`` and applies fastfc's Adam update
-to every parameter (in place, as the Solver does for named rules).
+minibatch with ``np.random.choice`` (as the course Solver does, and as numpy-ref does)
+and trains on ``X_train[batch_mask]``.  For these plain ReLU nets the Solver runs the
+step fused (``fastfc/_fused.py``: one ``Net.train_step`` sharing the model's arrays,
+rows gathered into its buffer); with dropout or normalisation (W6) it calls
+``model.loss`` and applies the update to every parameter in place.
 """
 import numpy as np
 
