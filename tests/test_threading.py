@@ -28,6 +28,11 @@ LINUX = sys.platform.startswith("linux")
 DIMS = [384, 256, 128, 10]
 BATCH = 96
 TOL = {np.float32: dict(rtol=1e-5, atol=1e-6), np.float64: dict(rtol=1e-12, atol=1e-13)}
+# Parameters after Adam steps: a split GEMM may round a gradient entry differently, and in
+# its first steps Adam turns a gradient near zero into a step of up to the learning rate
+# (1e-3 here), so in float32 one entry can move by a fraction of lr (seen: 3.8e-6 with
+# SciPy 1.13's OpenBLAS).  5% of lr still catches a wrong slice or a lost update.
+PARAM_TOL = {np.float32: dict(rtol=1e-5, atol=5e-5), np.float64: TOL[np.float64]}
 
 
 def _data(dtype, n=BATCH * 4, seed=0):
@@ -62,7 +67,7 @@ def _assert_same(a, b, dtype):
     np.testing.assert_allclose(losses_a, losses_b, **TOL[dtype])
     assert params_a.keys() == params_b.keys()
     for k in params_a:
-        np.testing.assert_allclose(params_a[k], params_b[k], err_msg=k, **TOL[dtype])
+        np.testing.assert_allclose(params_a[k], params_b[k], err_msg=k, **PARAM_TOL[dtype])
 
 
 # ------------------------------------------------------------------ set-up at import
