@@ -388,12 +388,43 @@ def targets_table(an):
         elif t["what"] == "us per step":
             shown = f"{v:.2f} µs"
         else:
-            shown = f"{v:.2f}×"
+            # a third digit where two would read as the goal itself
+            shown = f"{v:.3f}×" if round(v, 2) == t["goal"] else f"{v:.2f}×"
         goal = f"{t['cmp'].replace('<=', '≤').replace('>=', '≥')} {t['goal']:g}" + (
             " µs" if t["what"] == "us per step" else "×")
         rows.append([t["workload"], t["what"], shown, goal, f"**{t['verdict']}**"])
     return _table(["wl", "fastfc-net float32", "measured", "target", ""], rows,
                   ["l", "l", "r", "r", "l"])
+
+
+def missed_lines(an):
+    """For each missed target, what this run's own numbers say about the reason."""
+    out = []
+    for t in an.targets():
+        if t["verdict"] != "MISS":
+            continue
+        wl = t["workload"]
+        row = an.row("fastfc-net", "float32", wl)
+        b = an.bound("float32", wl)
+        g = an.gemm_at_shapes("float32", wl)
+        if t["what"].startswith("x bound") and b and g:
+            out.append(f"- {wl} {t['what']} {t['value']:.3f}× (target {t['goal']:g}×): the "
+                       f"step's GEMMs alone, through the same BLAS at the same shapes, take "
+                       f"{g / b:.2f}× the bound; fastfc's step is {row['x_gemm']:.2f}× "
+                       "their time.")
+        elif t["what"] == "speed-up vs torch-fused" and g:
+            tf = an.median("torch-fused", "float32", wl)
+            need = tf / t["goal"]
+            out.append(f"- {wl} {t['what']} {t['value']:.2f}× (target {t['goal']:g}×): "
+                       f"{t['goal']:g}× needs a step of {fmt_time(need)}, {need / g:.2f}× "
+                       "of the time its GEMMs alone take through this BLAS.")
+        else:
+            out.append(f"- {wl} {t['what']}: {t['value']:.2f} (target {t['goal']:g}).")
+    if out:
+        out.append("")
+        out.append("The profile behind these lines (where the rest of a step goes, and what "
+                   "was tried) is in bench/ANALYSIS.md.")
+    return out
 
 
 def w6_lines(an):
@@ -527,6 +558,12 @@ def markdown(res):
     out.append("")
     out.append(targets_table(an))
     out.append("")
+    missed = missed_lines(an)
+    if missed:
+        out.append("Why the missed ones are missed, from this run's own measurements:")
+        out.append("")
+        out.extend(missed)
+        out.append("")
     out.append("## All measurements")
     out.append("")
     out.append(full_table(an, dtypes))
