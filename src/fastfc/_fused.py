@@ -105,7 +105,7 @@ class FusedStep:
         config.setdefault("learning_rate", 1e-2)
         if self.rule == "adam":
             config.setdefault("t", 0)
-        return len(config) == self.n_keys or set(config) <= self.known_keys
+        return set(config) <= self.known_keys
 
     def _sync_configs(self):
         """Check that every config can be run by the Net; share the state arrays."""

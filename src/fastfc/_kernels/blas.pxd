@@ -41,6 +41,9 @@ cdef void scal(int n, floating alpha, floating* x) noexcept nogil
 # returns a token for parallel_end(); between the two, on the calling thread, gemm()
 # splits large products across the pool with OpenBLAS single-threaded, and
 # parallel_run() runs a task in parts.  Outside, everything is serial as before.
+cdef extern from "fastfc_pool.h":
+    enum: FFC_POOL_MAX      # most parts a task is split into (sizes per-part arrays)
+
 ctypedef void (*task_fn)(void* arg, int part, int nparts) noexcept nogil
 cdef int parallel_begin() noexcept nogil
 cdef void parallel_end(int token) noexcept nogil

@@ -8,7 +8,6 @@ from scipy.linalg cimport cython_blas
 
 cdef extern from "fastfc_pool.h" nogil:
     ctypedef void (*ffc_task_fn)(void* arg, int part, int nparts) noexcept nogil
-    int FFC_POOL_MAX
     int ffc_pool_acquire(int nparts)
     void ffc_pool_release()
     int ffc_pool_parts()

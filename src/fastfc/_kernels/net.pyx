@@ -24,32 +24,25 @@ import numpy as np
 
 from fastfc._kernels._types cimport floating
 from fastfc._kernels._loops cimport *
-from fastfc._kernels.blas cimport (gemm, dot, parallel_begin, parallel_end, parallel_parts,
-                                   parallel_run, part_range)
+from fastfc._kernels.blas cimport (FFC_POOL_MAX, gemm, dot, parallel_begin, parallel_end,
+                                   parallel_parts, parallel_run, part_range)
 from fastfc._kernels.dense cimport affine_forward, act_backward
 from fastfc._kernels.losses cimport softmax_xent, svm_hinge
 from fastfc._kernels.norm cimport (bn_forward_train, bn_forward_test, bn_backward,
                                    ln_forward, ln_backward)
-from fastfc._kernels.optim cimport (sgd_step, momentum_step, nesterov_step,
-                                    rmsprop_step, adam_step)
+from fastfc._kernels.optim cimport (RuleParams, rule_step, RULE_SGD, RULE_MOMENTUM,
+                                    RULE_NESTEROV, RULE_RMSPROP, RULE_ADAM)
 
 NORM_CODES = {None: 0, "batchnorm": 1, "layernorm": 2}
-RULE_CODES = {"sgd": 0, "sgd_momentum": 1, "sgd_nesterov_momentum": 2, "rmsprop": 3,
-              "adam": 4}
+RULE_CODES = {"sgd": RULE_SGD, "sgd_momentum": RULE_MOMENTUM,
+              "sgd_nesterov_momentum": RULE_NESTEROV, "rmsprop": RULE_RMSPROP,
+              "adam": RULE_ADAM}
 LOSS_CODES = {"softmax": 0, "svm": 1}
 
 cdef enum:
     NORM_NONE = 0
     NORM_BATCH = 1
     NORM_LAYER = 2
-
-cdef enum:
-    RULE_SGD = 0
-    RULE_MOMENTUM = 1
-    RULE_NESTEROV = 2
-    RULE_RMSPROP = 3
-    RULE_ADAM = 4
-
 
 cdef struct Layer:
     int d_in
@@ -89,15 +82,8 @@ cdef struct NetState:
     void* xbuf              # (n, d_in) gathered minibatch
     void* g_a               # two (n, max width) gradient buffers
     void* g_b
-    int rule
-    double lr
-    double mom
-    double decay_rate
-    double beta1
-    double beta2
-    double epsilon
+    RuleParams opt          # the update rule and its hyper-parameters
     double reg
-    long long t
     void* s1                # optimiser state (velocity / cache / m)
     void* s2                # second optimiser state (adam's v)
     uint64_t drop_key
@@ -250,32 +236,11 @@ cdef double _weights_sq(NetState* st, floating dummy) noexcept nogil:
     return total
 
 
-cdef void _update_segment(NetState* st, floating* w, const floating* dw, floating* s1,
-                          floating* s2, Py_ssize_t size, floating reg,
-                          ffc_update_stats* stats) noexcept nogil:
-    cdef floating lr = <floating>st.lr
-    if st.rule == RULE_SGD:
-        sgd_step(w, dw, size, lr, reg, stats)
-    elif st.rule == RULE_MOMENTUM:
-        momentum_step(w, dw, s1, size, lr, <floating>st.mom, reg, stats)
-    elif st.rule == RULE_NESTEROV:
-        nesterov_step(w, dw, s1, size, lr, <floating>st.mom, reg, stats)
-    elif st.rule == RULE_RMSPROP:
-        rmsprop_step(w, dw, s1, size, lr, st.decay_rate, <floating>st.epsilon, reg,
-                     stats)
-    else:
-        adam_step(w, dw, s1, s2, size, lr, <floating>st.beta1, <floating>st.beta2,
-                  <floating>st.epsilon, reg, st.t, stats)
-
-
-cdef enum:
-    MAX_PARTS = 16   # >= FFC_POOL_MAX (csrc/fastfc_pool.h)
-
 ctypedef struct UpdateTask:
     NetState* st
     bint is_float
-    ffc_update_stats weights[MAX_PARTS]
-    ffc_update_stats others[MAX_PARTS]
+    ffc_update_stats weights[FFC_POOL_MAX]
+    ffc_update_stats others[FFC_POOL_MAX]
 
 
 cdef void _update_part_t(UpdateTask* task, int part, int nparts,
@@ -294,15 +259,15 @@ cdef void _update_part_t(UpdateTask* task, int part, int nparts,
         part_range(ly.b_off - ly.w_off, part, nparts, 16, &lo, &hi)
         o = ly.w_off + lo
         if hi > lo:
-            _update_segment(st, P + o, dP + o, s1 + o if s1 != NULL else NULL,
-                            s2 + o if s2 != NULL else NULL, hi - lo, <floating>st.reg,
-                            &task.weights[part])
+            rule_step(&st.opt, P + o, dP + o, s1 + o if s1 != NULL else NULL,
+                      s2 + o if s2 != NULL else NULL, hi - lo, <floating>st.reg,
+                      &task.weights[part])
         part_range(ly.end_off - ly.b_off, part, nparts, 16, &lo, &hi)
         o = ly.b_off + lo
         if hi > lo:
-            _update_segment(st, P + o, dP + o, s1 + o if s1 != NULL else NULL,
-                            s2 + o if s2 != NULL else NULL, hi - lo, <floating>0,
-                            &task.others[part])
+            rule_step(&st.opt, P + o, dP + o, s1 + o if s1 != NULL else NULL,
+                      s2 + o if s2 != NULL else NULL, hi - lo, <floating>0,
+                      &task.others[part])
 
 
 cdef void _update_part(void* arg, int part, int nparts) noexcept nogil:
@@ -321,23 +286,20 @@ cdef double _update(NetState* st, floating dummy) noexcept nogil:
     Inside a parallel step every thread of the pool updates one slice of each segment.
     """
     cdef UpdateTask task
-    cdef int p, nparts = parallel_parts()
+    cdef int p
     cdef double sumsq = 0
     cdef Py_ssize_t nonfinite = 0
     task.st = st
     task.is_float = floating is float
-    for p in range(MAX_PARTS):
+    for p in range(FFC_POOL_MAX):
         task.weights[p].sumsq = 0
         task.weights[p].nonfinite = 0
         task.others[p].sumsq = 0
         task.others[p].nonfinite = 0
-    if st.rule == RULE_ADAM:
-        st.t += 1
-    if nparts > 1:
-        parallel_run(_update_part, &task)
-    else:
-        _update_part_t(&task, 0, 1, dummy)
-    for p in range(MAX_PARTS):
+    if st.opt.rule == RULE_ADAM:
+        st.opt.t += 1
+    parallel_run(_update_part, &task)   # one part on this thread unless the pool is ours
+    for p in range(FFC_POOL_MAX):
         sumsq += task.weights[p].sumsq
         nonfinite += task.weights[p].nonfinite + task.others[p].nonfinite
     st.nonfinite = nonfinite
@@ -483,9 +445,9 @@ cdef class NetCore:
         st.drop_key = drop_key
         st.step = 0
         st.nonfinite = 0
-        st.rule = RULE_SGD
-        st.lr = 1e-2
-        st.t = 0
+        st.opt.rule = RULE_SGD
+        st.opt.lr = 1e-2
+        st.opt.t = 0
         st.reg = 0
         st.s1 = NULL
         st.s2 = NULL
@@ -541,14 +503,14 @@ cdef class NetCore:
     def set_optimizer(self, int rule, double lr, double mom, double decay_rate,
                       double beta1, double beta2, double epsilon, long long t, state1, state2):
         """Select the update rule, its hyper-parameters and flat state buffers."""
-        self.st.rule = rule
-        self.st.lr = lr
-        self.st.mom = mom
-        self.st.decay_rate = decay_rate
-        self.st.beta1 = beta1
-        self.st.beta2 = beta2
-        self.st.epsilon = epsilon
-        self.st.t = t
+        self.st.opt.rule = rule
+        self.st.opt.lr = lr
+        self.st.opt.mom = mom
+        self.st.opt.decay_rate = decay_rate
+        self.st.opt.beta1 = beta1
+        self.st.opt.beta2 = beta2
+        self.st.opt.epsilon = epsilon
+        self.st.opt.t = t
         self._state1 = state1
         self._state2 = state2
         self.st.s1 = NULL if state1 is None else _data_ptr(state1, self.dtype, self.n_params)
@@ -556,10 +518,10 @@ cdef class NetCore:
 
     property learning_rate:
         def __get__(self):
-            return self.st.lr
+            return self.st.opt.lr
 
         def __set__(self, double value):
-            self.st.lr = value
+            self.st.opt.lr = value
 
     property reg:
         def __get__(self):
@@ -570,10 +532,10 @@ cdef class NetCore:
 
     property t:
         def __get__(self):
-            return self.st.t
+            return self.st.opt.t
 
         def __set__(self, long long value):
-            self.st.t = value
+            self.st.opt.t = value
 
     property step:
         """Number of training steps taken (keys the dropout masks)."""

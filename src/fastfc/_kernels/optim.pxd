@@ -19,3 +19,26 @@ cdef void adam_step(floating* w, const floating* dw, floating* m, floating* v,
                     Py_ssize_t size, floating lr, floating beta1, floating beta2,
                     floating eps, floating reg, long long t,
                     ffc_update_stats* stats) noexcept nogil
+
+# The five rules by code (fastfc._kernels.net.RULE_CODES), with their hyper-parameters;
+# a rule ignores the fields it does not use.
+cdef enum:
+    RULE_SGD = 0
+    RULE_MOMENTUM = 1
+    RULE_NESTEROV = 2
+    RULE_RMSPROP = 3
+    RULE_ADAM = 4
+
+ctypedef struct RuleParams:
+    int rule
+    double lr
+    double mom              # sgd_momentum, sgd_nesterov_momentum
+    double decay_rate       # rmsprop
+    double beta1            # adam
+    double beta2
+    double epsilon          # rmsprop, adam
+    long long t             # adam: the step number, already incremented
+
+cdef void rule_step(const RuleParams* r, floating* w, const floating* dw, floating* s1,
+                    floating* s2, Py_ssize_t size, floating reg,
+                    ffc_update_stats* stats) noexcept nogil

@@ -12,7 +12,7 @@ The equations (g = dw + reg * w):
 from libc.math cimport pow
 
 from fastfc._kernels._loops cimport *
-from fastfc._kernels.blas cimport (parallel_begin, parallel_end, parallel_parts,
+from fastfc._kernels.blas cimport (FFC_POOL_MAX, parallel_begin, parallel_end,
                                    parallel_run, part_range)
 
 
@@ -71,51 +71,50 @@ cdef void adam_step(floating* w, const floating* dw, floating* m, floating* v,
         ffc_adam_d(w, dw, m, v, size, lr, beta1, beta2, eps, reg, bc1, bc2, stats)
 
 
+cdef void rule_step(const RuleParams* r, floating* w, const floating* dw, floating* s1,
+                    floating* s2, Py_ssize_t size, floating reg,
+                    ffc_update_stats* stats) noexcept nogil:
+    """One update of `size` values with rule r.rule (s1, s2: its state, or NULL)."""
+    cdef floating lr = <floating>r.lr
+    if r.rule == RULE_SGD:
+        sgd_step(w, dw, size, lr, reg, stats)
+    elif r.rule == RULE_MOMENTUM:
+        momentum_step(w, dw, s1, size, lr, <floating>r.mom, reg, stats)
+    elif r.rule == RULE_NESTEROV:
+        nesterov_step(w, dw, s1, size, lr, <floating>r.mom, reg, stats)
+    elif r.rule == RULE_RMSPROP:
+        rmsprop_step(w, dw, s1, size, lr, r.decay_rate, <floating>r.epsilon, reg, stats)
+    else:
+        adam_step(w, dw, s1, s2, size, lr, <floating>r.beta1, <floating>r.beta2,
+                  <floating>r.epsilon, reg, r.t, stats)
+
+
 # ----------------------------------------------------------------- def twins
 # Each twin updates w in place and returns the number of NaN/inf values in the new w
 # (counted in the same pass), which the Solver uses as its divergence guard.  A large
 # array is updated in slices over fastfc's thread pool (the rules are elementwise, so
 # the result is the same as in one pass).
 
-cdef enum:
-    RULE_SGD, RULE_MOMENTUM, RULE_NESTEROV, RULE_RMSPROP, RULE_ADAM
-    MAX_PARTS = 16          # >= FFC_POOL_MAX (csrc/fastfc_pool.h)
-
 # arrays smaller than this are updated on the calling thread (a hand-off costs more)
 cdef Py_ssize_t PARALLEL_MIN = 65536
 
 ctypedef struct RuleTask:
-    int rule
+    RuleParams params
     bint is_float
     char* w
     const char* dw
     char* s1
     char* s2
     Py_ssize_t size
-    double lr, a, b, eps, reg        # a: momentum / decay_rate / beta1; b: beta2
-    long long t
-    ffc_update_stats stats[MAX_PARTS]
+    double reg
+    ffc_update_stats stats[FFC_POOL_MAX]
 
 
 cdef void _rule_slice(RuleTask* k, Py_ssize_t lo, Py_ssize_t hi, ffc_update_stats* st,
                       floating dummy) noexcept nogil:
-    cdef floating* w = <floating*>k.w + lo
-    cdef const floating* dw = <const floating*>k.dw + lo
-    cdef floating* s1 = <floating*>k.s1 + lo if k.s1 != NULL else NULL
-    cdef floating* s2 = <floating*>k.s2 + lo if k.s2 != NULL else NULL
-    cdef Py_ssize_t n = hi - lo
-    if k.rule == RULE_SGD:
-        sgd_step(w, dw, n, <floating>k.lr, <floating>k.reg, st)
-    elif k.rule == RULE_MOMENTUM:
-        momentum_step(w, dw, s1, n, <floating>k.lr, <floating>k.a, <floating>k.reg, st)
-    elif k.rule == RULE_NESTEROV:
-        nesterov_step(w, dw, s1, n, <floating>k.lr, <floating>k.a, <floating>k.reg, st)
-    elif k.rule == RULE_RMSPROP:
-        rmsprop_step(w, dw, s1, n, <floating>k.lr, k.a, <floating>k.eps,
-                     <floating>k.reg, st)
-    else:
-        adam_step(w, dw, s1, s2, n, <floating>k.lr, <floating>k.a, <floating>k.b,
-                  <floating>k.eps, <floating>k.reg, k.t, st)
+    rule_step(&k.params, <floating*>k.w + lo, <const floating*>k.dw + lo,
+              <floating*>k.s1 + lo if k.s1 != NULL else NULL,
+              <floating*>k.s2 + lo if k.s2 != NULL else NULL, hi - lo, <floating>k.reg, st)
 
 
 cdef void _rule_part(void* arg, int part, int nparts) noexcept nogil:
@@ -134,17 +133,14 @@ cdef Py_ssize_t _run_rule(RuleTask* k) noexcept nogil:
     """Run the update (in parts when w is large and the pool is free); NaN/inf count."""
     cdef int p, token = 0
     cdef Py_ssize_t nonfinite = 0
-    for p in range(MAX_PARTS):
+    for p in range(FFC_POOL_MAX):
         k.stats[p].sumsq = 0
         k.stats[p].nonfinite = 0
     if k.size >= PARALLEL_MIN:
         token = parallel_begin()
-    if parallel_parts() > 1:
-        parallel_run(_rule_part, k)
-    else:
-        _rule_part(k, 0, 1)
+    parallel_run(_rule_part, k)         # one part on this thread unless the pool is ours
     parallel_end(token)
-    for p in range(MAX_PARTS):
+    for p in range(FFC_POOL_MAX):
         nonfinite += k.stats[p].nonfinite
     return nonfinite
 
@@ -152,19 +148,22 @@ cdef Py_ssize_t _run_rule(RuleTask* k) noexcept nogil:
 cdef void _task(RuleTask* k, int rule, floating* w, const floating* dw, floating* s1,
                 floating* s2, Py_ssize_t size, double lr, double a, double b, double eps,
                 double reg, long long t) noexcept nogil:
-    k.rule = rule
+    """a: momentum (sgd_momentum, nesterov), decay_rate (rmsprop) or beta1; b: beta2."""
+    k.params.rule = rule
+    k.params.lr = lr
+    k.params.mom = a
+    k.params.decay_rate = a
+    k.params.beta1 = a
+    k.params.beta2 = b
+    k.params.epsilon = eps
+    k.params.t = t
     k.is_float = floating is float
     k.w = <char*>w
     k.dw = <const char*>dw
     k.s1 = <char*>s1
     k.s2 = <char*>s2
     k.size = size
-    k.lr = lr
-    k.a = a
-    k.b = b
-    k.eps = eps
     k.reg = reg
-    k.t = t
 
 
 def _sgd(floating[::1] w, const floating[::1] dw, floating lr, floating reg=0):
