@@ -1,0 +1,32 @@
+"""The training defaults of fastfc's own front ends: ``fastfc train``, ``fastfc sweep``
+and ``sweep()``, and the scikit-learn estimators.
+
+The CS231n-compatible :class:`fastfc.Solver` keeps the course's defaults (plain SGD,
+``learning_rate`` 1e-2 from the rule, batch 100, 10 epochs) because a migrated notebook
+must compute the same numbers.  fastfc's own front ends are for people who want a model
+that learns without tuning first, so they share this one set instead: Adam at 1e-3, a
+little L2, one hidden layer of 100 ReLU units.  A front end takes every value it does
+not get from the user from here, and prints the update rule it uses.
+"""
+
+#: settings every front end shares (API names; the CLI's flags spell them with dashes)
+FRONTEND_DEFAULTS = {
+    "hidden_dims": (100,),
+    "activation": "relu",
+    "normalization": None,
+    "dropout_keep_ratio": 1.0,
+    "reg": 1e-4,
+    "update_rule": "adam",
+    "learning_rate": 1e-3,
+    "lr_decay": 1.0,
+    "batch_size": 100,
+}
+
+#: what a front end does when training diverges (see Solver's ``on_divergence``): stop
+#: with a clear error rather than finish with a useless model
+FRONTEND_ON_DIVERGENCE = "raise"
+
+
+def describe_rule(update_rule, learning_rate):
+    """One line naming the optimiser a front end is about to use, e.g. for its log."""
+    return f"update rule: {update_rule}, learning rate {learning_rate:g}"
