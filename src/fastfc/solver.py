@@ -14,9 +14,14 @@ Beyond the reference:
 * a progress bar (tqdm, when installed) -- on by default when ``verbose`` and stdout
   is a terminal;
 * early stopping (``patience``), restoring the best parameters;
-* a divergence guard: a non-finite loss stops training with :class:`TrainingDiverged`
-  naming the step, the best parameters restored;
-* Ctrl-C ends training with a warning and the best parameters;
+* a divergence guard (``on_divergence``): a non-finite loss or parameter, or a loss that
+  grows over 1000 times its start, is reported once naming the step; by default
+  ('continue', the course's behaviour) training goes on, 'stop' ends it and 'raise'
+  raises :class:`TrainingDiverged`, the best (finite) parameters restored;
+* ``restore_norm_stats``: the best snapshot can hold the batch-norm running statistics;
+* Ctrl-C takes effect at a step boundary: training ends with a warning and the best
+  parameters, and with ``checkpoint_path`` the exact state of the interrupted run is
+  written first, so that ``resume`` continues it bit for bit;
 * safe checkpoints (``checkpoint_path``): an atomic ``.npz`` of plain arrays with a JSON
   header holding parameters, optimiser state, histories, epoch and RNG state, and
   :meth:`Solver.resume` to continue a run exactly where the checkpoint left it.
@@ -24,7 +29,9 @@ Beyond the reference:
 import copy
 import math
 import pickle
+import signal
 import sys
+import threading
 import warnings
 
 import numpy as np
@@ -60,6 +67,63 @@ def _all_finite(a):
     return bool(np.isfinite(a.sum())) or bool(np.isfinite(a).all())
 
 
+def _as_data(value, name):
+    """An ndarray view of a data entry (array-likes accepted, object arrays refused)."""
+    if not isinstance(value, np.ndarray):
+        try:
+            value = np.asarray(value)
+        except (ValueError, TypeError) as exc:
+            raise TypeError(f"{name} must be an array (or array-like), got "
+                            f"{type(value).__name__}: {exc}") from None
+    if value.dtype.hasobject or value.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must hold numbers, got dtype {value.dtype}")
+    return value
+
+
+def _check_finite_rows(X, name):
+    """ValueError naming the first row of X that holds a NaN or an infinity."""
+    if X.dtype.kind != "f" or _all_finite(X):
+        return
+    bad = ~np.isfinite(X.reshape(len(X), -1)).all(axis=1)
+    raise ValueError(f"{name} contains NaN or inf at row {int(np.flatnonzero(bad)[0])}; "
+                     "clean or impute the data before training")
+
+
+def _known_classes(model):
+    """The number of score columns of the model when it can be read without running it."""
+    dims = getattr(model, "layer_dims", None)
+    if dims is not None:
+        try:
+            return int(dims[-1])
+        except (TypeError, ValueError, IndexError):
+            return None
+    params = getattr(model, "params", None)
+    n = getattr(model, "num_layers", None)
+    if isinstance(params, dict) and isinstance(n, int):
+        last = params.get(f"W{n}")
+        if last is not None and np.ndim(last) == 2:
+            return int(np.shape(last)[1])
+    if isinstance(params, dict) and set(params) == {"W1", "b1", "W2", "b2"}:
+        if np.ndim(params["W2"]) == 2:
+            return int(np.shape(params["W2"])[1])
+    return None
+
+
+def _check_labels(y, name, n_classes):
+    """ValueError naming the array when integer labels fall outside [0, n_classes)."""
+    if y.dtype.kind not in "iu" or y.size == 0:
+        return
+    low, high = int(y.min()), int(y.max())
+    if low < 0:
+        i = int(np.argmax(y < 0))
+        raise ValueError(f"{name} has the negative label {int(y[i])} at index {i}; labels "
+                         "must be class indices 0, 1, ..., C-1")
+    if n_classes is not None and high >= n_classes:
+        i = int(np.argmax(y >= n_classes))
+        raise ValueError(f"{name} has the label {int(y[i])} at index {i}, but the model "
+                         f"scores {n_classes} classes (labels 0..{n_classes - 1})")
+
+
 _DEFAULTS = {
     "update_rule": "sgd",
     "optim_config": None,
@@ -80,7 +144,16 @@ _DEFAULTS = {
     "augment": None,
     "shuffle": False,
     "checkpoint_every": 1,
+    "on_divergence": "continue",
+    "restore_norm_stats": False,
 }
+
+ON_DIVERGENCE = ("continue", "stop", "raise")
+
+# A finite loss above BLOWUP_FACTOR * max(first loss, 1) counts as divergence
+BLOWUP_FACTOR = 1e3
+# A first loss above UNSCALED_FACTOR * log(C) (C score columns) suggests unscaled inputs
+UNSCALED_FACTOR = 10.0
 
 
 class Solver:
@@ -131,8 +204,27 @@ class Solver:
         samples with replacement, ``np.random.choice``, which stays the default).
     checkpoint_every : int, default 1
         Write ``checkpoint_path`` every this many epochs (and at the end).
+    on_divergence : {'continue', 'stop', 'raise'}, default 'continue'
+        What a diverged step does.  A step diverges when its loss or an updated
+        parameter is NaN or infinite, or when its loss exceeds
+        ``1000 * max(loss_history[0], 1)`` (a finite blow-up; a large first loss is
+        not one).  'continue' (the course's behaviour): training goes on, one
+        RuntimeWarning names the first diverged step, and at the end the model holds
+        the best parameters found.  'stop': training stops at that step with a
+        RuntimeWarning, the best parameters restored.  'raise': :class:`TrainingDiverged`
+        naming the step, the best parameters restored.  The best parameters are
+        always a finite snapshot; with none (no improving check before divergence)
+        the model gets back the parameters it had when ``train()`` began.
+    restore_norm_stats : bool, default False
+        False (the course): the best epoch's parameters are restored but batch norm
+        keeps the last running mean and variance.  True: the best snapshot also holds
+        the running statistics and they are restored with the parameters.
 
     Unknown keyword arguments and update rules raise ValueError naming them.
+
+    Calling :meth:`train` again trains ``num_epochs`` more, as the course's loop does
+    (the epoch counter and histories keep growing, best_val_acc carries over); after
+    :meth:`resume`, :meth:`train` continues the checkpointed run from its next step.
     """
 
     def __init__(self, model, data, **kwargs):
@@ -144,16 +236,23 @@ class Solver:
         missing = [k for k in ("X_train", "y_train", "X_val", "y_val") if k not in data]
         if missing:
             raise ValueError(f"data is missing {', '.join(missing)}")
-        self.X_train = data["X_train"]
-        self.y_train = data["y_train"]
-        self.X_val = data["X_val"]
-        self.y_val = data["y_val"]
+        self.X_train = _as_data(data["X_train"], "X_train")
+        self.y_train = _as_data(data["y_train"], "y_train")
+        self.X_val = _as_data(data["X_val"], "X_val")
+        self.y_val = _as_data(data["y_val"], "y_val")
         for xs, ys in (("X_train", "y_train"), ("X_val", "y_val")):
-            if len(data[xs]) != len(data[ys]):
-                raise ValueError(f"{xs} has {len(data[xs])} samples but {ys} has "
-                                 f"{len(data[ys])} labels")
-        if len(self.X_train) == 0:
-            raise ValueError("X_train is empty")
+            X, y = getattr(self, xs), getattr(self, ys)
+            if X.ndim == 0 or y.ndim != 1:
+                raise ValueError(f"{xs} must have shape (N, ...) and {ys} shape (N,), got "
+                                 f"{X.shape} and {y.shape}")
+            if len(X) != len(y):
+                raise ValueError(f"{xs} has {len(X)} samples but {ys} has {len(y)} labels")
+            if len(X) == 0:
+                raise ValueError(f"{xs} is empty")
+            _check_finite_rows(X, xs)
+        self._n_classes = _known_classes(model)
+        for ys in ("y_train", "y_val"):
+            _check_labels(getattr(self, ys), ys, self._n_classes)
 
         unknown = [k for k in kwargs if k not in _DEFAULTS]
         if unknown:
@@ -168,6 +267,10 @@ class Solver:
         self.num_epochs = V.check_scalar(opts["num_epochs"], "num_epochs", low=0, integer=True)
         self.num_train_samples = opts["num_train_samples"]
         self.num_val_samples = opts["num_val_samples"]
+        for name in ("num_train_samples", "num_val_samples"):
+            if getattr(self, name) is not None:
+                setattr(self, name, V.check_scalar(getattr(self, name), name, low=1,
+                                                   integer=True))
         self.checkpoint_name = opts["checkpoint_name"]
         self.print_every = V.check_scalar(opts["print_every"], "print_every", low=1,
                                           integer=True)
@@ -190,6 +293,15 @@ class Solver:
         self.checkpoint_every = V.check_scalar(opts["checkpoint_every"], "checkpoint_every",
                                                low=1, integer=True)
         self.augment = opts["augment"]
+        self.on_divergence = opts["on_divergence"]
+        if self.on_divergence not in ON_DIVERGENCE:
+            raise ValueError("on_divergence must be 'continue', 'stop' or 'raise', got "
+                             f"{self.on_divergence!r}")
+        self.restore_norm_stats = opts["restore_norm_stats"]
+        if not isinstance(self.restore_norm_stats, (bool, np.bool_)):
+            raise TypeError("restore_norm_stats must be True or False, got "
+                            f"{self.restore_norm_stats!r}")
+        self.restore_norm_stats = bool(self.restore_norm_stats)
         if self.augment is not None and not callable(self.augment):
             raise TypeError("augment must be a fastfc.augment.Augmenter (or None)")
 
@@ -228,6 +340,12 @@ class Solver:
         self._fast_ready = False
         self._fused = None       # FusedStep for a plain FullyConnectedNet, False if none
         self._resumed = False
+        self._loop_done = False  # a train() loop ran to its end (the next one starts anew)
+        self._sigint = False     # a Ctrl-C arrived; training stops at the next step boundary
+        self._best_norm = {}     # running statistics at the best check (restore_norm_stats)
+        self._start_params = None
+        self._unscaled_checked = False
+        self.diverged_iteration = None
         self._bar = None
         self._aug_buf = None
         self._order = None
@@ -380,6 +498,11 @@ class Solver:
             start = i * batch_size
             end = (i + 1) * batch_size
             scores = self.model.loss(X[start:end])
+            if self._n_classes is None and np.ndim(scores) == 2:
+                # the score width, read without any extra call: check the labels now
+                self._n_classes = int(np.shape(scores)[1])
+                for name in ("y_train", "y_val"):
+                    _check_labels(getattr(self, name), name, self._n_classes)
             y_pred.append(np.argmax(scores, axis=1))
         y_pred = np.hstack(y_pred)
         return np.mean(y_pred == y)
@@ -583,35 +706,108 @@ class Solver:
     # ------------------------------------------------------------------ training
 
     def _restore_best(self):
+        """Put the best (finite) snapshot back into the model, as copies.
+
+        With no snapshot the model keeps its parameters unless they are not finite;
+        then it gets back those it had when train() began."""
         if self.best_params:
-            self.model.params = self.best_params
+            self.model.params = {k: np.array(v, copy=True) for k, v in self.best_params.items()}
+            if self.restore_norm_stats and self._best_norm:
+                self._load_norm_state(self._best_norm)
+        elif self._start_params is not None and not self._params_all_finite():
+            self.model.params = {k: np.array(v, copy=True)
+                                 for k, v in self._start_params.items()}
+
+    def _params_all_finite(self):
+        return all(_all_finite(v) for v in self.model.params.values())
+
+    def _norm_state(self):
+        """Copies of the model's normalisation running statistics (name -> array)."""
+        return {k: np.array(v, copy=True) for k, v in self._model_extra_state().items()
+                if "running_" in k}
+
+    def _load_norm_state(self, state):
+        current = self._model_extra_state()
+        current.update({k: np.array(v, copy=True) for k, v in state.items()})
+        self._load_model_extra_state(current)
+
+    def _install_sigint(self):
+        """Make Ctrl-C set a flag that train() reads between steps; returns the old handler.
+
+        Only in the main thread and when Python's default handler is in place (a
+        handler of the user's or of another library is left alone)."""
+        if threading.current_thread() is not threading.main_thread():
+            return None
+        try:
+            if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+                return None
+
+            def on_sigint(signum, frame):
+                if self._sigint:   # a second Ctrl-C: stop at once
+                    raise KeyboardInterrupt
+                self._sigint = True
+
+            return signal.signal(signal.SIGINT, on_sigint)
+        except (ValueError, OSError):   # pragma: no cover - no signals here
+            return None
 
     def train(self):
-        """Run optimisation; the model ends with the best parameters found."""
+        """Run optimisation; the model ends with the best parameters found.
+
+        A second call trains ``num_epochs`` more (as the course's loop does); after
+        :meth:`resume` the checkpointed run continues from its next step.
+        """
         num_train = self.X_train.shape[0]
         iterations_per_epoch = max(num_train // self.batch_size, 1)
         num_iterations = self.num_epochs * iterations_per_epoch
+        if self._loop_done:
+            # the course's train() runs `for t in range(num_iterations)` again
+            self._next_it = 0
+            self._bad_epochs = 0
+            if self._sched is not None:
+                self._sched.load_state({"elapsed": 0.0})
+        self._loop_done = False
+        self.interrupted = False
+        self.stopped_early = False
+        self.diverged_iteration = None
+        self._sigint = False
+        self._start_params = (None if self.best_params else
+                              {k: np.array(v, copy=True) for k, v in self.model.params.items()})
         sched = self._sched
         timed = self.time_budget is not None
         base_lr = self.optim_config.get("learning_rate")
         if sched is not None:
             sched.start()
-        self._bar = self._make_bar(None if timed else num_iterations, self._next_it)
-        t = self._next_it
+        limit = (BLOWUP_FACTOR * max(float(self.loss_history[0]), 1.0)
+                 if self.loss_history else None)
+        start = self._next_it
+        next_t = start          # the first step not yet done
+        at_boundary = True      # no step is half done
+        previous_handler = None
+        self._bar = self._make_bar(None if timed else num_iterations, start)
         try:
-            for t in range(self._next_it, num_iterations):
+            previous_handler = self._install_sigint()
+            for t in range(start, num_iterations):
+                if self._sigint:
+                    raise KeyboardInterrupt
                 if timed and sched.done(t):
                     # the budget is spent: finish with a check unless one just happened
                     if self._next_it != t:
+                        at_boundary = False
                         self._end_of_check(t - 1, False)
                     break
+                at_boundary = False
                 if self.schedule == "cosine":
                     self._set_learning_rate(base_lr * sched.factor(t))
                 self._params_finite = True
                 self._step()
                 loss = self.loss_history[-1]
-                if not math.isfinite(loss) or not self._params_finite:
-                    self._diverged(t, num_iterations, loss)
+                if limit is None:
+                    limit = BLOWUP_FACTOR * max(float(self.loss_history[0]), 1.0)
+                if self.diverged_iteration is None and (
+                        not math.isfinite(loss) or not self._params_finite or loss > limit):
+                    if self._diverged(t, num_iterations, loss, limit):
+                        break
                 if self._bar is not None:
                     self._bar.update(1)
                     if t % self.print_every == 0:
@@ -631,28 +827,67 @@ class Solver:
                 if first_it or last_it or epoch_end:
                     if self._end_of_check(t, epoch_end, last_it):
                         break
+                next_t = t + 1
+                at_boundary = True
         except KeyboardInterrupt:
-            self.interrupted = True
-            self._restore_best()
-            warnings.warn(f"training interrupted at iteration {t + 1}; the model holds the "
-                          "best parameters found so far", RuntimeWarning, stacklevel=2)
+            self._interrupted(next_t, num_iterations, at_boundary)
             return
         finally:
+            if previous_handler is not None:
+                signal.signal(signal.SIGINT, previous_handler)
+            self._loop_done = True
             if self._bar is not None:
                 self._bar.close()
                 self._bar = None
         self._restore_best()
 
-    def _diverged(self, t, num_iterations, loss):
+    def _interrupted(self, next_t, num_iterations, at_boundary):
+        """Ctrl-C: write the exact state (when it is at a step boundary), keep the best."""
+        self.interrupted = True
+        where = (f"after iteration {next_t} / {num_iterations}" if at_boundary
+                 else f"during iteration {next_t + 1} / {num_iterations}")
+        saved = ""
+        if self.checkpoint_path is not None:
+            if at_boundary:
+                self._next_it = next_t
+                self.save(self.checkpoint_path)
+                saved = (f"; the exact state was saved to {self.checkpoint_path!r}: "
+                         "Solver(...).resume(path).train() continues the run")
+            else:
+                saved = (f"; it stopped inside a step, so {self.checkpoint_path!r} keeps its "
+                         "last complete state")
         self._restore_best()
+        held = ("the best parameters found so far" if self.best_params
+                else "its current parameters")
+        warnings.warn(f"training interrupted {where}; the model holds {held}{saved}",
+                      RuntimeWarning, stacklevel=3)
+
+    def _diverged(self, t, num_iterations, loss, limit):
+        """Report divergence at step t as on_divergence says; returns True to stop."""
+        self.diverged_iteration = t + 1
         lrs = [lr for lr in self._learning_rates() if lr is not None]
         hint = f" (currently {max(lrs):g})" if lrs else ""
-        what = (f"the loss is {loss}" if not math.isfinite(loss)
-                else "its update made parameters NaN or infinite")
-        raise TrainingDiverged(
-            f"training diverged at iteration {t + 1} / {num_iterations} (epoch {self.epoch}): "
-            f"{what}. Try a smaller learning rate{hint} or scale the inputs; the best "
-            "parameters so far were kept.")
+        if not math.isfinite(loss):
+            what = f"the loss is {loss}"
+        elif not self._params_finite:
+            what = "its update made parameters NaN or infinite"
+        else:
+            what = (f"the loss grew to {loss:.4g}, over {BLOWUP_FACTOR:g} times its start "
+                    f"({float(self.loss_history[0]):.4g})")
+        msg = (f"training diverged at iteration {t + 1} / {num_iterations} "
+               f"(epoch {self.epoch}): {what}. Try a smaller learning rate{hint} or scale "
+               "the inputs")
+        if self.on_divergence == "continue":
+            warnings.warn(msg + "; training continues (on_divergence='continue') and the "
+                          "model will end with the best parameters found.", RuntimeWarning,
+                          stacklevel=3)
+            return False
+        self._restore_best()
+        if self.on_divergence == "stop":
+            warnings.warn(msg + "; training stopped (on_divergence='stop') with the best "
+                          "parameters so far.", RuntimeWarning, stacklevel=3)
+            return True
+        raise TrainingDiverged(msg + "; the best parameters so far were kept.")
 
     def _end_of_check(self, t, epoch_end, last_it=False):
         """Accuracy check, bookkeeping and checkpoints; returns True to stop early."""
@@ -666,12 +901,17 @@ class Solver:
         if self.verbose:
             self._print("(Epoch %d / %d) train acc: %f; val_acc: %f"
                         % (self.epoch, self.num_epochs, train_acc, val_acc))
-        improved = val_acc > self.best_val_acc
+        if t == 0 and not self._unscaled_checked:
+            self._check_first_loss()
+        # an epoch whose parameters are not finite is never the best one
+        improved = val_acc > self.best_val_acc and self._params_all_finite()
         if improved:
             self.best_val_acc = val_acc
             self.best_params = {}
             for k, v in self.model.params.items():
                 self.best_params[k] = v.copy()
+            if self.restore_norm_stats:
+                self._best_norm = self._norm_state()
         stop = False
         if epoch_end and self.patience is not None:
             self._bad_epochs = 0 if improved else self._bad_epochs + 1
@@ -686,3 +926,17 @@ class Solver:
                 stop or last_it or self.epoch % self.checkpoint_every == 0):
             self.save(self.checkpoint_path)
         return stop
+
+    def _check_first_loss(self):
+        """Warn once when the first loss is far above log(C): inputs look unscaled."""
+        self._unscaled_checked = True
+        C = self._n_classes
+        if not self.loss_history or C is None or C < 2:
+            return
+        first = float(self.loss_history[0])
+        if math.isfinite(first) and first > UNSCALED_FACTOR * math.log(C):
+            warnings.warn(
+                f"the first loss is {first:.4g}, over {UNSCALED_FACTOR:g} x log({C}) = "
+                f"{UNSCALED_FACTOR * math.log(C):.3g} expected of a fresh model: the inputs "
+                "look unscaled. Standardise them (subtract the mean, divide by the standard "
+                "deviation) or use a smaller weight_scale.", RuntimeWarning, stacklevel=4)
