@@ -179,3 +179,20 @@ def test_a_patched_loss_is_called(data):
     model.loss = loss
     s = train(data, True, model=model)
     assert len(calls) == len(s.loss_history) > 0
+
+
+@pytest.mark.parametrize("rule", RULES)
+def test_empty_optim_config_uses_each_rules_default_on_both_paths(data, rule):
+    """Issue 14.1: with no learning_rate the fused step trained adam at 1e-2 (sgd's
+    default) instead of adam's 1e-3.  Both paths must train at the rule's own default,
+    which is what an explicit learning_rate = that default gives."""
+    default_lr = optim._SPECS[rule][0]["learning_rate"]
+    plain = train(data, False, rule=rule, optim_config={})
+    fused = train(data, True, rule=rule, optim_config={})
+    explicit = train(data, False, rule=rule, optim_config={"learning_rate": default_lr})
+    assert plain._fused is False and fused._fused
+    assert_same_run(plain, fused)
+    assert_same_run(explicit, fused)
+    # lr_decay=0.9 over 3 epochs, from the rule's default
+    for config in fused.optim_configs.values():
+        assert config["learning_rate"] == pytest.approx(default_lr * 0.9 ** 3, rel=1e-12)

@@ -102,7 +102,8 @@ class FusedStep:
             return False
         for key, value in _HYPER[self.rule].items():
             config.setdefault(key, value)
-        config.setdefault("learning_rate", 1e-2)
+        # each rule's own default (adam's is 1e-3), as the update rules set it
+        config.setdefault("learning_rate", optim._SPECS[self.rule][0]["learning_rate"])
         if self.rule == "adam":
             config.setdefault("t", 0)
         return set(config) <= self.known_keys
