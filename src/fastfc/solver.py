@@ -573,21 +573,35 @@ class Solver:
             layer, key = name.split("/", 1)
             self.model.bn_params[int(layer[2:])][key] = np.array(value, copy=True)
 
+    def _optimizer_configs(self):
+        """The optimiser state to save: per parameter, or the Net's ("__net__")."""
+        if not self.fast:
+            return self.optim_configs
+        if self._fast_ready or self._resumed:
+            # after resume() the Net holds the loaded state even before any step
+            return {"__net__": self.model.optimizer_state()}
+        # no step yet: the state a fresh run would start from
+        return {"__net__": copy.deepcopy(self.optim_config)}
+
     def save(self, path):
-        """Write the whole training state to ``path`` (an atomic, pickle-free .npz)."""
+        """Write the whole training state to ``path`` (an atomic, pickle-free .npz).
+
+        Holds the current parameters, the best ones (and, with restore_norm_stats,
+        their running statistics), the optimiser state, the histories, the random
+        generator, the schedule, augmentation and shuffle state, and the next step.
+        Saving right after :meth:`resume` writes back everything that was loaded.
+        """
         arrays = {}
         scalars = {}
         for name, value in self.model.params.items():
             arrays[f"param/{name}"] = np.asarray(value)
         for name, value in self.best_params.items():
             arrays[f"best/{name}"] = np.asarray(value)
+        for name, value in self._best_norm.items():
+            arrays[f"bestnorm/{name}"] = np.asarray(value)
         for name, value in self._model_extra_state().items():
             arrays[f"model/{name}"] = np.asarray(value)
-        if self.fast and self._fast_ready:
-            configs = {"__net__": self.model.optimizer_state()}
-        else:
-            configs = self.optim_configs
-        for p, config in configs.items():
+        for p, config in self._optimizer_configs().items():
             scalars[p] = {}
             for key, value in (config or {}).items():
                 if isinstance(value, np.ndarray):
@@ -596,6 +610,8 @@ class Solver:
                     scalars[p][key] = value
         kind, keys, pos, has_gauss, cached = np.random.get_state()
         arrays["rng/keys"] = keys
+        if self._order is not None:
+            arrays["shuffle/order"] = np.asarray(self._order, dtype=np.int64)
         header = {
             "kind": "solver",
             "model_class": type(self.model).__name__,
@@ -608,7 +624,7 @@ class Solver:
             "train_acc_history": [float(v) for v in self.train_acc_history],
             "val_acc_history": [float(v) for v in self.val_acc_history],
             "optim_scalars": scalars,
-            "fast": bool(self.fast and self._fast_ready),
+            "fast": bool(self.fast),
             "rng": {"kind": kind, "pos": int(pos), "has_gauss": int(has_gauss),
                     "cached_gaussian": float(cached)},
             "settings": {"update_rule": self.rule_name, "lr_decay": self.lr_decay,
@@ -616,6 +632,8 @@ class Solver:
             "schedule": self._sched.state() if self._sched is not None else None,
             "augment": (self.augment.get_state()
                         if hasattr(self.augment, "get_state") else None),
+            "order_pos": int(self._order_pos),
+            "diverged_iteration": self.diverged_iteration,
         }
         return save_checkpoint(path, arrays, header)
 
@@ -625,52 +643,101 @@ class Solver:
         The model must have the same parameter names and shapes.  A following
         :meth:`train` continues from the iteration after the checkpoint, so an
         interrupted run that is resumed ends with the same parameters as one that
-        was never interrupted.  Everything is checked before anything is changed: a
-        checkpoint that does not fit raises :class:`CheckpointError` and leaves the
-        model and the Solver as they were.
+        was never interrupted.  The whole file is checked before anything is changed:
+        a checkpoint that does not fit, or any field of it that is malformed, raises
+        :class:`CheckpointError` and leaves the model, the Solver and NumPy's random
+        generator as they were.
         """
         arrays, header = load_checkpoint(path)
-        self._check_resumable(path, arrays, header)
-        names = list(self.model.params)
-        extra = {k[len("model/"):]: v for k, v in arrays.items() if k.startswith("model/")}
-        configs = {p: dict(v) for p, v in header["optim_scalars"].items()}
-        for key, value in arrays.items():
-            if key.startswith("optim/"):
-                _, p, k = key.split("/", 2)
-                configs.setdefault(p, {})[k] = value.copy()
+        plan = self._check_resumable(path, arrays, header)
+        saved = self._snapshot_for_rollback()
+        try:
+            self._apply_checkpoint(plan)
+        except Exception as exc:   # not expected after the checks: undo, then report
+            self._rollback(saved)
+            raise CheckpointError(f"cannot resume from {path!r}: {exc}") from exc
+        return self
 
-        for name in names:
-            dtype = np.asarray(self.model.params[name]).dtype
-            self.model.params[name] = arrays[f"param/{name}"].astype(dtype)
-        self.best_params = {k[len("best/"):]: v.copy() for k, v in arrays.items()
-                            if k.startswith("best/")}
-        self._load_model_extra_state(extra)
-        if header["fast"]:
-            self.model.set_optimizer(self.rule_name, **configs["__net__"])
+    def _apply_checkpoint(self, plan):
+        for name, value in plan["params"].items():
+            self.model.params[name] = value
+        self.best_params = plan["best"]
+        self._best_norm = plan["bestnorm"]
+        self._load_model_extra_state(plan["extra"])
+        if plan["fast"]:
+            self.model.set_optimizer(self.rule_name, **plan["configs"]["__net__"])
             self._fast_ready = False
             self._resumed = True
         else:
-            self.optim_configs = configs
-        self.epoch = header["epoch"]
-        self._next_it = header["next_iteration"]
-        self.best_val_acc = header["best_val_acc"]
-        self._bad_epochs = header.get("bad_epochs", 0)
-        self.loss_history = list(header["loss_history"])
-        self.train_acc_history = list(header["train_acc_history"])
-        self.val_acc_history = list(header["val_acc_history"])
-        if self._sched is not None and header.get("schedule"):
-            self._sched.load_state(header["schedule"])
-        if header.get("augment") is not None and hasattr(self.augment, "set_state"):
-            self.augment.set_state(header["augment"])
-        rng = header["rng"]
-        np.random.set_state((rng["kind"], arrays["rng/keys"], rng["pos"], rng["has_gauss"],
-                             rng["cached_gaussian"]))
-        return self
+            self.optim_configs = plan["configs"]
+        self.epoch = plan["epoch"]
+        self._next_it = plan["next_iteration"]
+        self._loop_done = False
+        self.best_val_acc = plan["best_val_acc"]
+        self._bad_epochs = plan["bad_epochs"]
+        self.loss_history = plan["loss_history"]
+        self.train_acc_history = plan["train_acc_history"]
+        self.val_acc_history = plan["val_acc_history"]
+        self.diverged_iteration = plan["diverged_iteration"]
+        self._order = plan["order"]
+        self._order_pos = plan["order_pos"]
+        if self._sched is not None and plan["schedule"] is not None:
+            self._sched.load_state(plan["schedule"])
+        if plan["augment"] is not None:
+            self.augment.set_state(plan["augment"])
+        np.random.set_state(plan["rng"])
+
+    _ROLLBACK_ATTRS = ("best_params", "_best_norm", "optim_configs", "_fast_ready",
+                       "_resumed", "epoch", "_next_it", "_loop_done", "best_val_acc",
+                       "_bad_epochs", "loss_history", "train_acc_history",
+                       "val_acc_history", "diverged_iteration", "_order", "_order_pos")
+
+    def _snapshot_for_rollback(self):
+        return {
+            "attrs": {k: copy.deepcopy(getattr(self, k)) for k in self._ROLLBACK_ATTRS},
+            "params": {k: np.array(v, copy=True) for k, v in self.model.params.items()},
+            "extra": {k: np.array(v, copy=True) for k, v in self._model_extra_state().items()},
+            "net_optim": (copy.deepcopy(self.model.optimizer_state())
+                          if self.fast and getattr(self.model, "update_rule", None) else None),
+            "sched": self._sched.state() if self._sched is not None else None,
+            "augment": (copy.deepcopy(self.augment.get_state())
+                        if hasattr(self.augment, "get_state") else None),
+            "rng": np.random.get_state(),
+        }
+
+    def _rollback(self, saved):
+        for k, v in saved["attrs"].items():
+            setattr(self, k, v)
+        for k, v in saved["params"].items():
+            self.model.params[k] = v
+        if saved["extra"]:
+            self._load_model_extra_state(saved["extra"])
+        if saved["net_optim"] is not None:
+            self.model.set_optimizer(self.model.update_rule, **saved["net_optim"])
+        if saved["sched"] is not None:
+            self._sched.load_state(saved["sched"])
+        if saved["augment"] is not None:
+            self.augment.set_state(saved["augment"])
+        np.random.set_state(saved["rng"])
 
     def _check_resumable(self, path, arrays, header):
-        """Raise CheckpointError unless the checkpoint fits this Solver and model."""
+        """Check every field of a checkpoint against this Solver and model.
+
+        Returns the plan that :meth:`_apply_checkpoint` carries out (converted copies,
+        nothing shared with the file's arrays); raises CheckpointError otherwise."""
         def fail(msg):
             raise CheckpointError(f"cannot resume from {path!r}: {msg}")
+
+        def is_int(v):
+            return isinstance(v, int) and not isinstance(v, bool)
+
+        def is_real(v):
+            return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+        def count(v, what, low=0):
+            if not is_int(v) or v < low:
+                fail(f"{what} must be an integer >= {low}, got {v!r}")
+            return v
 
         if header.get("kind") != "solver":
             fail("it holds no Solver state")
@@ -682,26 +749,213 @@ class Solver:
         names = list(self.model.params)
         if header["param_names"] != names:
             fail(f"its parameters {header['param_names']} are not the model's {names}")
-        for name in names:
-            key = f"param/{name}"
+
+        # which arrays may be there
+        prefixes = ("param/", "best/", "bestnorm/", "model/", "optim/")
+        for key in arrays:
+            if key not in ("rng/keys", "shuffle/order") and not key.startswith(prefixes):
+                fail(f"it holds an unexpected array {key!r}")
+
+        def float_array(key, shape, dtype, finite=True):
             if key not in arrays:
                 fail(f"it lacks the array {key}")
-            want = np.shape(self.model.params[name])
-            if arrays[key].shape != want:
-                fail(f"{name} has shape {arrays[key].shape}, the model's has {want}")
-        if "rng/keys" not in arrays:
-            fail("it lacks the random generator state")
-        if header["fast"] and not self.fast:
+            a = arrays[key]
+            if a.shape != tuple(shape):
+                fail(f"{key} has shape {a.shape}, expected {tuple(shape)}")
+            if a.dtype.kind not in "fiu" or not np.can_cast(a.dtype, dtype, "same_kind"):
+                fail(f"{key} has dtype {a.dtype}, which does not convert to {np.dtype(dtype)}")
+            out = np.array(a, dtype=dtype, copy=True)
+            if finite and not _all_finite(out):
+                fail(f"{key} holds NaN or inf values")
+            return out
+
+        plan = {}
+        shapes = {n: np.shape(self.model.params[n]) for n in names}
+        dtypes = {n: np.asarray(self.model.params[n]).dtype for n in names}
+        # non-finite current weights only in a run that recorded its divergence and
+        # went on (on_divergence='continue'); the best ones are always finite
+        diverged = header.get("diverged_iteration") is not None
+        plan["params"] = {n: float_array(f"param/{n}", shapes[n], dtypes[n],
+                                         finite=not diverged)
+                          for n in names}
+        best_names = [k[len("best/"):] for k in arrays if k.startswith("best/")]
+        if best_names and sorted(best_names) != sorted(names):
+            fail(f"its best parameters {sorted(best_names)} are not the model's {names}")
+        plan["best"] = {n: float_array(f"best/{n}", shapes[n], dtypes[n])
+                        for n in names if best_names}
+
+        # model state beyond the parameters (running statistics, Net step counters)
+        current_extra = self._model_extra_state()
+        if getattr(self.model, "_extra_state", None) is None:
+            # CS231n bn_params: running statistics are created on first use, so a fresh
+            # model may not have them yet; they take the shape of gamma
+            for i, bn in enumerate(getattr(self.model, "bn_params", None) or []):
+                gamma = self.model.params.get(f"gamma{i + 1}")
+                if gamma is None:
+                    continue
+                for key in ("running_mean", "running_var"):
+                    if f"model/bn{i}/{key}" in arrays:
+                        current_extra.setdefault(f"bn{i}/{key}", np.zeros_like(gamma))
+        have = {k[len("model/"):] for k in arrays if k.startswith("model/")}
+        if have != set(current_extra):
+            lack, extra = set(current_extra) - have, have - set(current_extra)
+            fail("its model state does not match the model's: "
+                 + (f"lacks {', '.join(sorted(lack))}" if lack else "")
+                 + ("; " if lack and extra else "")
+                 + (f"has unknown {', '.join(sorted(extra))}" if extra else ""))
+        plan["extra"] = {}
+        for k, cur in current_extra.items():
+            cur = np.asarray(cur)
+            a = arrays[f"model/{k}"]
+            if a.shape != cur.shape or a.dtype.kind not in "fiu" or (
+                    cur.dtype.kind == "f") != (a.dtype.kind == "f"):
+                fail(f"model/{k} has shape {a.shape} and dtype {a.dtype}; the model's has "
+                     f"{cur.shape} and {cur.dtype}")
+            if a.dtype.kind == "f" and not _all_finite(a):
+                fail(f"model/{k} holds NaN or inf values")
+            if a.dtype.kind in "iu" and a.size and int(a.min()) < 0:
+                fail(f"model/{k} holds negative values")
+            plan["extra"][k] = np.array(a, dtype=cur.dtype, copy=True)
+        plan["bestnorm"] = {}
+        for key in arrays:
+            if key.startswith("bestnorm/"):
+                k = key[len("bestnorm/"):]
+                if k not in current_extra or "running_" not in k:
+                    fail(f"{key} is not a normalisation statistic of the model")
+                cur = np.asarray(current_extra[k])
+                plan["bestnorm"][k] = float_array(key, cur.shape, cur.dtype)
+
+        # scalars and histories
+        plan["epoch"] = count(header["epoch"], "epoch")
+        plan["next_iteration"] = count(header["next_iteration"], "next_iteration")
+        plan["bad_epochs"] = count(header.get("bad_epochs", 0), "bad_epochs")
+        acc = header["best_val_acc"]
+        if not is_real(acc) or not 0.0 <= acc <= 1.0:
+            fail(f"best_val_acc must be a number in [0, 1], got {acc!r}")
+        plan["best_val_acc"] = acc
+        for key in ("loss_history", "train_acc_history", "val_acc_history"):
+            h = header[key]
+            if not isinstance(h, list) or not all(is_real(v) for v in h):
+                fail(f"{key} must be a list of numbers")
+            if key != "loss_history" and not all(0.0 <= v <= 1.0 for v in h):
+                fail(f"{key} holds values outside [0, 1]")
+            plan[key] = list(h)
+        if len(plan["train_acc_history"]) != len(plan["val_acc_history"]):
+            fail("train_acc_history and val_acc_history differ in length")
+        if len(plan["loss_history"]) < plan["next_iteration"]:
+            fail(f"loss_history holds {len(plan['loss_history'])} losses but "
+                 f"next_iteration is {plan['next_iteration']}")
+        div = header.get("diverged_iteration")
+        if div is not None:
+            count(div, "diverged_iteration", low=1)
+        plan["diverged_iteration"] = div
+        settings = header.get("settings") or {}
+        if not isinstance(settings, dict):
+            fail("settings must be a mapping")
+        if self.rule_name is not None and settings.get("update_rule") not in (
+                None, self.rule_name):
+            fail(f"it was trained with update_rule {settings.get('update_rule')!r}, this "
+                 f"Solver uses {self.rule_name!r}")
+
+        # the optimiser state
+        fast = header["fast"]
+        if not isinstance(fast, bool):
+            fail(f"fast must be true or false, got {fast!r}")
+        if fast and not self.fast:
             fail("it was written by a train_step run (fastfc.Net); resume it with the same "
                  "kind of model and a named update rule")
-        if not header["fast"] and self.fast:
+        if not fast and self.fast:
             fail("it was written by a model.loss run; resume it with the same kind of model")
-        if header["fast"] and "__net__" not in header["optim_scalars"]:
-            fail("it lacks the Net's optimiser state")
-        extra_needed = self._model_extra_state().keys()
-        have = {k[len("model/"):] for k in arrays if k.startswith("model/")}
-        if set(extra_needed) - have:
-            fail(f"it lacks model state {', '.join(sorted(set(extra_needed) - have))}")
+        plan["fast"] = fast
+        scalars = header["optim_scalars"]
+        if not isinstance(scalars, dict):
+            fail("optim_scalars must be a mapping")
+        owners = ["__net__"] if fast else names
+        if sorted(scalars) != sorted(owners):
+            fail(f"its optimiser state is for {sorted(scalars)}, expected {sorted(owners)}")
+        configs = {}
+        for p in owners:
+            config = scalars[p]
+            if not isinstance(config, dict):
+                fail(f"the optimiser config of {p} must be a mapping")
+            for k, v in config.items():
+                if not (is_real(v) or isinstance(v, bool)) or (
+                        isinstance(v, float) and not math.isfinite(v)):
+                    fail(f"optimiser value {p}/{k} must be a finite number, got {v!r}")
+            configs[p] = dict(config)
+        for key, value in arrays.items():
+            if key.startswith("optim/"):
+                parts = key.split("/", 2)
+                if len(parts) != 3 or parts[1] not in configs:
+                    fail(f"{key} belongs to no parameter")
+                if parts[2] in configs[parts[1]]:
+                    fail(f"{key} is given twice")
+                if value.dtype.kind != "f" or not _all_finite(value):
+                    fail(f"{key} must be a finite float array")
+                configs[parts[1]][parts[2]] = np.array(value, copy=True)
+        if self.rule_name is not None:
+            for p, config in configs.items():
+                if fast:
+                    size = sum(int(np.prod(s)) for s in shapes.values())
+                    w = np.zeros(size, dtype=np.dtype(self.model.dtype))
+                    if "weight_decay" in config:
+                        fail("the Net's optimiser state holds weight_decay")
+                else:
+                    w = np.zeros(shapes[p], dtype=dtypes[p])
+                try:
+                    optim.prepare_config(self.rule_name, copy.deepcopy(config), w,
+                                         copy_states=True)
+                except (TypeError, ValueError) as exc:
+                    fail(f"the optimiser state of {p} does not fit {self.rule_name}: {exc}")
+        plan["configs"] = configs
+
+        # the random generator
+        rng = header["rng"]
+        if not isinstance(rng, dict):
+            fail("rng must be a mapping")
+        keys = arrays.get("rng/keys")
+        if keys is None:
+            fail("it lacks the random generator state")
+        if keys.shape != (624,) or keys.dtype != np.uint32:
+            fail(f"rng/keys must be 624 uint32 values, got shape {keys.shape} and "
+                 f"dtype {keys.dtype}")
+        if rng.get("kind") != "MT19937":
+            fail(f"rng kind must be 'MT19937', got {rng.get('kind')!r}")
+        pos, has_gauss, cached = rng.get("pos"), rng.get("has_gauss"), rng.get("cached_gaussian")
+        if not is_int(pos) or not 0 <= pos <= 624:
+            fail(f"rng pos must be an integer in [0, 624], got {pos!r}")
+        if has_gauss not in (0, 1) or isinstance(has_gauss, bool) or not is_int(has_gauss):
+            fail(f"rng has_gauss must be 0 or 1, got {has_gauss!r}")
+        if not is_real(cached) or not math.isfinite(cached):
+            fail(f"rng cached_gaussian must be a finite number, got {cached!r}")
+        plan["rng"] = ("MT19937", np.array(keys, copy=True), pos, has_gauss, float(cached))
+
+        # schedule, augmentation and shuffle state
+        sched = header.get("schedule")
+        if sched is not None:
+            if (not isinstance(sched, dict) or not is_real(sched.get("elapsed"))
+                    or not math.isfinite(sched["elapsed"]) or sched["elapsed"] < 0):
+                fail(f"schedule state must be {{'elapsed': seconds >= 0}}, got {sched!r}")
+        plan["schedule"] = sched
+        aug = header.get("augment")
+        plan["augment"] = None
+        if aug is not None and hasattr(self.augment, "set_state"):
+            trial = copy.deepcopy(self.augment)
+            try:
+                trial.set_state(aug)
+            except Exception as exc:
+                fail(f"its augmentation state does not fit: {exc}")
+            plan["augment"] = aug
+        order = arrays.get("shuffle/order")
+        plan["order"] = None
+        plan["order_pos"] = count(header.get("order_pos", 0), "order_pos")
+        if order is not None:
+            n = self.X_train.shape[0]
+            if (order.shape != (n,) or order.dtype.kind not in "iu"
+                    or not np.array_equal(np.sort(order), np.arange(n))):
+                fail(f"shuffle/order must be a permutation of the {n} training samples")
+            plan["order"] = order.astype(np.intp)
+        return plan
 
     # ------------------------------------------------------------------ training
 
