@@ -208,3 +208,80 @@ def test_bad_input_is_refused_clearly(digits):
         clf.predict(X[:5, :10])
     with pytest.raises(ValueError, match="early_stopping needs at least 2 samples"):
         FCClassifier(early_stopping=True).fit(X[:1], y[:1])
+
+
+def test_defaults_are_the_front_ends_and_verbose_names_the_rule(digits, capsys):
+    from fastfc._defaults import FRONTEND_DEFAULTS
+    params = FCClassifier().get_params()
+    shared = {k: v for k, v in FRONTEND_DEFAULTS.items() if k in params}
+    assert set(shared) == set(FRONTEND_DEFAULTS)  # the estimator takes every one
+    assert {k: params[k] for k in shared} == shared
+    assert params["update_rule"] == "adam" and params["learning_rate"] == 1e-3
+    X, y = digits
+    FCClassifier(num_epochs=2, verbose=True, random_state=0).fit(X[:300], y[:300])
+    out = capsys.readouterr().out
+    assert out.splitlines()[0] == "update rule: adam, learning rate 0.001"
+
+
+@pytest.mark.parametrize("normalization", [None, "batchnorm"])
+def test_a_rows_scores_do_not_depend_on_the_other_rows(digits, normalization):
+    # float32 weights: the scores come from a float64 twin, so the BLAS blocking of a
+    # different number of rows changes nothing at 1e-12 (float32 GEMMs move ~1e-6)
+    X, y = digits
+    clf = FCClassifier(num_epochs=3, normalization=normalization, random_state=0)
+    clf.fit(X[:1000].astype(np.float32), y[:1000])
+    assert clf.net_.params["W1"].dtype == np.float32
+    full = clf.decision_function(X)
+    assert full.dtype == np.float64
+    scale = np.abs(full).max()
+    for rows in (slice(0, 1), slice(5, 12), slice(100, 357), slice(1, None)):
+        np.testing.assert_allclose(clf.decision_function(X[rows]), full[rows], rtol=1e-12,
+                                   atol=1e-12 * scale)
+        np.testing.assert_allclose(clf.predict_proba(X[rows]), clf.predict_proba(X)[rows],
+                                   rtol=1e-12, atol=1e-15)
+    single = np.array([clf.decision_function(X[i:i + 1])[0] for i in range(0, 1797, 61)])
+    np.testing.assert_allclose(single, full[::61], rtol=1e-12, atol=1e-12 * scale)
+    # the twin follows the net: edited weights change the predictions
+    clf.net_.params["W1"] *= 2
+    changed = clf.decision_function(X[:20])
+    assert not np.allclose(changed, full[:20])
+    np.testing.assert_allclose(changed, clf.net_.astype(np.float64).loss(X[:20]),
+                               rtol=1e-12, atol=1e-12 * scale)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("update_rule, early_stopping", [("sgd", False), ("adam", False),
+                                                         ("sgd_momentum", True)])
+def test_diverged_fit_raises_and_keeps_finite_weights(digits, dtype, update_rule,
+                                                      early_stopping):
+    from fastfc.solver import TrainingDiverged
+    X, y = digits
+    clf = FCClassifier(learning_rate=1e6, update_rule=update_rule, dtype=dtype,
+                       num_epochs=5, early_stopping=early_stopping, random_state=0)
+    with pytest.raises(TrainingDiverged, match="diverged at step .*learning_rate"):
+        clf.fit(X[:600], y[:600])
+    # every epoch diverged: the net is back to its initial (finite) weights, those of
+    # the seed the estimator drew first from random_state
+    seed = np.random.RandomState(0).randint(0, 2**31 - 1)
+    initial = Net([64, 100, 10], dtype=np.dtype(dtype).type, seed=seed).params
+    for name, value in clf.net_.params.items():
+        np.testing.assert_array_equal(value, initial[name])
+    assert np.isfinite(clf.decision_function(X[:100])).all()
+    assert clf.n_iter_ == 0 and clf.loss_curve_ == []
+
+
+def test_divergence_in_partial_fit_restores_the_weights_before_it(digits):
+    from fastfc.solver import TrainingDiverged
+    X, y = digits
+    clf = FCClassifier(hidden_dims=(32,), batch_size=100, random_state=0)
+    clf.partial_fit(X[:500], y[:500], classes=np.arange(10))
+    clf.partial_fit(X[:500], y[:500])
+    before = {k: v.copy() for k, v in clf.net_.params.items()}
+    proba = clf.predict_proba(X[1200:])
+    clf.net_.learning_rate = 1e7
+    with pytest.raises(TrainingDiverged):
+        clf.partial_fit(X[:500], y[:500])
+    for name, value in clf.net_.params.items():
+        np.testing.assert_array_equal(value, before[name])
+    np.testing.assert_array_equal(clf.predict_proba(X[1200:]), proba)
+    assert clf.n_iter_ == 2

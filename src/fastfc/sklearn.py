@@ -20,6 +20,7 @@ Requires scikit-learn (``pip install fastfc[sklearn]``).
 """
 # This module is fastfc/sklearn.py; with absolute imports (Python 3 default) ``import
 # sklearn`` below is scikit-learn itself, never this file.
+import math
 import numbers
 
 import numpy as np
@@ -40,9 +41,11 @@ except ImportError:  # pragma: no cover - scikit-learn 1.3 .. 1.5
     _sk_validate_data = None
 
 from fastfc import layers as _layers
+from fastfc._defaults import FRONTEND_DEFAULTS as _D
+from fastfc._defaults import describe_rule
 from fastfc.net import ACTIVATIONS, Net
 from fastfc.optim import UPDATE_RULES
-from fastfc.solver import TrainingDiverged
+from fastfc.solver import BLOWUP_FACTOR, TrainingDiverged
 
 __all__ = ["FCClassifier"]
 
@@ -62,6 +65,10 @@ def _validate_data(estimator, X, y="no_validation", reset=True, **check_params):
 class FCClassifier(ClassifierMixin, BaseEstimator):
     """Fully-connected softmax classifier on fastfc's compiled kernels.
 
+    The training settings default to those of ``fastfc train`` and ``fastfc sweep``
+    (``fastfc._defaults.FRONTEND_DEFAULTS``: Adam at 1e-3, a little L2, one hidden layer
+    of 100 ReLU units, minibatches of 100), not to the course Solver's plain SGD.
+
     Parameters
     ----------
     hidden_dims : sequence of int, default (100,)
@@ -72,9 +79,10 @@ class FCClassifier(ClassifierMixin, BaseEstimator):
         Probability of keeping a hidden unit (1 = no dropout).
     reg : float >= 0, default 1e-4
         L2 strength: the loss adds ``0.5 * reg * sum(W**2)`` over the weights.
-    update_rule : {'sgd', 'sgd_momentum', 'sgd_nesterov_momentum', 'rmsprop', 'adam'}
+    update_rule : {'sgd', 'sgd_momentum', 'sgd_nesterov_momentum', 'rmsprop', 'adam'}, \
+default 'adam'
     learning_rate : float > 0, default 1e-3
-    batch_size : int >= 1, default 200
+    batch_size : int >= 1, default 100
         Minibatch size, clipped to the number of training samples.
     num_epochs : int >= 1, default 20
         Epochs of ``max(n_samples // batch_size, 1)`` steps each.
@@ -86,11 +94,16 @@ class FCClassifier(ClassifierMixin, BaseEstimator):
         the best weights.
     patience : int >= 1, default 5
     dtype : {'float32', 'float64'}, default 'float32'
-        Precision of the weights and of the computation.
+        Precision of the weights and of the training computation.  Predictions
+        (``decision_function``, ``predict_proba``, ``predict``) are always computed in
+        float64 from these weights, so that a row's result does not depend on which
+        other rows share its batch (a float32 GEMM rounds differently as the BLAS blocks
+        a different number of rows).
     random_state : int, RandomState instance or None, default None
         Seeds weights, dropout, minibatches and the validation split.
     verbose : bool, default False
-        Print the mean loss (and validation accuracy) of every epoch.
+        Print the update rule used, then the mean loss (and validation accuracy) of
+        every epoch.
     validation_fraction : float in (0, 1), default 0.1
         Share of the training data held out when ``early_stopping``.
 
@@ -123,11 +136,13 @@ class FCClassifier(ClassifierMixin, BaseEstimator):
     (3,)
     """
 
-    def __init__(self, hidden_dims=(100,), activation="relu", normalization=None,
-                 dropout_keep_ratio=1.0, reg=1e-4, update_rule="adam", learning_rate=1e-3,
-                 batch_size=200, num_epochs=20, lr_decay=1.0, early_stopping=False,
-                 patience=5, dtype="float32", random_state=None, verbose=False,
-                 validation_fraction=0.1):
+    def __init__(self, hidden_dims=_D["hidden_dims"], activation=_D["activation"],
+                 normalization=_D["normalization"],
+                 dropout_keep_ratio=_D["dropout_keep_ratio"], reg=_D["reg"],
+                 update_rule=_D["update_rule"], learning_rate=_D["learning_rate"],
+                 batch_size=_D["batch_size"], num_epochs=20, lr_decay=_D["lr_decay"],
+                 early_stopping=False, patience=5, dtype="float32", random_state=None,
+                 verbose=False, validation_fraction=0.1):
         self.hidden_dims = hidden_dims
         self.activation = activation
         self.normalization = normalization
@@ -277,6 +292,8 @@ class FCClassifier(ClassifierMixin, BaseEstimator):
         self.validation_scores_ = [] if self.early_stopping else None
         self.best_validation_score_ = None
         self.stopped_early_ = False
+        self._inference = _InferenceNet()
+        self._first_loss = None  # the loss of the first step (the blow-up rule's base)
 
     def _split(self, X, y, rng):
         """Hold out validation_fraction of (X, y), stratified when every class allows."""
@@ -297,28 +314,37 @@ class FCClassifier(ClassifierMixin, BaseEstimator):
         return X[train_idx], y[train_idx], X[val_idx], y[val_idx]
 
     def _train(self, X, y, num_epochs, rng, X_val, y_val):
-        """The Solver's loop over Net.train_step, with a private random generator."""
+        """The Solver's loop over Net.train_step, with a private random generator.
+
+        Divergence follows the front ends' rule (``on_divergence='raise'``): a step whose
+        loss or updated parameters are NaN/inf, or whose loss has blown up, stops the fit
+        with :class:`fastfc.solver.TrainingDiverged`.  The net is first put back to a
+        finite snapshot -- the best epoch with early stopping, else the last epoch end
+        (the weights this call started from when no epoch finished) -- and its optimiser
+        state is started afresh, so the estimator never keeps NaN or exploded weights.
+        """
         net = self.net_
         n = X.shape[0]
         batch_size = min(int(self.batch_size), n)
         iterations_per_epoch = max(n // batch_size, 1)
         y_batch = np.empty(batch_size, dtype=np.intp)
+        if self.verbose and self.n_iter_ == 0:
+            print(describe_rule(self.update_rule, float(self.learning_rate)))
         best = None
+        last_good = _snapshot(net)
         bad_epochs = 0
         for _ in range(int(num_epochs)):
             total = 0.0
             for _ in range(iterations_per_epoch):
                 batch_mask = rng.choice(n, batch_size)
                 np.take(y, batch_mask, out=y_batch)
-                loss = net.train_step(X, y_batch, indices=batch_mask)
+                loss = float(net.train_step(X, y_batch, indices=batch_mask))
                 self.t_ += 1
-                if not np.isfinite(loss):
-                    if best is not None:
-                        net.params = best
-                    raise TrainingDiverged(
-                        f"training diverged at step {self.t_} (epoch {self.n_iter_ + 1}): the "
-                        f"loss is {loss}. Try a smaller learning_rate (now "
-                        f"{net.learning_rate:g}) or scale the inputs (e.g. StandardScaler).")
+                if getattr(self, "_first_loss", None) is None:
+                    self._first_loss = loss
+                what = _divergence(loss, self._first_loss, net)
+                if what is not None:
+                    self._diverged(what, best if best is not None else last_good)
                 total += loss
             self.n_iter_ += 1
             self.loss_curve_.append(total / iterations_per_epoch)
@@ -331,10 +357,12 @@ class FCClassifier(ClassifierMixin, BaseEstimator):
                 message += f"; val_acc {acc:.4f}"
                 if self.best_validation_score_ is None or acc > self.best_validation_score_:
                     self.best_validation_score_ = acc
-                    best = net.params.copy()
+                    best = _snapshot(net)
                     bad_epochs = 0
                 else:
                     bad_epochs += 1
+            else:
+                last_good = _snapshot(net)
             if self.verbose:
                 print(message)
             if X_val is not None and bad_epochs >= self.patience:
@@ -344,23 +372,37 @@ class FCClassifier(ClassifierMixin, BaseEstimator):
                           f"{self.patience} epochs (best {self.best_validation_score_:.4f})")
                 break
         if best is not None:
-            net.params = best
+            _restore(net, best)
+
+    def _diverged(self, what, snapshot):
+        """Put the net back to ``snapshot`` with a fresh optimiser, then raise."""
+        net = self.net_
+        lr = net.learning_rate
+        _restore(net, snapshot)
+        net.set_optimizer(self.update_rule, learning_rate=float(lr))
+        kept = "of the best epoch" if self.early_stopping else "of the last epoch end"
+        raise TrainingDiverged(
+            f"training diverged at step {self.t_} (epoch {self.n_iter_ + 1}): {what}. Try a "
+            f"smaller learning_rate (now {lr:g}) or scale the inputs (e.g. StandardScaler); "
+            f"the net holds the last finite weights ({kept}).")
 
     # ------------------------------------------------------------------ prediction
 
     def _scores(self, X):
+        """Class scores in float64, computed by a float64 copy of the net (see dtype)."""
         check_is_fitted(self, "net_")
-        X = _validate_data(self, X, reset=False, dtype=self.net_.dtype, order="C",
+        X = _validate_data(self, X, reset=False, dtype=np.float64, order="C",
                            accept_sparse=False)
-        return self.net_.loss(X)
+        inference = getattr(self, "_inference", None) or _InferenceNet()
+        return inference.get(self.net_).loss(X)
 
     def decision_function(self, X):
         """Class scores (the network's outputs), one column per class of ``classes_``.
 
-        Returns ndarray of shape (n_samples, n_classes); with two classes, shape
-        (n_samples,) holding score(classes_[1]) - score(classes_[0]).
+        Returns ndarray of shape (n_samples, n_classes), float64; with two classes,
+        shape (n_samples,) holding score(classes_[1]) - score(classes_[0]).
         """
-        scores = np.asarray(self._scores(X), dtype=np.float64)
+        scores = self._scores(X)
         if len(self.classes_) == 2:
             return scores[:, 1] - scores[:, 0]
         if len(self.classes_) == 1:
@@ -369,8 +411,7 @@ class FCClassifier(ClassifierMixin, BaseEstimator):
 
     def predict_proba(self, X):
         """Class probabilities: softmax of the scores, shape (n_samples, n_classes)."""
-        scores = np.asarray(self._scores(X), dtype=np.float64)
-        return _layers.softmax(scores)
+        return _layers.softmax(self._scores(X))
 
     def predict_log_proba(self, X):
         """Natural log of :meth:`predict_proba`."""
@@ -392,6 +433,75 @@ class FCClassifier(ClassifierMixin, BaseEstimator):
 
     def _more_tags(self):  # scikit-learn < 1.6
         return {"allow_nan": False}
+
+
+def _divergence(loss, first_loss, net):
+    """None while the step was sound, else what went wrong.
+
+    The Solver's rule: the loss or an updated parameter is NaN or infinite, or the loss
+    exceeds ``BLOWUP_FACTOR * max(first_loss, 1)`` (a finite blow-up).
+    """
+    if not math.isfinite(loss):
+        return f"the loss is {loss}"
+    if net.nonfinite_params:
+        return "its update made parameters NaN or infinite"
+    limit = BLOWUP_FACTOR * max(first_loss, 1.0)
+    if loss > limit:
+        return (f"the loss {loss:.4g} exceeds {limit:.4g} ({BLOWUP_FACTOR:g} x max(first "
+                "loss, 1): a blow-up)")
+    return None
+
+
+def _state_arrays(net):
+    """The arrays a net's predictions depend on: parameters, then running statistics."""
+    return [*net.params.values(), *(a for pair in net.running_stats for a in pair)]
+
+
+def _snapshot(net):
+    """Copies of the net's parameters and running statistics (see :func:`_restore`)."""
+    return [np.array(a, copy=True) for a in _state_arrays(net)]
+
+
+def _restore(net, snapshot):
+    """Write a :func:`_snapshot` back into the net's own arrays."""
+    for target, value in zip(_state_arrays(net), snapshot):
+        target[...] = value
+
+
+class _InferenceNet:
+    """A float64 twin of a fitted net, used for every prediction.
+
+    A float32 GEMM's rounding depends on how the BLAS blocks the rows it is given, so
+    float32 scores of one row change in the last bits (~1e-6 relative) with the other
+    rows of the batch.  The float64 twin computes the same function of the same
+    (float32) weights with rounding errors around 1e-16, so a row's scores no longer
+    depend on its batch at any tolerance that matters.  The twin is rebuilt whenever
+    the net's parameters or running statistics differ from those it was built from
+    (one comparison pass per call); it is not pickled.
+    """
+
+    def __init__(self):
+        self._source = None
+        self._arrays = None
+        self._net = None
+
+    def get(self, net):
+        """The float64 net computing ``net``'s scores (``net`` itself when float64)."""
+        if np.dtype(net.dtype) == np.float64:
+            return net
+        arrays = _state_arrays(net)
+        if (self._net is None or self._source is not net
+                or not all(np.array_equal(a, b) for a, b in zip(arrays, self._arrays))):
+            state = net.__getstate__()  # the pickled form, without the optimiser
+            state.update(dtype=np.float64, update_rule=None, optim=None)
+            twin = Net.__new__(Net)
+            twin.__setstate__(state)
+            self._net, self._source = twin, net
+            self._arrays = [np.array(a, copy=True) for a in arrays]
+        return self._net
+
+    def __reduce__(self):
+        return (_InferenceNet, ())
 
 
 def _real(value, name, low=None, high=None, low_open=False, high_open=False):
