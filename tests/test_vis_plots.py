@@ -259,3 +259,58 @@ print("ok")
     assert out.stdout.strip() == "ok"
     for name in ("h.png", "w.png"):
         png_size((tmp_path / name).read_bytes())
+
+
+# ---- best epoch, readable subsets, atomic writes ------------------------------------
+
+def _green(img):
+    """Pixels in matplotlib's tab:green (#2ca02c): the best-epoch mark and nothing else."""
+    rgb = img[:, :, :3]
+    return int((np.abs(rgb - np.array([0x2c, 0xa0, 0x2c]) / 255).max(axis=-1) < 0.05).sum())
+
+
+def test_plot_history_marks_the_best_epoch(tmp_path):
+    h = histories(checks=6)
+    h["val_acc_history"] = [0.1, 0.5, 0.8, 0.7, 0.8, 0.6]   # best: the first 0.8, epoch 2
+    path = tmp_path / "h.png"
+    plot_history(h, path)
+    assert _green(read_png(path)) > 100
+    from fastfc.vis_utils import _best_check
+    assert _best_check(np.array(h["val_acc_history"])) == 2
+    assert _best_check(np.array([np.nan, 0.2, 0.2])) == 1
+    assert _best_check(np.array([])) is None
+    # no validation history, no mark
+    plot_history({"loss_history": h["loss_history"]}, path)
+    assert _green(read_png(path)) == 0
+
+
+def test_show_net_weights_draws_the_first_100_units_of_a_wide_net(tmp_path):
+    W = np.random.default_rng(0).standard_normal((3072, 1024))
+    wide, first = tmp_path / "wide.png", tmp_path / "first.png"
+    show_net_weights({"W1": W}, wide)
+    show_net_weights({"W1": W[:, :100]}, first)
+    img, ref = read_png(wide), read_png(first)
+    # the same grid of the first 100 units, under a title strip that says so
+    assert img.shape[0] == ref.shape[0] + 28 and img.shape[1] == ref.shape[1]
+    np.testing.assert_array_equal(img[28:], ref)
+    assert (img[:28, :, :3] < 0.5).any()            # the title's text
+    everything = tmp_path / "all.png"
+    show_net_weights({"W1": W[:, :144]}, everything, max_units=None, min_size=1)
+    g = grid_px(144, 32)
+    assert png_size(everything.read_bytes()) == (g, g)
+    with pytest.raises(ValueError, match="max_units"):
+        show_net_weights({"W1": W}, tmp_path / "x.png", max_units=0)
+
+
+@pytest.mark.skipif(os.name == "nt", reason="symbolic links need privileges on Windows")
+def test_pngs_replace_a_symlink_instead_of_writing_through_it(tmp_path):
+    for name, draw in (("h.png", lambda p: plot_history(histories(), p)),
+                       ("w.png", lambda p: show_net_weights({"W1": np.ones((64, 4))}, p))):
+        victim = tmp_path / f"victim-{name}"
+        victim.write_text("precious")
+        link = tmp_path / name
+        os.symlink(victim, link)
+        draw(link)
+        assert victim.read_text() == "precious"
+        assert not os.path.islink(link)
+        png_size(link.read_bytes())

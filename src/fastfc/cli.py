@@ -8,9 +8,11 @@ its options and ``cmd_<name>(args) -> int`` that runs it, registered in ``COMMAN
 Adding ``train``, ``evaluate``, ``gradcheck``, ``sweep`` or ``bench`` is one more pair
 and one more row in that table; :func:`main` needs no change.
 
-Bad arguments print one line to stderr and exit with status 2; an error while a
-command runs prints one line and exits with status 1 (``--traceback`` shows the full
-traceback instead).  Ctrl-C exits with status 130.
+Bad arguments -- from the parser, or found by a command (``_cli_train.BadOption``:
+a value out of range, a bad run directory or config.json) -- print one line to stderr
+naming the option and exit with status 2; an error while a command runs prints one
+line and exits with status 1 (``--traceback`` shows the full traceback instead).
+Ctrl-C exits with status 130.
 """
 import argparse
 import json
@@ -142,6 +144,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return _fail(f"a command is required (one of: {names}); see '{PROG} --help'", 2)
     try:
         return int(args._run(args) or 0)
+    except _train.BadOption as exc:
+        if args.traceback:
+            raise
+        return _fail(" ".join(str(exc).split()), 2)
     except KeyboardInterrupt:
         return _fail("interrupted", 130)
     except BrokenPipeError:  # `fastfc info | head`: stop quietly, as other tools do

@@ -118,6 +118,17 @@ def _out_path(path, name="path"):
                         f"{type(path).__name__}") from None
 
 
+def _write(out, write):
+    """Call ``write(file_object)`` on a file object as given, or atomically for a path:
+    a temporary file in the same directory renamed over the target, so a crash never
+    leaves half a PNG and a symbolic link at the path is replaced, not written through."""
+    if hasattr(out, "write"):
+        write(out)
+        return
+    from fastfc.checkpoint import atomic_write
+    atomic_write(out, write)
+
+
 def _history(source, key):
     if isinstance(source, Mapping):
         values = source.get(key)
@@ -143,9 +154,13 @@ def plot_history(solver_or_histories, path, *, title=None, dpi=100):
         Anything with ``loss_history``, ``train_acc_history`` and ``val_acc_history`` as
         attributes (a :class:`fastfc.Solver` after ``train()``) or keys (the dict
         ``neural_net.TwoLayerNet.train`` returns).  Missing or empty histories leave
-        their panel empty; non-finite losses are left out of the plot.
+        their panel empty; non-finite losses are left out of the plot.  The best
+        check -- the first with the highest validation accuracy, whose parameters a
+        Solver keeps -- is marked with a star, a dashed line and a legend entry.
     path : str, os.PathLike or binary file object
-        Where the PNG goes (always PNG, whatever the extension).
+        Where the PNG goes (always PNG, whatever the extension).  A path is written
+        atomically (a temporary file renamed over it; a symbolic link there is
+        replaced, its target left alone).
     title : str, optional
         A title above both panels.
     dpi : int
@@ -196,6 +211,13 @@ def plot_history(solver_or_histories, path, *, title=None, dpi=100):
     for values, label in ((train_acc, "train"), (val_acc, "val")):
         if values.size:
             ax_acc.plot(np.arange(values.size), values, "-o", markersize=4, label=label)
+    best = _best_check(val_acc)
+    if best is not None:
+        # the check whose parameters a Solver keeps: the first with the highest val acc
+        ax_acc.axvline(best, color="tab:green", linestyle="--", linewidth=1, zorder=1)
+        ax_acc.plot([best], [val_acc[best]], marker="*", markersize=14, color="tab:green",
+                    linestyle="none", zorder=3,
+                    label=f"best: val {val_acc[best]:.3f} at epoch {best}")
     ax_acc.set_title("Classification accuracy")
     ax_acc.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax_acc.set_xlabel("Epoch")
@@ -207,8 +229,17 @@ def plot_history(solver_or_histories, path, *, title=None, dpi=100):
     if title is not None:
         fig.suptitle(str(title))
     fig.tight_layout()
-    fig.savefig(out, format="png", dpi=dpi)
+    _write(out, lambda f: fig.savefig(f, format="png", dpi=dpi))
     return path
+
+
+def _best_check(val_acc):
+    """Index of the first highest finite validation accuracy (the check a Solver keeps),
+    or None when there is none."""
+    finite = np.isfinite(val_acc)
+    if not finite.any():
+        return None
+    return int(np.argmax(np.where(finite, val_acc, -np.inf)))
 
 
 def _first_layer(model):
@@ -237,8 +268,14 @@ def _infer_image_shape(D):
                      "image_shape=(C, H, W)")
 
 
+#: show_net_weights draws at most this many units by default: 100 tiles of 32 x 32 stay
+#: readable on a screen, 1,024 do not
+MAX_UNITS = 100
+_TITLE_PX = 28
+
+
 def show_net_weights(model, path, *, image_shape=None, channels_last=False, padding=3,
-                     min_size=512):
+                     min_size=512, max_units=MAX_UNITS):
     """Write the first-layer weights as a PNG grid of images, one tile per hidden unit.
 
     Parameters
@@ -246,7 +283,8 @@ def show_net_weights(model, path, *, image_shape=None, channels_last=False, padd
     model : object with ``params['W1']`` of shape (D, H), or that params dict
         (``neural_net.TwoLayerNet(variant='ucla')`` keeps W1 as (H, D); that is handled).
     path : str, os.PathLike or binary file object
-        Where the PNG goes (always PNG, whatever the extension).
+        Where the PNG goes (always PNG, whatever the extension).  A path is written
+        atomically (a symbolic link there is replaced, its target left alone).
     image_shape : (C, H, W), optional
         The layout of one input row.  Default: (3, 32, 32) for D = 3072 (CIFAR-10),
         (1, 8, 8) for 64 (digits), (1, 28, 28) for 784, else a square grey or RGB
@@ -260,12 +298,15 @@ def show_net_weights(model, path, *, image_shape=None, channels_last=False, padd
     min_size : int
         The grid is enlarged by a whole factor (nearest neighbour) until its longer side
         reaches this many pixels; each tile is rescaled to 0..255 on its own.
+    max_units : int or None, default 100
+        Draw only the first this many hidden units (None: all).  When units are left
+        out, a title strip above the grid says so ("first 100 of 1024 hidden units").
 
     Returns
     -------
     path, as given.  The image is (gh * k) x (gw * k) pixels, where (gh, gw) is the
     size of ``visualize_grid(tiles, padding=padding)`` and k = max(1, ceil(min_size /
-    max(gh, gw))).
+    max(gh, gw))) -- plus a title strip of 28 pixels on top when units are left out.
 
     Needs matplotlib (``pip install "fastfc[plot]"``).
     """
@@ -289,17 +330,36 @@ def show_net_weights(model, path, *, image_shape=None, channels_last=False, padd
     if C not in (1, 3):
         raise ValueError(f"image_shape must have 1 (grey) or 3 (RGB) channels, got {C}")
     min_size = V.check_scalar(min_size, "min_size", low=1, integer=True)
+    shown = n_hidden
+    if max_units is not None:
+        shown = min(n_hidden, V.check_scalar(max_units, "max_units", low=1, integer=True))
     out = _out_path(path)
 
+    W1 = W1[:, :shown]
     if channels_last:
-        tiles = W1.reshape(H, W, C, n_hidden).transpose(3, 0, 1, 2)
+        tiles = W1.reshape(H, W, C, shown).transpose(3, 0, 1, 2)
     else:
-        tiles = W1.reshape(C, H, W, n_hidden).transpose(3, 1, 2, 0)
+        tiles = W1.reshape(C, H, W, shown).transpose(3, 1, 2, 0)
     grid = visualize_grid(tiles, padding=padding)  # (gh, gw, C) in [0, 255]
     k = max(1, -(-min_size // max(grid.shape[:2])))
     img = np.clip(np.rint(grid), 0, 255).astype(np.uint8)
     img = np.repeat(np.repeat(img, k, axis=0), k, axis=1)
     if C == 1:  # grey as RGB, exactly (a colormap would re-quantise the levels)
         img = np.repeat(img, 3, axis=2)
-    imsave(out, img, format="png")
+    if shown < n_hidden:
+        img = _with_title(img, f"first {shown} of {n_hidden} hidden units")
+    _write(out, lambda f: imsave(f, img, format="png"))
     return path
+
+
+def _with_title(img, text):
+    """img (H, W, 3) uint8 with a white strip of _TITLE_PX pixels on top holding text."""
+    Figure, FigureCanvasAgg = _matplotlib("show_net_weights")
+    h, w = img.shape[:2]
+    dpi = 100
+    fig = Figure(figsize=(w / dpi, _TITLE_PX / dpi), dpi=dpi, facecolor="white")
+    canvas = FigureCanvasAgg(fig)
+    fig.text(0.5, 0.5, text, ha="center", va="center", fontsize=11)
+    canvas.draw()
+    strip = np.asarray(canvas.buffer_rgba())[:, :, :3]
+    return np.concatenate([strip[:_TITLE_PX, :w], img], axis=0)

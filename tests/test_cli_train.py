@@ -1,0 +1,462 @@
+"""Tests of ``fastfc train | evaluate | gradcheck``: the real command on small data.
+
+Most tests call ``fastfc.cli.main([...])`` in process (the digits data set, a few
+epochs); the Ctrl-C test runs ``python -m fastfc`` and sends it SIGINT.
+"""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from fastfc import Net, cli
+from fastfc import _cli_train as T
+from fastfc._defaults import FRONTEND_DEFAULTS, describe_rule
+from fastfc.checkpoint import load_checkpoint
+
+import fastfc
+
+SRC = os.path.dirname(os.path.dirname(os.path.abspath(fastfc.__file__)))
+
+
+@pytest.fixture
+def in_tmp(tmp_path, monkeypatch):
+    """Run in an empty directory (runs/ is created relative to the working directory)."""
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def train(*argv):
+    return cli.main(["train", "--no-progress", *argv])
+
+
+def one_error_line(capsys):
+    err = capsys.readouterr().err
+    lines = err.splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("fastfc: error: ")
+    return lines[0]
+
+
+def params_of(path):
+    arrays, _ = load_checkpoint(path)
+    return {k: v for k, v in arrays.items() if k.startswith(("param/", "model/running"))}
+
+
+def assert_same_arrays(a, b):
+    assert a.keys() == b.keys()
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+
+
+def run_files(run):
+    return {name: (run / name).read_bytes() for name in sorted(os.listdir(run))}
+
+
+# ------------------------------------------------------------------ defaults (issue 15.2)
+
+def test_train_defaults_are_the_front_end_defaults():
+    fd = FRONTEND_DEFAULTS
+    assert T.DEFAULTS["hidden"] == list(fd["hidden_dims"])
+    assert T.DEFAULTS["dropout_keep"] == fd["dropout_keep_ratio"]
+    assert T.DEFAULTS["lr"] == fd["learning_rate"]
+    for key in ("activation", "normalization", "reg", "update_rule", "lr_decay",
+                "batch_size"):
+        assert T.DEFAULTS[key] == fd[key], key
+
+
+def test_train_prints_the_update_rule_it_uses(in_tmp, capsys):
+    assert train("--epochs", "1", "--out", "a") == 0
+    out = capsys.readouterr().out
+    rule = describe_rule(FRONTEND_DEFAULTS["update_rule"], FRONTEND_DEFAULTS["learning_rate"])
+    assert rule in out.splitlines()
+    config = json.loads((in_tmp / "a" / "config.json").read_text())
+    assert config["update_rule"] == FRONTEND_DEFAULTS["update_rule"]
+    assert config["lr"] == FRONTEND_DEFAULTS["learning_rate"]
+    assert config["hidden"] == list(FRONTEND_DEFAULTS["hidden_dims"])
+    assert config["batch_size"] == FRONTEND_DEFAULTS["batch_size"]
+
+    assert train("--epochs", "1", "--out", "b", "--update-rule", "sgd", "--lr", "0.05") == 0
+    assert describe_rule("sgd", 0.05) in capsys.readouterr().out.splitlines()
+    assert train("--epochs", "1", "--out", "c", "--quiet") == 0
+    assert "update rule" not in capsys.readouterr().out
+
+
+# ------------------------------------------------------------------ preprocessing (15.1)
+
+def _fake_cifar(calls):
+    def get_CIFAR10_data(**kwargs):
+        calls.append(kwargs)
+        rng = np.random.default_rng(0)
+        dtype = kwargs.get("dtype", np.float64)
+        n = {"train": 60, "val": 20, "test": kwargs["num_test"]}
+        data = {}
+        for split, k in n.items():
+            data[f"X_{split}"] = rng.standard_normal((k, 3, 32, 32)).astype(dtype)
+            data[f"y_{split}"] = rng.integers(0, 10, size=k)
+        return data
+    return get_CIFAR10_data
+
+
+@pytest.mark.parametrize("argv, standardize, subtract_mean", [
+    ([], True, False),
+    (["--preprocess", "standardize"], True, False),
+    (["--preprocess", "mean"], False, True),
+    (["--no-standardize"], False, True),
+    (["--preprocess", "none"], False, False),
+], ids=["default", "standardize", "mean", "no-standardize", "none"])
+def test_cifar10_preprocessing_default_is_per_channel_standardisation(
+        in_tmp, monkeypatch, argv, standardize, subtract_mean):
+    from fastfc import data_utils
+    calls = []
+    monkeypatch.setattr(data_utils, "get_CIFAR10_data", _fake_cifar(calls))
+    assert train("--dataset", "cifar10", "--epochs", "1", "--num-test", "10", "--quiet",
+                 "--out", "run", *argv) == 0
+    (kwargs,) = calls
+    assert kwargs["standardize"] is standardize
+    assert kwargs["subtract_mean"] is subtract_mean
+    config = json.loads((in_tmp / "run" / "config.json").read_text())
+    assert config["preprocess"] == ("standardize" if standardize else
+                                    "mean" if subtract_mean else "none")
+
+
+def test_digits_default_preprocessing_standardises_with_training_statistics():
+    settings = dict(T.DEFAULTS)
+    data, shape = T.load_data(settings)
+    assert shape == (1, 8, 8)
+    X = data["X_train"].astype(np.float64)
+    assert abs(X.mean()) < 1e-5 and abs(X.std() - 1) < 1e-5
+    assert data["X_train"].dtype == np.float32
+    assert abs(data["X_test"].mean()) < 0.2     # the same shift, not its own statistics
+
+
+def test_preprocess_is_documented_in_help(capsys):
+    assert cli.main(["train", "--help"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "--preprocess {standardize,mean,none}" in out
+    assert "--no-standardize" in out
+
+
+# ------------------------------------------------------------------ resume (15.4, 16.5)
+
+def test_resume_extends_the_run_to_more_epochs_exactly(in_tmp, capsys):
+    common = ["--quiet", "--hidden", "20", "--batch-size", "50"]
+    assert train(*common, "--epochs", "2", "--out", "short") == 0
+    assert train("--resume", "short", "--epochs", "4", "--quiet") == 0
+    assert train(*common, "--epochs", "4", "--out", "straight") == 0
+    assert_same_arrays(params_of(in_tmp / "short" / "solver.npz"),
+                       params_of(in_tmp / "straight" / "solver.npz"))
+    assert_same_arrays(params_of(in_tmp / "short" / "model.npz"),
+                       params_of(in_tmp / "straight" / "model.npz"))
+    extended = json.loads((in_tmp / "short" / "metrics.json").read_text())
+    straight = json.loads((in_tmp / "straight" / "metrics.json").read_text())
+    assert extended["epochs"] == 4
+    assert extended["history"] == straight["history"]
+    assert json.loads((in_tmp / "short" / "config.json").read_text())["epochs"] == 4
+
+
+def test_resume_refuses_fewer_epochs_than_done(in_tmp, capsys):
+    assert train("--quiet", "--epochs", "3", "--out", "run") == 0
+    before = run_files(in_tmp / "run")
+    capsys.readouterr()
+    assert train("--resume", "run", "--epochs", "2") == 2
+    line = one_error_line(capsys)
+    assert "--epochs 2" in line and "3 epochs" in line
+    assert run_files(in_tmp / "run") == before
+
+
+def test_resume_with_nothing_left_rewrites_nothing(in_tmp, capsys):
+    assert train("--quiet", "--epochs", "2", "--out", "run", "--normalization",
+                 "batchnorm") == 0
+    before = run_files(in_tmp / "run")
+    capsys.readouterr()
+    assert train("--resume", "run") == 0
+    assert "nothing left to train" in capsys.readouterr().out
+    assert run_files(in_tmp / "run") == before
+
+
+def test_resume_refuses_options_that_would_change_the_run(in_tmp, capsys):
+    assert train("--quiet", "--epochs", "1", "--out", "run") == 0
+    capsys.readouterr()
+    assert train("--resume", "run", "--lr", "0.5") == 2
+    line = one_error_line(capsys)
+    assert "--lr" in line and "config.json" in line
+
+
+def _start(argv, cwd):
+    env = dict(os.environ, PYTHONPATH=SRC + os.pathsep + os.environ.get("PYTHONPATH", ""),
+               PYTHONUNBUFFERED="1")
+    return subprocess.Popen([sys.executable, "-m", "fastfc", "train", "--no-progress",
+                             *argv], cwd=cwd, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+@pytest.mark.skipif(os.name == "nt", reason="SIGINT to a child process is POSIX")
+def test_ctrl_c_then_resume_ends_as_an_uninterrupted_run(tmp_path):
+    # long enough that SIGINT lands mid-run: ~25 iterations per epoch, 60 epochs
+    argv = ["--hidden", "64", "--batch-size", "50", "--epochs", "60",
+            "--normalization", "batchnorm", "--dropout-keep", "0.9"]
+    proc = _start(argv + ["--out", "run"], tmp_path)
+    for line in proc.stdout:                       # wait for the end of the first epoch
+        if line.startswith("(Epoch 1 /"):
+            break
+    time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    if proc.returncode == 0:
+        pytest.skip("the run ended before SIGINT arrived (machine too fast)")
+    assert proc.returncode == 130, err
+    lines = err.splitlines()
+    assert len(lines) == 1, err                    # one line: no warning, no traceback
+    assert lines[0].startswith("fastfc: interrupted at iteration ")
+    assert f"fastfc train --resume {'run'}" in lines[0]
+    assert "state saved to" in lines[0]
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["interrupted"] is True and metrics["epochs"] < 60
+
+    done = subprocess.run([sys.executable, "-m", "fastfc", "train", "--resume", "run",
+                           "--quiet"], cwd=tmp_path, capture_output=True, text=True,
+                          env=dict(os.environ, PYTHONPATH=SRC), timeout=300)
+    assert done.returncode == 0, done.stderr
+    straight = _start(argv + ["--out", "straight", "--quiet"], tmp_path)
+    out, err = straight.communicate(timeout=300)
+    assert straight.returncode == 0, err
+    assert_same_arrays(params_of(tmp_path / "run" / "solver.npz"),
+                       params_of(tmp_path / "straight" / "solver.npz"))
+    assert_same_arrays(params_of(tmp_path / "run" / "model.npz"),
+                       params_of(tmp_path / "straight" / "model.npz"))
+    a = Net.load(tmp_path / "run" / "model.npz")
+    b = Net.load(tmp_path / "straight" / "model.npz")
+    for k in a.params:
+        np.testing.assert_array_equal(a.params[k], b.params[k])
+
+
+# ------------------------------------------------------------------ norm stats (15.5)
+
+def test_model_npz_keeps_the_best_epochs_running_statistics(in_tmp, capsys):
+    # with these settings the best validation accuracy is at epoch 5 of 6
+    common = ["--quiet", "--normalization", "batchnorm", "--hidden", "32", "--lr", "0.01",
+              "--seed", "0"]
+    assert train(*common, "--epochs", "6", "--out", "long") == 0
+    val = json.loads((in_tmp / "long" / "metrics.json").read_text())["history"]["val_acc"]
+    best = int(np.argmax(val))
+    assert 0 < best < len(val) - 1, val
+    # a run that stops at the best epoch ends with exactly that epoch's state
+    assert train(*common, "--epochs", str(best), "--out", "short") == 0
+    long_model, _ = load_checkpoint(in_tmp / "long" / "model.npz")
+    short_model, _ = load_checkpoint(in_tmp / "short" / "model.npz")
+    long_solver, _ = load_checkpoint(in_tmp / "long" / "solver.npz")
+    stats = [k for k in long_model if "running_" in k]
+    assert stats
+    for k in stats:
+        np.testing.assert_array_equal(long_model[k], short_model[k], err_msg=k)
+        assert not np.array_equal(long_model[k], long_solver[k])   # not the last epoch's
+    # and the saved model scores the best validation accuracy again
+    net = Net.load(in_tmp / "long" / "model.npz")
+    data, _ = T.load_data(dict(T.DEFAULTS))
+    assert np.mean(net.predict(data["X_val"]) == data["y_val"]) == max(val)
+
+
+# ------------------------------------------------------------------ run folders (15.6)
+
+def test_a_failed_train_leaves_no_run_folder(in_tmp, capsys, monkeypatch):
+    monkeypatch.delenv("FASTFC_DATA", raising=False)
+    assert train("--dataset", "cifar10", "--data", str(in_tmp / "nowhere")) == 2
+    line = one_error_line(capsys)
+    assert "--data" in line and "cifar10_dir" not in line
+    assert train("--dataset", "cifar10") == 2
+    line = one_error_line(capsys)
+    assert "--data DIR" in line and "cifar10_dir" not in line
+    assert train("--epochs", "0") == 2
+    assert "--epochs" in one_error_line(capsys)
+    assert not (in_tmp / "runs").exists() or os.listdir(in_tmp / "runs") == []
+
+
+def test_runs_started_in_the_same_second_get_their_own_folders(in_tmp, monkeypatch, capsys):
+    monkeypatch.setattr(T.time, "strftime", lambda fmt, *a: "20260101-120000")
+    for _ in range(3):
+        assert train("--epochs", "1", "--quiet") == 0
+    names = sorted(os.listdir(in_tmp / "runs"))
+    assert names == ["digits-20260101-120000", "digits-20260101-120000-2",
+                     "digits-20260101-120000-3"]
+    for name in names:
+        assert (in_tmp / "runs" / name / "model.npz").exists()
+
+
+def test_out_must_be_new_or_empty(in_tmp, capsys):
+    (in_tmp / "full").mkdir()
+    (in_tmp / "full" / "notes.txt").write_text("mine")
+    assert train("--epochs", "1", "--out", "full") == 2
+    line = one_error_line(capsys)
+    assert "--out full" in line and "not empty" in line
+    assert os.listdir(in_tmp / "full") == ["notes.txt"]
+    (in_tmp / "empty").mkdir()
+    assert train("--epochs", "1", "--out", "empty", "--quiet") == 0
+    assert (in_tmp / "empty" / "model.npz").exists()
+
+
+# ------------------------------------------------------------------ divergence (15.7)
+
+def test_divergence_stops_with_a_clear_error(in_tmp, capsys):
+    assert train("--lr", "100", "--update-rule", "sgd", "--epochs", "5", "--quiet") == 1
+    line = one_error_line(capsys)
+    assert "diverged" in line and "learning rate" in line
+    assert not (in_tmp / "runs").exists() or os.listdir(in_tmp / "runs") == []
+
+
+# ------------------------------------------------------------------ frictions (15.8)
+
+def test_gradcheck_sigmoid_wide_net_passes(capsys):
+    assert cli.main(["gradcheck", "--activation", "sigmoid", "--hidden", "100,100"]) == 0
+    assert "gradient check passed" in capsys.readouterr().out
+
+
+def test_gradcheck_still_catches_a_wrong_gradient(monkeypatch, capsys):
+    loss = Net.loss
+
+    def wrong(self, X, y=None):
+        out = loss(self, X, y)
+        if y is not None:
+            out[1]["W2"] = out[1]["W2"] * (1 + 1e-4)
+        return out
+    monkeypatch.setattr(Net, "loss", wrong)
+    assert cli.main(["gradcheck"]) == 1
+    assert "FAILED for W2" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv", [
+    ["--lr", "-1"], ["--lr", "nan"], ["--dropout-keep", "2"], ["--weight-scale", "-1"],
+    ["--time-budget", "0"], ["--lr-decay", "-1"], ["--print-every", "0"], ["--seed", "-1"],
+    ["--batch-size", "0"], ["--schedule", "cosine", "--lr-decay", "0.9"],
+    ["--augment", "translate=50"], ["--hidden", "10,x"],
+], ids=lambda a: " ".join(a))
+def test_bad_options_name_the_flag(in_tmp, capsys, argv):
+    assert train("--epochs", "1", *argv) == 2
+    line = one_error_line(capsys)
+    assert argv[-2] in line or argv[0] in line, line
+    for python_name in ("config[", "learning_rate", "dropout_keep_ratio", "weight_scale",
+                        "time_budget", "lr_decay"):
+        assert python_name not in line, line
+    assert not (in_tmp / "runs").exists()
+
+
+def test_every_option_has_help():
+    parser = cli.build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command")
+    for name in ("train", "evaluate", "gradcheck", "info"):
+        for action in sub.choices[name]._actions:
+            if action.option_strings and action.dest != "help":
+                assert action.help, f"fastfc {name} {action.option_strings[0]} has no help"
+
+
+def test_flip_is_refused_for_digits(in_tmp, capsys):
+    assert train("--epochs", "1", "--augment", "flip,translate=1") == 2
+    line = one_error_line(capsys)
+    assert "--augment" in line and "digits" in line and "symmetric" in line
+    assert train("--epochs", "1", "--augment", "translate=1", "--quiet") == 0
+
+
+def test_ctrl_c_before_training_is_one_line(in_tmp, monkeypatch, capsys):
+    def interrupt(settings):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(T, "load_data", interrupt)
+    assert train("--epochs", "1") == 130
+    assert capsys.readouterr().err == "fastfc: error: interrupted\n"
+
+
+def test_warnings_are_one_line(in_tmp, monkeypatch, capsys):
+    import warnings
+    from fastfc import Solver
+    train_ = Solver.train
+
+    def noisy(self):
+        warnings.warn("something odd\n  happened", RuntimeWarning)
+        return train_(self)
+    monkeypatch.setattr(Solver, "train", noisy)
+    assert train("--epochs", "1", "--quiet") == 0
+    assert capsys.readouterr().err == "fastfc: warning: something odd happened\n"
+
+
+# ------------------------------------------------------------------ symlinks (16.9)
+
+def test_outputs_replace_planted_symlinks_instead_of_writing_through(in_tmp, capsys):
+    assert train("--epochs", "1", "--quiet", "--out", "run") == 0
+    victims = {}
+    for name in ("history.png", "weights.png", "metrics.json", "config.json", "model.npz"):
+        target = in_tmp / f"victim-{name}"
+        # config.json is read by --resume: its victim holds a valid copy
+        text = (in_tmp / "run" / name).read_text() if name == "config.json" else "precious"
+        target.write_text(text)
+        victims[name] = (target, text)
+        (in_tmp / "run" / name).unlink()
+        os.symlink(target, in_tmp / "run" / name)
+    assert train("--resume", "run", "--epochs", "2", "--quiet") == 0
+    for name, (target, text) in victims.items():
+        assert target.read_text() == text, name
+        assert not os.path.islink(in_tmp / "run" / name), name
+    assert json.loads((in_tmp / "run" / "config.json").read_text())["epochs"] == 2
+
+
+# ------------------------------------------------------------------ validation (16.13)
+
+@pytest.mark.parametrize("value", ["-5", "0", "271"])
+def test_num_test_out_of_range_is_refused(in_tmp, capsys, value):
+    assert train("--epochs", "1", "--num-test", value) == 2
+    line = one_error_line(capsys)
+    assert "--num-test" in line and "between 1 and 270" in line
+
+
+def test_metrics_json_is_strict_json(in_tmp, capsys):
+    assert train("--epochs", "1", "--quiet", "--num-test", "5", "--out", "run") == 0
+
+    def refuse(name):
+        raise ValueError(f"non-standard JSON constant {name}")
+    metrics = json.loads((in_tmp / "run" / "metrics.json").read_text(), parse_constant=refuse)
+    assert metrics["test_images"] == 5
+    T._write_json(in_tmp / "x.json", {"a": float("nan"), "b": [float("inf"), 1.0]})
+    assert json.loads((in_tmp / "x.json").read_text(), parse_constant=refuse) == \
+        {"a": None, "b": [None, 1.0]}
+
+
+@pytest.mark.parametrize("edit, words", [
+    (lambda c: c.update(batch_size=0), ["'batch_size'", "--batch-size", ">= 1"]),
+    (lambda c: c.pop("lr"), ["lacks the key 'lr'"]),
+    (lambda c: c.update(threads=1000), ["'threads'", "between 1 and"]),
+    (lambda c: c.update(hidden="100"), ["'hidden'", "positive integers"]),
+    (lambda c: c.update(update_rule="sgdd"), ["'update_rule'", "adam"]),
+    (lambda c: c.update(lr=None), ["'lr'", "> 0"]),
+], ids=["batch_size=0", "missing-lr", "threads=1000", "hidden-string", "bad-rule",
+        "lr-null"])
+def test_resume_validates_config_json(in_tmp, capsys, edit, words):
+    assert train("--epochs", "1", "--quiet", "--out", "run") == 0
+    path = in_tmp / "run" / "config.json"
+    config = json.loads(path.read_text())
+    edit(config)
+    path.write_text(json.dumps(config))
+    capsys.readouterr()
+    assert train("--resume", "run", "--epochs", "2") == 2
+    line = one_error_line(capsys)
+    assert str(path.relative_to(in_tmp)) in line
+    for word in words:
+        assert word in line, line
+
+
+def test_threads_beyond_the_cpu_count_are_refused(in_tmp, capsys):
+    assert train("--epochs", "1", "--threads", str((os.cpu_count() or 1) + 1)) == 2
+    assert "--threads" in one_error_line(capsys)
+    assert train("--epochs", "1", "--threads", "1", "--quiet") == 0
+
+
+def test_evaluate_reads_the_run(in_tmp, capsys):
+    assert train("--epochs", "2", "--quiet", "--out", "run") == 0
+    capsys.readouterr()
+    assert cli.main(["evaluate", "run", "--split", "val"]) == 0
+    metrics = json.loads((in_tmp / "run" / "metrics.json").read_text())
+    out = capsys.readouterr().out
+    assert f"accuracy {metrics['final_accuracy']['val']:.4f}" in out
+    assert cli.main(["evaluate", "run", "--num-test", "0"]) == 2
+    assert "--num-test" in one_error_line(capsys)
