@@ -853,3 +853,130 @@ def test_cs231n_pickles_and_npz_checkpoints_together(tmp_path, data, monkeypatch
     with open("cs_epoch_2.pkl", "rb") as f:
         assert pickle.load(f)["epoch"] == 2
     assert load_checkpoint("safe.npz")[1]["epoch"] == 2
+
+
+# ----------------------------------------------------------------- hostile files (16.8-10)
+
+import io as _io
+import tracemalloc
+import zipfile
+
+
+def _npy_bytes(shape, dtype, data=b"", version=(1, 0)):
+    """A .npy member whose header declares ``shape``/``dtype`` followed by ``data``."""
+    buf = _io.BytesIO()
+    header = {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)), "fortran_order": False,
+              "shape": tuple(shape)}
+    if version == (1, 0):
+        np.lib.format.write_array_header_1_0(buf, header)
+    else:
+        np.lib.format.write_array_header_2_0(buf, header)
+    return buf.getvalue() + data
+
+
+def _hostile_npz(path, members, header=None):
+    if header is None:
+        header = {"format": "fastfc-checkpoint", "version": 1}
+    raw = json.dumps(header).encode()
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as zf:
+        zf.writestr("__header__.npy", _npy_bytes((len(raw),), np.uint8, raw))
+        for name, blob in members.items():
+            zf.writestr(name, blob)
+    return path
+
+
+def test_load_never_allocates_a_declared_huge_array(tmp_path):
+    """A 1 KB file declaring a 400 MB array must fail before allocating it."""
+    path = _hostile_npz(tmp_path / "bomb.npz",
+                        {"w.npy": _npy_bytes((50_000_000,), np.float64, b"\0" * 64)})
+    assert os.path.getsize(path) < 2000
+    tracemalloc.start()
+    try:
+        with pytest.raises(CheckpointError, match="declares shape"):
+            load_checkpoint(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 20_000_000
+
+
+def test_load_refuses_an_array_with_more_bytes_than_declared(tmp_path):
+    path = _hostile_npz(tmp_path / "x.npz",
+                        {"w.npy": _npy_bytes((2,), np.float64, b"\0" * 24)})
+    with pytest.raises(CheckpointError):
+        load_checkpoint(path)
+
+
+def test_load_refuses_object_dtype_without_advising_pickles(tmp_path):
+    path = _hostile_npz(tmp_path / "obj.npz", {"w.npy": _npy_bytes((1,), object, b"\0" * 8)})
+    with pytest.raises(CheckpointError) as info:
+        load_checkpoint(path)
+    assert "allow_pickle" not in str(info.value)
+    assert "objects" in str(info.value)
+
+
+def test_load_refuses_a_non_array_member(tmp_path):
+    path = _hostile_npz(tmp_path / "x.npz", {"script.py": b"print(1)"})
+    with pytest.raises(CheckpointError):
+        load_checkpoint(path)
+
+
+@pytest.mark.parametrize("version", [0, -1, 2, 99])
+def test_load_refuses_unknown_format_versions(tmp_path, version):
+    path = _hostile_npz(tmp_path / "v.npz",
+                        {"w.npy": _npy_bytes((1,), np.float64, b"\0" * 8)},
+                        header={"format": "fastfc-checkpoint", "version": version})
+    with pytest.raises(CheckpointError, match="version"):
+        load_checkpoint(path)
+
+
+def test_load_still_reads_a_valid_handmade_file(tmp_path):
+    data = np.arange(3.0)
+    path = _hostile_npz(tmp_path / "ok.npz",
+                        {"w.npy": _npy_bytes((3,), np.float64, data.tobytes()),
+                         "v.npy": _npy_bytes((1,), np.int32, b"\1\0\0\0", version=(2, 0))})
+    arrays, header = load_checkpoint(path)
+    assert np.array_equal(arrays["w"], data) and arrays["v"].tolist() == [1]
+
+
+def test_atomic_write_replaces_a_planted_symlink(tmp_path):
+    victim = tmp_path / "victim.txt"
+    victim.write_bytes(b"precious")
+    path = tmp_path / "ck.npz"
+    os.symlink(victim, path)
+    save_checkpoint(path, {"w": np.ones(2)}, {"epoch": 1})
+    assert victim.read_bytes() == b"precious"
+    assert not os.path.islink(path) and os.path.isfile(path)
+    assert load_checkpoint(path)[1]["epoch"] == 1
+
+
+def test_atomic_write_removes_its_own_stale_temp_files(tmp_path):
+    path = tmp_path / "ck.npz"
+    time_ago = 3600
+    stale = tmp_path / ".ck.npz.tmp-killed1.part"
+    stale.write_bytes(b"half")
+    other_target = tmp_path / ".other.npz.tmp-killed2.part"
+    other_target.write_bytes(b"half")
+    not_ours = tmp_path / "ck.npz.tmp-x.part"
+    not_ours.write_bytes(b"x")
+    fresh = tmp_path / ".ck.npz.tmp-inflight.part"
+    fresh.write_bytes(b"being written")
+    now = os.path.getmtime(stale)
+    for p in (stale, other_target, not_ours):
+        os.utime(p, (now - time_ago, now - time_ago))
+    os.utime(fresh, (now + 3600, now + 3600))   # newer than this write: someone else's
+    save_checkpoint(path, {"w": np.ones(2)}, {"epoch": 1})
+    names = listdir(tmp_path)
+    assert ".ck.npz.tmp-killed1.part" not in names
+    assert ".other.npz.tmp-killed2.part" in names      # another target's: left alone
+    assert "ck.npz.tmp-x.part" in names                # not fastfc's naming
+    assert ".ck.npz.tmp-inflight.part" in names
+    assert "ck.npz" in names
+
+
+def test_atomic_write_temp_file_is_named_after_the_target(tmp_path):
+    path = tmp_path / "plot.png"
+    seen = []
+    atomic_write(path, lambda f: seen.extend(listdir(tmp_path)))
+    assert len(seen) == 1
+    assert seen[0].startswith(".plot.png.tmp-") and seen[0].endswith(".part")

@@ -1,14 +1,21 @@
 """Checkpoints that are safe to write and safe to load.
 
 A checkpoint is a ``.npz`` file of plain arrays plus one JSON header (stored as the
-bytes of the array ``__header__``).  Loading uses ``allow_pickle=False``, so a
-checkpoint from a stranger cannot run code; writing goes to a temporary file in the
-same directory that is then renamed over the target, so a run killed mid-write
-leaves the previous checkpoint intact.
+bytes of the array ``__header__``).  Loading never unpickles (a checkpoint from a
+stranger cannot run code) and reads every member's declared dtype and shape before
+reading its data: object arrays are refused, and an array whose declared size does not
+match the bytes the file really holds is refused before anything is allocated.
+Writing goes to a temporary file in the same directory (``.<name>.tmp-<random>.part``)
+that is then renamed over the target, so a run killed mid-write leaves the previous
+checkpoint intact; temporary files such a kill left behind are removed by the next
+write to the same target.
 """
+import glob
 import json
+import math
 import os
 import tempfile
+import zipfile
 
 import numpy as np
 
@@ -23,13 +30,28 @@ class CheckpointError(ValueError):
     """A checkpoint file is missing, truncated, or not a fastfc checkpoint."""
 
 
+def _temp_prefix(path):
+    return "." + os.path.basename(path) + ".tmp-"
+
+
+_TEMP_SUFFIX = ".part"
+
+
 def atomic_write(path, write):
-    """Call ``write(file_object)`` on a temporary file, then rename it to ``path``."""
+    """Call ``write(file_object)`` on a temporary file, then rename it to ``path``.
+
+    The temporary file sits next to ``path`` and is named ``.<name>.tmp-<random>.part``;
+    the rename replaces whatever directory entry ``path`` is (a symbolic link planted
+    there is replaced, never written through).  Temporary files of this naming for the
+    same target that are older than this write (left by a killed writer) are removed.
+    """
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".part", dir=directory)
+    prefix = _temp_prefix(path)
+    fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=_TEMP_SUFFIX, dir=directory)
     try:
+        started = os.fstat(fd).st_mtime
         os.chmod(tmp, 0o666 & ~_umask())   # mkstemp makes 0600; give the usual mode
         with os.fdopen(fd, "wb") as f:
             write(f)
@@ -50,7 +72,22 @@ def atomic_write(path, write):
             os.close(dir_fd)
     except OSError:
         pass
+    _remove_stale_temps(directory, prefix, started)
     return path
+
+
+def _remove_stale_temps(directory, prefix, started):
+    """Remove ``<prefix>*.part`` regular files last modified before ``started``."""
+    pattern = os.path.join(glob.escape(directory), glob.escape(prefix) + "*" + _TEMP_SUFFIX)
+    for name in glob.glob(pattern):     # the pattern starts with '.': dot files match
+        try:
+            st = os.lstat(name)
+            if not os.path.isfile(name) or os.path.islink(name):
+                continue
+            if st.st_mtime < started:
+                os.unlink(name)
+        except OSError:
+            pass
 
 
 def _umask():
@@ -86,11 +123,81 @@ def save_checkpoint(path, arrays, header):
     return atomic_write(path, lambda f: np.savez(f, **payload))
 
 
+# deflate cannot expand data more than about 1032 times
+_MAX_DEFLATE_RATIO = 1100
+
+
+def _check_members(path):
+    """Read each member's .npy header and refuse what np.load must not be asked to read.
+
+    Every member must be a ``.npy`` of a plain (non-object) dtype whose declared shape x
+    itemsize is exactly the data the member holds, so that no array larger than the
+    file's own bytes is ever allocated."""
+    try:
+        zf = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise CheckpointError(f"cannot read checkpoint {path!r}: not a valid .npz "
+                              f"({exc})") from None
+    with zf:
+        seen = set()
+        for info in zf.infolist():
+            name = info.filename
+            if name in seen:
+                raise CheckpointError(f"{path!r} holds the entry {name!r} twice")
+            seen.add(name)
+            if not name.endswith(".npy"):
+                raise CheckpointError(f"{path!r} holds {name!r}, which is not an array")
+            if info.compress_type == zipfile.ZIP_STORED:
+                if info.file_size != info.compress_size:
+                    raise CheckpointError(f"{path!r}: the entry {name!r} is damaged")
+            elif info.compress_type == zipfile.ZIP_DEFLATED:
+                if info.file_size > _MAX_DEFLATE_RATIO * info.compress_size + 4096:
+                    raise CheckpointError(f"{path!r}: the entry {name!r} claims more data "
+                                          "than it can hold")
+            else:
+                raise CheckpointError(f"{path!r}: the entry {name!r} uses an unsupported "
+                                      "compression")
+            try:
+                with zf.open(info) as f:
+                    version = np.lib.format.read_magic(f)
+                    if version == (1, 0):
+                        shape, _, dtype = np.lib.format.read_array_header_1_0(f)
+                    elif version == (2, 0):
+                        shape, _, dtype = np.lib.format.read_array_header_2_0(f)
+                    else:
+                        raise ValueError(f"unsupported .npy format version {version}")
+                    offset = f.tell()
+            except CheckpointError:
+                raise
+            except Exception as exc:
+                raise CheckpointError(f"{path!r}: the entry {name!r} has no valid array "
+                                      f"header ({_clean(exc)})") from None
+            if dtype.hasobject:
+                raise CheckpointError(f"{path!r}: the entry {name!r} holds Python objects; "
+                                      "a fastfc checkpoint holds plain numbers only")
+            nbytes = math.prod(int(n) for n in shape) * dtype.itemsize
+            if offset + nbytes != info.file_size:
+                raise CheckpointError(
+                    f"{path!r}: the entry {name!r} declares shape {tuple(shape)} of "
+                    f"{dtype} ({nbytes} bytes) but holds {info.file_size - offset} bytes")
+
+
+def _clean(exc):
+    """An error text that never advises loading pickles."""
+    text = str(exc)
+    if "pickle" in text.lower():
+        return "it holds Python objects, which fastfc never loads"
+    return text
+
+
 def load_checkpoint(path):
     """Read a checkpoint written by :func:`save_checkpoint`; returns (arrays, header)."""
     path = os.fspath(path)
     if not os.path.exists(path):
         raise CheckpointError(f"checkpoint {path!r} does not exist")
+    if os.path.isdir(path):
+        raise CheckpointError(f"checkpoint {path!r} is a directory")
+    _check_members(path)
     try:
         with np.load(path, allow_pickle=False) as data:
             if HEADER_KEY not in data.files:
@@ -103,7 +210,7 @@ def load_checkpoint(path):
     except CheckpointError:
         raise
     except Exception as exc:
-        raise CheckpointError(f"cannot read checkpoint {path!r}: {exc}") from exc
+        raise CheckpointError(f"cannot read checkpoint {path!r}: {_clean(exc)}") from None
     if not isinstance(header, dict) or header.get("format") != FORMAT:
         raise CheckpointError(f"{path!r} is not a fastfc checkpoint")
     version = header.get("version")
@@ -112,4 +219,6 @@ def load_checkpoint(path):
     if version > VERSION:
         raise CheckpointError(f"{path!r} was written by a newer fastfc (format version "
                               f"{header.get('version')})")
+    if version != VERSION:
+        raise CheckpointError(f"{path!r} has an unknown format version {version}")
     return arrays, header
