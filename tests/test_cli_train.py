@@ -265,7 +265,9 @@ def test_model_npz_keeps_the_best_epochs_running_statistics(in_tmp, capsys):
 
 def test_a_failed_train_leaves_no_run_folder(in_tmp, capsys, monkeypatch):
     monkeypatch.delenv("FASTFC_DATA", raising=False)
-    assert train("--dataset", "cifar10", "--data", str(in_tmp / "nowhere")) == 2
+    status = train("--dataset", "cifar10", "--data", str(in_tmp / "nowhere"))
+    assert not (in_tmp / "runs").exists() or os.listdir(in_tmp / "runs") == []
+    assert status == 2
     line = one_error_line(capsys)
     assert "--data" in line and "cifar10_dir" not in line
     assert train("--dataset", "cifar10") == 2

@@ -119,7 +119,8 @@ def train_arguments(parser):
     a("--weight-scale", type=float,
       help="std of the initial weights (default: --init's scaling)")
     a("--init", choices=["he", "xavier"],
-      help="initial weight scaling by fan-in (default he for ReLU-like activations)")
+      help="initial weight scaling by fan-in (default: xavier for sigmoid and tanh, he "
+           "otherwise); not with --weight-scale")
     a("--update-rule", choices=UPDATE_RULES,
       help=f"optimiser (default {DEFAULTS['update_rule']})")
     a("--lr", type=float, help=f"learning rate (default {DEFAULTS['lr']:g})")
@@ -292,6 +293,9 @@ def validate_settings(settings, source=None):
     real("weight_scale", 0.0, low_open=True, optional=True)
     real("lr_decay", 0.0, low_open=True)
     real("time_budget", 0.0, low_open=True, optional=True)
+    if settings["weight_scale"] is not None and settings["init"] is not None:
+        raise BadOption(f"{where('weight_scale')} and {where('init')} both set the initial "
+                        "weights; give one of them")
     if settings["schedule"] == "cosine" and settings["lr_decay"] != 1:
         raise BadOption(f"{where('lr_decay')} must stay 1 with the cosine schedule, which "
                         f"replaces it; got {settings['lr_decay']!r}")
