@@ -82,8 +82,11 @@ def _as_data(value, name):
 
 def _check_finite_rows(X, name):
     """ValueError naming the first row of X that holds a NaN or an infinity."""
-    if X.dtype.kind != "f" or _all_finite(X):
+    if X.dtype.kind != "f":
         return
+    with np.errstate(over="ignore", invalid="ignore"):   # a float32 sum may overflow
+        if _all_finite(X):
+            return
     bad = ~np.isfinite(X.reshape(len(X), -1)).all(axis=1)
     raise ValueError(f"{name} contains NaN or inf at row {int(np.flatnonzero(bad)[0])}; "
                      "clean or impute the data before training")
@@ -122,6 +125,26 @@ def _check_labels(y, name, n_classes):
         i = int(np.argmax(y >= n_classes))
         raise ValueError(f"{name} has the label {int(y[i])} at index {i}, but the model "
                          f"scores {n_classes} classes (labels 0..{n_classes - 1})")
+
+
+def _in_notebook():
+    """True inside a Jupyter (IPython kernel) session."""
+    ipython = sys.modules.get("IPython")
+    if ipython is None:
+        return False
+    try:
+        shell = ipython.get_ipython()
+        return shell is not None and "IPKernelApp" in shell.config
+    except Exception:
+        return False
+
+
+def _has_ipywidgets():
+    import importlib.util
+    try:
+        return importlib.util.find_spec("ipywidgets") is not None
+    except (ImportError, ValueError):
+        return False
 
 
 _DEFAULTS = {
@@ -516,17 +539,33 @@ class Solver:
             print(msg)
 
     def _make_bar(self, total, initial):
+        """A tqdm bar, or None.  Default (progress=None): on when verbose and stdout is a
+        terminal, or in a Jupyter kernel with ipywidgets installed.  Never a warning:
+        without ipywidgets (or tqdm) the bar falls back to plain text, or is left out."""
+        notebook = _in_notebook()
+        widgets = notebook and _has_ipywidgets()
         show = self.progress
         if show is None:
-            show = bool(self.verbose) and hasattr(sys.stdout, "isatty") and sys.stdout.isatty()
+            tty = hasattr(sys.stdout, "isatty") and sys.stdout.isatty()
+            show = bool(self.verbose) and (tty or widgets)
         if not show:
             return None
+        kwargs = dict(total=total, initial=initial, unit="step", desc="training", leave=True)
+        if widgets:
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    from tqdm.notebook import tqdm as notebook_tqdm
+                    return notebook_tqdm(**kwargs)
+            except Exception:
+                pass    # fall back to the text bar
         try:
-            from tqdm.auto import tqdm
-        except ImportError:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                from tqdm.std import tqdm as text_tqdm
+                return text_tqdm(dynamic_ncols=True, **kwargs)
+        except Exception:
             return None
-        return tqdm(total=total, initial=initial, unit="step", dynamic_ncols=True,
-                    desc="training", leave=True)
 
     # ------------------------------------------------------------------ checkpoints
 
