@@ -9,9 +9,26 @@ FASTFC_CYTHON_DEBUG=1  compile with bounds, wraparound and initialisation checks
                        (slow; used by CI to catch out-of-bounds access in the kernels).
 FASTFC_NATIVE=1        add -march=native for a local build tuned to this CPU.  Never
                        set it for a wheel that is meant to run on other machines.
+FASTFC_BUILD_CACHE     directory of compiled kernels keyed by the hash of everything that
+                       goes into them (default: build/fastfc-cache beside this file; set
+                       it to an empty string to turn the cache off).
 SOURCE_DATE_EPOCH      build date recorded in _build_info.py (reproducible builds).
+
+Build time
+----------
+The kernels share one module of Cython's utility code (memoryviews and the like,
+``fastfc._kernels._cyutility``) instead of carrying a copy each, which halves the C
+that the compiler sees; Cython translates the ``.pyx`` files in parallel and
+``build_ext`` compiles them in parallel, one job per core.  A kernel whose inputs --
+its ``.pyx``, every ``.pxd`` and ``csrc/`` header, Cython's version and directives, the
+compiler flags, Python's ABI and the NumPy and SciPy it builds against -- have not
+changed since an earlier build in this tree is copied from the cache instead of being
+translated and compiled again: ``pip install ".[test]"`` after ``pip install .``
+compiles nothing.
 """
 import datetime
+import hashlib
+import shutil
 import os
 import platform
 import pprint
@@ -62,13 +79,18 @@ else:
     elif NATIVE:
         COMPILE_ARGS.append("-march=native")
 
-HEADERS = [str(p) for p in Path("csrc").glob("*.h")]
-PXDS = [str(p) for p in KERNEL_DIR.glob("*.pxd")]
+HEADERS = sorted(str(p) for p in Path("csrc").glob("*.h"))
+PXDS = sorted(str(p) for p in KERNEL_DIR.glob("*.pxd"))
+#: Cython's utility code (memoryview support and the like), one copy for every kernel
+SHARED_UTILITY = "fastfc._kernels._cyutility"
 
-extensions = [
-    Extension(
-        f"fastfc._kernels.{name}",
-        [f"src/fastfc/_kernels/{name}.pyx"],
+MODE = "debug" if DEBUG else ("native" if NATIVE else "release")
+
+
+def _extension(name, sources):
+    return Extension(
+        name,
+        sources,
         include_dirs=["csrc"],
         extra_compile_args=COMPILE_ARGS + LINK_ARGS,
         extra_link_args=LINK_ARGS,
@@ -76,10 +98,59 @@ extensions = [
                        ("FASTFC_DEBUG_BUILD", "1" if DEBUG else "0")],
         depends=HEADERS + PXDS,
     )
-    for name in KERNELS
-]
 
-MODE = "debug" if DEBUG else ("native" if NATIVE else "release")
+
+# ----------------------------------------------------------------------------- cache
+
+_cache_env = os.environ.get("FASTFC_BUILD_CACHE")
+CACHE_DIR = (Path(__file__).resolve().parent / "build" / "fastfc-cache" if _cache_env is None
+             else (Path(_cache_env) if _cache_env else None))
+
+
+def _module_version(name):
+    try:
+        module = __import__(name)
+    except ImportError:
+        return None
+    return getattr(module, "__version__", None)
+
+
+def _build_key(name):
+    """Hash of everything that goes into the compiled module ``name``."""
+    h = hashlib.sha256()
+    for part in (name, MODE, Cython.__version__, repr(sorted(DIRECTIVES.items())),
+                 repr(COMPILE_ARGS), repr(LINK_ARGS), sys.version, sys.platform,
+                 sysconfig.get_config_var("EXT_SUFFIX"), sysconfig.get_platform(),
+                 os.environ.get("CC", ""), os.environ.get("CFLAGS", ""),
+                 os.environ.get("LDFLAGS", ""), _module_version("numpy"),
+                 _module_version("scipy"), SHARED_UTILITY):
+        h.update(repr(part).encode() + b"\0")
+    stem = name.rsplit(".", 1)[1]
+    inputs = [] if name == SHARED_UTILITY else [KERNEL_DIR / f"{stem}.pyx"]
+    for path in inputs + [Path(p) for p in PXDS + HEADERS]:
+        h.update(str(path).encode() + b"\0" + path.read_bytes() + b"\0")
+    return h.hexdigest()[:32]
+
+
+def _cached(name):
+    """Path of the cached build of module ``name``, or None when there is none."""
+    if CACHE_DIR is None:
+        return None
+    path = CACHE_DIR / _build_key(name) / (name.rsplit(".", 1)[1] +
+                                            sysconfig.get_config_var("EXT_SUFFIX"))
+    return path if path.is_file() else None
+
+
+MODULES = [f"fastfc._kernels.{name}" for name in KERNELS] + [SHARED_UTILITY]
+CACHED = {name: _cached(name) for name in MODULES} if not DEBUG else {}
+CACHED = {name: path for name, path in CACHED.items() if path is not None}
+
+_to_cythonize = [_extension(name, [str(KERNEL_DIR / f"{name.rsplit('.', 1)[1]}.pyx")])
+                 for name in MODULES[:-1] if name not in CACHED]
+if SHARED_UTILITY not in CACHED:
+    # the shared utility module goes through cythonize too (which writes its C file)
+    _to_cythonize.append(_extension(SHARED_UTILITY,
+                                    [str(KERNEL_DIR / "_cyutility.c")]))
 
 BUILD_INFO_MODULE = "_build_info.py"
 FLOAT_NAMES = {"float": "float32", "double": "float64", "long double": "longdouble"}
@@ -127,14 +198,6 @@ def _compiler_info(compiler):
     return {"type": ctype, "command": " ".join(command), "version": version}
 
 
-def _module_version(name):
-    try:
-        module = __import__(name)
-    except ImportError:
-        return None
-    return getattr(module, "__version__", None)
-
-
 def _build_date():
     epoch = os.environ.get("SOURCE_DATE_EPOCH")
     when = (datetime.datetime.fromtimestamp(int(epoch), datetime.timezone.utc) if epoch
@@ -159,6 +222,9 @@ class BuildExt(build_ext):
         stamp = Path(self.build_temp) / "fastfc-build-mode"
         if not stamp.exists() or stamp.read_text() != MODE:
             self.force = True
+        if CACHED:
+            print(f"fastfc: {len(CACHED)} of {len(MODULES)} compiled modules taken from "
+                  f"the build cache {CACHE_DIR}")
         super().run()
         stamp.parent.mkdir(parents=True, exist_ok=True)
         stamp.write_text(MODE)
@@ -196,16 +262,39 @@ class BuildExt(build_ext):
             f"BUILD_INFO = {pprint.pformat(info, sort_dicts=False)}\n"
         )
 
+    def build_extension(self, ext):
+        target = Path(self.get_ext_fullpath(ext.name))
+        cached = CACHED.get(ext.name)
+        if cached is not None:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(cached, target)
+            return
+        super().build_extension(ext)
+        if CACHE_DIR is not None and not DEBUG:
+            entry = CACHE_DIR / _build_key(ext.name)
+            entry.mkdir(parents=True, exist_ok=True)
+            tmp = entry / (target.name + f".tmp-{os.getpid()}")
+            shutil.copyfile(target, tmp)
+            os.replace(tmp, entry / target.name)
+
     def get_outputs(self):
         return super().get_outputs() + [str(self._build_info_path())]
 
 
+_translated = cythonize(
+    _to_cythonize,
+    compiler_directives=DIRECTIVES,
+    build_dir="build/cython-debug" if DEBUG else "build/cython",
+    force=DEBUG,
+    nthreads=0 if sys.platform == "win32" else (os.cpu_count() or 1),
+    shared_utility_qualified_name=SHARED_UTILITY,
+) if _to_cythonize else []
+_by_name = {ext.name: ext for ext in _translated}
+# every module is listed (a cached one keeps its .pyx source: build_extension copies it)
+extensions = [_by_name.get(name) or _extension(
+    name, [str(KERNEL_DIR / f"{name.rsplit('.', 1)[1]}.pyx")]) for name in MODULES]
+
 setup(
     cmdclass={"build_ext": BuildExt},
-    ext_modules=cythonize(
-        extensions,
-        compiler_directives=DIRECTIVES,
-        build_dir="build/cython-debug" if DEBUG else "build/cython",
-        force=DEBUG,
-    ),
+    ext_modules=extensions,
 )
