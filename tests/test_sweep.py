@@ -415,3 +415,238 @@ def test_cli_main_runs_a_sweep_and_writes_table_and_plot(tmp_path, capsys):
                for r in records)
     png = tmp_path / "cli.png"
     assert png.exists() and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+# ---------------------------------------------------------------------- defaults, divergence
+
+def test_unspecified_settings_take_the_front_end_defaults(digits, tmp_path, capsys):
+    from fastfc._defaults import FRONTEND_DEFAULTS
+    results = tmp_path / "defaults.jsonl"
+    trials, _ = sweep({"reg": [1e-4]}, digits, n_jobs=1, results=str(results),
+                      num_epochs=2, return_model=False, verbose=True)
+    assert capsys.readouterr().out.splitlines()[0] == "update rule: adam, learning rate 0.001"
+    [trial] = trials
+    # the configuration holds what was given, the record the defaults it ran with
+    assert trial["config"] == {"num_epochs": 2, "reg": 1e-4}
+    assert trial["defaults"]["update_rule"] == "adam"
+    assert trial["defaults"]["learning_rate"] == 1e-3
+    assert trial["defaults"]["batch_size"] == FRONTEND_DEFAULTS["batch_size"]
+    assert trial["defaults"]["hidden_dims"] == list(FRONTEND_DEFAULTS["hidden_dims"])
+    assert "reg" not in trial["defaults"]
+    assert read_jsonl(results)[0]["defaults"] == trial["defaults"]
+    # it trained exactly as adam at 1e-3 given explicitly does, not as plain SGD
+    explicit = run_trial(digits, dict(trial["config"], update_rule="adam",
+                                      learning_rate=1e-3), trial["seed"])
+    assert explicit["loss_last"] == trial["loss_last"]
+    assert explicit["best_val_acc"] == trial["best_val_acc"]
+    sgd = run_trial(digits, dict(trial["config"], update_rule="sgd"), trial["seed"])
+    assert sgd["loss_last"] != trial["loss_last"]
+    # a record of other defaults (here: of a version before them) is run again
+    record = read_jsonl(results)[0]
+    del record["defaults"]
+    results.write_text(json.dumps(record) + "\n")
+    ran = []
+    again, _ = sweep({"reg": [1e-4]}, digits, n_jobs=1, results=str(results), num_epochs=2,
+                     return_model=False, progress=lambda r, *_: ran.append(r["key"]))
+    assert ran == [trial["key"]] and again[0]["loss_last"] == trial["loss_last"]
+
+
+def test_swept_rule_is_described_as_swept(digits, tmp_path, capsys):
+    sweep({"update_rule": ["adam", "sgd_momentum"]}, digits, n_jobs=1, results=None,
+          num_epochs=1, hidden_dims=[16], return_model=False, verbose=True)
+    assert capsys.readouterr().out.splitlines()[0] == \
+        "update rule: swept, learning rate 0.001"
+
+
+def test_a_diverged_trial_is_recorded_as_diverged(digits, tmp_path):
+    results = tmp_path / "div.jsonl"
+    trials, best = sweep({"learning_rate": [1e-3, 1e4]}, digits, n_jobs=1,
+                         results=str(results), num_epochs=2, hidden_dims=[16])
+    assert [t["status"] for t in trials] == ["ok", "diverged"]
+    bad = trials[-1]
+    assert bad["config"]["learning_rate"] == 1e4
+    assert bad["error"].startswith("TrainingDiverged: training diverged at iteration")
+    assert bad["best_val_acc"] is None
+    assert isinstance(best, Net) and trials[0]["config"]["learning_rate"] == 1e-3
+    # deterministic: not run again on resume (unless retry_failed)
+    ran = []
+    sweep({"learning_rate": [1e-3, 1e4]}, digits, n_jobs=1, results=str(results),
+          num_epochs=2, hidden_dims=[16], return_model=False,
+          progress=lambda r, *_: ran.append(r["key"]))
+    assert ran == []
+    sweep({"learning_rate": [1e-3, 1e4]}, digits, n_jobs=1, results=str(results),
+          num_epochs=2, hidden_dims=[16], return_model=False, retry_failed=True,
+          progress=lambda r, *_: ran.append(r["status"]))
+    assert ran == ["diverged"]
+
+
+def test_best_model_keeps_the_best_epochs_batchnorm_statistics(digits):
+    # with this seed the best epoch (9 of 12) is not the last one, and the running
+    # statistics of the last epoch give another accuracy (0.947 instead of 0.977)
+    trials, best = sweep({"learning_rate": [3e-2]}, digits, n_jobs=1, results=None,
+                         fixed={"seed": 5}, normalization="batchnorm", num_epochs=12,
+                         hidden_dims=[32])
+    assert trials[0]["seed"] == 5
+    assert val_acc(best, digits) == trials[0]["best_val_acc"]
+
+
+# ---------------------------------------------------------------------- fixed settings
+
+def test_fixed_seed_goes_to_the_trials_and_settings_are_type_checked(digits):
+    trials, _ = sweep({"reg": [0.0, 1e-3]}, digits, n_jobs=1, results=None,
+                      fixed={"seed": 7}, num_epochs=1, hidden_dims=[16],
+                      return_model=False)
+    assert [t["seed"] for t in trials] == [7, 7]
+    assert all(t["config"]["seed"] == 7 for t in trials)
+    with pytest.raises(ValueError, match="num_epochs given both in fixed and as keywords"):
+        sweep({"reg": [0.0]}, digits, results=None, fixed={"num_epochs": 1}, num_epochs=2)
+    with pytest.raises(TypeError, match="'batch_size' takes an integer, got '100'"):
+        sweep({"reg": [0.0]}, digits, results=None, batch_size="100")
+    with pytest.raises(TypeError, match="'learning_rate' takes a finite number"):
+        sweep({"reg": [0.0]}, digits, results=None, learning_rate=float("nan"))
+    with pytest.raises(ValueError, match="seed .*non-negative integer"):
+        sweep({"reg": [0.0]}, digits, results=None, seed=-1)
+    with pytest.raises(TypeError, match="fixed must be a dict"):
+        sweep({"reg": [0.0]}, digits, results=None, fixed=[("seed", 1)])
+
+
+@pytest.mark.parametrize("name, text, value", [
+    ("seed", "0", 0), ("batch_size", "1e2", 100), ("learning_rate", "1e-3", 1e-3),
+    ("reg", "0", 0), ("hidden_dims", "100,50", [100, 50]), ("hidden_dims", "[64]", [64]),
+    ("hidden_dims", "64", 64), ("normalization", "none", None),
+    ("normalization", "batchnorm", "batchnorm"), ("update_rule", '"adam"', "adam"),
+    ("shuffle", "true", True), ("shuffle", "0", False), ("patience", "null", None),
+    ("dtype", "float64", "float64"),
+])
+def test_parse_setting_reads_each_type(name, text, value):
+    from fastfc.sweep import parse_setting
+    parsed = parse_setting(name, text)
+    assert parsed == value and type(parsed) is type(value)
+
+
+@pytest.mark.parametrize("name, text, match", [
+    ("seed", "abc", "seed takes an integer or none"),
+    ("batch_size", "2.5", "batch_size takes an integer"),
+    ("learning_rate", "fast", "learning_rate takes a finite number"),
+    ("hidden_dims", "[1, 'a']", "hidden_dims takes an integer or a list of integers"),
+    ("shuffle", "maybe", "shuffle takes true or false"),
+    ("hiden_dims", "3", "unknown setting 'hiden_dims'"),
+])
+def test_parse_setting_names_the_setting_on_bad_values(name, text, match):
+    from fastfc.sweep import parse_setting
+    with pytest.raises(ValueError, match=match):
+        parse_setting(name, text)
+
+
+def cli(argv):
+    from fastfc.cli import main
+    return main(["sweep", *argv])
+
+
+def test_cli_set_seed_and_typed_values(tmp_path, capsys):
+    results = tmp_path / "seed.jsonl"
+    status = cli(["--space", '{"reg": [0.0, 0.001]}', "--n-jobs", "1", "--results",
+                  str(results), "--set", "seed=0", "--set", "hidden_dims=16",
+                  "--set", "num_epochs=1", "--no-plot", "--no-progress"])
+    out = capsys.readouterr().out
+    assert status == 0
+    assert out.splitlines()[0] == "update rule: adam, learning rate 0.001"
+    records = read_jsonl(results)
+    assert [r["seed"] for r in records] == [0, 0]
+    assert all(r["config"]["hidden_dims"] == 16 and r["config"]["seed"] == 0
+               for r in records)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--set", "seed=abc"], "argument --set: --set seed=abc: seed takes an integer"),
+    (["--set", "batch_size=big"], "batch_size takes an integer"),
+    (["--set", "nonsense=1"], "unknown setting 'nonsense'"),
+    (["--set", "reg"], "expected NAME=VALUE"),
+    (["--top", "0"], "argument --top: expected a positive integer, got 0"),
+    (["--top", "-3"], "argument --top: expected a positive integer"),
+    (["--n-jobs", "0"], "argument --n-jobs: expected a positive integer"),
+    (["--n-trials", "x"], "argument --n-trials: expected a positive integer, got 'x'"),
+    (["--epochs", "-1"], "argument --epochs: expected a positive integer"),
+    (["--batch-size", "0"], "argument --batch-size: expected a positive integer"),
+    (["--seed", "-1"], "argument --seed: expected a non-negative integer"),
+    (["--update-rule", "lbfgs"], "argument --update-rule: invalid choice"),
+])
+def test_cli_bad_flags_are_usage_errors(tmp_path, capsys, argv, message):
+    status = cli(["--space", '{"reg": [0.0]}', "--results", str(tmp_path / "r.jsonl"),
+                  *argv])
+    err = capsys.readouterr().err
+    assert status == 2 and message in err, err
+    assert not (tmp_path / "r.jsonl").exists()
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--space", "missing.json"], "--space 'missing.json': no such file"),
+    (["--space", "{not json"], "--space: not valid JSON"),
+    (["--space", '{"reg": {"loguniform": 3}}'], "takes a list of arguments"),
+    (["--space", '{"reg": {"loguniform": [1, 2, 3]}}'], "loguniform takes [low, high]"),
+    (["--data", "missing.npz"], "--data 'missing.npz': no such file"),
+    (["--epochs", "1", "--set", "num_epochs=2"], "num_epochs is given both by --epochs"),
+    (["--plot", "no/such/folder/p.png"], "the folder"),
+    (["--results", "/dev/full"], "is a device: the results journal must be a regular file"),
+])
+def test_cli_bad_values_fail_clearly_before_any_trial(tmp_path, capsys, monkeypatch, argv,
+                                                      message):
+    monkeypatch.chdir(tmp_path)
+    args = ["--space", '{"reg": [0.0]}', "--results", str(tmp_path / "r.jsonl"),
+            "--no-progress", *argv]
+    status = cli(args)
+    err = capsys.readouterr().err
+    assert status == 1 and message in err, err
+    assert not (tmp_path / "r.jsonl").exists()
+
+
+# ---------------------------------------------------------------------- the journal
+
+def test_results_must_be_a_regular_file(digits, tmp_path):
+    for path in ("/dev/full", "/dev/zero", str(tmp_path)):
+        with pytest.raises(ValueError, match="must be a regular file"):
+            load_results(path)
+        with pytest.raises(ValueError, match="must be a regular file"):
+            sweep({"reg": [0.0]}, digits, n_jobs=1, results=path, num_epochs=1)
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    with pytest.raises(ValueError, match="is a FIFO"):
+        load_results(str(fifo))
+
+
+def test_damaged_lines_in_the_middle_are_skipped_and_every_valid_trial_kept(digits,
+                                                                            tmp_path):
+    results = tmp_path / "damaged.jsonl"
+    space = {"reg": [0.0, 1e-3, 1e-2]}
+    settings = dict(num_epochs=1, hidden_dims=[16], return_model=False)
+    trials, _ = sweep(space, digits, n_jobs=1, results=str(results), **settings)
+    good = results.read_bytes().splitlines(keepends=True)
+    assert len(good) == 3
+    wrong_key = dict(json.loads(good[1]), key="0000000000000000")
+    bad_acc = dict(json.loads(good[1]), best_val_acc="0.9")
+    damaged = [good[0],
+               b"\xff\xfe not utf-8 \x80\n",                  # line 2
+               b'["a", "list"]\n',                            # line 3
+               json.dumps(bad_acc).encode() + b"\n",          # line 4
+               good[1],
+               b'{"key": "abc", "status": "ok"}\n',           # line 6
+               json.dumps(wrong_key).encode() + b"\n",        # line 7
+               b"{truncated in the middle\n",                 # line 8
+               good[2]]
+    results.write_bytes(b"".join(damaged))
+    with pytest.warns(RuntimeWarning) as caught:
+        records = load_results(str(results))
+    assert sorted(records) == sorted(t["key"] for t in trials)
+    messages = [str(w.message) for w in caught]
+    for lineno, reason in ((2, "not UTF-8"), (3, "not an object"), (4, "best_val_acc"),
+                           (6, "no 'config'"), (7, "does not match"), (8, "not JSON")):
+        assert any(f"damaged.jsonl:{lineno}: skipping" in m and reason in m
+                   for m in messages), (lineno, messages)
+    # the resume runs nothing again and ranks every trial as before
+    ran = []
+    with pytest.warns(RuntimeWarning, match="not a complete trial record"):
+        again, _ = sweep(space, digits, n_jobs=1, results=str(results),
+                         progress=lambda r, *_: ran.append(r), **settings)
+    assert ran == []
+    assert [(t["key"], t["best_val_acc"]) for t in again] == \
+        [(t["key"], t["best_val_acc"]) for t in trials]

@@ -21,7 +21,18 @@ its keyword where it goes -- the table :data:`ROUTES` says which place:
   the ``seed`` argument of :func:`sweep` itself seeds the random search).
 
 Swept settings go in ``space``; fixed ones are ordinary keyword arguments of
-:func:`sweep`.  Unknown names raise ValueError naming them.
+:func:`sweep` (or the dict ``fixed``, the only way to fix ``seed``, since the keyword
+``seed`` seeds the random search).  Unknown names raise ValueError naming them.
+
+Every training setting neither swept nor fixed takes fastfc's front-end default
+(``fastfc._defaults.FRONTEND_DEFAULTS``, the same as ``fastfc train`` and the
+estimators): Adam at learning rate 1e-3, reg 1e-4, batches of 100, one hidden layer of
+100 ReLU units -- not the course Solver's plain SGD.  A trial's configuration (and so
+its key) holds the settings given; the defaults it ran with are recorded beside it,
+under ``"defaults"``, and a recorded trial whose defaults are not today's is run again
+on resume.
+A trial whose training diverges (NaN/inf, or a loss 1000 times its start) stops there
+and is recorded with status ``"diverged"`` and the Solver's message.
 
 Search
 ------
@@ -46,14 +57,18 @@ JSON of the swept and fixed settings).  Its seed -- the ``Net`` seed and
 trial gives the same result whichever worker runs it.  Each finished trial is appended
 to the JSONL file ``results`` (one complete JSON object per line, flushed and fsynced)::
 
-    {"key", "status": "ok" | "failed", "best_val_acc", "final_train_acc", "loss_first",
-     "loss_last", "loss_min", "n_iterations", "wall_time", "worker", "seed", "config",
-     "error" (failed only), "retryable" (failed because a worker was lost)}
+    {"key", "status": "ok" | "failed" | "diverged", "best_val_acc", "final_train_acc",
+     "loss_first", "loss_last", "loss_min", "n_iterations", "wall_time", "worker", "seed",
+     "config", "defaults" (the front-end defaults of the settings config does not give),
+     "error" (failed and diverged only), "retryable" (failed because a worker was lost)}
 
-A re-run with the same file skips the trials already there (a truncated last line, left
-by a crash, is ignored); trials that failed because their worker died are run again,
-and all failed trials with ``retry_failed=True``.  The file belongs to one data set:
-the key does not cover ``data``.
+A re-run with the same file skips the trials already there; trials that failed because
+their worker died are run again, and all failed or diverged trials with
+``retry_failed=True``.  A line that is not a well-formed trial record (a truncated last
+line left by a crash, or a damaged line anywhere) is skipped with a warning naming its
+line number, and every valid record is kept.  ``results`` must be a regular file (or
+not exist yet): a device or a FIFO is refused, as it may never end.  The file belongs
+to one data set: the key does not cover ``data``.
 
 Backends
 --------
@@ -62,7 +77,13 @@ maximum: one per core).  The data are written once to a temporary directory and
 memory-mapped read-only by every worker at its start-up (one copy in memory, nothing
 shipped per trial); each worker limits its BLAS to ``max(1, cores // n_jobs)`` threads
 with threadpoolctl, so workers x threads never exceeds the cores.  ``n_jobs=1`` runs the
-trials in this process, one after the other.  A worker that dies takes the pool down: the
+trials in this process, one after the other.  The workers do not outlive the sweep: each
+exits when its parent process dies, even by SIGKILL (Linux: the parent-death signal;
+elsewhere a watchdog thread notices the new parent).  The data directory is removed on
+every exit path, SIGTERM included: while a local sweep runs in the main thread with
+SIGTERM at its default action, a SIGTERM stops the workers, removes the directory and
+then terminates the process as it would have.  Directories left by a sweep that was
+SIGKILLed are removed by the next local sweep (those whose process is gone).  A worker that dies takes the pool down: the
 trials that were running are re-run one at a time in a fresh worker, so the culprit is
 found; one that keeps killing its worker is recorded as failed after ``retries``
 re-runs (with ``retries=0`` every trial running at the time is), and every other result
@@ -87,13 +108,16 @@ Solver's best parameters).  When that trial was read back from ``results`` inste
 run, it is trained again here -- same configuration, same seed -- to return its model;
 ``return_model=False`` skips that and returns None.
 """
+import argparse
 import hashlib
 import itertools
 import json
 import math
 import numbers
 import os
+import signal
 import socket
+import stat
 import sys
 import time
 import uuid
@@ -102,10 +126,12 @@ from collections import namedtuple
 
 import numpy as np
 
+from fastfc._defaults import FRONTEND_DEFAULTS, FRONTEND_ON_DIVERGENCE, describe_rule
+
 __all__ = [
     "sweep", "loguniform", "uniform", "randint", "choice", "ROUTES", "route_config",
     "expand_space", "trial_key", "run_trial", "load_results", "add_cli_arguments",
-    "cli_main",
+    "cli_main", "SETTING_TYPES", "check_setting", "parse_setting",
 ]
 
 # ---------------------------------------------------------------------- routing
@@ -129,6 +155,107 @@ ROUTES = {
     # the trial itself
     "seed": "trial",
 }
+
+#: The type of each setting's value, checked for fixed settings (and for ``--set``):
+#: 'int', 'real', 'bool', 'str', 'dims' (an int or a list of ints), 'any'; a trailing
+#: '?' also allows None.
+SETTING_TYPES = {
+    "hidden_dims": "dims", "hidden_dim": "int", "hidden_size": "int",
+    "input_dim": "int", "num_classes": "int", "activation": "str",
+    "dropout_keep_ratio": "real", "normalization": "str?", "reg": "real",
+    "weight_scale": "real?", "init": "str?", "dtype": "any", "alpha": "real",
+    "loss": "str", "bn_momentum": "real", "eps": "real",
+    "update_rule": "str", "batch_size": "int", "num_epochs": "int", "lr_decay": "real",
+    "num_train_samples": "int?", "num_val_samples": "int?", "patience": "int?",
+    "schedule": "str?", "time_budget": "real?", "shuffle": "bool",
+    "learning_rate": "real", "momentum": "real", "decay_rate": "real", "beta1": "real",
+    "beta2": "real", "epsilon": "real",
+    "seed": "int?",
+}
+
+_TYPE_WORDS = {"int": "an integer", "real": "a finite number", "bool": "true or false",
+               "str": "a string", "dims": "an integer or a list of integers",
+               "any": "a value"}
+
+
+def _is_int(v):
+    return isinstance(v, numbers.Integral) and not isinstance(v, (bool, np.bool_))
+
+
+def check_setting(name, value):
+    """``value`` as the type setting ``name`` takes (see :data:`SETTING_TYPES`), else a
+    TypeError naming the setting and the expectation.  Integral floats (``100.0``)
+    are accepted where an integer is expected."""
+    _check_names([name], "setting")
+    kind = SETTING_TYPES[name]
+    optional = kind.endswith("?")
+    kind = kind.rstrip("?")
+    if value is None:
+        if optional or kind == "any":
+            return None
+    elif kind == "any":
+        return value
+    elif kind == "int" or kind == "dims":
+        if kind == "dims" and isinstance(value, (list, tuple)):
+            if all(_is_int(v) for v in value):
+                return [int(v) for v in value]
+        else:
+            if _is_int(value):
+                return int(value)
+            if _is_number(value) and math.isfinite(value) and float(value).is_integer():
+                return int(value)
+    elif kind == "real":
+        if _is_number(value) and math.isfinite(value):
+            return value
+    elif kind == "bool":
+        if isinstance(value, (bool, np.bool_)):
+            return bool(value)
+    elif isinstance(value, str):  # kind == "str"
+        return value
+    want = _TYPE_WORDS[kind] + (" or None" if optional else "")
+    raise TypeError(f"setting {name!r} takes {want}, got {value!r} "
+                    f"({type(value).__name__})")
+
+
+def parse_setting(name, text):
+    """The value of ``--set NAME=TEXT``: parsed for the type ``name`` takes.
+
+    Numbers and JSON lists are read as JSON; a string setting takes the text as it is
+    (JSON quotes optional); ``none``/``null`` give None where None is allowed;
+    ``true``/``false`` (also ``yes``/``no``, ``1``/``0``) for booleans; ``hidden_dims``
+    also takes ``100,50``.  Raises ValueError naming the setting on a bad value.
+    """
+    _check_names([name], "setting")
+    kind = SETTING_TYPES[name]
+    raw = text.strip()
+    if kind.endswith("?") and raw.lower() in ("none", "null", ""):
+        return None
+    kind = kind.rstrip("?")
+    if kind in ("str", "any"):
+        if len(raw) >= 2 and raw[0] == raw[-1] == '"':
+            try:
+                return json.loads(raw)
+            except ValueError:
+                pass
+        return raw
+    if kind == "bool":
+        words = {"true": True, "yes": True, "1": True, "false": False, "no": False,
+                 "0": False}
+        if raw.lower() in words:
+            return words[raw.lower()]
+        raise ValueError(f"--set {name}={text}: {name} takes true or false")
+    if kind == "dims" and "," in raw and not raw.startswith("["):
+        raw = "[" + raw + "]"
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        value = raw
+    try:
+        return check_setting(name, value)
+    except TypeError:
+        want = _TYPE_WORDS[kind] + (" or none" if SETTING_TYPES[name].endswith("?") else "")
+        raise ValueError(f"--set {name}={text}: {name} takes {want}") from None
+
 
 #: (low, high) tuples of these names mean log-uniform in random search.
 LOG_SCALE = ("learning_rate", "reg", "weight_scale")
@@ -172,6 +299,31 @@ def route_config(config):
         dims = model["hidden_dims"]
         model["hidden_dims"] = [dims] if isinstance(dims, numbers.Integral) else list(dims)
     return model, out["solver"], out["optim"], out["trial"].get("seed")
+
+
+def _defaults_for(names):
+    """The front-end defaults of the settings not among ``names`` (JSON-ready values).
+
+    ``hidden_dims`` counts as given when one of its aliases (hidden_dim, hidden_size) is.
+    """
+    names = set(names)
+    out = {}
+    for name, value in FRONTEND_DEFAULTS.items():
+        if name in names or (name == "hidden_dims" and names & set(_WIDTH_ALIASES)):
+            continue
+        out[name] = _plain(value)
+    return out
+
+
+def _describe_optimiser(space, fixed):
+    """The line a verbose sweep prints about its update rule and learning rate."""
+    rule = fixed.get("update_rule", FRONTEND_DEFAULTS["update_rule"])
+    lr = fixed.get("learning_rate", FRONTEND_DEFAULTS["learning_rate"])
+    if "update_rule" not in space and "learning_rate" not in space:
+        return describe_rule(rule, lr)
+    rule = "swept" if "update_rule" in space else rule
+    lr = "swept" if "learning_rate" in space else f"{lr:g}"
+    return f"update rule: {rule}, learning rate {lr}"
 
 
 # ---------------------------------------------------------------------- distributions
@@ -400,8 +552,12 @@ def _layer_dims(model_kwargs, data):
 
 
 def build_model(data, config, seed):
-    """The Net a trial trains, and the Solver keywords (optim_config included)."""
+    """The Net a trial trains, and the Solver keywords (optim_config included).
+
+    Settings missing from ``config`` take the front-end defaults (see the module
+    docstring), as they do in :func:`sweep`."""
     from fastfc.net import Net
+    config = dict(_defaults_for(config), **config)
     model_kwargs, solver_kwargs, optim_config, _ = route_config(config)
     layer_dims = _layer_dims(model_kwargs, data)
     model = Net(layer_dims, seed=seed, **model_kwargs)
@@ -412,15 +568,20 @@ def run_trial(data, config, seed):
     """Train one configuration; the default ``runner`` of :func:`sweep`.
 
     Seeds NumPy's global generator with ``seed`` (the Solver's minibatches) and builds
-    ``Net(..., seed=seed)``.  Returns a dict: best_val_acc, final_train_acc, loss_first,
-    loss_last, loss_min, n_iterations, epochs, stopped_early and model (the Net, holding
-    the best parameters).  A custom runner must return at least best_val_acc (and may
-    return model).
+    ``Net(..., seed=seed)``.  The Solver runs with the front ends' divergence rule
+    (``on_divergence='raise'``: a diverged trial raises
+    :class:`fastfc.solver.TrainingDiverged`, recorded as ``"diverged"``) and keeps the
+    best epoch's batch-norm statistics with its parameters (``restore_norm_stats``).
+    Returns a dict: best_val_acc, final_train_acc, loss_first, loss_last, loss_min,
+    n_iterations, epochs, stopped_early and model (the Net, holding the best parameters).
+    A custom runner must return at least best_val_acc (and may return model).
     """
     from fastfc.solver import Solver
     model, solver_kwargs = build_model(data, config, seed)
     np.random.seed(seed)
-    solver = Solver(model, data, verbose=False, progress=False, **solver_kwargs)
+    solver = Solver(model, data, verbose=False, progress=False,
+                    on_divergence=FRONTEND_ON_DIVERGENCE, restore_norm_stats=True,
+                    **solver_kwargs)
     solver.train()
     losses = np.asarray(solver.loss_history, dtype=np.float64)
     finite = losses[np.isfinite(losses)]
@@ -456,9 +617,11 @@ _RESULT_FIELDS = ("best_val_acc", "final_train_acc", "loss_first", "loss_last", 
 def _execute(runner, data, key, config, seed, blas_threads=None):
     """Run one trial and return its record (with 'model' when the runner gave one).
 
-    An exception inside the trial becomes a failed record.  NumPy's global generator is
+    An exception inside the trial becomes a failed record, a
+    :class:`fastfc.solver.TrainingDiverged` a diverged one.  NumPy's global generator is
     restored afterwards (the trial may run in the caller's process).
     """
+    from fastfc.solver import TrainingDiverged
     t0 = time.perf_counter()
     record = {"key": key, "status": "ok"}
     state = np.random.get_state()
@@ -471,6 +634,8 @@ def _execute(runner, data, key, config, seed, blas_threads=None):
         if "best_val_acc" not in out:
             raise ValueError("the runner returned no 'best_val_acc'")
         record.update(out)
+    except TrainingDiverged as exc:  # a property of the configuration, not a failure
+        record.update(status="diverged", error=f"{type(exc).__name__}: {exc}")
     except Exception as exc:  # the trial failed: record it, keep the sweep going
         record.update(status="failed", error=f"{type(exc).__name__}: {exc}")
     finally:
@@ -480,7 +645,7 @@ def _execute(runner, data, key, config, seed, blas_threads=None):
     for field in _RESULT_FIELDS:
         record.setdefault(field, None)
     record.update(wall_time=time.perf_counter() - t0, worker=_worker_name(), seed=seed,
-                  config=config)
+                  config=config, defaults=_defaults_for(config))
     return record
 
 
@@ -488,34 +653,95 @@ def _failed(job, error, retryable):
     record = {"key": job.key, "status": "failed"}
     record.update({f: None for f in _RESULT_FIELDS})
     record.update(wall_time=None, worker=None, seed=job.seed, config=job.config,
-                  error=error, retryable=bool(retryable))
+                  defaults=_defaults_for(job.config), error=error,
+                  retryable=bool(retryable))
     return record
 
 
 # ---------------------------------------------------------------------- results file
 
+_STATUSES = ("ok", "failed", "diverged")
+
+
+def _check_results_path(path):
+    """ValueError unless ``path`` is a regular file or does not exist yet.
+
+    A device (``/dev/full`` reads as endless zero bytes, ``/dev/zero`` too), a FIFO or
+    a directory would make reading the journal hang or fail half-way."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise ValueError(f"results file {path!r} cannot be read: {exc}") from None
+    if not stat.S_ISREG(mode):
+        kind = ("a directory" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode)
+                else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
+                else "not a regular file")
+        raise ValueError(f"results={path!r} is {kind}: the results journal must be a "
+                         "regular file (or a path that does not exist yet); use "
+                         "results=None (fastfc sweep --results '') to keep no journal")
+
+
+def _record_problem(record):
+    """Why ``record`` (parsed JSON) is not a usable trial record, or None."""
+    if not isinstance(record, dict):
+        return f"a JSON {type(record).__name__}, not an object"
+    key = record.get("key")
+    if not isinstance(key, str) or not key:
+        return "no 'key' string"
+    if record.get("status") not in _STATUSES:
+        return f"status {record.get('status')!r} is not one of {', '.join(_STATUSES)}"
+    config = record.get("config")
+    if not isinstance(config, dict):
+        return "no 'config' object"
+    for field in (*_RESULT_FIELDS, "wall_time"):
+        value = record.get(field)
+        if value is not None and not (_is_number(value) and math.isfinite(value)):
+            return f"{field} is {value!r}, not a number"
+    acc = record.get("best_val_acc")
+    if record["status"] == "ok" and (acc is None or not 0 <= acc <= 1):
+        return f"an 'ok' record with best_val_acc {acc!r} (a number in [0, 1] expected)"
+    try:
+        if trial_key(config) != key:
+            return "its key does not match its config"
+    except TypeError:
+        return "its config holds values that are not settings"
+    return None
+
+
 def load_results(path):
     """The records of a results file by key (the last line of a key wins).
 
-    Lines that are not complete JSON objects (a line cut short by a crash) are
-    skipped with a warning.
+    A line that is not a well-formed trial record -- cut short by a crash, not UTF-8,
+    not JSON, or JSON without the fields a record has -- is skipped with a warning that
+    names its line number; every valid record is kept.  ``path`` must be a regular file
+    (ValueError otherwise); a missing file or None gives no records.
     """
     records = {}
-    if path is None or not os.path.exists(path):
+    if path is None:
         return records
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            line = line.strip()
-            if not line:
+    path = os.fspath(path)
+    _check_results_path(path)
+    if not os.path.exists(path):
+        return records
+    with open(path, "rb") as f:
+        for lineno, raw in enumerate(f, 1):
+            if not raw.strip():
                 continue
             try:
-                record = json.loads(line)
-                key = record["key"]
-            except (ValueError, KeyError, TypeError):
+                record = json.loads(raw.decode("utf-8"))
+            except UnicodeDecodeError:
+                problem = "not UTF-8 text"
+            except ValueError as exc:
+                problem = f"not JSON ({exc})"
+            else:
+                problem = _record_problem(record)
+            if problem is not None:
                 warnings.warn(f"{path}:{lineno}: skipping a line that is not a complete "
-                              "trial record", RuntimeWarning, stacklevel=2)
+                              f"trial record: {problem}", RuntimeWarning, stacklevel=2)
                 continue
-            records[key] = record
+            records[record["key"]] = record
     return records
 
 
@@ -600,12 +826,56 @@ def _load_stash(directory):
     return data
 
 
-def _init_worker(stash, blas_threads, started):
-    """Pool initializer: map the data (written once by the parent) and limit BLAS threads.
+_PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+
+
+def _parent_death_signal(signum):
+    """Ask Linux to send ``signum`` to this process when its parent dies; True if armed."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        import ctypes
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.prctl(_PR_SET_PDEATHSIG, int(signum), 0, 0, 0) == 0
+    except (OSError, AttributeError, TypeError):
+        return False
+
+
+def _watch_parent(parent, interval=1.0):
+    """Daemon thread: end this process once its parent is no longer ``parent``."""
+    import threading
+
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(interval)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="fastfc-parent-watchdog", daemon=True).start()
+
+
+def _exit_with_parent(parent):
+    """Make this worker exit when the sweep's process ``parent`` dies, even by SIGKILL.
+
+    Linux: the parent-death signal (SIGTERM; checked against a parent that died before
+    it was armed).  Elsewhere, or when prctl is unavailable: a watchdog thread polling
+    ``os.getppid()`` once a second.
+    """
+    armed = _parent_death_signal(signal.SIGTERM)
+    if os.getppid() != parent:  # the parent is already gone
+        os._exit(1)
+    if not armed:
+        _watch_parent(parent)
+
+
+def _init_worker(stash, blas_threads, started, parent=None):
+    """Pool initializer: tie the worker's life to the parent's, map the data (written
+    once by the parent) and limit BLAS threads.
 
     The data travel through files rather than the initializer's arguments: a worker
     that dies while starting could otherwise leave the parent blocked on a full pipe.
     """
+    if parent is not None:
+        _exit_with_parent(parent)
     import fastfc.net  # noqa: F401  (loads the kernels and scipy's BLAS first)
     _WORKER["data"] = _load_stash(stash)
     _WORKER["started"] = started
@@ -632,7 +902,7 @@ def _pool_round(jobs, n_workers, ctx, stash, cores, runner, emit):
     error = None
     pool = ProcessPoolExecutor(max_workers=n_workers, mp_context=ctx,
                                initializer=_init_worker,
-                               initargs=(stash, blas_threads, started))
+                               initargs=(stash, blas_threads, started, os.getpid()))
     try:
         futures = {pool.submit(_local_task, runner, j.key, j.config, j.seed): j
                    for j in jobs}
@@ -647,10 +917,13 @@ def _pool_round(jobs, n_workers, ctx, stash, cores, runner, emit):
             else:  # the task could not even be sent or returned (pickling, ...)
                 emit(_failed(job, f"{type(exc).__name__}: {exc}", retryable=False))
                 done.add(job.key)
-    except BaseException:
+    except BaseException:  # Ctrl-C, SIGTERM (see _sigterm_runs_cleanup), a bug
+        processes = list((getattr(pool, "_processes", None) or {}).values())
         pool.shutdown(wait=False, cancel_futures=True)
-        for proc in list(getattr(pool, "_processes", {}) .values()):
+        for proc in processes:
             proc.terminate()
+        for proc in processes:
+            proc.join(timeout=5)
         raise
     pool.shutdown(wait=True, cancel_futures=True)
     seen = set()
@@ -662,19 +935,106 @@ def _pool_round(jobs, n_workers, ctx, stash, cores, runner, emit):
     return unfinished, suspects, error
 
 
+_STASH_PREFIX = "fastfc-sweep-"
+
+
+class _Terminated(BaseException):
+    """SIGTERM arrived during a local sweep (raised so that the clean-up code runs)."""
+
+
+def _raise_terminated(signum, frame):
+    raise _Terminated()
+
+
+class _sigterm_runs_cleanup:
+    """Context: a SIGTERM raises :class:`_Terminated` inside the block, so that its
+    ``finally`` clauses stop the workers and remove the data directory; on leaving,
+    the default action is put back and the signal raised again, so the process still
+    ends as SIGTERM ends it.
+
+    Only in the main thread and when SIGTERM is at its default action: a handler of
+    the program's own is left alone (the program then decides what SIGTERM does).
+    """
+
+    def __enter__(self):
+        import threading
+        self.installed = False
+        if threading.current_thread() is threading.main_thread():
+            try:
+                if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+                    signal.signal(signal.SIGTERM, _raise_terminated)
+                    self.installed = True
+            except (ValueError, OSError, AttributeError):  # pragma: no cover
+                pass
+        return self
+
+    def __exit__(self, kind, exc, tb):
+        if self.installed:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            if kind is not None and issubclass(kind, _Terminated):
+                signal.raise_signal(signal.SIGTERM)  # ends the process
+        return False
+
+
+def _pid_is_gone(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # alive, somebody else's
+        return False
+    return False
+
+
+def _remove_stale_stashes(directory=None):
+    """Remove the data directories of local sweeps whose process is gone (SIGKILLed).
+
+    Only this user's directories named ``fastfc-sweep-<pid>-*``, and only on POSIX
+    (where ``os.kill(pid, 0)`` tests a process without touching it)."""
+    import re
+    import shutil
+    import tempfile
+
+    if os.name != "posix":
+        return
+    directory = tempfile.gettempdir() if directory is None else directory
+    pattern = re.compile(re.escape(_STASH_PREFIX) + r"(\d+)-")
+    try:
+        entries = list(os.scandir(directory))
+    except OSError:
+        return
+    for entry in entries:
+        match = pattern.match(entry.name)
+        if match is None or int(match.group(1)) == os.getpid():
+            continue
+        try:
+            if not entry.is_dir(follow_symlinks=False) or \
+                    entry.stat(follow_symlinks=False).st_uid != os.getuid():
+                continue
+        except OSError:
+            continue
+        if _pid_is_gone(int(match.group(1))):
+            shutil.rmtree(entry.path, ignore_errors=True)
+
+
 def _run_local(jobs, data, n_jobs, cores, runner, retries, emit):
-    """Process pool with recovery from dead workers (see the module docstring)."""
+    """Process pool with recovery from dead workers (see the module docstring).
+
+    The data directory is named after this process (``fastfc-sweep-<pid>-*``) and
+    removed on every way out; SIGTERM included (see :class:`_sigterm_runs_cleanup`)."""
     import multiprocessing
     import shutil
     import tempfile
 
     ctx = multiprocessing.get_context("spawn")
-    stash = tempfile.mkdtemp(prefix="fastfc-sweep-")
-    try:
-        _stash_data(data, stash)
-        _recovering_pool(jobs, ctx, stash, n_jobs, cores, runner, retries, emit)
-    finally:
-        shutil.rmtree(stash, ignore_errors=True)
+    _remove_stale_stashes()
+    with _sigterm_runs_cleanup():
+        stash = tempfile.mkdtemp(prefix=f"{_STASH_PREFIX}{os.getpid()}-")
+        try:
+            _stash_data(data, stash)
+            _recovering_pool(jobs, ctx, stash, n_jobs, cores, runner, retries, emit)
+        finally:
+            shutil.rmtree(stash, ignore_errors=True)
 
 
 def _recovering_pool(jobs, ctx, stash, n_jobs, cores, runner, retries, emit):
@@ -801,7 +1161,8 @@ def _progress_bar(total):
 
 def sweep(space, data, *, n_trials=None, search="grid", backend="local", n_jobs=None,
           scheduler=None, results="sweep.jsonl", seed=0, retries=2, retry_failed=False,
-          progress=None, return_model=True, runner=None, **fixed):
+          progress=None, return_model=True, runner=None, verbose=False, fixed=None,
+          **settings):
     """Train one model per configuration of ``space`` and rank them by validation accuracy.
 
     Parameters
@@ -836,8 +1197,15 @@ def sweep(space, data, *, n_trials=None, search="grid", backend="local", n_jobs=
     runner : callable, optional
         ``runner(data, config, seed) -> dict`` run for each trial instead of
         :func:`run_trial` (module-level, so worker processes can import it).
-    **fixed
-        Settings shared by every trial (input_dim, num_classes, num_epochs, ...).
+    verbose : bool, default False
+        Print the update rule and learning rate the trials use before they start.
+    fixed : dict, optional
+        Settings shared by every trial, as a dict: the same as keyword settings, and the
+        way to fix the trials' ``seed`` (the keyword ``seed`` seeds the random search).
+    **settings
+        Settings shared by every trial (input_dim, num_classes, num_epochs, ...).  Each
+        training setting neither swept nor given takes its front-end default (see the
+        module docstring).
 
     Returns
     -------
@@ -864,10 +1232,29 @@ def sweep(space, data, *, n_trials=None, search="grid", backend="local", n_jobs=
         n_jobs = cores
     if isinstance(retries, bool) or not isinstance(retries, numbers.Integral) or retries < 0:
         raise ValueError(f"retries must be a non-negative integer, got {retries!r}")
+    if not _is_int(seed) or seed < 0:
+        raise ValueError(f"seed (of the random search) must be a non-negative integer, got "
+                         f"{seed!r}; a fixed seed for the trials goes in fixed={{'seed': ...}}")
+    if fixed is None:
+        fixed = {}
+    if not isinstance(fixed, dict):
+        raise TypeError(f"fixed must be a dict of setting name -> value, got "
+                        f"{type(fixed).__name__}")
+    both = sorted(set(fixed) & set(settings))
+    if both:
+        raise ValueError(f"{', '.join(both)} given both in fixed and as keywords")
+    fixed = dict(fixed, **settings)
+    _check_names(fixed, "setting(s)")
+    fixed = {name: check_setting(name, value) for name, value in fixed.items()}
+    if results is not None:
+        results = os.fspath(results)
+        _check_results_path(results)
     if backend == "dask":
         _import_distributed()
 
     configs = expand_space(space, search=search, n_trials=n_trials, seed=seed, fixed=fixed)
+    if verbose:
+        print(_describe_optimiser(space, fixed), flush=True)
     jobs = []
     for config in configs:
         key = trial_key(config)
@@ -878,8 +1265,9 @@ def sweep(space, data, *, n_trials=None, search="grid", backend="local", n_jobs=
     to_run = []
     for job in jobs:
         record = previous.get(job.key)
-        rerun = record is None or (record.get("status") != "ok" and (
-            retry_failed or record.get("retryable")))
+        # a record of other defaults (or of a version before them) ran another trial
+        rerun = record is None or record.get("defaults", {}) != _defaults_for(job.config) \
+            or (record.get("status") != "ok" and (retry_failed or record.get("retryable")))
         if rerun:
             to_run.append(job)
         else:
@@ -953,12 +1341,19 @@ def parse_space(obj):
                 raise ValueError(f"space[{name!r}]: a distribution is an object with one "
                                  f"key ({', '.join([*_DIST_NAMES, 'range'])}), got {spec}")
             (kind, args), = spec.items()
+            if not isinstance(args, list):
+                raise ValueError(f"space[{name!r}]: {{{kind!r}: ...}} takes a list of "
+                                 f"arguments, got {args!r}")
             if kind == "range":
                 space[name] = tuple(args)
             elif kind == "choice":
                 space[name] = choice(args)
             elif kind in _DIST_NAMES:
-                space[name] = _DIST_NAMES[kind](*args)
+                try:
+                    space[name] = _DIST_NAMES[kind](*args)
+                except TypeError:
+                    raise ValueError(f"space[{name!r}]: {kind} takes [low, high], got "
+                                     f"{args!r}") from None
             else:
                 raise ValueError(f"space[{name!r}]: unknown distribution {kind!r}")
         else:
@@ -990,14 +1385,79 @@ def _digits_data():
 
 
 def _load_data(spec):
+    """The data of ``--data``: 'digits', or an .npz file of the Solver's arrays."""
     if spec in (None, "digits"):
         return _digits_data()
-    with np.load(spec, allow_pickle=False) as f:
-        return {k: f[k] for k in f.files}
+    if not os.path.isfile(spec):
+        raise ValueError(f"--data {spec!r}: no such file (give 'digits' or an .npz file "
+                         "with X_train, y_train, X_val, y_val)")
+    try:
+        with np.load(spec, allow_pickle=False) as f:
+            if not hasattr(f, "files"):
+                raise ValueError("it holds one array, not named arrays")
+            return {k: f[k] for k in f.files}
+    except (OSError, ValueError, EOFError) as exc:
+        raise ValueError(f"--data {spec!r} is not a usable .npz file of X_train, y_train, "
+                         f"X_val, y_val: {exc}") from None
+
+
+def _read_space(text):
+    """The space of ``--space``: inline JSON (starting with '{') or a JSON file."""
+    where = "--space"
+    if not text.lstrip().startswith("{"):
+        where = f"--space {text!r}"
+        try:
+            with open(text, encoding="utf-8") as f:
+                text = f.read()
+        except FileNotFoundError:
+            raise ValueError(f"--space {text!r}: no such file (give a JSON file or an "
+                             "inline JSON object)") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ValueError(f"--space {text!r} cannot be read: {exc}") from None
+    try:
+        obj = json.loads(text)
+    except ValueError as exc:
+        raise ValueError(f"{where}: not valid JSON: {exc}") from None
+    return parse_space(obj)
+
+
+def _cli_int(low, what):
+    """An argparse type: an integer >= low, with a message naming the expectation."""
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {value}")
+        return value
+    parse.__name__ = what
+    return parse
+
+
+def _cli_setting(item):
+    """An argparse type for ``--set NAME=VALUE``: (name, value parsed for that name)."""
+    name, sep, text = item.partition("=")
+    name = name.strip()
+    if not sep or not name:
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {item!r}")
+    if name not in ROUTES:
+        raise argparse.ArgumentTypeError(
+            f"unknown setting {name!r} (one of {', '.join(sorted(ROUTES))})")
+    try:
+        return name, parse_setting(name, text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _update_rules():
+    from fastfc.optim import UPDATE_RULES
+    return sorted(UPDATE_RULES)
 
 
 def add_cli_arguments(parser):
     """Add the options of ``fastfc sweep`` to an argparse parser."""
+    positive = _cli_int(1, "a positive integer")
     parser.add_argument("--space", required=True,
                         help="JSON file (or inline JSON object) of setting -> list of values "
                              "or {\"loguniform\": [low, high]} and the like")
@@ -1005,45 +1465,59 @@ def add_cli_arguments(parser):
                         help="'digits' (the embedded default) or an .npz file with X_train, "
                              "y_train, X_val, y_val")
     parser.add_argument("--search", choices=("grid", "random"), default="grid")
-    parser.add_argument("--n-trials", type=int, default=None)
+    parser.add_argument("--n-trials", type=positive, default=None)
     parser.add_argument("--backend", choices=("local", "dask"), default="local")
-    parser.add_argument("--n-jobs", type=int, default=None,
+    parser.add_argument("--n-jobs", type=positive, default=None,
                         help="worker processes (default: one per core)")
     parser.add_argument("--scheduler", default=None,
                         help="Dask scheduler address (default: a LocalCluster on 127.0.0.1)")
     parser.add_argument("--results", default="sweep.jsonl",
-                        help="JSONL results file, resumed when it exists")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the random search")
-    parser.add_argument("--epochs", type=int, default=None, help="num_epochs of every trial")
-    parser.add_argument("--batch-size", type=int, default=None)
-    parser.add_argument("--update-rule", default=None)
+                        help="JSONL results file (a regular file), resumed when it exists; "
+                             "'' keeps none")
+    parser.add_argument("--seed", type=_cli_int(0, "a non-negative integer"), default=0,
+                        help="seed of the random search (a fixed seed of the trials: "
+                             "--set seed=N)")
+    parser.add_argument("--epochs", type=positive, default=None,
+                        help="num_epochs of every trial")
+    parser.add_argument("--batch-size", type=positive, default=None,
+                        help=f"default {FRONTEND_DEFAULTS['batch_size']}")
+    parser.add_argument("--update-rule", choices=_update_rules(), default=None,
+                        help=f"default {FRONTEND_DEFAULTS['update_rule']} at learning rate "
+                             f"{FRONTEND_DEFAULTS['learning_rate']:g}")
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
-                        help="a fixed setting (VALUE parsed as JSON when it can be); repeatable")
+                        type=_cli_setting,
+                        help="a fixed setting, VALUE read for the setting's type (numbers, "
+                             "strings, none, true/false, hidden_dims as 100,50 or [100,50]); "
+                             "repeatable")
     parser.add_argument("--retry-failed", action="store_true",
-                        help="run again the trials recorded as failed")
+                        help="run again the trials recorded as failed or diverged")
     parser.add_argument("--plot", default=None,
                         help="PNG of val accuracy against each swept setting (default: the "
                              "results file with .png; needs matplotlib)")
     parser.add_argument("--no-plot", action="store_true")
-    parser.add_argument("--top", type=int, default=20, help="rows of the final table")
+    parser.add_argument("--top", type=positive, default=20, help="rows of the final table")
     parser.add_argument("--no-progress", action="store_true")
     return parser
 
 
 def _fixed_from_args(args):
+    """The fixed settings of the command line, as a dict (ValueError on a clash)."""
     fixed = {}
-    for name, value in (("num_epochs", args.epochs), ("batch_size", args.batch_size),
-                        ("update_rule", args.update_rule)):
+    flags = {}
+    for flag, name, value in (("--epochs", "num_epochs", args.epochs),
+                              ("--batch-size", "batch_size", args.batch_size),
+                              ("--update-rule", "update_rule", args.update_rule)):
         if value is not None:
             fixed[name] = value
+            flags[name] = flag
     for item in args.set:
-        name, sep, text = item.partition("=")
-        if not sep or not name:
-            raise ValueError(f"--set takes NAME=VALUE, got {item!r}")
-        try:
-            fixed[name.strip()] = json.loads(text)
-        except ValueError:
-            fixed[name.strip()] = text
+        name, value = item if isinstance(item, tuple) else _cli_setting(item)
+        if name in flags:
+            raise ValueError(f"{name} is given both by {flags[name]} and by --set")
+        if name in fixed and fixed[name] != value:
+            raise ValueError(f"--set gives {name} twice ({fixed[name]!r} and {value!r})")
+        fixed[name] = value
+        flags[name] = "--set"
     return fixed
 
 
@@ -1071,7 +1545,7 @@ def format_table(trials, names, top=None):
     lines += ["  ".join(c.rjust(w) for c, w in zip(r, widths)) for r in rows]
     failed = [t for t in trials if t["status"] != "ok"]
     for t in failed[:5]:
-        lines.append(f"failed {t['key']}: {t.get('error')}")
+        lines.append(f"{t['status']} {t['key']}: {t.get('error')}")
     return "\n".join(lines)
 
 
@@ -1113,12 +1587,19 @@ def plot_sweep(trials, names, path):
 def cli_main(args):
     """Run ``fastfc sweep`` from parsed arguments (see :func:`add_cli_arguments`);
     returns the exit status: 0 when at least one trial succeeded."""
-    text = args.space
-    if not text.lstrip().startswith("{"):
-        with open(text, encoding="utf-8") as f:
-            text = f.read()
-    space = parse_space(json.loads(text))
+    space = _read_space(args.space)
     fixed = _fixed_from_args(args)
+    results = args.results or None
+    if results is not None:
+        _check_results_path(results)
+    plot = None
+    if not args.no_plot:
+        plot = args.plot
+        if plot is None:
+            plot = os.path.splitext(results if results else "sweep")[0] + ".png"
+        folder = os.path.dirname(os.path.abspath(plot))
+        if not os.path.isdir(folder):
+            raise ValueError(f"--plot {plot!r}: the folder {folder!r} does not exist")
     data = _load_data(args.data)
     progress = None
     if not args.no_progress:
@@ -1134,17 +1615,12 @@ def cli_main(args):
                       flush=True)
     trials, _ = sweep(space, data, n_trials=args.n_trials, search=args.search,
                       backend=args.backend, n_jobs=args.n_jobs, scheduler=args.scheduler,
-                      results=args.results, seed=args.seed, retry_failed=args.retry_failed,
-                      progress=progress, return_model=False, **fixed)
+                      results=results, seed=args.seed, retry_failed=args.retry_failed,
+                      progress=progress, return_model=False, verbose=True, fixed=fixed)
     names = list(space)
     print(format_table(trials, names, top=args.top))
-    if not args.no_plot:
-        path = args.plot
-        if path is None:
-            base = args.results if args.results else "sweep"
-            path = os.path.splitext(base)[0] + ".png"
-        if plot_sweep(trials, names, path):
-            print(f"plot: {path}")
+    if plot is not None and plot_sweep(trials, names, plot):
+        print(f"plot: {plot}")
     return 0 if any(t["status"] == "ok" for t in trials) else 1
 
 
@@ -1158,7 +1634,6 @@ def _tqdm_available():
 
 def main(argv=None):
     """``python -m fastfc.sweep`` (the same as ``fastfc sweep``)."""
-    import argparse
     parser = argparse.ArgumentParser(prog="fastfc sweep",
                                      description="hyper-parameter sweep of fastfc.Net")
     add_cli_arguments(parser)
