@@ -613,3 +613,87 @@ def test_rmsprop_float32_decay_rate_close_to_one():
     cache = (1 - 0.99999) * np.float64(dw[0]) ** 2
     want = np.float64(w[0]) - 1e-2 * np.float64(dw[0]) / (np.sqrt(cache) + 1e-8)
     assert abs(next_w[0] - want) < 1e-5 * abs(want)
+
+
+# ----------------------------------------------------------------- NumPy's own rounding
+# The course code runs its formulas on the arrays' own dtype with the hyper-parameters
+# as Python floats.  Under NumPy 2 (NEP 50) a Python float is a weak scalar: in
+# ``(1 - beta2) * g`` the coefficient is formed in double, rounded once to float32 and
+# multiplied in float32.  These references are the course formulas evaluated by NumPy
+# in the arrays' dtype; the compiled rules must reproduce them to the last few ulps.
+
+def numpy_course_step(rule, w, dw, config):
+    """One step of ``rule`` computed by NumPy in w's dtype, the CS231n way."""
+    lr = config["learning_rate"]
+    if rule == "sgd":
+        return w - lr * dw, {}
+    if rule == "sgd_momentum":
+        v = config["momentum"] * config["velocity"] - lr * dw
+        return w + v, {"velocity": v}
+    if rule == "sgd_nesterov_momentum":
+        v_prev = config["velocity"]
+        v = config["momentum"] * v_prev - lr * dw
+        return w + v + config["momentum"] * (v - v_prev), {"velocity": v}
+    if rule == "rmsprop":
+        dr = config["decay_rate"]
+        c = dr * config["cache"] + (1 - dr) * dw**2
+        return w - lr * dw / (np.sqrt(c) + config["epsilon"]), {"cache": c}
+    if rule == "adam":
+        b1, b2 = config["beta1"], config["beta2"]
+        t = config["t"] + 1
+        m = b1 * config["m"] + (1 - b1) * dw
+        mt = m / (1 - b1**t)
+        v = b2 * config["v"] + (1 - b2) * (dw**2)
+        vt = v / (1 - b2**t)
+        return w - lr * mt / (np.sqrt(vt) + config["epsilon"]), {"m": m, "v": v, "t": t}
+    raise AssertionError(rule)
+
+
+def _course_state(rule, w):
+    zeros = np.zeros_like(w)
+    state = {key: zeros.copy() for key in STATE_KEYS[rule]}
+    if rule == "adam":
+        state["t"] = 0
+    return state
+
+
+# ulps of tolerance: the reference and the kernels run the same IEEE operations (+, -, *,
+# /, sqrt: all correctly rounded) in the same order with the same rounded coefficients,
+# and no fused multiply-add, so they agree exactly.
+def _assert_ulps(actual, expected, max_ulps=0):
+    assert actual.dtype == expected.dtype
+    spacing = np.spacing(np.abs(expected).astype(expected.dtype))
+    diff = np.abs(actual.astype(np.float64) - expected.astype(np.float64))
+    worst = float(np.max(diff / spacing.astype(np.float64)))
+    assert worst <= max_ulps, f"{worst} ulps off"
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+@pytest.mark.parametrize("rule", RULES)
+@pytest.mark.parametrize("defaults", [True, False], ids=["defaults", "custom"])
+def test_rule_matches_numpy_rounding(rule, dtype, defaults):
+    """One and several steps equal NumPy's float32/float64 evaluation of the formula."""
+    rng = np.random.default_rng(14)
+    w = rng.standard_normal((37, 29)).astype(dtype)
+    hyper = dict(DEFAULTS[rule] if defaults else HYPER[rule])
+    config = dict(hyper)
+    ref = dict(hyper, **_course_state(rule, w))
+    for step in range(6):
+        dw = (rng.standard_normal(w.shape) * 10.0 ** rng.integers(-3, 2, w.shape)).astype(dtype)
+        next_w, config = getattr(optim, rule)(w, dw, config)
+        want_w, state = numpy_course_step(rule, w, dw, ref)
+        ref.update(state)
+        _assert_ulps(next_w, want_w)
+        for key in STATE_KEYS[rule]:
+            _assert_ulps(config[key], ref[key])
+        w = want_w
+
+
+def test_adam_float32_second_moment_coefficient():
+    """1 - beta2 is formed in double: float32(1 - 0.999), not 1 - float32(0.999)."""
+    w = np.ones(4, np.float32)
+    dw = np.full(4, 2.0, np.float32)
+    _, config = optim.adam(w, dw, {})
+    want = np.float32(1 - 0.999) * np.float32(4.0)
+    assert config["v"][0] == want
+    assert config["m"][0] == np.float32(1 - 0.9) * np.float32(2.0)
