@@ -187,7 +187,9 @@ class TwoLayerNet:
         missing = [k for k in _PARAM_NAMES if k not in self.params]
         if missing:
             raise ValueError(f"params is missing {', '.join(map(repr, missing))}")
-        dtype, arrays = V.float_args(**{k: self.params[k] for k in _PARAM_NAMES})
+        # strict: train() updates these arrays in place, which promoted copies would defeat
+        dtype, arrays = V.float_args(promote=False,
+                                     **{k: self.params[k] for k in _PARAM_NAMES})
         w1 = V.as_float(arrays[0], "params['W1']", dtype, ndim=2)
         transposed = self._spec.transposed
         h = w1.shape[0] if transposed else w1.shape[1]
