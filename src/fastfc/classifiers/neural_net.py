@@ -59,12 +59,19 @@ class Variant(NamedTuple):
         The loss adds ``l2_scale * reg * (sum(W1**2) + sum(W2**2))`` and each weight
         gradient ``2 * l2_scale * reg * W``.
     courses : str
+    train_reg : float
+        The default ``reg`` of ``train()``.
+    progress : str
+        The line ``train(verbose=True)`` prints every 100 iterations, as a
+        ``str.format`` template with the fields ``it``, ``num_iters`` and ``loss``.
     """
 
     name: str
     transposed: bool
     l2_scale: float
     courses: str
+    train_reg: float
+    progress: str
 
     def weight_shape(self, fan_in, fan_out):
         """Stored shape of a weight matrix mapping fan_in features to fan_out."""
@@ -72,10 +79,15 @@ class Variant(NamedTuple):
 
 
 VARIANTS = {
+    # CS231n: print('iteration %d / %d: loss %f' % (it, num_iters, loss))
     "cs231n": Variant("cs231n", transposed=False, l2_scale=1.0,
-                      courses="Stanford CS231n, UMass CS682"),
+                      courses="Stanford CS231n, UMass CS682", train_reg=5e-6,
+                      progress="iteration {it:d} / {num_iters:d}: loss {loss:f}"),
+    # UCLA: print('iteration {} / {}: loss {}'.format(it, num_iters, loss)), the loss
+    # printed in full (str of the float)
     "ucla": Variant("ucla", transposed=True, l2_scale=0.5,
-                    courses="UCLA ECE C147/C247"),
+                    courses="UCLA ECE C147/C247", train_reg=1e-5,
+                    progress="iteration {it} / {num_iters}: loss {loss}"),
 }
 
 
@@ -323,7 +335,7 @@ class TwoLayerNet:
         return np.argmax(self.loss(X), axis=1)
 
     def train(self, X, y, X_val, y_val, learning_rate=1e-3, learning_rate_decay=0.95,
-              reg=5e-6, num_iters=100, batch_size=200, verbose=False):
+              reg=None, num_iters=100, batch_size=200, verbose=False):
         """Train with minibatch stochastic gradient descent.
 
         Each iteration draws ``np.random.choice(num_train, batch_size, replace=True)``
@@ -345,14 +357,17 @@ class TwoLayerNet:
         learning_rate : float, default 1e-3
         learning_rate_decay : float, default 0.95
             Factor applied to the learning rate at each epoch.
-        reg : float, default 5e-6
-            Regularisation strength.
+        reg : float, optional
+            Regularisation strength; by default the variant's: 5e-6 for cs231n, 1e-5
+            for ucla (the two courses' defaults).
         num_iters : int, default 100
             Number of steps.
         batch_size : int, default 200
             Samples per step (drawn with replacement, so it may exceed N).
         verbose : bool, default False
-            Print ``iteration %d / %d: loss %f`` every 100 iterations.
+            Print the loss every 100 iterations, in the variant's format: cs231n
+            ``'iteration %d / %d: loss %f' % (it, num_iters, loss)``, ucla
+            ``'iteration {} / {}: loss {}'.format(it, num_iters, loss)`` (full float).
 
         Returns
         -------
@@ -382,6 +397,8 @@ class TwoLayerNet:
         learning_rate = V.check_scalar(learning_rate, "learning_rate", low=0.0)
         learning_rate_decay = V.check_scalar(learning_rate_decay, "learning_rate_decay",
                                              low=0.0)
+        if reg is None:
+            reg = self._spec.train_reg
         reg = V.check_scalar(reg, "reg", low=0.0)
         num_iters = V.check_scalar(num_iters, "num_iters", low=0, integer=True)
         batch_size = V.check_scalar(batch_size, "batch_size", low=1, integer=True)
@@ -408,7 +425,7 @@ class TwoLayerNet:
             self._sgd_step(grads, learning_rate)
 
             if verbose and it % 100 == 0:
-                print("iteration %d / %d: loss %f" % (it, num_iters, loss))
+                print(self._spec.progress.format(it=it, num_iters=num_iters, loss=loss))
 
             if it % iterations_per_epoch == 0:
                 train_acc = (self.predict(X_batch) == y_batch).mean()
