@@ -44,6 +44,7 @@ def test_ucla_train_default_reg_is_1e_5():
 
 
 def test_cs231n_train_default_reg_is_still_5e_6():
+    assert inspect.signature(neural_net.TwoLayerNet.train).parameters["reg"].default == 5e-6
     net, X, y = _toy_problem(neural_net.TwoLayerNet)
     default = _train(net, X, y)
     assert default == _train(net, X, y, reg=5e-6)

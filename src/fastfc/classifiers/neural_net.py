@@ -91,6 +91,20 @@ VARIANTS = {
 }
 
 
+class _VariantDefault(float):
+    """A default value that train() can tell apart from the same number passed in.
+
+    It shows (and compares) as CS231n's default, 5e-6, so the signature reads as the
+    course's; when train() finds this very object it uses the variant's own default
+    (UCLA's is 1e-5).
+    """
+
+    __slots__ = ()
+
+
+_TRAIN_REG_DEFAULT = _VariantDefault(5e-6)
+
+
 def _check_variant(variant):
     if not isinstance(variant, str):
         raise TypeError(f"variant must be a str, one of {', '.join(map(repr, VARIANTS))}; "
@@ -335,7 +349,7 @@ class TwoLayerNet:
         return np.argmax(self.loss(X), axis=1)
 
     def train(self, X, y, X_val, y_val, learning_rate=1e-3, learning_rate_decay=0.95,
-              reg=None, num_iters=100, batch_size=200, verbose=False):
+              reg=_TRAIN_REG_DEFAULT, num_iters=100, batch_size=200, verbose=False):
         """Train with minibatch stochastic gradient descent.
 
         Each iteration draws ``np.random.choice(num_train, batch_size, replace=True)``
@@ -357,9 +371,8 @@ class TwoLayerNet:
         learning_rate : float, default 1e-3
         learning_rate_decay : float, default 0.95
             Factor applied to the learning rate at each epoch.
-        reg : float, optional
-            Regularisation strength; by default the variant's: 5e-6 for cs231n, 1e-5
-            for ucla (the two courses' defaults).
+        reg : float, default 5e-6 (cs231n) or 1e-5 (ucla)
+            Regularisation strength; when not given, the variant's course default.
         num_iters : int, default 100
             Number of steps.
         batch_size : int, default 200
@@ -397,7 +410,7 @@ class TwoLayerNet:
         learning_rate = V.check_scalar(learning_rate, "learning_rate", low=0.0)
         learning_rate_decay = V.check_scalar(learning_rate_decay, "learning_rate_decay",
                                              low=0.0)
-        if reg is None:
+        if reg is _TRAIN_REG_DEFAULT:
             reg = self._spec.train_reg
         reg = V.check_scalar(reg, "reg", low=0.0)
         num_iters = V.check_scalar(num_iters, "num_iters", low=0, integer=True)
