@@ -302,16 +302,11 @@ def affine_forward_bad_dtypes(draw):
     shapes = {"x": (n, d), "w": (d, m), "b": (m,)}
     which = draw(st.sampled_from(["x", "w", "b"]))
     seed = draw(seeds)
-    if draw(st.booleans()):
-        dtype = draw(float_dtypes)
-        args = {k: randn(s, dtype, seed) for k, s in shapes.items()}
-        args[which] = draw(non_real(shapes[which]))
-        label = "non_real"
-    else:
-        common, odd = draw(mismatched_float_dtypes())
-        args = {k: randn(s, common, seed) for k, s in shapes.items()}
-        args[which] = randn(shapes[which], odd, seed)
-        label = "mixed_float_dtypes"
+    # (mixed float dtypes promote as in NumPy: not bad input; see test_compat.py)
+    dtype = draw(float_dtypes)
+    args = {k: randn(s, dtype, seed) for k, s in shapes.items()}
+    args[which] = draw(non_real(shapes[which]))
+    label = "non_real"
     return case(label, L.affine_forward, args["x"], args["w"], args["b"], names=(which,))
 
 
@@ -331,7 +326,7 @@ def affine_backward_bad(draw):
     w = randn((math.prod(dims), m), dtype, seed + 1)
     _, cache = L.affine_forward(x, w, randn(m, dtype, seed + 2))
     kind = draw(st.sampled_from(["dout_shape", "dout_ndim", "dout_empty", "dout_non_real",
-                                 "dout_dtype", "cache"]))
+                                 "cache"]))
     if kind == "cache":
         bad_cache = draw(st.sampled_from([None, 5, "cache", cache[:2], cache + (cache[2],),
                                           {"x": cache[0]}]))
@@ -344,10 +339,8 @@ def affine_backward_bad(draw):
         dout = randn(draw(st.sampled_from([(n * m,), (n, m, 1), (1, n, m), ()])), dtype, seed)
     elif kind == "dout_empty":
         dout = randn(empty_shape(draw, (n, m)), dtype, seed)
-    elif kind == "dout_non_real":
-        dout = draw(non_real((n, m)))
     else:
-        dout = randn((n, m), other_float_class(draw, dtype), seed)
+        dout = draw(non_real((n, m)))
     return case(kind, L.affine_backward, dout, cache, names=("dout",))
 
 
@@ -394,8 +387,7 @@ def activation_backward_bad(draw):
     seed = draw(seeds)
     forward, backward = _act_pairs(draw(st.floats(0, 1)))[name]
     _, cache = forward(randn(shape, dtype, seed))
-    kind = draw(st.sampled_from(["dout_shape", "dout_non_real", "dout_dtype", "dout_empty",
-                                 "cache"]))
+    kind = draw(st.sampled_from(["dout_shape", "dout_non_real", "dout_empty", "cache"]))
     if kind == "cache":
         if name in TUPLE_CACHE_ACTS:
             bad = draw(st.sampled_from([None, "cache", cache[:1], cache[0], cache + cache]))
@@ -406,8 +398,6 @@ def activation_backward_bad(draw):
         dout = randn(other_shape(draw, shape, min_side=1), dtype, seed)
     elif kind == "dout_non_real":
         dout = draw(non_real(shape))
-    elif kind == "dout_dtype":
-        dout = randn(shape, other_float_class(draw, dtype), seed)
     else:
         dout = randn(empty_shape(draw, shape), dtype, seed)
     return case(f"{name}:{kind}", backward, dout, cache, names=("dout",))
@@ -586,8 +576,7 @@ def norm_forward_bad(draw, kind_of_norm):
     n, d = draw(st.integers(1, 5)), draw(st.integers(1, 5))
     arrays = {"x": randn((n, d), dtype, seed), "gamma": randn(d, dtype, seed + 1),
               "beta": randn(d, dtype, seed + 2)}
-    kinds = ["gamma_shape", "beta_shape", "x_ndim", "x_empty", "eps", "dtype", "non_real",
-             "not_dict"]
+    kinds = ["gamma_shape", "beta_shape", "x_ndim", "x_empty", "eps", "non_real", "not_dict"]
     if kind_of_norm == "batchnorm":
         param = {"mode": draw(st.sampled_from(["train", "test"]))}
         kinds += ["mode", "no_mode", "momentum", "running_mean", "running_var"]
@@ -625,11 +614,6 @@ def norm_forward_bad(draw, kind_of_norm):
         else:
             param[kind] = draw(non_real((d,), allow_none=False))
         names = (kind,)
-    elif kind == "dtype":
-        which = draw(st.sampled_from(sorted(arrays)))
-        common, odd = draw(mismatched_float_dtypes())
-        arrays = {k: v.astype(odd if k == which else common) for k, v in arrays.items()}
-        names = (which,)
     elif kind == "non_real":
         which = draw(st.sampled_from(sorted(arrays)))
         arrays[which] = draw(non_real(arrays[which].shape))
@@ -673,8 +657,7 @@ def norm_backward_bad(draw):
     x, gamma, beta = randn((n, d), dtype, seed), randn(d, dtype, seed + 1), randn(d, dtype)
     _, cache = _norm_forward(kind_of_norm, x, gamma, beta,
                              draw(st.sampled_from(["train", "test"])))
-    kind = draw(st.sampled_from(["dout_shape", "dout_non_real", "dout_dtype", "dout_empty",
-                                 "cache"]))
+    kind = draw(st.sampled_from(["dout_shape", "dout_non_real", "dout_empty", "cache"]))
     dout = randn((n, d), dtype, seed + 3)
     if kind == "cache":
         other = "layernorm" if kind_of_norm == "batchnorm" else "batchnorm"
@@ -685,8 +668,6 @@ def norm_backward_bad(draw):
         dout = randn(other_shape(draw, (n, d), 1), dtype)
     elif kind == "dout_non_real":
         dout = draw(non_real((n, d)))
-    elif kind == "dout_dtype":
-        dout = randn((n, d), other_float_class(draw, dtype))
     else:
         dout = randn(empty_shape(draw, (n, d)), dtype)
     return case(f"{name}:{kind}", backward, dout, cache, names=("dout",))
@@ -798,26 +779,15 @@ def test_optim_bad_hyperparameter(c):
     run_case(c)
 
 
-UNKNOWN_KEYS = st.one_of(
-    st.text(max_size=14),
-    st.sampled_from(["lr", "learningrate", "Learning_rate", "beta", "mom", "velocity", "cache",
-                     "m", "v", "t", "decay_rate", "momentum", "beta1", "eps", "step",
-                     0, 1.5, None, ("learning_rate",), b"learning_rate"]),
-)
-
-
 @st.composite
 def optim_bad_config(draw):
+    # Config keys a rule does not use are ignored, as in the course code (issue 14
+    # item 7, tested in test_compat.py); a config that is not a dict is still refused.
     rule = draw(rule_names)
     func = RULES[rule][0]
     w, dw = _w_dw(draw)
-    if draw(st.booleans()):
-        return case(f"{rule}:not_dict", func, w, dw, draw(NOT_A_DICT.filter(
-            lambda v: v is not None)), names=("config",))
-    key = draw(UNKNOWN_KEYS)
-    if key in ALLOWED_KEYS[rule]:
-        key = key + "_typo"
-    return case(f"{rule}:unknown_key", func, w, dw, {key: 0.1}, names=(repr(key),))
+    return case(f"{rule}:not_dict", func, w, dw, draw(NOT_A_DICT.filter(
+        lambda v: v is not None)), names=("config",))
 
 
 @given(optim_bad_config())
@@ -851,16 +821,13 @@ def optim_bad_w_dw(draw):
     func = RULES[rule][0]
     w, dw = _w_dw(draw)
     config = draw(st.sampled_from([None, {}]))
-    kind = draw(st.sampled_from(["dw_shape", "w_non_real", "dw_non_real", "dtype", "empty"]))
+    kind = draw(st.sampled_from(["dw_shape", "w_non_real", "dw_non_real", "empty"]))
     if kind == "dw_shape":
         dw, names = randn(other_shape(draw, w.shape), w.dtype), ("dw",)
     elif kind == "w_non_real":
         w, names = draw(non_real(w.shape)), ("w",)
     elif kind == "dw_non_real":
         dw, names = draw(non_real(w.shape)), ("dw",)
-    elif kind == "dtype":
-        a, b = draw(mismatched_float_dtypes())
-        w, dw, names = w.astype(a), dw.astype(b), ("w", "dw")
     else:
         shape = empty_shape(draw, w.shape)
         w, dw, names = randn(shape, w.dtype), randn(shape, w.dtype), ("w",)

@@ -31,26 +31,32 @@ def as_array(value, name):
     return arr
 
 
-def float_dtype_of(*named):
-    """The one float dtype shared by the float arrays among ``(name, array)`` pairs.
+def float_dtype_of(*named, promote=True):
+    """The float dtype NumPy would compute in for the float arrays among ``(name, array)``.
 
-    float16 counts as float32; integer and bool arrays do not vote.  Raises TypeError
-    when two arrays disagree (float32 vs float64); returns float64 when none is float.
+    Mixed float dtypes promote as NumPy promotes them (``np.result_type``: float32 with
+    float64 gives float64), as the course code does when it mixes them.  The result is
+    then mapped onto the two dtypes the kernels have: float16 computes as float32 and
+    anything wider than float64 as float64.  Integer and bool arrays do not vote;
+    returns float64 when no array is float.  With ``promote=False`` a float32/float64
+    mix raises TypeError naming both arrays instead (for callers that update the arrays
+    in place and so cannot work on promoted copies).
     """
-    found = None
-    for name, arr in named:
-        if arr.dtype.kind != "f":
-            continue
-        dt = np.dtype(np.float32) if arr.dtype.itemsize <= 4 else np.dtype(np.float64)
-        if found is None:
-            found = (name, arr.dtype, dt)
-        elif found[2] != dt:
+    floats = [(name, arr.dtype) for name, arr in named if arr.dtype.kind == "f"]
+    if not floats:
+        return np.dtype(np.float64)
+    if not promote:
+        kinds = {dt.itemsize <= 4 for _, dt in floats}
+        if len(kinds) > 1:
+            first = floats[0]
+            other = next(f for f in floats if (f[1].itemsize <= 4) != (first[1].itemsize <= 4))
             raise TypeError(
-                f"{name} is {arr.dtype} but {found[0]} is {found[1]}: "
+                f"{other[0]} is {other[1]} but {first[0]} is {first[1]}: "
                 "pass arrays of one float dtype (cast with .astype(np.float32) or "
                 ".astype(np.float64))"
             )
-    return found[2] if found else np.dtype(np.float64)
+    common = np.result_type(*(dt for _, dt in floats))
+    return np.dtype(np.float32) if common.itemsize <= 4 else np.dtype(np.float64)
 
 
 def as_float(arr, name, dtype, ndim=None, min_ndim=None, shape=None):
@@ -80,13 +86,15 @@ def as_float(arr, name, dtype, ndim=None, min_ndim=None, shape=None):
     return np.asarray(arr, dtype=dtype, order="C")  # keeps 0-d arrays 0-d
 
 
-def float_args(**arrays):
-    """Convert several arrays to one common float dtype; returns (dtype, converted list).
+def float_args(*, promote=True, **arrays):
+    """Check several arrays and find their common float dtype (:func:`float_dtype_of`).
+
+    Returns (dtype, list of the arrays as NumPy arrays, not yet cast).
 
     Keyword order is kept.  Use :func:`as_float` afterwards for shape checks.
     """
     named = [(name, as_array(value, name)) for name, value in arrays.items()]
-    dtype = float_dtype_of(*named)
+    dtype = float_dtype_of(*named, promote=promote)
     return dtype, [arr for _, arr in named]
 
 

@@ -34,6 +34,7 @@ __all__ = [
     "DATA_ENV",
     "DataError",
     "DataNotFoundError",
+    "load_pickle",
     "load_CIFAR_batch",
     "load_CIFAR10",
     "get_CIFAR10_data",
@@ -47,6 +48,7 @@ _TEST_FILE = "test_batch"
 _CHANNELS, _HEIGHT, _WIDTH = 3, 32, 32
 _ROW = _CHANNELS * _HEIGHT * _WIDTH
 _N_CLASSES = 10
+_MAX_BATCH_ROWS = 10000  # every CIFAR-10 batch file holds exactly 10,000 images
 _LAYOUT_HINT = (
     "expected the CIFAR-10 python-pickle layout (the cifar-10-batches-py folder of "
     "cifar-10-python.tar.gz): data_batch_1 ... data_batch_5 and test_batch"
@@ -65,6 +67,9 @@ class DataNotFoundError(DataError, FileNotFoundError):
 # --------------------------------------------------------------------------- reading
 
 # The globals a pickled CIFAR batch refers to (NumPy 1.x and 2.x names, protocols 0-5).
+# Each is handed to the unpickler wrapped (see _BatchUnpickler.find_class): the pickle
+# decides the arguments, so every constructor that could allocate an amount of memory
+# named by an argument (bytearray(3_000_000_000), ndarray(shape)) is bounded first.
 _ALLOWED_GLOBALS = frozenset({
     ("numpy", "ndarray"),
     ("numpy", "dtype"),
@@ -82,16 +87,108 @@ _ALLOWED_GLOBALS = frozenset({
     ("__builtin__", "bytearray"),
 })
 
+# The largest array a constructor may be asked for before its data arrives: NumPy's own
+# pickles construct an empty array and fill it from the bytes in the file (BUILD), so
+# every legitimate request here is for zero elements.
+_MAX_CONSTRUCTED_BYTES = 0
+
+
+class _UnpickleRefused(pickle.UnpicklingError):
+    pass
+
+
+class _NdarrayMarker:
+    """Stands for numpy.ndarray inside a batch pickle: usable only as the type argument
+    of _reconstruct, never called (``ndarray(shape)`` would allocate what the file says)."""
+
+    def __new__(cls, *args, **kwargs):
+        raise _UnpickleRefused("it calls numpy.ndarray directly (an allocation of a size "
+                               "the file chooses); NumPy's own pickles never do")
+
+
+def _reconstruct_guarded(subtype, shape, dtype, *rest):
+    """numpy's _reconstruct for an empty ndarray only (what ndarray.__reduce__ writes)."""
+    if subtype is not _NdarrayMarker:
+        raise _UnpickleRefused("it reconstructs an array of a type other than numpy.ndarray")
+    try:
+        shape = tuple(int(n) for n in (shape if isinstance(shape, tuple) else (shape,)))
+        dt = np.dtype(dtype)
+    except Exception:
+        raise _UnpickleRefused("it reconstructs an array with an invalid shape or dtype") from None
+    size = math.prod(shape) * dt.itemsize
+    if any(n < 0 for n in shape) or size > _MAX_CONSTRUCTED_BYTES:
+        raise _UnpickleRefused(
+            f"it asks for an array of shape {shape} before its data (NumPy's pickles "
+            "start from an empty array)")
+    return np.ndarray.__new__(np.ndarray, shape, dt)
+
+
+def _bytes_guarded(kind):
+    """bytes / bytearray from bytes-like or str content only, never from a size."""
+    def build(*args):
+        if args and not isinstance(args[0], (bytes, bytearray, str)):
+            raise _UnpickleRefused(
+                f"it calls {kind.__name__}() with a {type(args[0]).__name__}, not with "
+                "content (a size would allocate what the file says)")
+        return kind(*args)
+    return build
+
+
+def _encode_guarded(obj, encoding="utf-8", errors="strict"):
+    """_codecs.encode for text with the latin-1 codec (how protocol 2 stores bytes)."""
+    if not isinstance(obj, str) or str(encoding).lower().replace("_", "-") not in (
+            "latin1", "latin-1", "iso-8859-1"):
+        raise _UnpickleRefused(f"it encodes with the {encoding!r} codec; NumPy's pickles "
+                               "only use 'latin1'")
+    return obj.encode("latin-1", errors)
+
+
+def _scalar_guarded(dtype, *args):
+    """numpy's scalar(): bounded by the bytes passed (NumPy checks their length)."""
+    if args and not isinstance(args[0], (bytes, str)) and np.dtype(dtype) != np.dtype(object):
+        raise _UnpickleRefused("it builds a NumPy scalar from something other than bytes")
+    return _scalar(dtype, *args)
+
+
+try:  # NumPy 2
+    from numpy._core.multiarray import scalar as _scalar
+except ImportError:  # pragma: no cover - NumPy 1.x
+    from numpy.core.multiarray import scalar as _scalar
+
+_GUARDED = {
+    "ndarray": _NdarrayMarker,
+    "_reconstruct": _reconstruct_guarded,
+    "scalar": _scalar_guarded,
+    "encode": _encode_guarded,
+    "bytes": _bytes_guarded(bytes),
+    "bytearray": _bytes_guarded(bytearray),
+}
+
 
 class _BatchUnpickler(pickle.Unpickler):
-    """Unpickler that resolves only NumPy's array constructors (pickles can run code)."""
+    """Unpickler that resolves only NumPy's array constructors (pickles can run code),
+    each wrapped so that the file cannot choose the size of an allocation."""
 
     def find_class(self, module, name):
         if (module, name) in _ALLOWED_GLOBALS:
-            return super().find_class(module, name)
+            # np.dtype and _frombuffer (a view on bytes already read) allocate nothing
+            # the file sizes; the others are replaced by their bounded versions
+            return _GUARDED.get(name) or super().find_class(module, name)
         raise pickle.UnpicklingError(
             f"it refers to {module}.{name}, which a CIFAR-10 batch never needs; fastfc "
             "only unpickles NumPy arrays, lists, dicts and strings")
+
+
+def load_pickle(f):
+    """Load one pickled object from the open binary file ``f`` (the course's helper).
+
+    As the course's ``load_pickle`` on Python 3, Python 2 strings are decoded as latin-1.
+    Unlike it, only NumPy arrays, numbers, strings, lists and dicts are admitted: a
+    pickle that refers to anything else (and so could run code) raises
+    ``pickle.UnpicklingError``, as does one that asks for an allocation of a size of its
+    own choosing.
+    """
+    return _BatchUnpickler(f, encoding="latin1").load()
 
 
 def _where(path):
@@ -102,13 +199,18 @@ def _where(path):
 def _unpickle(path):
     try:
         with open(path, "rb") as f:
-            obj = _BatchUnpickler(f, encoding="latin1").load()
+            obj = load_pickle(f)
     except FileNotFoundError:
         raise DataNotFoundError(f"{_where(path)} does not exist; {_LAYOUT_HINT}") from None
     except IsADirectoryError:
         raise DataError(f"{_where(path)} is a directory, not a pickled batch") from None
     except OSError as exc:
         raise DataError(f"{_where(path)} cannot be read: {exc.strerror or exc}") from None
+    except _UnpickleRefused as exc:
+        raise DataError(f"{_where(path)} is refused: {exc}; expected a CIFAR-10 batch "
+                        f"(a dict with 'data': uint8 array (N, {_ROW}), N <= "
+                        f"{_MAX_BATCH_ROWS}, and 'labels': N labels in [0, {_N_CLASSES}))"
+                        ) from None
     except (EOFError, pickle.UnpicklingError) as exc:
         detail = str(exc) or "unexpected end of file"
         if isinstance(exc, EOFError) or "truncated" in detail or "ran out" in detail.lower():
@@ -142,16 +244,30 @@ def _read_batch(path):
         raise DataError(f"{where} has no {' or '.join(map(repr, missing))} entry (keys: "
                         f"{', '.join(map(repr, keys)) or 'none'}); a CIFAR-10 batch has "
                         "'data' and 'labels'")
-    try:
-        data = np.asarray(data)
-    except Exception as exc:
-        raise DataError(f"{where}: 'data' is not an array ({exc})") from None
+    # Check the declared layout before anything is converted or copied: a CIFAR-10
+    # batch is a uint8 array (N, 3072) with N <= 10,000 and N labels in [0, 10).
+    if not isinstance(data, np.ndarray):
+        raise DataError(f"{where}: 'data' must be a NumPy uint8 array of shape (N, {_ROW}), "
+                        f"N <= {_MAX_BATCH_ROWS}; got a {type(data).__name__}")
     if data.ndim != 2 or data.shape[1] != _ROW:
         raise DataError(f"{where}: 'data' must have shape (N, {_ROW}) -- one 3x32x32 "
                         f"image per row -- but has shape {data.shape}")
     n = data.shape[0]
     if n == 0:
         raise DataError(f"{where}: 'data' holds no images")
+    if n > _MAX_BATCH_ROWS:
+        raise DataError(f"{where}: 'data' declares {n} images, but a CIFAR-10 batch file "
+                        f"holds at most {_MAX_BATCH_ROWS} (expected shape (N, {_ROW}), "
+                        f"N <= {_MAX_BATCH_ROWS})")
+    if not isinstance(labels, (list, tuple, np.ndarray)):
+        raise DataError(f"{where}: 'labels' must be a list of {n} class labels in "
+                        f"[0, {_N_CLASSES}), one per image; got a {type(labels).__name__}")
+    if isinstance(labels, np.ndarray) and labels.ndim != 1:
+        raise DataError(f"{where}: 'labels' must hold one label per image ({n}), "
+                        f"got shape {labels.shape}")
+    if len(labels) != n:
+        raise DataError(f"{where}: 'labels' must hold one label per image ({n}), "
+                        f"got {len(labels)}")
     if data.dtype != np.uint8:
         if data.dtype.kind not in "iu":
             raise DataError(f"{where}: 'data' must hold uint8 pixel values, got dtype "

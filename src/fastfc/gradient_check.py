@@ -32,7 +32,18 @@ def rel_error(x, y):
 
 
 def _each_index(x):
-    return np.ndindex(*x.shape)
+    """The multi-indices of x in the order the course's ``np.nditer`` loop visits them.
+
+    ``np.nditer(x, flags=['multi_index'])`` walks x in memory order (order='K'), not
+    row-major order: for a transposed or Fortran-ordered x the elements come column by
+    column.  The order decides the order of the verbose lines and which random draws an
+    ``f`` that uses the random generator sees, so it is kept.  (Read-only iteration: the
+    loops write through ``x[ix]``; empty arrays give no indices.)
+    """
+    it = np.nditer(x, flags=["multi_index", "zerosize_ok", "refs_ok"], op_flags=["readonly"])
+    while not it.finished:
+        yield it.multi_index
+        it.iternext()
 
 
 def eval_numerical_gradient(f, x, verbose=True, h=0.00001):

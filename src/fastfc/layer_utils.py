@@ -4,13 +4,16 @@ Compatible with the CS231n ``layer_utils.py``: ``affine_relu_forward(x, w, b)`` 
 ``(out, (fc_cache, relu_cache))`` and its backward returns ``(dx, dw, db)``.
 """
 from fastfc import layers as L
+# The course's layer_utils.py starts with ``from .layers import *``, so notebooks that do
+# ``from cs231n.layer_utils import *`` get the layer functions as well: so does this one.
+from fastfc.layers import *  # noqa: F401,F403  (re-exported, see __all__)
 
 __all__ = [
     "affine_relu_forward", "affine_relu_backward",
     "affine_norm_relu_forward", "affine_norm_relu_backward",
     "affine_bn_relu_forward", "affine_bn_relu_backward",
     "affine_ln_relu_forward", "affine_ln_relu_backward",
-]
+] + list(L.__all__)
 
 _NORMS = {
     "batchnorm": (L.batchnorm_forward, L.batchnorm_backward),

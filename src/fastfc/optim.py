@@ -15,6 +15,12 @@ them on ``w`` directly for the trusted callers (Solver, Net) that own their buff
 Beyond the reference, every rule accepts ``weight_decay`` (default 0): the gradient
 becomes ``dw + weight_decay * w`` (L2 regularisation fused into the update).
 
+As in the reference, a rule ignores the config keys it does not use (``sgd`` with a
+``'momentum'`` key simply does plain SGD; no warning is given).  The keys it uses are
+checked: out-of-range or non-numeric values raise ValueError/TypeError naming the key.
+w and dw of different float dtypes promote as NumPy does (float32 with float64 gives a
+float64 next_w).
+
 UCLA's state names are accepted too: rmsprop's cache as ``'a'``; adam's first moment
 as ``'v'`` and second moment as ``'a'`` (recognised by the presence of ``'a'``).
 """
@@ -69,13 +75,15 @@ def _state_keys(rule, config):
     return _SPECS[rule][2]
 
 
-def prepare_config(rule, config, w, copy_states=False):
+def prepare_config(rule, config, w, copy_states=False, ignore_unknown=False):
     """Fill defaults into ``config``, check every value and make the state arrays usable.
 
     Returns (config, hyper, states): ``hyper`` is a dict of validated floats, ``states``
     the list of state arrays (C-contiguous, w's dtype and shape) stored in ``config``.
     With ``copy_states`` the arrays found in config are copied first, so that an array
     the caller still holds is not changed (the reference code rebinds, never mutates).
+    With ``ignore_unknown`` keys the rule does not use are ignored (the public rules);
+    otherwise they raise ValueError (fastfc.Net).
     """
     if config is None:
         config = {}
@@ -83,13 +91,21 @@ def prepare_config(rule, config, w, copy_states=False):
         raise TypeError(f"config must be a dict or None, got {type(config).__name__}")
     defaults, ranges, _ = _SPECS[rule]
     state_keys = _state_keys(rule, config)
-    allowed = set(defaults) | set(state_keys) | _EXTRA_KEYS | ({"t"} if rule == "adam" else set())
-    unknown = sorted(set(config) - allowed, key=str)
-    if unknown:
-        raise ValueError(
-            f"unknown config key(s) for {rule}: {', '.join(map(repr, unknown))}; "
-            f"expected some of {', '.join(sorted(allowed))}"
-        )
+    # The public rules (ignore_unknown=True) leave the keys they do not use alone,
+    # silently, as the course code does: one optim_config dict is commonly shared
+    # between rules (a 'momentum' key passed to sgd).  No warning: the course prints
+    # none, and a warning per step and parameter would be noise.  The values of the
+    # keys a rule uses are always checked below.  fastfc.Net's set_optimizer keeps the
+    # strict check (ignore_unknown=False): its keyword arguments are its own API.
+    if not ignore_unknown:
+        allowed = (set(defaults) | set(state_keys) | _EXTRA_KEYS
+                   | ({"t"} if rule == "adam" else set()))
+        unknown = sorted(set(config) - allowed, key=str)
+        if unknown:
+            raise ValueError(
+                f"unknown config key(s) for {rule}: {', '.join(map(repr, unknown))}; "
+                f"expected some of {', '.join(sorted(allowed))}"
+            )
     for key, value in defaults.items():
         config.setdefault(key, value)
     hyper = {key: V.check_scalar(config[key], f"config[{key!r}]", **ranges[key])
@@ -155,7 +171,8 @@ def _apply(rule, w, dw, config, inplace):
     else:
         w, dw = _check_w_dw(w, dw)
         next_w = np.array(w, copy=True)
-    config, hyper, states = prepare_config(rule, config, next_w, copy_states=not inplace)
+    config, hyper, states = prepare_config(rule, config, next_w, copy_states=not inplace,
+                                           ignore_unknown=True)
     if rule == "adam":
         hyper["t"] += 1
         config["t"] = hyper["t"]

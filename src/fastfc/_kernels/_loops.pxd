@@ -100,6 +100,8 @@ cdef extern from "fastfc_loops.h" nogil:
     void ffc_rmsprop_d(double* w, const double* dw, double* cache, Py_ssize_t size, double lr, double decay_rate,
                        double keep, double eps, double reg, ffc_update_stats* stats)
     void ffc_adam_s(float* w, const float* dw, float* m, float* v, Py_ssize_t size, float lr, float beta1,
-                    float beta2, float eps, float reg, float bc1, float bc2, ffc_update_stats* stats)
+                    float keep1, float beta2, float keep2, float eps, float reg, float bc1, float bc2,
+                    ffc_update_stats* stats)
     void ffc_adam_d(double* w, const double* dw, double* m, double* v, Py_ssize_t size, double lr, double beta1,
-                    double beta2, double eps, double reg, double bc1, double bc2, ffc_update_stats* stats)
+                    double keep1, double beta2, double keep2, double eps, double reg, double bc1, double bc2,
+                    ffc_update_stats* stats)

@@ -4,20 +4,23 @@
 from fastfc._kernels._types cimport floating
 from fastfc._kernels._loops cimport ffc_update_stats
 
+# Hyper-parameters come in as double (the Python floats they were given as); each kernel
+# forms its coefficients (1 - beta, 1 - beta**t) in double and rounds each one once to
+# the array's type, as NumPy does for `float32_array * python_float`.
 cdef void sgd_step(floating* w, const floating* dw, Py_ssize_t size,
-                   floating lr, floating reg, ffc_update_stats* stats) noexcept nogil
+                   double lr, floating reg, ffc_update_stats* stats) noexcept nogil
 cdef void momentum_step(floating* w, const floating* dw, floating* v, Py_ssize_t size,
-                        floating lr, floating mom, floating reg,
+                        double lr, double mom, floating reg,
                         ffc_update_stats* stats) noexcept nogil
 cdef void nesterov_step(floating* w, const floating* dw, floating* v, Py_ssize_t size,
-                        floating lr, floating mom, floating reg,
+                        double lr, double mom, floating reg,
                         ffc_update_stats* stats) noexcept nogil
 cdef void rmsprop_step(floating* w, const floating* dw, floating* cache, Py_ssize_t size,
-                       floating lr, double decay_rate, floating eps,
+                       double lr, double decay_rate, double eps,
                        floating reg, ffc_update_stats* stats) noexcept nogil
 cdef void adam_step(floating* w, const floating* dw, floating* m, floating* v,
-                    Py_ssize_t size, floating lr, floating beta1, floating beta2,
-                    floating eps, floating reg, long long t,
+                    Py_ssize_t size, double lr, double beta1, double beta2,
+                    double eps, floating reg, long long t,
                     ffc_update_stats* stats) noexcept nogil
 
 # The five rules by code (fastfc._kernels.net.RULE_CODES), with their hyper-parameters;

@@ -2,7 +2,9 @@
 
 Stub of the compiled module fastfc._kernels.optim (def twins of the cdef kernels:
 flat float32 or float64 arrays, C-contiguous, updated in place; ``reg`` adds the
-L2 term ``reg * w`` to the gradient).
+L2 term ``reg * w`` to the gradient).  Hyper-parameters are taken as Python floats
+(double); coefficients such as ``1 - beta2`` are formed in double and rounded once to
+the arrays' dtype, as NumPy does for ``float32_array * python_float``.
 """
 import numpy as np
 import numpy.typing as npt

@@ -16,77 +16,87 @@ from fastfc._kernels.blas cimport (FFC_POOL_MAX, parallel_begin, parallel_end,
                                    parallel_run, part_range)
 
 
+# Coefficients: every hyper-parameter arrives as a double (the Python float it was
+# given as).  Derived coefficients (1 - beta, 1 - beta**t) are formed in double and each
+# coefficient is rounded once to the array's type: exactly what NumPy does with
+# `float32_array * python_float` (NEP 50: the Python float is a weak scalar, cast to
+# float32 before the float32 multiply).  Forming 1 - beta2 in float32 instead would make
+# it 0.0009999871 for beta2 = 0.999, 1.3e-5 relative too low.
+
+
 cdef void sgd_step(floating* w, const floating* dw, Py_ssize_t size,
-                   floating lr, floating reg, ffc_update_stats* stats) noexcept nogil:
+                   double lr, floating reg, ffc_update_stats* stats) noexcept nogil:
     """w -= lr * (dw + reg * w)"""
     if floating is float:
-        ffc_sgd_s(w, dw, size, lr, reg, stats)
+        ffc_sgd_s(w, dw, size, <float>lr, reg, stats)
     else:
         ffc_sgd_d(w, dw, size, lr, reg, stats)
 
 
 cdef void momentum_step(floating* w, const floating* dw, floating* v, Py_ssize_t size,
-                        floating lr, floating mom, floating reg,
+                        double lr, double mom, floating reg,
                         ffc_update_stats* stats) noexcept nogil:
     """v = mom * v - lr * g; w += v"""
     if floating is float:
-        ffc_sgd_momentum_s(w, dw, v, size, lr, mom, reg, stats)
+        ffc_sgd_momentum_s(w, dw, v, size, <float>lr, <float>mom, reg, stats)
     else:
         ffc_sgd_momentum_d(w, dw, v, size, lr, mom, reg, stats)
 
 
 cdef void nesterov_step(floating* w, const floating* dw, floating* v, Py_ssize_t size,
-                        floating lr, floating mom, floating reg,
+                        double lr, double mom, floating reg,
                         ffc_update_stats* stats) noexcept nogil:
     """v' = mom * v - lr * g; w += v' + mom * (v' - v)"""
     if floating is float:
-        ffc_sgd_nesterov_s(w, dw, v, size, lr, mom, reg, stats)
+        ffc_sgd_nesterov_s(w, dw, v, size, <float>lr, <float>mom, reg, stats)
     else:
         ffc_sgd_nesterov_d(w, dw, v, size, lr, mom, reg, stats)
 
 
 cdef void rmsprop_step(floating* w, const floating* dw, floating* cache, Py_ssize_t size,
-                       floating lr, double decay_rate, floating eps,
+                       double lr, double decay_rate, double eps,
                        floating reg, ffc_update_stats* stats) noexcept nogil:
     """c = dr * c + (1 - dr) * g**2; w -= lr * g / (sqrt(c) + eps)"""
-    # 1 - dr in double: float32 keeps few of its digits when dr is close to 1
     cdef double keep = 1.0 - decay_rate
     if floating is float:
-        ffc_rmsprop_s(w, dw, cache, size, lr, <float>decay_rate, <float>keep, eps, reg, stats)
+        ffc_rmsprop_s(w, dw, cache, size, <float>lr, <float>decay_rate, <float>keep,
+                      <float>eps, reg, stats)
     else:
         ffc_rmsprop_d(w, dw, cache, size, lr, decay_rate, keep, eps, reg, stats)
 
 
 cdef void adam_step(floating* w, const floating* dw, floating* m, floating* v,
-                    Py_ssize_t size, floating lr, floating beta1, floating beta2,
-                    floating eps, floating reg, long long t,
+                    Py_ssize_t size, double lr, double beta1, double beta2,
+                    double eps, floating reg, long long t,
                     ffc_update_stats* stats) noexcept nogil:
     """Adam step number t (t >= 1, already incremented)."""
-    # bias corrections in double: 1 - beta**t loses digits for small t in float32
-    cdef double bc1 = 1.0 - pow(<double>beta1, <double>t)
-    cdef double bc2 = 1.0 - pow(<double>beta2, <double>t)
+    cdef double keep1 = 1.0 - beta1
+    cdef double keep2 = 1.0 - beta2
+    # Python's float ** int: pow() in double
+    cdef double bc1 = 1.0 - pow(beta1, <double>t)
+    cdef double bc2 = 1.0 - pow(beta2, <double>t)
     if floating is float:
-        ffc_adam_s(w, dw, m, v, size, lr, beta1, beta2, eps, reg, <float>bc1, <float>bc2, stats)
+        ffc_adam_s(w, dw, m, v, size, <float>lr, <float>beta1, <float>keep1, <float>beta2,
+                   <float>keep2, <float>eps, reg, <float>bc1, <float>bc2, stats)
     else:
-        ffc_adam_d(w, dw, m, v, size, lr, beta1, beta2, eps, reg, bc1, bc2, stats)
+        ffc_adam_d(w, dw, m, v, size, lr, beta1, keep1, beta2, keep2, eps, reg, bc1, bc2,
+                   stats)
 
 
 cdef void rule_step(const RuleParams* r, floating* w, const floating* dw, floating* s1,
                     floating* s2, Py_ssize_t size, floating reg,
                     ffc_update_stats* stats) noexcept nogil:
     """One update of `size` values with rule r.rule (s1, s2: its state, or NULL)."""
-    cdef floating lr = <floating>r.lr
     if r.rule == RULE_SGD:
-        sgd_step(w, dw, size, lr, reg, stats)
+        sgd_step(w, dw, size, r.lr, reg, stats)
     elif r.rule == RULE_MOMENTUM:
-        momentum_step(w, dw, s1, size, lr, <floating>r.mom, reg, stats)
+        momentum_step(w, dw, s1, size, r.lr, r.mom, reg, stats)
     elif r.rule == RULE_NESTEROV:
-        nesterov_step(w, dw, s1, size, lr, <floating>r.mom, reg, stats)
+        nesterov_step(w, dw, s1, size, r.lr, r.mom, reg, stats)
     elif r.rule == RULE_RMSPROP:
-        rmsprop_step(w, dw, s1, size, lr, r.decay_rate, <floating>r.epsilon, reg, stats)
+        rmsprop_step(w, dw, s1, size, r.lr, r.decay_rate, r.epsilon, reg, stats)
     else:
-        adam_step(w, dw, s1, s2, size, lr, <floating>r.beta1, <floating>r.beta2,
-                  <floating>r.epsilon, reg, r.t, stats)
+        adam_step(w, dw, s1, s2, size, r.lr, r.beta1, r.beta2, r.epsilon, reg, r.t, stats)
 
 
 # ----------------------------------------------------------------- def twins
@@ -166,7 +176,7 @@ cdef void _task(RuleTask* k, int rule, floating* w, const floating* dw, floating
     k.reg = reg
 
 
-def _sgd(floating[::1] w, const floating[::1] dw, floating lr, floating reg=0):
+def _sgd(floating[::1] w, const floating[::1] dw, double lr, floating reg=0):
     cdef RuleTask k
     _task(&k, RULE_SGD, &w[0], &dw[0], <floating*>NULL, <floating*>NULL, w.shape[0],
           lr, 0, 0, 0, reg, 0)
@@ -177,7 +187,7 @@ def _sgd(floating[::1] w, const floating[::1] dw, floating lr, floating reg=0):
 
 
 def _sgd_momentum(floating[::1] w, const floating[::1] dw, floating[::1] v,
-                  floating lr, floating mom, floating reg=0):
+                  double lr, double mom, floating reg=0):
     cdef RuleTask k
     _task(&k, RULE_MOMENTUM, &w[0], &dw[0], &v[0], <floating*>NULL, w.shape[0],
           lr, mom, 0, 0, reg, 0)
@@ -188,7 +198,7 @@ def _sgd_momentum(floating[::1] w, const floating[::1] dw, floating[::1] v,
 
 
 def _sgd_nesterov_momentum(floating[::1] w, const floating[::1] dw, floating[::1] v,
-                           floating lr, floating mom, floating reg=0):
+                           double lr, double mom, floating reg=0):
     cdef RuleTask k
     _task(&k, RULE_NESTEROV, &w[0], &dw[0], &v[0], <floating*>NULL, w.shape[0],
           lr, mom, 0, 0, reg, 0)
@@ -199,7 +209,7 @@ def _sgd_nesterov_momentum(floating[::1] w, const floating[::1] dw, floating[::1
 
 
 def _rmsprop(floating[::1] w, const floating[::1] dw, floating[::1] cache,
-             floating lr, double decay_rate, floating eps, floating reg=0):
+             double lr, double decay_rate, double eps, floating reg=0):
     cdef RuleTask k
     _task(&k, RULE_RMSPROP, &w[0], &dw[0], &cache[0], <floating*>NULL, w.shape[0],
           lr, decay_rate, 0, eps, reg, 0)
@@ -210,7 +220,7 @@ def _rmsprop(floating[::1] w, const floating[::1] dw, floating[::1] cache,
 
 
 def _adam(floating[::1] w, const floating[::1] dw, floating[::1] m, floating[::1] v,
-          floating lr, floating beta1, floating beta2, floating eps, long long t,
+          double lr, double beta1, double beta2, double eps, long long t,
           floating reg=0):
     cdef RuleTask k
     _task(&k, RULE_ADAM, &w[0], &dw[0], &m[0], &v[0], w.shape[0],

@@ -121,6 +121,11 @@ class FullyConnectedNet:
     generator, in layer order) and gamma_i (ones), beta_i (zeros) for normalised layers.
     """
 
+    # The dropout pair the net calls (``dropout_param['p']`` is the KEEP probability);
+    # fastfc.nndl's net swaps in UCLA's pair, whose 'p' is the drop probability.
+    _dropout_forward = staticmethod(L.dropout_forward)
+    _dropout_backward = staticmethod(L.dropout_backward)
+
     def __init__(self, hidden_dims, input_dim=3 * 32 * 32, num_classes=10,
                  dropout_keep_ratio=1, normalization=None, reg=0.0, weight_scale=1e-2,
                  dtype=np.float32, seed=None, dropout=None, use_batchnorm=None):
@@ -198,7 +203,7 @@ class FullyConnectedNet:
             out, relu_cache = L.relu_forward(out)
             drop_cache = None
             if self.use_dropout:
-                out, drop_cache = L.dropout_forward(out, self.dropout_param)
+                out, drop_cache = self._dropout_forward(out, self.dropout_param)
             caches.append((fc_cache, norm_cache, relu_cache, drop_cache))
         n = self.num_layers
         scores, last_cache = L.affine_forward(out, self.params[f"W{n}"], self.params[f"b{n}"])
@@ -212,7 +217,7 @@ class FullyConnectedNet:
         for i in range(n - 1, 0, -1):
             fc_cache, norm_cache, relu_cache, drop_cache = caches[i - 1]
             if drop_cache is not None:
-                dout = L.dropout_backward(dout, drop_cache)
+                dout = self._dropout_backward(dout, drop_cache)
             dout = L.relu_backward(dout, relu_cache)
             if self.normalization == "batchnorm":
                 dout, grads[f"gamma{i}"], grads[f"beta{i}"] = L.batchnorm_backward(dout, norm_cache)

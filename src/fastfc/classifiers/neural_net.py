@@ -59,12 +59,19 @@ class Variant(NamedTuple):
         The loss adds ``l2_scale * reg * (sum(W1**2) + sum(W2**2))`` and each weight
         gradient ``2 * l2_scale * reg * W``.
     courses : str
+    train_reg : float
+        The default ``reg`` of ``train()``.
+    progress : str
+        The line ``train(verbose=True)`` prints every 100 iterations, as a
+        ``str.format`` template with the fields ``it``, ``num_iters`` and ``loss``.
     """
 
     name: str
     transposed: bool
     l2_scale: float
     courses: str
+    train_reg: float
+    progress: str
 
     def weight_shape(self, fan_in, fan_out):
         """Stored shape of a weight matrix mapping fan_in features to fan_out."""
@@ -72,11 +79,30 @@ class Variant(NamedTuple):
 
 
 VARIANTS = {
+    # CS231n: print('iteration %d / %d: loss %f' % (it, num_iters, loss))
     "cs231n": Variant("cs231n", transposed=False, l2_scale=1.0,
-                      courses="Stanford CS231n, UMass CS682"),
+                      courses="Stanford CS231n, UMass CS682", train_reg=5e-6,
+                      progress="iteration {it:d} / {num_iters:d}: loss {loss:f}"),
+    # UCLA: print('iteration {} / {}: loss {}'.format(it, num_iters, loss)), the loss
+    # printed in full (str of the float)
     "ucla": Variant("ucla", transposed=True, l2_scale=0.5,
-                    courses="UCLA ECE C147/C247"),
+                    courses="UCLA ECE C147/C247", train_reg=1e-5,
+                    progress="iteration {it} / {num_iters}: loss {loss}"),
 }
+
+
+class _VariantDefault(float):
+    """A default value that train() can tell apart from the same number passed in.
+
+    It shows (and compares) as CS231n's default, 5e-6, so the signature reads as the
+    course's; when train() finds this very object it uses the variant's own default
+    (UCLA's is 1e-5).
+    """
+
+    __slots__ = ()
+
+
+_TRAIN_REG_DEFAULT = _VariantDefault(5e-6)
 
 
 def _check_variant(variant):
@@ -187,7 +213,9 @@ class TwoLayerNet:
         missing = [k for k in _PARAM_NAMES if k not in self.params]
         if missing:
             raise ValueError(f"params is missing {', '.join(map(repr, missing))}")
-        dtype, arrays = V.float_args(**{k: self.params[k] for k in _PARAM_NAMES})
+        # strict: train() updates these arrays in place, which promoted copies would defeat
+        dtype, arrays = V.float_args(promote=False,
+                                     **{k: self.params[k] for k in _PARAM_NAMES})
         w1 = V.as_float(arrays[0], "params['W1']", dtype, ndim=2)
         transposed = self._spec.transposed
         h = w1.shape[0] if transposed else w1.shape[1]
@@ -321,7 +349,7 @@ class TwoLayerNet:
         return np.argmax(self.loss(X), axis=1)
 
     def train(self, X, y, X_val, y_val, learning_rate=1e-3, learning_rate_decay=0.95,
-              reg=5e-6, num_iters=100, batch_size=200, verbose=False):
+              reg=_TRAIN_REG_DEFAULT, num_iters=100, batch_size=200, verbose=False):
         """Train with minibatch stochastic gradient descent.
 
         Each iteration draws ``np.random.choice(num_train, batch_size, replace=True)``
@@ -343,14 +371,16 @@ class TwoLayerNet:
         learning_rate : float, default 1e-3
         learning_rate_decay : float, default 0.95
             Factor applied to the learning rate at each epoch.
-        reg : float, default 5e-6
-            Regularisation strength.
+        reg : float, default 5e-6 (cs231n) or 1e-5 (ucla)
+            Regularisation strength; when not given, the variant's course default.
         num_iters : int, default 100
             Number of steps.
         batch_size : int, default 200
             Samples per step (drawn with replacement, so it may exceed N).
         verbose : bool, default False
-            Print ``iteration %d / %d: loss %f`` every 100 iterations.
+            Print the loss every 100 iterations, in the variant's format: cs231n
+            ``'iteration %d / %d: loss %f' % (it, num_iters, loss)``, ucla
+            ``'iteration {} / {}: loss {}'.format(it, num_iters, loss)`` (full float).
 
         Returns
         -------
@@ -380,6 +410,8 @@ class TwoLayerNet:
         learning_rate = V.check_scalar(learning_rate, "learning_rate", low=0.0)
         learning_rate_decay = V.check_scalar(learning_rate_decay, "learning_rate_decay",
                                              low=0.0)
+        if reg is _TRAIN_REG_DEFAULT:
+            reg = self._spec.train_reg
         reg = V.check_scalar(reg, "reg", low=0.0)
         num_iters = V.check_scalar(num_iters, "num_iters", low=0, integer=True)
         batch_size = V.check_scalar(batch_size, "batch_size", low=1, integer=True)
@@ -406,7 +438,7 @@ class TwoLayerNet:
             self._sgd_step(grads, learning_rate)
 
             if verbose and it % 100 == 0:
-                print("iteration %d / %d: loss %f" % (it, num_iters, loss))
+                print(self._spec.progress.format(it=it, num_iters=num_iters, loss=loss))
 
             if it % iterations_per_epoch == 0:
                 train_acc = (self.predict(X_batch) == y_batch).mean()
