@@ -650,3 +650,41 @@ def test_damaged_lines_in_the_middle_are_skipped_and_every_valid_trial_kept(digi
     assert ran == []
     assert [(t["key"], t["best_val_acc"]) for t in again] == \
         [(t["key"], t["best_val_acc"]) for t in trials]
+
+
+# ---------------------------------------------------------------------- the plot
+
+def visible_xtick_labels(ax, renderer):
+    """(text, bounding box) of every x tick label drawn inside the axis' view."""
+    low, high = sorted(ax.get_xlim())
+    out = []
+    for tick in [*ax.xaxis.get_major_ticks(), *ax.xaxis.get_minor_ticks()]:
+        label = tick.label1
+        if label.get_visible() and label.get_text() and low <= tick.get_loc() <= high:
+            out.append((label.get_text(), label.get_window_extent(renderer)))
+    return out
+
+
+@pytest.mark.parametrize("lr, reg", [
+    ([2e-4, 3e-4, 5e-4, 7e-4, 9e-4], [1.1e-5, 2e-5, 3.3e-5, 5e-5, 9e-5]),  # < 1 decade
+    ([1e-3, 2e-3, 5e-3, 1e-2, 3e-2], [1e-6, 1e-5, 1e-4, 1e-3, 1e-2]),
+    ([1e-6, 1e-4, 1e-2, 1e0, 1e2], [3e-3, 4e-3, 5e-3, 6e-3, 7e-3]),
+])
+def test_plot_log_axis_tick_labels_do_not_overlap(lr, reg):
+    from fastfc.sweep import _sweep_figure
+    trials = [{"status": "ok", "best_val_acc": 0.5 + 0.01 * i,
+               "config": {"learning_rate": a, "reg": b, "hidden_dims": h}}
+              for i, (a, b, h) in enumerate(zip(lr, reg, [[128], [32], [64], [32], [32, 32]]))]
+    fig = _sweep_figure(trials, ["learning_rate", "reg", "hidden_dims"])
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    for ax in fig.axes[:2]:
+        assert ax.get_xscale() == "log"
+        labels = visible_xtick_labels(ax, renderer)
+        assert len(labels) >= 2, [t for t, _ in labels]  # the axis still has a scale
+        boxes = sorted(labels, key=lambda item: item[1].x0)
+        for (t1, b1), (t2, b2) in zip(boxes, boxes[1:]):
+            assert b1.x1 <= b2.x0, f"{ax.get_xlabel()}: {t1!r} overlaps {t2!r}"
+    # categorical widths in their natural order
+    assert [t.get_text() for t in fig.axes[2].get_xticklabels()] == \
+        ["[32]", "[32,32]", "[64]", "[128]"]

@@ -128,3 +128,46 @@ def test_stale_directories_of_live_processes_and_other_names_are_kept(tmp_path):
         _remove_stale_stashes(str(tmp_path))
         assert not stale.exists()
     assert live.exists() and mine.exists() and other.exists()
+
+
+MIDDLE = '''
+import subprocess, sys, time
+grandchild = subprocess.Popen([sys.executable, "-c", sys.argv[1]])
+print(grandchild.pid, flush=True)
+time.sleep(600)
+'''
+
+WATCHED = '''
+import os, sys, time
+parent = os.getppid()
+from fastfc import sweep
+sweep._watch_parent(parent, interval=0.1)   # the fallback, without prctl
+open(os.environ["READY"], "w").close()
+time.sleep(600)
+'''
+
+
+def test_watchdog_fallback_ends_a_process_whose_parent_died(tmp_path):
+    ready = tmp_path / "ready"
+    env = dict(os.environ, READY=str(ready), PYTHONPATH=os.pathsep.join(
+        [os.path.dirname(os.path.dirname(fastfc.__file__)), os.environ.get("PYTHONPATH", "")]))
+    middle = subprocess.Popen([sys.executable, "-c", MIDDLE, WATCHED], env=env,
+                              stdout=subprocess.PIPE, text=True)
+    grandchild = None
+    try:
+        grandchild = int(middle.stdout.readline())
+        wait_for(lambda: ready.exists() or gone(grandchild), 60, "the watchdog did not start")
+        assert not gone(grandchild)
+        middle.kill()
+        middle.wait(timeout=LIVENESS_S)
+        wait_for(lambda: gone(grandchild), LIVENESS_S,
+                 "the watched process did not exit after its parent died")
+    finally:
+        for pid in (middle.pid, grandchild):
+            if pid is not None:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except OSError:
+                    pass
+        middle.wait(timeout=LIVENESS_S)
+        middle.stdout.close()

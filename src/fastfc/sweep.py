@@ -1549,9 +1549,58 @@ def format_table(trials, names, top=None):
     return "\n".join(lines)
 
 
-def plot_sweep(trials, names, path):
-    """PNG of best val accuracy against each swept setting; returns the path, or None
-    without matplotlib."""
+def _log_ticks(ax, values):
+    """A log x axis whose tick labels cannot collide.
+
+    Over two decades or more: labels at powers of ten only (matplotlib's default
+    also labels minor ticks when few decades show, ``3x10^-4`` beside ``4x10^-4``, and
+    they overlap).  Below two decades: ticks at 1, 2 and 5 times a power of ten inside
+    the values' range, or when fewer than two fall there, at the smallest, the
+    geometric middle and the largest value; labels in a compact form (``2e-4``).
+    """
+    from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter
+
+    ax.set_xscale("log")
+    low, high = min(values), max(values)
+    if math.log10(high / low) < 2:
+        ticks = [m * 10.0 ** k
+                 for k in range(math.floor(math.log10(low)), math.ceil(math.log10(high)) + 1)
+                 for m in (1, 2, 5) if low <= m * 10.0 ** k <= high]
+        if len(ticks) < 2:
+            ticks = sorted({float(f"{v:.2g}") for v in (low, math.sqrt(low * high), high)})
+        ax.xaxis.set_major_locator(FixedLocator(ticks))
+        ax.xaxis.set_major_formatter(FuncFormatter(_compact_number))
+    ax.xaxis.set_minor_formatter(NullFormatter())
+
+
+def _compact_number(value, _pos=None):
+    """A short label for a log axis: ``2e-4`` for 0.0002, ``4.6e-3`` for 0.0046."""
+    mantissa, exponent = f"{value:.1e}".split("e")
+    if mantissa.endswith(".0"):
+        mantissa = mantissa[:-2]
+    return f"{mantissa}e{int(exponent)}"
+
+
+def _sorted_labels(values):
+    """The distinct values of a categorical axis, in their natural order when they
+    compare (``[32] < [64] < [128]``), else as text."""
+    distinct = []
+    for v in values:
+        if v not in distinct:
+            distinct.append(v)
+    try:
+        distinct.sort()
+    except TypeError:
+        distinct.sort(key=_short)
+    labels = []
+    for v in distinct:
+        if _short(v) not in labels:
+            labels.append(_short(v))
+    return labels
+
+
+def _sweep_figure(trials, names):
+    """The matplotlib Figure of :func:`plot_sweep`, or None (no matplotlib, nothing ok)."""
     try:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
@@ -1570,9 +1619,9 @@ def plot_sweep(trials, names, path):
             ax.scatter(values, acc, alpha=0.8)
             positive = all(v > 0 for v in values)
             if positive and (name in LOG_SCALE or max(values) / min(values) >= 100):
-                ax.set_xscale("log")
+                _log_ticks(ax, values)
         else:
-            labels = sorted({_short(v) for v in values})
+            labels = _sorted_labels(values)
             pos = [labels.index(_short(v)) for v in values]
             ax.scatter(pos, acc, alpha=0.8)
             ax.set_xticks(range(len(labels)), labels, rotation=30, ha="right")
@@ -1580,6 +1629,16 @@ def plot_sweep(trials, names, path):
         ax.set_xlabel(name)
         ax.set_ylabel("best val accuracy")
         ax.grid(alpha=0.3)
+    return fig
+
+
+def plot_sweep(trials, names, path):
+    """PNG of best val accuracy against each swept setting (a log axis for learning_rate,
+    reg, weight_scale and for values spanning two decades or more); returns the path,
+    or None without matplotlib or without a successful trial."""
+    fig = _sweep_figure(trials, names)
+    if fig is None:
+        return None
     fig.savefig(path, dpi=100)
     return path
 
