@@ -447,6 +447,19 @@ def test_resume_validates_config_json(in_tmp, capsys, edit, words):
         assert word in line, line
 
 
+def test_resume_options_override_the_config(in_tmp, capsys):
+    assert train("--epochs", "1", "--quiet", "--out", "run") == 0
+    path = in_tmp / "run" / "config.json"
+    config = json.loads(path.read_text())
+    path.write_text(json.dumps(dict(config, threads=1000)))   # from a bigger machine
+    capsys.readouterr()
+    assert train("--resume", "run", "--epochs", "2", "--threads", "1", "--quiet") == 0
+    assert json.loads(path.read_text())["threads"] == 1
+    assert train("--resume", "run", "--epochs", "3", "--threads", "0") == 2
+    line = one_error_line(capsys)
+    assert line.startswith("fastfc: error: --threads must be")
+
+
 def test_threads_beyond_the_cpu_count_are_refused(in_tmp, capsys):
     assert train("--epochs", "1", "--threads", str((os.cpu_count() or 1) + 1)) == 2
     assert "--threads" in one_error_line(capsys)

@@ -202,14 +202,15 @@ def _upgrade(settings):
     return settings
 
 
-def validate_settings(settings, source=None):
+def validate_settings(settings, source=None, given=()):
     """Check every setting; raise BadOption naming the option (or the file and key).
 
     ``source`` is None for the command line, else the path of the config.json the
-    settings were read from.  The same checks serve both.
+    settings were read from, with the keys in ``given`` set on the command line
+    (--resume's --epochs, --data, --threads).  The same checks serve both.
     """
     def where(key):
-        if source is None:
+        if source is None or key in given:
             return _flag(key)
         return f"{source}: {key!r} (the {_flag(key)} option)"
 
@@ -559,8 +560,9 @@ def _discard_run_dir(run_dir, created):
         pass
 
 
-def _read_config(run_dir):
-    """The checked settings in RUN/config.json."""
+def _read_config(run_dir, overrides=None):
+    """The checked settings in RUN/config.json, with ``overrides`` (from the command
+    line) applied first."""
     if not os.path.isdir(run_dir):
         raise BadOption(f"--resume {run_dir}: no such directory")
     path = os.path.join(run_dir, "config.json")
@@ -578,7 +580,9 @@ def _read_config(run_dir):
                         f"{type(settings).__name__}")
     settings = _upgrade(settings)
     settings.setdefault("preset", "default")
-    return validate_settings(settings, source=path), path
+    overrides = overrides or {}
+    settings.update(overrides)
+    return validate_settings(settings, source=path, given=set(overrides)), path
 
 
 def _resume_settings(args):
@@ -590,15 +594,8 @@ def _resume_settings(args):
         raise BadOption(f"--resume continues a run with the settings in its config.json; "
                         f"{', '.join(sorted(set(extra)))} cannot change them (only "
                         f"{', '.join(_flag(k) for k in RESUME_OPTIONS)} may be given)")
-    settings, path = _read_config(args.resume)
-    saved = dict(settings)
-    for key in RESUME_OPTIONS:
-        value = getattr(args, key)
-        if value is not None:
-            settings[key] = value
-    if settings != saved:
-        validate_settings(settings)
-    return settings, path
+    overrides = {k: getattr(args, k) for k in RESUME_OPTIONS if getattr(args, k) is not None}
+    return _read_config(args.resume, overrides)
 
 
 def _checkpoint_iteration(path):
