@@ -839,7 +839,7 @@ def gradcheck_arguments(parser):
         "Check every parameter's gradient of a small random float64 net against centred "
         f"differences (h = {GRADCHECK_H:g}).  An entry passes when |numeric - analytic| <= "
         "rtol * (|numeric| + |analytic|) + atol, with rtol = 1e-7 for one weight layer, "
-        "10x more per further layer, at most 1e-5, and atol = 100 * eps * max(1, |loss|) "
+        "10x more per further layer, at most 1e-5, and atol = 10 * eps * max(1, |loss|) "
         "/ h, the rounding error of the difference itself (it dominates where a gradient "
         "is tiny, e.g. saturated sigmoid units).")
 
@@ -870,7 +870,7 @@ def cmd_gradcheck(args):
     loss, grads = net.loss(X, y)
     grads = {k: np.array(v, copy=True) for k, v in grads.items()}
     rtol = gradcheck_tolerance(len(dims) - 1)
-    atol = 100 * np.finfo(np.float64).eps * max(1.0, abs(float(loss))) / GRADCHECK_H
+    atol = 10 * np.finfo(np.float64).eps * max(1.0, abs(float(loss))) / GRADCHECK_H
     print(f"gradient check of {net!r} on {args.batch} random samples (float64, "
           f"h = {GRADCHECK_H:g}); pass: |numeric - analytic| <= {rtol:.0e} * (|numeric| + "
           f"|analytic|) + {atol:.1e}")
