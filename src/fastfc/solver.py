@@ -1049,6 +1049,17 @@ class Solver:
 
         A second call trains ``num_epochs`` more (as the course's loop does); after
         :meth:`resume` the checkpointed run continues from its next step.
+
+        Ctrl-C: while train() runs in the main thread (and SIGINT has Python's default
+        handler), a SIGINT only sets a flag; the step under way is completed (with its
+        accuracy check and checkpoint, if due) and training stops at that step
+        boundary.  With ``checkpoint_path`` the exact state is written then (current
+        parameters, optimiser, random generator, histories, schedule, augmentation and
+        shuffle state, next step), so ``Solver(...).resume(path).train()`` ends bit for
+        bit where an uninterrupted run ends.  The model then holds the best parameters,
+        ``interrupted`` is True and one RuntimeWarning says where training stopped.  A
+        second Ctrl-C before the step ends interrupts at once; the checkpoint file then
+        keeps its last complete state.  The previous handler is put back on return.
         """
         num_train = self.X_train.shape[0]
         iterations_per_epoch = max(num_train // self.batch_size, 1)
