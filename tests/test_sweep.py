@@ -510,6 +510,11 @@ def test_fixed_seed_goes_to_the_trials_and_settings_are_type_checked(digits):
         sweep({"reg": [0.0]}, digits, results=None, fixed=[("seed", 1)])
 
 
+def test_every_setting_has_a_type():
+    from fastfc.sweep import SETTING_TYPES
+    assert set(SETTING_TYPES) == set(ROUTES)
+
+
 @pytest.mark.parametrize("name, text, value", [
     ("seed", "0", 0), ("batch_size", "1e2", 100), ("learning_rate", "1e-3", 1e-3),
     ("reg", "0", 0), ("hidden_dims", "100,50", [100, 50]), ("hidden_dims", "[64]", [64]),
