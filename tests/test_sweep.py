@@ -590,6 +590,8 @@ def test_cli_bad_flags_are_usage_errors(tmp_path, capsys, argv, message):
     (["--space", '{"reg": {"loguniform": 3}}'], "takes a list of arguments"),
     (["--space", '{"reg": {"loguniform": [1, 2, 3]}}'], "loguniform takes [low, high]"),
     (["--data", "missing.npz"], "--data 'missing.npz': no such file"),
+    (["--data", "/dev/zero"], "--data '/dev/zero': not a regular file"),
+    (["--space", "/dev/zero"], "--space '/dev/zero': not a regular file"),
     (["--epochs", "1", "--set", "num_epochs=2"], "num_epochs is given both by --epochs"),
     (["--plot", "no/such/folder/p.png"], "the folder"),
     (["--results", "/dev/full"], "is a device: the results journal must be a regular file"),

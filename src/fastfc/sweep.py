@@ -1389,7 +1389,8 @@ def _load_data(spec):
     if spec in (None, "digits"):
         return _digits_data()
     if not os.path.isfile(spec):
-        raise ValueError(f"--data {spec!r}: no such file (give 'digits' or an .npz file "
+        what = "not a regular file" if os.path.exists(spec) else "no such file"
+        raise ValueError(f"--data {spec!r}: {what} (give 'digits' or an .npz file "
                          "with X_train, y_train, X_val, y_val)")
     try:
         with np.load(spec, allow_pickle=False) as f:
@@ -1406,12 +1407,13 @@ def _read_space(text):
     where = "--space"
     if not text.lstrip().startswith("{"):
         where = f"--space {text!r}"
+        if not os.path.isfile(text):  # a device such as /dev/zero would never end
+            what = "not a regular file" if os.path.exists(text) else "no such file"
+            raise ValueError(f"--space {text!r}: {what} (give a JSON file or an inline "
+                             "JSON object)")
         try:
             with open(text, encoding="utf-8") as f:
                 text = f.read()
-        except FileNotFoundError:
-            raise ValueError(f"--space {text!r}: no such file (give a JSON file or an "
-                             "inline JSON object)") from None
         except (OSError, UnicodeDecodeError) as exc:
             raise ValueError(f"--space {text!r} cannot be read: {exc}") from None
     try:
