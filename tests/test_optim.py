@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fastfc import optim
+from fastfc import Net, optim
 from fastfc.gradient_check import rel_error
 
 RULES = ["sgd", "sgd_momentum", "sgd_nesterov_momentum", "rmsprop", "adam"]
@@ -701,3 +701,14 @@ def test_adam_float32_second_moment_coefficient():
     want = np.float32(1 - 0.999) * np.float32(4.0)
     assert config["v"][0] == want
     assert config["m"][0] == np.float32(1 - 0.9) * np.float32(2.0)
+
+
+@pytest.mark.parametrize("rule", ["rmsprop", "adam"])
+def test_epsilon_must_be_positive(rule):
+    # epsilon = 0 turns a parameter whose gradient is 0 into 0 / 0 = NaN
+    w = np.ones(4)
+    with pytest.raises(ValueError, match="epsilon"):
+        getattr(optim, rule)(w, np.zeros(4), {"epsilon": 0.0})
+    net = Net([3, 2], seed=0)
+    with pytest.raises(ValueError, match="epsilon"):
+        net.set_optimizer(rule, epsilon=0.0)

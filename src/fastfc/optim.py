@@ -35,6 +35,8 @@ __all__ = ["sgd", "sgd_momentum", "sgd_nesterov_momentum", "rmsprop", "adam",
 _UNIT = dict(low=0.0, high=1.0)
 _UNIT_OPEN = dict(low=0.0, high=1.0, high_open=True)
 _NONNEG = dict(low=0.0)
+# epsilon > 0: with 0, a parameter whose gradient is 0 becomes 0 / 0 = NaN
+_POSITIVE = dict(low=0.0, low_open=True)
 
 # name -> (hyper-parameter defaults, range of each, state keys)
 _SPECS = {
@@ -51,13 +53,13 @@ _SPECS = {
     ),
     "rmsprop": (
         {"learning_rate": 1e-2, "decay_rate": 0.99, "epsilon": 1e-8},
-        {"learning_rate": _NONNEG, "decay_rate": _UNIT, "epsilon": _NONNEG},
+        {"learning_rate": _NONNEG, "decay_rate": _UNIT, "epsilon": _POSITIVE},
         ("cache",),
     ),
     "adam": (
         {"learning_rate": 1e-3, "beta1": 0.9, "beta2": 0.999, "epsilon": 1e-8},
         {"learning_rate": _NONNEG, "beta1": _UNIT_OPEN, "beta2": _UNIT_OPEN,
-         "epsilon": _NONNEG},
+         "epsilon": _POSITIVE},
         ("m", "v"),
     ),
 }
