@@ -9,6 +9,8 @@ from scipy.linalg cimport cython_blas
 cdef extern from "fastfc_pool.h" nogil:
     ctypedef void (*ffc_task_fn)(void* arg, int part, int nparts) noexcept nogil
     int ffc_pool_acquire(int nparts)
+    int ffc_pool_try_own()
+    int ffc_pool_setup(int nparts)
     void ffc_pool_release()
     int ffc_pool_parts()
     long ffc_pool_tasks()
@@ -24,9 +26,14 @@ cdef set_threads_ptr _set_threads = NULL
 cdef bint _pool_enabled = False
 cdef bint _scipy_gemm = True               # the kernels call SciPy's BLAS (set_gemm clears it)
 cdef int _pool_max = 0                     # 0: as many parts as BLAS threads (<= FFC_POOL_MAX)
-# a product is split only when it has at least this many multiply-adds (smaller ones
-# cost less than handing half of them to another thread)
-cdef double _SPLIT_MIN = 262144.0
+# A product is split only when it has at least this many multiply-adds: smaller ones
+# cost less than handing half of them to another thread.  Measured on the 2-core AMD EPYC
+# CI machine (tests/../bench notes in the commit): a split (m, n, k) GEMM starts to win
+# around 2**19 multiply-adds when the machine is idle and loses below that, and by a
+# large factor when other processes keep the cores busy (a worker that is not running
+# makes the caller wait for a time slice).  A Net step whose largest product and update
+# are all below the thresholds does not take the pool at all (see net.pyx).
+cdef double _SPLIT_MIN = 524288.0
 
 
 cdef void _use_scipy() noexcept nogil:
@@ -139,29 +146,43 @@ cdef int parallel_begin() noexcept nogil:
     """Own the pool for a step if the BLAS runs several threads; returns a token.
 
     While the pool is owned the BLAS library runs single-threaded (its thread count is
-    restored by parallel_end): fastfc's own split gives each thread one block.
+    restored by parallel_end): fastfc's own split gives each thread one block.  The pool
+    is owned before the thread count is read, so the count read is never the 1 that
+    another step set for itself.
     """
     cdef int threads, parts
     if (not _pool_enabled or not _scipy_gemm or _get_threads == NULL
             or _set_threads == NULL):
         return 0
-    threads = _get_threads()
-    if threads < 2:
+    if not ffc_pool_try_own():
         return 0
+    threads = _get_threads()
     parts = threads
     if _pool_max > 0 and parts > _pool_max:
         parts = _pool_max
-    if ffc_pool_acquire(parts) < 2:
+    if threads < 2 or ffc_pool_setup(parts) < 2:
+        ffc_pool_release()
         return 0
     _set_threads(1)
     return threads
 
 
 cdef void parallel_end(int token) noexcept nogil:
-    """Undo parallel_begin (token 0: nothing to undo)."""
+    """Undo parallel_begin (token 0: nothing to undo).
+
+    The thread count goes back to what it was only if it is still the 1 that
+    parallel_begin set: a limit another thread set in the meantime (threadpoolctl,
+    openblas_set_num_threads) is left in place, never overwritten.
+    """
     if token > 0:
-        _set_threads(token)
+        if _get_threads() == 1:
+            _set_threads(token)
         ffc_pool_release()
+
+
+cdef double split_min() noexcept nogil:
+    """Fewest multiply-adds of a product that gemm() splits over the pool."""
+    return _SPLIT_MIN
 
 
 cdef int parallel_parts() noexcept nogil:
@@ -213,6 +234,7 @@ def pool_info():
     """
     control = _get_threads != NULL and _set_threads != NULL
     return {"enabled": bool(_pool_enabled and _scipy_gemm and control),
+            "split_min": _SPLIT_MIN,
             "thread_control": control,
             "blas_threads": _get_threads() if _get_threads != NULL else 0,
             "max_parts": FFC_POOL_MAX if _pool_max == 0 else min(_pool_max, FFC_POOL_MAX),
