@@ -319,7 +319,8 @@ class Net:
         **config
             Its config keys (learning_rate, momentum, beta1, ...), defaults as in
             fastfc.optim.  State arrays (velocity, m, v, cache) may be given flat, with
-            one entry per parameter in the order of ``params``; they are copied.
+            one entry per parameter in the order of ``params``.  A writable array given
+            here becomes the Net's state (updated in place); a read-only one is copied.
 
         Returns self.  L2 regularisation comes from ``reg``, fused into the update.
         """
@@ -328,9 +329,12 @@ class Net:
                              f"got {update_rule!r}")
         if "weight_decay" in config:
             raise ValueError("Net takes L2 regularisation from reg, not weight_decay")
-        # copy_states: the Net owns its state arrays (no caller keeps a writable alias)
-        config, hyper, states = _optim.prepare_config(update_rule, dict(config), self._flat,
-                                                      copy_states=True)
+        # a state array given writable is shared (the fused Solver path updates its own
+        # arrays through the Net); a read-only one (from optimizer_state) is copied
+        config = {k: np.array(v, copy=True)
+                  if isinstance(v, np.ndarray) and not v.flags.writeable else v
+                  for k, v in config.items()}
+        config, hyper, states = _optim.prepare_config(update_rule, config, self._flat)
         states = states + [None] * (2 - len(states))
         self._core.set_optimizer(
             _knet.RULE_CODES[update_rule], hyper["learning_rate"], hyper.get("momentum", 0.0),

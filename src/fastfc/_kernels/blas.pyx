@@ -224,10 +224,22 @@ def set_pool(bint enabled, int max_parts=0):
     _pool_max = max_parts
 
 
+def _set_split_min(double multiply_adds):
+    """Set the smallest product gemm() splits over the pool; returns the old value
+    (for measurements such as the one that chose the default)."""
+    global _SPLIT_MIN
+    if not multiply_adds >= 0:
+        raise ValueError(f"multiply_adds must be >= 0, got {multiply_adds}")
+    old = _SPLIT_MIN
+    _SPLIT_MIN = multiply_adds
+    return old
+
+
 def pool_info():
     """State of fastfc's step-level threading, as a dict.
 
-    ``enabled`` (a Net step would use the pool), ``thread_control`` (the BLAS library's
+    ``enabled`` (a Net step would use the pool), ``split_min`` (fewest multiply-adds of
+    a product that is split, and of a step that takes the pool), ``thread_control`` (the BLAS library's
     thread count can be read and set), ``blas_threads`` (its thread count now, 0 if
     unknown), ``max_parts`` (most parts a task is split into) and ``tasks_run`` (tasks
     the pool's workers have run in this process).
