@@ -77,11 +77,13 @@ else
 fi
 
 echo "== running ${#TESTS[@]} test(s) under AddressSanitizer"
-# halt_on_error: the first report ends the run (exit code 1 from ASan, not pytest's)
+# halt_on_error: the first report ends the run (exit code 1 from ASan, not pytest's).
+# --capture=sys: pytest must not capture file descriptor 2, or the report ASan writes
+# there just before it exits would be lost with the capture file.
 LD_PRELOAD="$LIBASAN" \
 ASAN_OPTIONS="detect_leaks=0:halt_on_error=1:abort_on_error=0:allocator_may_return_null=1" \
 PYTHONMALLOC=malloc \
 PYTHONPATH="$WORK/src" \
 HYPOTHESIS_PROFILE=dev \
-    "$PY" -m pytest -q -p no:cacheprovider "${TESTS[@]}" "$@"
+    "$PY" -m pytest -q -p no:cacheprovider --capture=sys "${TESTS[@]}" "$@"
 echo "== AddressSanitizer: no errors"
