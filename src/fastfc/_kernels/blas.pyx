@@ -27,12 +27,14 @@ cdef bint _pool_enabled = False
 cdef bint _scipy_gemm = True               # the kernels call SciPy's BLAS (set_gemm clears it)
 cdef int _pool_max = 0                     # 0: as many parts as BLAS threads (<= FFC_POOL_MAX)
 # A product is split only when it has at least this many multiply-adds: smaller ones
-# cost less than handing half of them to another thread.  Measured on the 2-core AMD EPYC
-# CI machine (tests/../bench notes in the commit): a split (m, n, k) GEMM starts to win
-# around 2**19 multiply-adds when the machine is idle and loses below that, and by a
-# large factor when other processes keep the cores busy (a worker that is not running
-# makes the caller wait for a time slice).  A Net step whose largest product and update
-# are all below the thresholds does not take the pool at all (see net.pyx).
+# cost less than handing half of them to another thread.  The same bound decides
+# whether a Net step takes the pool at all (net.pyx: largest GEMM of the step, or an
+# update of >= 65536 parameters, or a large gather).  Chosen from a measurement on the
+# 2-core AMD EPYC test machine while other processes loaded it (one-hidden-layer Net
+# steps, every GEMM split vs none; bench notes in the report of issue 16): at 2**17 and
+# 2**18 multiply-adds the split gained nothing (0.99x, 1.04x), at 2**19 it gained ~14%;
+# above that the noise of the loaded machine swamped the difference.  The old bound was
+# 2**18.  Use blas._set_split_min() to measure again.
 cdef double _SPLIT_MIN = 524288.0
 
 
