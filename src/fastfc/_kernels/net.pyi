@@ -46,6 +46,8 @@ class NetCore:
         """Select the update rule, its hyper-parameters and flat state buffers."""
     def ensure_capacity(self, n: int) -> None:
         """Allocate the workspaces for minibatches of up to n rows (grow only)."""
+    def _allocate(self, cap: int) -> None:
+        """(Re)create every workspace for `cap` rows; cap 0 frees them."""
     def shrink(self, n: int) -> None:
         """Bring the workspaces down to n rows (0: free them) if they are larger."""
     @property
