@@ -608,14 +608,16 @@ def test_concurrent_thread_limit_is_not_overwritten():
 
 
 @pytest.mark.skipif(not blas.pool_info()["thread_control"], reason="no BLAS thread control")
-def test_small_steps_leave_the_pool_and_thread_count_alone():
+def test_small_steps_hand_nothing_to_the_pool():
+    """A small step still runs the BLAS single-threaded, as before, but hands no task
+    to the pool's workers (they are not woken)."""
     from threadpoolctl import threadpool_limits
     with threadpool_limits(limits=1, user_api="blas"):
         with _FakeThreadControl(2) as ctl:
             before = blas.pool_info()["tasks_run"]
             _train(*SMALL, steps=5)
             assert blas.pool_info()["tasks_run"] == before
-            assert ctl.calls == []
+            assert ctl.calls == [1, 2] * 5 and ctl.threads == 2
             _train(*LARGE, steps=1)
             assert blas.pool_info()["tasks_run"] > before
 

@@ -47,7 +47,6 @@ cdef extern from "fastfc_pool.h":
 ctypedef void (*task_fn)(void* arg, int part, int nparts) noexcept nogil
 cdef int parallel_begin() noexcept nogil
 cdef void parallel_end(int token) noexcept nogil
-cdef double split_min() noexcept nogil
 cdef int parallel_parts() noexcept nogil
 cdef void parallel_run(task_fn fn, void* arg) noexcept nogil
 cdef void part_range(Py_ssize_t n, int part, int nparts, Py_ssize_t align,

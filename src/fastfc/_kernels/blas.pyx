@@ -27,9 +27,8 @@ cdef bint _pool_enabled = False
 cdef bint _scipy_gemm = True               # the kernels call SciPy's BLAS (set_gemm clears it)
 cdef int _pool_max = 0                     # 0: as many parts as BLAS threads (<= FFC_POOL_MAX)
 # A product is split only when it has at least this many multiply-adds: smaller ones
-# cost less than handing half of them to another thread.  The same bound decides
-# whether a Net step takes the pool at all (net.pyx: largest GEMM of the step, or an
-# update of >= 65536 parameters, or a large gather).  Chosen from a measurement on the
+# cost less than handing half of them to another thread (a Net step hands its update
+# to the pool from 65536 parameters, its gather from 65536 elements).  Chosen from a measurement on the
 # 2-core AMD EPYC test machine while other processes loaded it (one-hidden-layer Net
 # steps, every GEMM split vs none; bench notes in the report of issue 16): at 2**17 and
 # 2**18 multiply-adds the split gained nothing (0.99x, 1.04x), at 2**19 it gained ~14%;
@@ -182,11 +181,6 @@ cdef void parallel_end(int token) noexcept nogil:
         ffc_pool_release()
 
 
-cdef double split_min() noexcept nogil:
-    """Fewest multiply-adds of a product that gemm() splits over the pool."""
-    return _SPLIT_MIN
-
-
 cdef int parallel_parts() noexcept nogil:
     """How many parts parallel_run splits a task into on this thread (1 = serial)."""
     return ffc_pool_parts()
@@ -241,7 +235,7 @@ def pool_info():
     """State of fastfc's step-level threading, as a dict.
 
     ``enabled`` (a Net step would use the pool), ``split_min`` (fewest multiply-adds of
-    a product that is split, and of a step that takes the pool), ``thread_control`` (the BLAS library's
+    a product that is split over the pool), ``thread_control`` (the BLAS library's
     thread count can be read and set), ``blas_threads`` (its thread count now, 0 if
     unknown), ``max_parts`` (most parts a task is split into) and ``tasks_run`` (tasks
     the pool's workers have run in this process).

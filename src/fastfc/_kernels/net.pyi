@@ -53,10 +53,6 @@ class NetCore:
     @property
     def workspace_bytes(self) -> int:
         """Bytes held by the batch workspaces (not the parameters or optimiser state)."""
-    @property
-    def max_gemm(self) -> float:
-        """Multiply-adds per row of the widest layer's GEMM (decides whether a step
-        takes the pool)."""
     def run(self, X: _Floats, y: npt.NDArray[np.intp] | None,
             indices: npt.NDArray[np.intp] | None, train: bool, backward: bool,
             update: bool) -> float:

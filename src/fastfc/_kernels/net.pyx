@@ -26,7 +26,7 @@ import numpy as np
 from fastfc._kernels._types cimport floating
 from fastfc._kernels._loops cimport *
 from fastfc._kernels.blas cimport (FFC_POOL_MAX, gemm, dot, parallel_begin, parallel_end,
-                                   parallel_parts, parallel_run, part_range, split_min)
+                                   parallel_parts, parallel_run, part_range)
 from fastfc._kernels.dense cimport affine_forward, act_backward
 from fastfc._kernels.losses cimport softmax_xent, svm_hinge
 from fastfc._kernels.norm cimport (bn_forward_train, bn_forward_test, bn_backward,
@@ -428,7 +428,6 @@ cdef class NetCore:
     cdef object _ybuf, _ibuf  # the step's own copies of the labels and the row indices
     cdef intptr_t* _ydata     # their data (set when they are allocated)
     cdef intptr_t* _idata
-    cdef readonly double max_gemm   # multiply-adds per row of the widest layer's GEMM
 
     def __cinit__(self):
         self.st.layers = NULL
@@ -447,8 +446,6 @@ cdef class NetCore:
         self._ibuf = np.zeros(1, dtype=np.intp)
         self._ydata = <intptr_t*><size_t>self._ybuf.ctypes.data
         self._idata = <intptr_t*><size_t>self._ibuf.ctypes.data
-        self.max_gemm = max(float(self.dims[i]) * self.dims[i + 1]
-                            for i in range(len(self.dims) - 1))
         st = &self.st
         st.n_layers = len(self.dims) - 1
         st.layers = <Layer*>calloc(st.n_layers, sizeof(Layer))
@@ -675,7 +672,6 @@ cdef class NetCore:
         cdef bint x_is_float, gather
         cdef double loss
         cdef int token
-        cdef bint use_pool
         cdef Py_ssize_t d0 = self.dims[0]
         PyObject_GetBuffer(X, &xb, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT)
         try:
@@ -722,13 +718,14 @@ cdef class NetCore:
                     raise ValueError(f"y[{bad}] = {labels[bad]} is outside "
                                      f"[0, {n_classes}) for {n_classes} classes")
             self.ensure_capacity(n)
-            # the pool pays only for large products, updates and gathers; a step with
-            # none of them leaves the pool (and the BLAS thread count) alone
-            use_pool = (n * self.max_gemm >= split_min()
-                        or (update and self.n_params >= UPDATE_SPLIT_MIN)
-                        or (gather and n * d0 >= GATHER_SPLIT_MIN))
+            # Every step owns the pool when it can, so the BLAS runs single-threaded in
+            # all of them, as it always did (a step's rounding does not change with the
+            # BLAS's own choice of threads).  Only large products, updates and gathers
+            # are handed to the workers (blas's split bound, UPDATE_SPLIT_MIN,
+            # GATHER_SPLIT_MIN): a small step runs whole on this thread, wakes no
+            # worker, and costs two calls to the BLAS's thread setter.
             with nogil:
-                token = parallel_begin() if use_pool else 0
+                token = parallel_begin()
                 if self.is_float:
                     loss = _step(&self.st, xb.buf, x_is_float, gather, idx, labels, n,
                                  train, backward, update, <float>0)
