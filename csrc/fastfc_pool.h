@@ -48,8 +48,14 @@ static long ffc_pool_tasks(void) { return 0; }
 #define FFC_CPU_RELAX() ((void)0)
 #endif
 
-#define FFC_SPIN_NS 100000L     /* how long an idle worker spins before it sleeps */
-#define FFC_WAIT_SPIN_NS 20000L /* how long the caller spins for its workers before it sleeps */
+#define FFC_SPIN_NS 300000L     /* how long an idle worker spins before it sleeps */
+/* How long the caller spins for its workers before it sleeps.  A worker that is running
+ * finishes its part within microseconds of the caller; one that is not (the cores are
+ * busy with other processes) may take a whole time slice, and spinning through that
+ * would only keep a core from it.  (Measured: 20 us made the W1 step of bench/ 3%
+ * slower on an idle machine, from futex wake-ups after parts that were just late;
+ * 200 us matched the unbounded spin.) */
+#define FFC_WAIT_SPIN_NS 200000L
 
 typedef struct {
     pthread_t thread;
