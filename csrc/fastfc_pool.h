@@ -8,7 +8,10 @@
  * Inside a Net step fastfc instead runs OpenBLAS single-threaded and splits the work
  * itself: each GEMM into row or column blocks, the update into slices, one part per
  * thread.  Between parts the workers spin for a short while (the next task of a step
- * follows within microseconds), then sleep on a condition variable.
+ * follows within microseconds), then sleep on a condition variable.  The caller waits
+ * for its workers the same way: a bounded spin, then a sleep on a second condition
+ * variable, so that a worker descheduled by a busy machine does not cost the caller a
+ * whole time slice of spinning (and the spin does not steal that worker's core).
  *
  * The pool is process-wide and serves one caller at a time: ffc_pool_acquire() is a
  * try-lock, and a caller that does not get the pool simply runs its work serially.
@@ -25,6 +28,8 @@ typedef void (*ffc_task_fn)(void *arg, int part, int nparts);
 #if defined(_WIN32) || defined(FFC_NO_POOL)
 
 static int ffc_pool_acquire(int nparts) { (void)nparts; return 1; }
+static int ffc_pool_try_own(void) { return 0; }
+static int ffc_pool_setup(int nparts) { (void)nparts; return 1; }
 static void ffc_pool_release(void) {}
 static void ffc_pool_run(ffc_task_fn fn, void *arg) { fn(arg, 0, 1); }
 static int ffc_pool_parts(void) { return 1; }
@@ -44,6 +49,13 @@ static long ffc_pool_tasks(void) { return 0; }
 #endif
 
 #define FFC_SPIN_NS 300000L     /* how long an idle worker spins before it sleeps */
+/* How long the caller spins for its workers before it sleeps.  A worker that is running
+ * finishes its part within microseconds of the caller; one that is not (the cores are
+ * busy with other processes) may take a whole time slice, and spinning through that
+ * would only keep a core from it.  (Measured: 20 us made the W1 step of bench/ 3%
+ * slower on an idle machine, from futex wake-ups after parts that were just late;
+ * 200 us matched the unbounded spin.) */
+#define FFC_WAIT_SPIN_NS 200000L
 
 typedef struct {
     pthread_t thread;
@@ -57,12 +69,15 @@ static struct {
     int busy;                   /* a caller owns the pool */
     long gen;                   /* generation of the last posted task */
     int sleepers;               /* workers waiting on `wake` */
+    int waiting;                /* the caller sleeps on `finished` until its parts are done */
     ffc_task_fn fn;
     void *arg;
     pthread_mutex_t lock;
     pthread_cond_t wake;
+    pthread_cond_t finished;
     ffc_worker workers[FFC_POOL_MAX - 1];
-} ffc_pool = {0, 1, 0, 0, 0, NULL, NULL, PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER};
+} ffc_pool = {0, 1, 0, 0, 0, 0, NULL, NULL, PTHREAD_MUTEX_INITIALIZER,
+              PTHREAD_COND_INITIALIZER, PTHREAD_COND_INITIALIZER};
 
 static long ffc_now_ns(void)
 {
@@ -97,7 +112,15 @@ static void *ffc_worker_main(void *p)
         seen = gen;
         if (self->index < ffc_pool.nparts)
             ffc_pool.fn(ffc_pool.arg, self->index, ffc_pool.nparts);
-        __atomic_store_n(&self->done, gen, __ATOMIC_RELEASE);
+        __atomic_store_n(&self->done, gen, __ATOMIC_SEQ_CST);
+        /* The caller may have given up spinning.  Both sides use seq_cst on `done` and
+         * `waiting`, so either it sees our `done` or we see its `waiting`; the signal is
+         * sent under the lock, which the caller holds from its check to its wait. */
+        if (__atomic_load_n(&ffc_pool.waiting, __ATOMIC_SEQ_CST)) {
+            pthread_mutex_lock(&ffc_pool.lock);
+            pthread_cond_broadcast(&ffc_pool.finished);
+            pthread_mutex_unlock(&ffc_pool.lock);
+        }
     }
     return NULL;
 }
@@ -107,13 +130,16 @@ static void ffc_pool_after_fork_child(void)
     /* the workers did not survive the fork: start again from nothing */
     pthread_mutex_t fresh_lock = PTHREAD_MUTEX_INITIALIZER;
     pthread_cond_t fresh_cond = PTHREAD_COND_INITIALIZER;
+    pthread_cond_t fresh_finished = PTHREAD_COND_INITIALIZER;
     ffc_pool.started = 0;
     ffc_pool.nparts = 1;
     ffc_pool.busy = 0;
     ffc_pool.gen = 0;
     ffc_pool.sleepers = 0;
+    ffc_pool.waiting = 0;
     ffc_pool.lock = fresh_lock;
     ffc_pool.wake = fresh_cond;
+    ffc_pool.finished = fresh_finished;
 }
 
 /* Make sure `want` workers exist; returns how many do (fewer if creation failed).
@@ -146,6 +172,40 @@ static int ffc_pool_start(int want)
 static __thread int ffc_tls_parts = 1;   /* > 1 only on the thread owning the pool */
 
 /*
+ * Try to own the pool (a try-lock); returns 1 if this thread now owns it.  The owner
+ * then calls ffc_pool_setup() and, whatever that returns, ffc_pool_release().  Owning
+ * first and reading anything shared (such as the BLAS thread count) afterwards means a
+ * value read is never a transient one set by another owner.
+ */
+static int ffc_pool_try_own(void)
+{
+    if (ffc_tls_parts > 1)
+        return 0;
+    return !__atomic_exchange_n(&ffc_pool.busy, 1, __ATOMIC_ACQUIRE);
+}
+
+/* The owner's tasks are split into `nparts` parts (clamped to FFC_POOL_MAX and to the
+ * workers that could be created); returns that count (1: run serially). */
+static int ffc_pool_setup(int nparts)
+{
+    int have;
+    if (nparts > FFC_POOL_MAX)
+        nparts = FFC_POOL_MAX;
+    if (nparts < 2)
+        return 1;
+    have = ffc_pool_start(nparts - 1);
+    if (nparts > have + 1)
+        nparts = have + 1;
+    if (nparts < 2)
+        return 1;
+    ffc_pool.nparts = nparts;
+    ffc_tls_parts = nparts;
+    return nparts;
+}
+
+static void ffc_pool_release(void);
+
+/*
  * Take the pool for `nparts` parts (clamped to FFC_POOL_MAX).  Returns the number of
  * parts this thread's tasks will be split into; when it is > 1 the caller owns the pool
  * and must call ffc_pool_release().  It returns 1 (serial, nothing to release) when
@@ -153,22 +213,11 @@ static __thread int ffc_tls_parts = 1;   /* > 1 only on the thread owning the po
  */
 static int ffc_pool_acquire(int nparts)
 {
-    int have;
-    if (nparts < 2 || ffc_tls_parts > 1)
+    if (nparts < 2 || !ffc_pool_try_own())
         return 1;
-    if (__atomic_exchange_n(&ffc_pool.busy, 1, __ATOMIC_ACQUIRE))
-        return 1;
-    if (nparts > FFC_POOL_MAX)
-        nparts = FFC_POOL_MAX;
-    have = ffc_pool_start(nparts - 1);
-    if (nparts > have + 1)
-        nparts = have + 1;
-    if (nparts < 2) {
-        __atomic_store_n(&ffc_pool.busy, 0, __ATOMIC_RELEASE);
-        return 1;
-    }
-    ffc_pool.nparts = nparts;
-    ffc_tls_parts = nparts;
+    nparts = ffc_pool_setup(nparts);
+    if (nparts < 2)
+        ffc_pool_release();
     return nparts;
 }
 
@@ -211,8 +260,27 @@ static void ffc_pool_run(ffc_task_fn fn, void *arg)
     }
     fn(arg, 0, nparts);
     for (i = 0; i < ffc_pool.started; ++i) {
-        while (__atomic_load_n(&ffc_pool.workers[i].done, __ATOMIC_ACQUIRE) != gen)
+        long spin_start = 0;
+        int spins = 0;
+        while (__atomic_load_n(&ffc_pool.workers[i].done, __ATOMIC_SEQ_CST) != gen) {
             FFC_CPU_RELAX();
+            if (++spins < 64)
+                continue;
+            spins = 0;
+            if (spin_start == 0) {
+                spin_start = ffc_now_ns();
+                continue;
+            }
+            if (ffc_now_ns() - spin_start < FFC_WAIT_SPIN_NS)
+                continue;
+            /* the worker is late (most likely descheduled): sleep until it is done */
+            pthread_mutex_lock(&ffc_pool.lock);
+            __atomic_store_n(&ffc_pool.waiting, 1, __ATOMIC_SEQ_CST);
+            while (__atomic_load_n(&ffc_pool.workers[i].done, __ATOMIC_SEQ_CST) != gen)
+                pthread_cond_wait(&ffc_pool.finished, &ffc_pool.lock);
+            __atomic_store_n(&ffc_pool.waiting, 0, __ATOMIC_SEQ_CST);
+            pthread_mutex_unlock(&ffc_pool.lock);
+        }
     }
 }
 

@@ -6,12 +6,22 @@ in one compiled call (``fastfc._kernels.net``) with no Python per layer and no
 allocation once the workspaces exist.  It also keeps the CS231n model contract
 (``params`` dict, ``loss(X, y=None)``), so the Solver, GradientCheck and pickle work
 with it, and the Solver uses :meth:`Net.train_step` automatically.
+
+One Net may be shared between threads: every public method (and every write through
+``params``, ``reg``, ``learning_rate``) holds the Net's own lock, so calls on one Net
+run one after the other, in some order; the compiled step itself still runs without
+the GIL, so different Nets train in parallel.
 """
+import functools
+import json
 import math
+import os
+import threading
 
 import numpy as np
 
 from fastfc import _validation as V
+from fastfc import checkpoint as _checkpoint
 from fastfc import optim as _optim
 from fastfc.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from fastfc._kernels import dense as _dense
@@ -21,13 +31,39 @@ __all__ = ["Net"]
 
 ACTIVATIONS = ("relu", "leaky_relu", "sigmoid", "tanh", "swish")
 INITS = ("he", "xavier")
+NET_FORMAT = 1              # version of the "net" part of a saved Net's header
+# test-mode scores are computed this many rows at a time (or the training batch, if
+# larger), so that one big loss(X) does not leave a workspace sized for all of X
+EVAL_CHUNK = 1024
+# Net.load refuses files whose architecture has more layers than this
+MAX_LOADED_LAYERS = 1000
+
+
+def _serialised(method):
+    """Run the method holding the Net's lock (one call at a time per Net)."""
+    @functools.wraps(method)
+    def locked(self, *args, **kwargs):
+        with self._lock:
+            return method(self, *args, **kwargs)
+    return locked
+
+
+def _readonly(arr):
+    view = arr.view()
+    view.flags.writeable = False
+    return view
 
 
 class _ParamDict(dict):
     """The Net's parameters by name.  Values are views of the Net's flat buffer;
-    assigning ``params[name] = array`` copies the values into that buffer."""
+    assigning ``params[name] = array`` (or ``update``, ``|=``) copies the values into
+    that buffer.  Entries can be neither replaced nor removed."""
 
-    def __setitem__(self, key, value):
+    def __init__(self, views, lock):
+        dict.__init__(self, views)
+        self._lock = lock
+
+    def _target(self, key, value):
         if key not in self:
             raise KeyError(f"Net has no parameter {key!r}; it has {', '.join(self)}")
         target = dict.__getitem__(self, key)
@@ -36,17 +72,33 @@ class _ParamDict(dict):
             raise ValueError(
                 f"params[{key!r}] must have shape {target.shape}, got {value.shape}"
             )
-        if value is not target:
-            np.copyto(target, value, casting="unsafe")
+        return target, value
+
+    def __setitem__(self, key, value):
+        self.update({key: value})
 
     def update(self, other=(), **kwargs):
-        for key, value in dict(other, **kwargs).items():
-            self[key] = value
+        """Copy the given arrays into the parameters (all checked before any is copied)."""
+        pairs = [self._target(key, value) for key, value in dict(other, **kwargs).items()]
+        with self._lock:
+            for target, value in pairs:
+                if value is not target:
+                    np.copyto(target, value, casting="unsafe")
+
+    def __ior__(self, other):
+        self.update(other)
+        return self
 
     def __delitem__(self, key):
         raise TypeError("Net parameters cannot be removed")
 
     def pop(self, *args):
+        raise TypeError("Net parameters cannot be removed")
+
+    def popitem(self):
+        raise TypeError("Net parameters cannot be removed")
+
+    def clear(self):
         raise TypeError("Net parameters cannot be removed")
 
     def setdefault(self, key, default=None):
@@ -186,6 +238,7 @@ class Net:
 
     def _build(self, drop_key):
         """Create the compiled core, the flat buffers and the parameter views."""
+        self._lock = threading.RLock()
         self._core = _knet.NetCore(
             self.layer_dims, self.dtype, _dense.ACT_CODES[self.activation], self.alpha,
             _knet.NORM_CODES[self.normalization], self.dropout_keep_ratio, self.eps,
@@ -200,20 +253,21 @@ class Net:
             views[name] = self._flat[offset:offset + n].reshape(shape)
             if name.startswith("gamma"):
                 views[name][...] = 1
-        self._params = _ParamDict(views)
+        self._params = _ParamDict(views, self._lock)
         self._grad_views = {
             name: self._grad_flat[offset:offset + int(np.prod(shape))].reshape(shape)
             for name, offset, shape in self._layout
         }
-        self.running_stats = []
+        running = []
         if self.normalization == "batchnorm":
-            self.running_stats = [
-                (np.zeros(d, dtype=self.dtype), np.zeros(d, dtype=self.dtype))
-                for d in self.layer_dims[1:-1]
-            ]
-        self._core.bind(self._flat, self._grad_flat, self.running_stats)
+            running = [(np.zeros(d, dtype=self.dtype), np.zeros(d, dtype=self.dtype))
+                       for d in self.layer_dims[1:-1]]
+        # the core writes into these arrays: only read-only views of them leave the Net
+        self._running = tuple(running)
+        self._core.bind(self._flat, self._grad_flat, list(self._running))
         self.update_rule = None
-        self.optim_config = None
+        self._optim_config = None
+        self._train_rows = 0     # largest train_step batch so far
 
     @property
     def params(self):
@@ -221,11 +275,18 @@ class Net:
 
     @params.setter
     def params(self, values):
+        if not isinstance(values, dict):
+            raise TypeError(f"params must be a dict of arrays, got {type(values).__name__}")
         missing = set(self._params) - set(values)
         if missing:
             raise ValueError(f"params is missing {', '.join(sorted(missing))}")
-        for key, value in values.items():
-            self._params[key] = value
+        self._params.update(values)
+
+    @property
+    def running_stats(self):
+        """Batch-norm running (mean, var) of each hidden layer, as read-only views
+        (empty without batch norm).  Load new values with ``_load_extra_state``."""
+        return tuple((_readonly(m), _readonly(v)) for m, v in self._running)
 
     @property
     def reg(self):
@@ -233,16 +294,20 @@ class Net:
 
     @reg.setter
     def reg(self, value):
-        self._core.reg = V.check_scalar(value, "reg", low=0.0)
+        value = V.check_scalar(value, "reg", low=0.0)
+        with self._lock:
+            self._core.reg = value
 
     @property
     def bn_params(self):
-        """Batch-norm running statistics in the CS231n layout (list of dicts)."""
+        """Batch-norm running statistics in the CS231n layout (a new list of dicts of
+        read-only views on every access)."""
         return [{"mode": "train", "running_mean": m, "running_var": v, "eps": self.eps,
                  "momentum": self.bn_momentum} for m, v in self.running_stats]
 
     # ------------------------------------------------------------------ optimiser
 
+    @_serialised
     def set_optimizer(self, update_rule="sgd", **config):
         """Choose the update rule used by :meth:`train_step`.
 
@@ -254,24 +319,39 @@ class Net:
         **config
             Its config keys (learning_rate, momentum, beta1, ...), defaults as in
             fastfc.optim.  State arrays (velocity, m, v, cache) may be given flat, with
-            one entry per parameter in the order of ``params``.
+            one entry per parameter in the order of ``params``.  A writable array given
+            here becomes the Net's state (updated in place); a read-only one is copied.
 
         Returns self.  L2 regularisation comes from ``reg``, fused into the update.
         """
-        if update_rule not in _knet.RULE_CODES:
+        if not isinstance(update_rule, str) or update_rule not in _knet.RULE_CODES:
             raise ValueError(f"update_rule must be one of {', '.join(_knet.RULE_CODES)}, "
                              f"got {update_rule!r}")
         if "weight_decay" in config:
             raise ValueError("Net takes L2 regularisation from reg, not weight_decay")
-        config, hyper, states = _optim.prepare_config(update_rule, dict(config), self._flat)
+        # a state array given writable is shared (the fused Solver path updates its own
+        # arrays through the Net); a read-only one (from optimizer_state) is copied
+        config = {k: np.array(v, copy=True)
+                  if isinstance(v, np.ndarray) and not v.flags.writeable else v
+                  for k, v in config.items()}
+        config, hyper, states = _optim.prepare_config(update_rule, config, self._flat)
         states = states + [None] * (2 - len(states))
         self._core.set_optimizer(
             _knet.RULE_CODES[update_rule], hyper["learning_rate"], hyper.get("momentum", 0.0),
             hyper.get("decay_rate", 0.0), hyper.get("beta1", 0.0), hyper.get("beta2", 0.0),
             hyper.get("epsilon", 0.0), hyper.get("t", 0), states[0], states[1])
         self.update_rule = update_rule
-        self.optim_config = config
+        self._optim_config = config
         return self
+
+    @property
+    def optim_config(self):
+        """The optimiser's config (a new dict on every access; its state arrays are
+        read-only views), or None before set_optimizer."""
+        if self._optim_config is None:
+            return None
+        return {k: _readonly(v) if isinstance(v, np.ndarray) else v
+                for k, v in self._optim_config.items()}
 
     @property
     def learning_rate(self):
@@ -280,15 +360,18 @@ class Net:
     @learning_rate.setter
     def learning_rate(self, value):
         value = V.check_scalar(value, "learning_rate", low=0.0)
-        self._core.learning_rate = value
-        if self.optim_config is not None:
-            self.optim_config["learning_rate"] = value
+        with self._lock:
+            self._core.learning_rate = value
+            if self._optim_config is not None:
+                self._optim_config["learning_rate"] = value
 
+    @_serialised
     def optimizer_state(self):
-        """The optimiser config with its flat state arrays and the current step t."""
-        if self.optim_config is None:
+        """The optimiser config with its flat state arrays (read-only views) and the
+        current step t."""
+        config = self.optim_config
+        if config is None:
             return None
-        config = dict(self.optim_config)
         config["learning_rate"] = self._core.learning_rate
         if "t" in config:
             config["t"] = int(self._core.t)
@@ -340,23 +423,41 @@ class Net:
             Rows of X that form the minibatch; they are gathered (and cast to the net's
             dtype) straight into a preallocated buffer.
         """
-        if self.update_rule is None:
-            raise RuntimeError("call set_optimizer(...) before train_step")
-        X, _ = self._checked(X, None)
-        if indices is not None:
+        with self._lock:
+            if self.update_rule is None:
+                raise RuntimeError("call set_optimizer(...) before train_step")
+            X, _ = self._checked(X, None)
+            if indices is not None:
+                indices = self._as_indices(indices)
+                n = indices.shape[0]
+            else:
+                n = X.shape[0]
+            if type(y) is not np.ndarray or y.dtype != np.intp or y.ndim != 1 \
+                    or not y.flags.c_contiguous:
+                y = self._as_labels(y, n)
+            # the core copies y and indices into its own buffers before it checks them
+            loss = self._core.run(X, y, indices, True, True, True)
+            if n > self._train_rows:
+                self._train_rows = n
+            return loss
+
+    @staticmethod
+    def _as_indices(indices):
+        if type(indices) is np.ndarray and indices.dtype == np.intp and indices.ndim == 1 \
+                and indices.flags.c_contiguous:
+            pass
+        else:
             indices = np.asarray(indices)
             if indices.dtype.kind not in "iu":
                 raise TypeError(f"indices must be integers, got {indices.dtype}")
-            indices = np.ascontiguousarray(indices, dtype=np.intp)
             if indices.ndim != 1:
                 raise ValueError(f"indices must be 1-dimensional, got shape {indices.shape}")
-            n = indices.shape[0]
-        else:
-            n = X.shape[0]
-        if type(y) is not np.ndarray or y.dtype != np.intp or y.ndim != 1 \
-                or not y.flags.c_contiguous:
-            y = self._as_labels(y, n)
-        return self._core.run(X, y, indices, True, True, True)
+            if indices.size and (indices.max() > np.iinfo(np.intp).max):
+                raise ValueError("indices holds values too large for a row index")
+            indices = np.ascontiguousarray(indices, dtype=np.intp)
+        if indices.shape[0] == 0:
+            raise ValueError("indices must pick at least one row")
+        return indices
 
     def loss(self, X, y=None):
         """CS231n model contract.
@@ -366,17 +467,48 @@ class Net:
         keyed like ``params`` (weights' gradients include ``reg * W``).
         """
         X, y = self._checked(X, y)
+        with self._lock:
+            before = self._core.capacity
+            try:
+                if y is None:
+                    return self._scores_of(X)
+                loss = self._core.run(X, y, None, True, True, False)
+                grads = {}
+                for name, view in self._grad_views.items():
+                    grads[name] = np.array(view, copy=True)
+                    if name.startswith("W") and self.reg:
+                        grads[name] += self.reg * self._params[name]
+                return loss, grads
+            finally:
+                self._trim_workspace(before)
+
+    def _scores_of(self, X):
+        """Test-mode scores of checked X (lock held).  Rows are independent in test
+        mode, so they are computed in chunks no larger than the workspace the net has
+        (or EVAL_CHUNK rows): the result is the same, the workspace stays bounded."""
+        core = self._core
         n = X.shape[0]
-        if y is None:
-            self._core.run(X, None, None, False, False, False)
-            return np.array(self._core.scores(n), copy=True)
-        loss = self._core.run(X, y, None, True, True, False)
-        grads = {}
-        for name, view in self._grad_views.items():
-            grads[name] = np.array(view, copy=True)
-            if name.startswith("W") and self.reg:
-                grads[name] += self.reg * self._params[name]
-        return loss, grads
+        chunk = max(core.capacity, EVAL_CHUNK)
+        if n <= chunk:
+            core.run(X, None, None, False, False, False)
+            return np.array(core.scores(n), copy=True)
+        out = np.empty((n, self.layer_dims[-1]), dtype=self.dtype)
+        for start in range(0, n, chunk):
+            stop = min(start + chunk, n)
+            core.run(X[start:stop], None, None, False, False, False)
+            out[start:stop] = core.scores(stop - start)
+        return out
+
+    def _trim_workspace(self, before):
+        """After an evaluation (lock held): give back a workspace it grew past what the
+        net had before and past its training batch.  A net that has not trained yet
+        keeps up to EVAL_CHUNK rows, so that repeated small calls (gradient checks)
+        do not allocate every time."""
+        core = self._core
+        keep = max(before, self._train_rows)
+        limit = keep if self._train_rows else max(keep, EVAL_CHUNK)
+        if core.capacity > limit:
+            core.shrink(keep)
 
     def scores(self, X):
         """Class scores in test mode (same as ``loss(X)``)."""
@@ -384,42 +516,73 @@ class Net:
 
     def predict(self, X, batch_size=1000):
         """Predicted class of each row of X (argmax of the scores), in batches."""
+        batch_size = V.check_scalar(batch_size, "batch_size", low=1, integer=True)
         X = self._as_input(X)
         out = np.empty(X.shape[0], dtype=np.intp)
-        for start in range(0, X.shape[0], batch_size):
-            out[start:start + batch_size] = np.argmax(self.loss(X[start:start + batch_size]),
-                                                      axis=1)
+        with self._lock:
+            before = self._core.capacity
+            try:
+                for start in range(0, X.shape[0], batch_size):
+                    out[start:start + batch_size] = np.argmax(
+                        self._scores_of(X[start:start + batch_size]), axis=1)
+            finally:
+                self._trim_workspace(before)
         return out
+
+    def _workspace_bytes(self):
+        """Bytes of batch workspace the net holds now (for tests and diagnostics)."""
+        return self._core.workspace_bytes
 
     # ------------------------------------------------------------------ copies and state
 
     def astype(self, dtype):
         """A copy of this net with parameters, running stats and optimiser in ``dtype``."""
+        try:
+            dtype = np.dtype(dtype)
+        except TypeError:
+            raise TypeError(f"dtype must be float32 or float64, got {dtype!r}") from None
+        if dtype not in V.FLOAT_DTYPES:
+            raise TypeError(f"dtype must be float32 or float64, got {dtype}")
         state = self.__getstate__()
-        state["dtype"] = np.dtype(dtype).type
+        state["dtype"] = dtype.type
         clone = Net.__new__(Net)
         clone.__setstate__(state)
         return clone
 
+    @_serialised
     def _extra_state(self):
-        """Arrays beyond params that a checkpoint must hold to resume exactly."""
+        """Arrays beyond params that a checkpoint must hold to resume exactly (copies)."""
         out = {"step": np.array(self._core.step, dtype=np.uint64),
                "drop_key": np.array(self._core.drop_key, dtype=np.uint64)}
-        for i, (m, v) in enumerate(self.running_stats):
-            out[f"running_mean{i + 1}"] = m
-            out[f"running_var{i + 1}"] = v
+        for i, (m, v) in enumerate(self._running):
+            out[f"running_mean{i + 1}"] = m.copy()
+            out[f"running_var{i + 1}"] = v.copy()
         return out
 
+    @_serialised
     def _load_extra_state(self, state):
-        self._core.step = int(state["step"])
-        self._core.drop_key = int(state["drop_key"])
-        for i, (m, v) in enumerate(self.running_stats):
-            m[...] = state[f"running_mean{i + 1}"]
-            v[...] = state[f"running_var{i + 1}"]
+        """Set what _extra_state returned: step, dropout key, running statistics
+        (copied into the net's own arrays; all checked before anything changes)."""
+        step = V.check_scalar(state["step"], "step", low=0, high=2**64 - 1, integer=True)
+        key = V.check_scalar(state["drop_key"], "drop_key", low=0, high=2**64 - 1,
+                             integer=True)
+        values = []
+        for i, (m, v) in enumerate(self._running):
+            for name, target in ((f"running_mean{i + 1}", m), (f"running_var{i + 1}", v)):
+                value = V.as_array(state[name], name)
+                if value.shape != target.shape:
+                    raise ValueError(f"{name} must have shape {target.shape}, "
+                                     f"got {value.shape}")
+                values.append((target, value))
+        self._core.step = step
+        self._core.drop_key = key
+        for target, value in values:
+            np.copyto(target, value, casting="unsafe")
 
     _ARGS = ("layer_dims", "activation", "dropout_keep_ratio", "normalization",
              "weight_scale", "init", "seed", "alpha", "bn_momentum", "eps")
 
+    @_serialised
     def save(self, path, **metadata):
         """Write the net (architecture, parameters, running statistics) to ``path``.
 
@@ -427,20 +590,42 @@ class Net:
         atomically; ``metadata`` (JSON-able values) is stored in its header.
         Load it with :meth:`Net.load`.
         """
+        if not isinstance(path, (str, bytes, os.PathLike)):
+            raise TypeError(f"path must be a str or os.PathLike, got {type(path).__name__}")
+        try:
+            json.dumps(metadata, allow_nan=False, default=_json_scalar)
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"metadata must hold JSON-able values (finite numbers, str, "
+                            f"bool, None, lists, dicts): {exc}") from None
         args = {k: getattr(self, k) for k in self._ARGS}
         args.update(dtype=np.dtype(self.dtype).name, loss=self.loss_name, reg=self.reg)
-        arrays = {f"param/{k}": np.asarray(v) for k, v in self.params.items()}
-        arrays.update({f"model/{k}": np.asarray(v) for k, v in self._extra_state().items()})
-        return save_checkpoint(path, arrays, {"kind": "net", "net": args,
-                                              "metadata": metadata})
+        arrays = {f"param/{k}": np.array(v, copy=True) for k, v in self.params.items()}
+        arrays.update({f"model/{k}": v for k, v in self._extra_state().items()})
+        return save_checkpoint(path, arrays, {"kind": "net", "net_format": NET_FORMAT,
+                                              "net": args, "metadata": metadata})
 
     @classmethod
     def load(cls, path):
-        """A Net rebuilt from a file written by :meth:`save`."""
-        arrays, header = load_checkpoint(path)
-        if header.get("kind") != "net" or not isinstance(header.get("net"), dict):
-            raise CheckpointError(f"{path!r} does not hold a saved Net")
-        args = dict(header["net"])
+        """A Net rebuilt from a file written by :meth:`save`.
+
+        Everything in the file is checked before the net is built: the architecture,
+        that every array the architecture implies is there with its shape (so a small
+        file cannot make the net allocate more than the file holds), finite values,
+        non-negative running variances and a known format version.  Raises
+        CheckpointError otherwise.
+        """
+        if not isinstance(path, (str, bytes, os.PathLike)):
+            raise TypeError(f"path must be a str or os.PathLike, got {type(path).__name__}")
+        try:
+            arrays, header = load_checkpoint(path)
+        except CheckpointError as exc:
+            if "pickle" in str(exc).lower():
+                # numpy's own wording proposes a way to load pickled data; a model file
+                # never needs it, so say what is wrong instead
+                raise CheckpointError(f"{path!r} holds pickled (object) data, which a "
+                                      "saved Net never contains") from None
+            raise
+        args, params, extra = _check_saved_net(path, arrays, header)
         try:
             reg = args.pop("reg")
             seed = args.pop("seed")
@@ -448,15 +633,14 @@ class Net:
             net = cls(args.pop("layer_dims"), seed=0, **args)
             net.seed = seed
             net.reg = reg
-            net.params = {k[len("param/"):]: v for k, v in arrays.items()
-                          if k.startswith("param/")}
-            net._load_extra_state({k[len("model/"):]: v for k, v in arrays.items()
-                                   if k.startswith("model/")})
+            net.params = params
+            net._load_extra_state(extra)
         except (KeyError, TypeError, ValueError) as exc:
             raise CheckpointError(f"{path!r} holds an unusable Net: {exc}") from exc
         net.metadata = header.get("metadata", {})
         return net
 
+    @_serialised
     def __getstate__(self):
         state = {k: getattr(self, k) for k in self._ARGS}
         state.update(dtype=self.dtype, loss=self.loss_name, reg=self.reg,
@@ -494,3 +678,90 @@ class Net:
         tail = "".join(", " + e for e in extras)
         return (f"Net({self.layer_dims}, activation={self.activation!r}{tail}, "
                 f"dtype={np.dtype(self.dtype).name})")
+
+
+def _json_scalar(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"{type(value).__name__} is not JSON-able")
+
+
+def _check_saved_net(path, arrays, header):
+    """Check a loaded Net file before anything is built from it.
+
+    Returns (constructor args, params, extra state); raises CheckpointError.
+    """
+    def bad(why):
+        return CheckpointError(f"{path!r} holds an unusable Net: {why}")
+
+    version = header.get("version")
+    if isinstance(version, bool) or not isinstance(version, int) \
+            or not 1 <= version <= _checkpoint.VERSION:
+        raise bad(f"unknown checkpoint format version {version!r}")
+    if header.get("kind") != "net" or not isinstance(header.get("net"), dict):
+        raise CheckpointError(f"{path!r} does not hold a saved Net")
+    net_format = header.get("net_format", 1)
+    if net_format != NET_FORMAT or isinstance(net_format, bool):
+        raise bad(f"unknown Net format version {net_format!r}")
+    if not isinstance(header.get("metadata", {}), dict):
+        raise bad("metadata is not a dict")
+    args = dict(header["net"])
+    allowed = set(Net._ARGS) | {"dtype", "loss", "reg"}
+    unknown = sorted(set(args) - allowed, key=str)
+    if unknown:
+        raise bad(f"unknown settings {', '.join(map(repr, unknown))}")
+    missing = sorted({"layer_dims", "reg", "seed"} - set(args))
+    if missing:
+        raise bad(f"missing settings {', '.join(missing)}")
+    dims = args["layer_dims"]
+    if not isinstance(dims, list) or not 2 <= len(dims) <= MAX_LOADED_LAYERS + 1 \
+            or any(isinstance(d, bool) or not isinstance(d, int) or not 1 <= d <= 2**31 - 1
+                   for d in dims):
+        raise bad(f"layer_dims must be a list of 2 to {MAX_LOADED_LAYERS + 1} positive "
+                  "integers")
+    norm = args.get("normalization")
+    if not (norm is None or (isinstance(norm, str) and norm in _knet.NORM_CODES)):
+        raise bad(f"unknown normalization {norm!r}")
+    dtype = args.get("dtype", "float32")
+    if dtype not in ("float32", "float64"):
+        raise bad(f"dtype must be 'float32' or 'float64', got {dtype!r}")
+
+    # every array the architecture implies, with its shape: the file must hold them all
+    # (checked before the net is built, so a header with huge layer_dims and no arrays
+    # to match is refused without allocating anything)
+    expect = {}
+    for i in range(len(dims) - 1):
+        expect[f"param/W{i + 1}"] = (dims[i], dims[i + 1])
+        expect[f"param/b{i + 1}"] = (dims[i + 1],)
+        if norm is not None and i < len(dims) - 2:
+            expect[f"param/gamma{i + 1}"] = (dims[i + 1],)
+            expect[f"param/beta{i + 1}"] = (dims[i + 1],)
+    expect["model/step"] = ()
+    expect["model/drop_key"] = ()
+    if norm == "batchnorm":
+        for i in range(len(dims) - 2):
+            expect[f"model/running_mean{i + 1}"] = (dims[i + 1],)
+            expect[f"model/running_var{i + 1}"] = (dims[i + 1],)
+    if set(arrays) != set(expect):
+        lacking = sorted(set(expect) - set(arrays))
+        extra = sorted(set(arrays) - set(expect))
+        raise bad("its arrays do not match its layer_dims"
+                  + (f"; missing {', '.join(lacking[:5])}" if lacking else "")
+                  + (f"; unexpected {', '.join(extra[:5])}" if extra else ""))
+    for name, shape in expect.items():
+        arr = arrays[name]
+        if arr.shape != shape:
+            raise bad(f"{name} has shape {arr.shape}, layer_dims imply {shape}")
+        if name in ("model/step", "model/drop_key"):
+            if arr.dtype.kind not in "iu" or arr < 0:
+                raise bad(f"{name} must be a non-negative integer")
+            continue
+        if arr.dtype.kind != "f":
+            raise bad(f"{name} must hold floats, got {arr.dtype}")
+        if not np.isfinite(arr).all():
+            raise bad(f"{name} holds NaN or infinite values")
+        if name.startswith("model/running_var") and (arr < 0).any():
+            raise bad(f"{name} holds negative variances")
+    params = {k[len("param/"):]: v for k, v in arrays.items() if k.startswith("param/")}
+    extra = {k[len("model/"):]: v for k, v in arrays.items() if k.startswith("model/")}
+    return args, params, extra

@@ -37,5 +37,8 @@ def set_thread_control(get_address: int, set_address: int) -> None:
 def set_pool(enabled: bool, max_parts: int = 0) -> None:
     """Switch fastfc's step-level threading on or off; max_parts caps the parts (0: none)."""
 
-def pool_info() -> dict[str, bool | int]:
-    """enabled, thread_control, blas_threads, max_parts and tasks_run of the pool."""
+def _set_split_min(multiply_adds: float) -> float:
+    """Set the smallest product split over the pool; returns the old value."""
+
+def pool_info() -> dict[str, bool | int | float]:
+    """enabled, split_min, thread_control, blas_threads, max_parts and tasks_run."""

@@ -9,6 +9,8 @@ from scipy.linalg cimport cython_blas
 cdef extern from "fastfc_pool.h" nogil:
     ctypedef void (*ffc_task_fn)(void* arg, int part, int nparts) noexcept nogil
     int ffc_pool_acquire(int nparts)
+    int ffc_pool_try_own()
+    int ffc_pool_setup(int nparts)
     void ffc_pool_release()
     int ffc_pool_parts()
     long ffc_pool_tasks()
@@ -24,9 +26,15 @@ cdef set_threads_ptr _set_threads = NULL
 cdef bint _pool_enabled = False
 cdef bint _scipy_gemm = True               # the kernels call SciPy's BLAS (set_gemm clears it)
 cdef int _pool_max = 0                     # 0: as many parts as BLAS threads (<= FFC_POOL_MAX)
-# a product is split only when it has at least this many multiply-adds (smaller ones
-# cost less than handing half of them to another thread)
-cdef double _SPLIT_MIN = 262144.0
+# A product is split only when it has at least this many multiply-adds: smaller ones
+# cost less than handing half of them to another thread (a Net step hands its update
+# to the pool from 65536 parameters, its gather from 65536 elements).  Chosen from a measurement on the
+# 2-core AMD EPYC test machine while other processes loaded it (one-hidden-layer Net
+# steps, every GEMM split vs none; bench notes in the report of issue 16): at 2**17 and
+# 2**18 multiply-adds the split gained nothing (0.99x, 1.04x), at 2**19 it gained ~14%;
+# above that the noise of the loaded machine swamped the difference.  The old bound was
+# 2**18.  Use blas._set_split_min() to measure again.
+cdef double _SPLIT_MIN = 524288.0
 
 
 cdef void _use_scipy() noexcept nogil:
@@ -139,28 +147,37 @@ cdef int parallel_begin() noexcept nogil:
     """Own the pool for a step if the BLAS runs several threads; returns a token.
 
     While the pool is owned the BLAS library runs single-threaded (its thread count is
-    restored by parallel_end): fastfc's own split gives each thread one block.
+    restored by parallel_end): fastfc's own split gives each thread one block.  The pool
+    is owned before the thread count is read, so the count read is never the 1 that
+    another step set for itself.
     """
     cdef int threads, parts
     if (not _pool_enabled or not _scipy_gemm or _get_threads == NULL
             or _set_threads == NULL):
         return 0
-    threads = _get_threads()
-    if threads < 2:
+    if not ffc_pool_try_own():
         return 0
+    threads = _get_threads()
     parts = threads
     if _pool_max > 0 and parts > _pool_max:
         parts = _pool_max
-    if ffc_pool_acquire(parts) < 2:
+    if threads < 2 or ffc_pool_setup(parts) < 2:
+        ffc_pool_release()
         return 0
     _set_threads(1)
     return threads
 
 
 cdef void parallel_end(int token) noexcept nogil:
-    """Undo parallel_begin (token 0: nothing to undo)."""
+    """Undo parallel_begin (token 0: nothing to undo).
+
+    The thread count goes back to what it was only if it is still the 1 that
+    parallel_begin set: a limit another thread set in the meantime (threadpoolctl,
+    openblas_set_num_threads) is left in place, never overwritten.
+    """
     if token > 0:
-        _set_threads(token)
+        if _get_threads() == 1:
+            _set_threads(token)
         ffc_pool_release()
 
 
@@ -203,16 +220,29 @@ def set_pool(bint enabled, int max_parts=0):
     _pool_max = max_parts
 
 
+def _set_split_min(double multiply_adds):
+    """Set the smallest product gemm() splits over the pool; returns the old value
+    (for measurements such as the one that chose the default)."""
+    global _SPLIT_MIN
+    if not multiply_adds >= 0:
+        raise ValueError(f"multiply_adds must be >= 0, got {multiply_adds}")
+    old = _SPLIT_MIN
+    _SPLIT_MIN = multiply_adds
+    return old
+
+
 def pool_info():
     """State of fastfc's step-level threading, as a dict.
 
-    ``enabled`` (a Net step would use the pool), ``thread_control`` (the BLAS library's
+    ``enabled`` (a Net step would use the pool), ``split_min`` (fewest multiply-adds of
+    a product that is split over the pool), ``thread_control`` (the BLAS library's
     thread count can be read and set), ``blas_threads`` (its thread count now, 0 if
     unknown), ``max_parts`` (most parts a task is split into) and ``tasks_run`` (tasks
     the pool's workers have run in this process).
     """
     control = _get_threads != NULL and _set_threads != NULL
     return {"enabled": bool(_pool_enabled and _scipy_gemm and control),
+            "split_min": _SPLIT_MIN,
             "thread_control": control,
             "blas_threads": _get_threads() if _get_threads != NULL else 0,
             "max_parts": FFC_POOL_MAX if _pool_max == 0 else min(_pool_max, FFC_POOL_MAX),

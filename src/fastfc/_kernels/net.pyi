@@ -46,9 +46,19 @@ class NetCore:
         """Select the update rule, its hyper-parameters and flat state buffers."""
     def ensure_capacity(self, n: int) -> None:
         """Allocate the workspaces for minibatches of up to n rows (grow only)."""
+    def _allocate(self, cap: int) -> None:
+        """(Re)create every workspace for `cap` rows; cap 0 frees them."""
+    def shrink(self, n: int) -> None:
+        """Bring the workspaces down to n rows (0: free them) if they are larger."""
+    @property
+    def workspace_bytes(self) -> int:
+        """Bytes held by the batch workspaces (not the parameters or optimiser state)."""
     def run(self, X: _Floats, y: npt.NDArray[np.intp] | None,
             indices: npt.NDArray[np.intp] | None, train: bool, backward: bool,
             update: bool) -> float:
-        """Forward [+ loss, backward, update] on a minibatch; returns the loss."""
+        """Forward [+ loss, backward, update] on a minibatch; returns the loss.
+
+        y and indices are copied into the core's own buffers (under the GIL) and checked
+        there; the step never reads the caller's arrays after that."""
     def scores(self, n: int) -> _Floats:
         """A view (n, num_classes) of the scores written by the last call."""

@@ -19,6 +19,7 @@ arrays and validates its arguments; this module trusts it.
 from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_C_CONTIGUOUS, PyBUF_FORMAT
 from libc.stdint cimport uint8_t, uint32_t, uint64_t, intptr_t
 from libc.stdlib cimport calloc, free
+from libc.string cimport memcpy
 
 import numpy as np
 
@@ -89,6 +90,13 @@ cdef struct NetState:
     uint64_t drop_key
     uint64_t step
     Py_ssize_t nonfinite     # NaN/inf parameters after the last update
+
+
+# An update over fewer parameters than this runs on the calling thread: handing slices
+# of it to the pool costs more than it saves (the same bound as optim.pyx's PARALLEL_MIN).
+cdef Py_ssize_t UPDATE_SPLIT_MIN = 65536
+# A gather of fewer elements than this runs on the calling thread.
+cdef Py_ssize_t GATHER_SPLIT_MIN = 65536
 
 
 cdef inline uint64_t _layer_key(NetState* st, int i) noexcept nogil:
@@ -298,7 +306,10 @@ cdef double _update(NetState* st, floating dummy) noexcept nogil:
         task.others[p].nonfinite = 0
     if st.opt.rule == RULE_ADAM:
         st.opt.t += 1
-    parallel_run(_update_part, &task)   # one part on this thread unless the pool is ours
+    if st.layers[st.n_layers - 1].end_off < UPDATE_SPLIT_MIN:
+        _update_part(&task, 0, 1)       # too small to pay for the pool
+    else:
+        parallel_run(_update_part, &task)   # one part here unless the pool is ours
     for p in range(FFC_POOL_MAX):
         sumsq += task.weights[p].sumsq
         nonfinite += task.weights[p].nonfinite + task.others[p].nonfinite
@@ -360,7 +371,7 @@ cdef void _gather_rows(const void* X, bint x_is_float, const intptr_t* idx, Py_s
                        Py_ssize_t d, floating* out) noexcept nogil:
     """_gather, split over the pool for a large minibatch inside a parallel step."""
     cdef GatherTask g
-    if parallel_parts() < 2 or n * d < 65536:
+    if parallel_parts() < 2 or n * d < GATHER_SPLIT_MIN:
         _gather(X, x_is_float, idx, n, d, out)
         return
     g.X = <const char*>X
@@ -414,6 +425,9 @@ cdef class NetCore:
     cdef readonly object dtype
     cdef list _keep           # workspace arrays kept alive while pointers use them
     cdef object _params, _grads, _state1, _state2, _running, _scores
+    cdef object _ybuf, _ibuf  # the step's own copies of the labels and the row indices
+    cdef intptr_t* _ydata     # their data (set when they are allocated)
+    cdef intptr_t* _idata
 
     def __cinit__(self):
         self.st.layers = NULL
@@ -428,6 +442,10 @@ cdef class NetCore:
         self.is_float = self.dtype == np.float32
         self.capacity = 0
         self._keep = []
+        self._ybuf = np.zeros(1, dtype=np.intp)
+        self._ibuf = np.zeros(1, dtype=np.intp)
+        self._ydata = <intptr_t*><size_t>self._ybuf.ctypes.data
+        self._idata = <intptr_t*><size_t>self._ibuf.ctypes.data
         st = &self.st
         st.n_layers = len(self.dims) - 1
         st.layers = <Layer*>calloc(st.n_layers, sizeof(Layer))
@@ -561,10 +579,36 @@ cdef class NetCore:
         """Allocate the workspaces for minibatches of up to n rows (grow only)."""
         if n <= self.capacity:
             return
-        cap = max(n, 2 * self.capacity) if self.capacity else n
+        self._allocate(max(n, 2 * self.capacity) if self.capacity else n)
+
+    def shrink(self, Py_ssize_t n):
+        """Bring the workspaces down to n rows (0: free them) if they are larger."""
+        if n < self.capacity:
+            self._allocate(n)
+
+    @property
+    def workspace_bytes(self):
+        """Bytes held by the batch workspaces (not the parameters or optimiser state)."""
+        return sum(a.nbytes for a in self._keep)
+
+    def _allocate(self, Py_ssize_t cap):
+        """(Re)create every workspace for `cap` rows; cap 0 frees them."""
         keep = []
         cdef Layer* ly
         cdef int i
+        if cap == 0:
+            self.st.xbuf = NULL
+            self.st.g_a = NULL
+            self.st.g_b = NULL
+            for i in range(self.st.n_layers):
+                ly = &self.st.layers[i]
+                ly.z = ly.xhat = ly.hn = ly.y = ly.a = NULL
+                ly.mean = ly.var = ly.inv_std = NULL
+                ly.mask = NULL
+            self._scores = None
+            self._keep = keep
+            self.capacity = 0
+            return
         width = max(self.dims[1:])
         self.st.xbuf = _alloc(keep, (cap, self.dims[0]), self.dtype)
         self.st.g_a = _alloc(keep, (cap, width), self.dtype)
@@ -593,6 +637,24 @@ cdef class NetCore:
                 ly.mask = NULL
         self._keep = keep
         self.capacity = cap
+
+    cdef intptr_t* _copy_ints(self, Py_buffer* src, Py_ssize_t n, bint labels):
+        """Copy n intp values out of a caller's buffer into the core's own (grow-only)
+        buffer, under the GIL: the step reads the copy, which no other thread can
+        change, never the caller's array."""
+        buf = self._ybuf if labels else self._ibuf
+        if buf.shape[0] < n:
+            buf = np.zeros(max(n, 2 * buf.shape[0]), dtype=np.intp)
+            if labels:
+                self._ybuf = buf
+                self._ydata = <intptr_t*><size_t>buf.ctypes.data
+            else:
+                self._ibuf = buf
+                self._idata = <intptr_t*><size_t>buf.ctypes.data
+        cdef intptr_t* dst = self._ydata if labels else self._idata
+        if n > 0:
+            memcpy(dst, src.buf, n * sizeof(intptr_t))
+        return dst
 
     def run(self, X, y, indices, bint train, bint backward, bint update):
         """Forward [+ loss, backward, update] on a minibatch; returns the loss.
@@ -625,32 +687,43 @@ cdef class NetCore:
             else:
                 gather = True
             if indices is not None:
-                PyObject_GetBuffer(indices, &ib, PyBUF_C_CONTIGUOUS)
+                PyObject_GetBuffer(indices, &ib, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT)
                 try:
+                    if ib.itemsize != sizeof(intptr_t):
+                        raise TypeError("indices must be an intp array")
                     n = ib.len // sizeof(intptr_t)
-                    idx = <const intptr_t*>ib.buf
-                    if n > 0 and _bad_label(idx, n, rows) >= 0:
-                        bad = _bad_label(idx, n, rows)
-                        raise ValueError(f"indices[{bad}] = {idx[bad]} is outside [0, {rows})")
+                    # checked and used as a private copy: another thread may change
+                    # the caller's array while the step runs without the GIL
+                    idx = self._copy_ints(&ib, n, False)
                 finally:
                     PyBuffer_Release(&ib)
-                # the buffer stays valid: `indices` is referenced until the call ends
+                bad = _bad_label(idx, n, rows) if n > 0 else -1
+                if bad >= 0:
+                    raise ValueError(f"indices[{bad}] = {idx[bad]} is outside [0, {rows})")
             if n == 0:
                 raise ValueError("X must hold at least one sample")
             if y is not None:
-                PyObject_GetBuffer(y, &yb, PyBUF_C_CONTIGUOUS)
+                PyObject_GetBuffer(y, &yb, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT)
                 try:
+                    if yb.itemsize != sizeof(intptr_t):
+                        raise TypeError("y must be an intp array")
                     if yb.len // sizeof(intptr_t) != n:
                         raise ValueError(f"y has {yb.len // sizeof(intptr_t)} labels for {n} samples")
-                    labels = <const intptr_t*>yb.buf
-                    n_classes = self.dims[self.st.n_layers]
-                    bad = _bad_label(labels, n, n_classes)
-                    if bad >= 0:
-                        raise ValueError(f"y[{bad}] = {labels[bad]} is outside "
-                                         f"[0, {n_classes}) for {n_classes} classes")
+                    labels = self._copy_ints(&yb, n, True)
                 finally:
                     PyBuffer_Release(&yb)
+                n_classes = self.dims[self.st.n_layers]
+                bad = _bad_label(labels, n, n_classes)
+                if bad >= 0:
+                    raise ValueError(f"y[{bad}] = {labels[bad]} is outside "
+                                     f"[0, {n_classes}) for {n_classes} classes")
             self.ensure_capacity(n)
+            # Every step owns the pool when it can, so the BLAS runs single-threaded in
+            # all of them, as it always did (a step's rounding does not change with the
+            # BLAS's own choice of threads).  Only large products, updates and gathers
+            # are handed to the workers (blas's split bound, UPDATE_SPLIT_MIN,
+            # GATHER_SPLIT_MIN): a small step runs whole on this thread, wakes no
+            # worker, and costs two calls to the BLAS's thread setter.
             with nogil:
                 token = parallel_begin()
                 if self.is_float:
