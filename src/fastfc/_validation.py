@@ -148,6 +148,17 @@ def check_scalar(value, name, *, low=None, high=None, low_open=False, high_open=
     return value
 
 
+def check_float_dtype(value, name="dtype"):
+    """``np.dtype(value)`` when it is float32 or float64, else a TypeError naming ``name``."""
+    try:
+        dtype = np.dtype(value)
+    except TypeError:
+        raise TypeError(f"{name} must be float32 or float64, got {value!r}") from None
+    if dtype not in FLOAT_DTYPES:
+        raise TypeError(f"{name} must be float32 or float64, got {dtype}")
+    return dtype
+
+
 def check_mode(value, name, choices=("train", "test")):
     if not isinstance(value, str) or value not in choices:
         raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}, got {value!r}")

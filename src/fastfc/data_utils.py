@@ -327,16 +327,6 @@ def _check_files(directory, names):
             f"{_LAYOUT_HINT}")
 
 
-def _float_dtype(dtype):
-    try:
-        dt = np.dtype(dtype)
-    except TypeError:
-        raise TypeError(f"dtype must be np.float32 or np.float64, got {dtype!r}") from None
-    if dt not in V.FLOAT_DTYPES:
-        raise TypeError(f"dtype must be np.float32 or np.float64, got {dt}")
-    return dt
-
-
 def _nhwc(rows, dtype, out=None):
     """uint8 rows (N, 3072) channel-major -> (N, 32, 32, 3) of dtype, C-contiguous."""
     n = rows.shape[0]
@@ -393,7 +383,7 @@ def load_CIFAR_batch(filename, dtype=np.float64):
     N is read from the file (10,000 in the real batches).  Raises :class:`DataError`
     naming the file when it is missing, truncated or not a CIFAR-10 batch.
     """
-    dtype = _float_dtype(dtype)
+    dtype = V.check_float_dtype(dtype)
     rows, y = _read_batch(os.fspath(filename))
     return _nhwc(rows, dtype), y
 
@@ -414,7 +404,7 @@ def load_CIFAR10(ROOT=None, dtype=np.float64):
     Xte : ndarray of shape (10000, 32, 32, 3), dtype -- test_batch
     Yte : ndarray of shape (10000,), int64
     """
-    dtype = _float_dtype(dtype)
+    dtype = V.check_float_dtype(dtype)
     root = _resolve_dir(ROOT, "ROOT")
     _check_files(root, _TRAIN_FILES + (_TEST_FILE,))
     batches = [_read_batch(os.path.join(root, name)) for name in _TRAIN_FILES]
@@ -489,7 +479,7 @@ def get_CIFAR10_data(num_training=49000, num_validation=1000, num_test=1000,
     num_training = V.check_scalar(num_training, "num_training", low=1, integer=True)
     num_validation = V.check_scalar(num_validation, "num_validation", low=0, integer=True)
     num_test = V.check_scalar(num_test, "num_test", low=0, integer=True)
-    dtype = _float_dtype(dtype)
+    dtype = V.check_float_dtype(dtype)
     root = _resolve_dir(cifar10_dir, "cifar10_dir")
     _check_files(root, _TRAIN_FILES + ((_TEST_FILE,) if num_test else ()))
 
@@ -579,7 +569,7 @@ def load_default_data(dtype=np.float64, *, flatten=True, scale=True, subtract_me
 
     Needs scikit-learn (``pip install "fastfc[data]"``).
     """
-    dtype = _float_dtype(dtype)
+    dtype = V.check_float_dtype(dtype)
     try:
         from sklearn.datasets import load_digits
     except ImportError as exc:

@@ -180,9 +180,7 @@ class Net:
             init = "xavier" if activation in ("sigmoid", "tanh") else "he"
         if init is not None and init not in INITS:
             raise ValueError(f"init must be 'he' or 'xavier', got {init!r}")
-        dtype = np.dtype(dtype)
-        if dtype not in V.FLOAT_DTYPES:
-            raise TypeError(f"dtype must be float32 or float64, got {dtype}")
+        dtype = V.check_float_dtype(dtype)
         if seed is not None:
             seed = V.check_scalar(seed, "seed", low=0, integer=True)
 
@@ -537,12 +535,7 @@ class Net:
 
     def astype(self, dtype):
         """A copy of this net with parameters, running stats and optimiser in ``dtype``."""
-        try:
-            dtype = np.dtype(dtype)
-        except TypeError:
-            raise TypeError(f"dtype must be float32 or float64, got {dtype!r}") from None
-        if dtype not in V.FLOAT_DTYPES:
-            raise TypeError(f"dtype must be float32 or float64, got {dtype}")
+        dtype = V.check_float_dtype(dtype)
         state = self.__getstate__()
         state["dtype"] = dtype.type
         clone = Net.__new__(Net)

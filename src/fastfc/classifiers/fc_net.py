@@ -147,9 +147,7 @@ class FullyConnectedNet:
         dims += [V.check_scalar(h, "hidden_dims", low=1, integer=True) for h in hidden_dims]
         dims += [V.check_scalar(num_classes, "num_classes", low=1, integer=True)]
         weight_scale = V.check_scalar(weight_scale, "weight_scale", low=0.0)
-        dtype = np.dtype(dtype)
-        if dtype not in V.FLOAT_DTYPES:
-            raise TypeError(f"dtype must be float32 or float64, got {dtype}")
+        dtype = V.check_float_dtype(dtype)
 
         self.normalization = normalization
         self.use_dropout = dropout_keep_ratio != 1
