@@ -13,6 +13,7 @@
 The thread, attribute and label tests also run under AddressSanitizer (.ci/asan.sh).
 """
 import ctypes
+import io
 import json
 import subprocess
 import sys
@@ -688,3 +689,39 @@ def test_untrained_net_keeps_at_most_one_chunk():
     net = Net([30, 64, 10], seed=0)
     net.loss(X_big)
     assert net._core.capacity <= net_module.EVAL_CHUNK
+
+
+def test_load_reads_no_array_the_header_does_not_describe(tmp_path, monkeypatch):
+    # a file whose W1 entry is far larger than its header's layer_dims imply is refused
+    # before any array is read: only the header entry is ever loaded (a compressed entry
+    # of zeros could otherwise expand to gigabytes before the shapes are compared)
+    import zipfile
+
+    from fastfc import checkpoint as ckpt
+
+    good = tmp_path / "good.npz"
+    Net([3, 2], seed=0).save(good)
+    hostile = tmp_path / "hostile.npz"
+    with zipfile.ZipFile(good) as src, zipfile.ZipFile(hostile, "w",
+                                                       zipfile.ZIP_DEFLATED) as dst:
+        for info in src.infolist():
+            if info.filename == "param/W1.npy":
+                buf = io.BytesIO()
+                np.save(buf, np.zeros((4000, 2), dtype=np.float32))
+                dst.writestr(info.filename, buf.getvalue())
+            else:
+                dst.writestr(info.filename, src.read(info.filename))
+    read = []
+    original = np.lib.npyio.NpzFile.__getitem__
+
+    def recording(self, key):
+        read.append(key)
+        return original(self, key)
+
+    monkeypatch.setattr(np.lib.npyio.NpzFile, "__getitem__", recording)
+    with pytest.raises(CheckpointError, match="W1"):
+        Net.load(hostile)
+    assert read == [ckpt.HEADER_KEY]
+    read.clear()
+    Net.load(good)                 # the intact file reads every entry
+    assert len(read) > 1

@@ -132,7 +132,8 @@ def _check_members(path):
 
     Every member must be a ``.npy`` of a plain (non-object) dtype whose declared shape x
     itemsize is exactly the data the member holds, so that no array larger than the
-    file's own bytes is ever allocated."""
+    file's own bytes is ever allocated.  Returns {entry name without .npy: shape}."""
+    shapes = {}
     try:
         zf = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError, ValueError) as exc:
@@ -180,6 +181,8 @@ def _check_members(path):
                 raise CheckpointError(
                     f"{path!r}: the entry {name!r} declares shape {tuple(shape)} of "
                     f"{dtype} ({nbytes} bytes) but holds {info.file_size - offset} bytes")
+            shapes[name[:-len(".npy")]] = tuple(int(n) for n in shape)
+    return shapes
 
 
 def _clean(exc):
@@ -190,27 +193,7 @@ def _clean(exc):
     return text
 
 
-def load_checkpoint(path):
-    """Read a checkpoint written by :func:`save_checkpoint`; returns (arrays, header)."""
-    path = os.fspath(path)
-    if not os.path.exists(path):
-        raise CheckpointError(f"checkpoint {path!r} does not exist")
-    if os.path.isdir(path):
-        raise CheckpointError(f"checkpoint {path!r} is a directory")
-    _check_members(path)
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            if HEADER_KEY not in data.files:
-                raise CheckpointError(f"{path!r} is not a fastfc checkpoint (no header)")
-            raw = data[HEADER_KEY]
-            if raw.dtype != np.uint8 or raw.ndim != 1:
-                raise CheckpointError(f"{path!r} has a malformed header")
-            header = json.loads(bytes(raw).decode("utf-8"))
-            arrays = {k: data[k] for k in data.files if k != HEADER_KEY}
-    except CheckpointError:
-        raise
-    except Exception as exc:
-        raise CheckpointError(f"cannot read checkpoint {path!r}: {_clean(exc)}") from None
+def _check_header(path, header):
     if not isinstance(header, dict) or header.get("format") != FORMAT:
         raise CheckpointError(f"{path!r} is not a fastfc checkpoint")
     version = header.get("version")
@@ -221,4 +204,52 @@ def load_checkpoint(path):
                               f"{header.get('version')})")
     if version != VERSION:
         raise CheckpointError(f"{path!r} has an unknown format version {version}")
+
+
+def load_checkpoint(path, expect=None):
+    """Read a checkpoint written by :func:`save_checkpoint`; returns (arrays, header).
+
+    ``expect``, when given, is called with the header before any array is read and
+    returns {name: shape} of exactly the arrays the file must hold (or raises
+    CheckpointError): a file whose entries differ is refused without reading them, so
+    what a loader allocates is bounded by what its header describes.
+    """
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise CheckpointError(f"checkpoint {path!r} does not exist")
+    if os.path.isdir(path):
+        raise CheckpointError(f"checkpoint {path!r} is a directory")
+    shapes = _check_members(path)
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            if HEADER_KEY not in data.files:
+                raise CheckpointError(f"{path!r} is not a fastfc checkpoint (no header)")
+            raw = data[HEADER_KEY]
+            if raw.dtype != np.uint8 or raw.ndim != 1:
+                raise CheckpointError(f"{path!r} has a malformed header")
+            header = json.loads(bytes(raw).decode("utf-8"))
+            _check_header(path, header)
+            if expect is not None:
+                _check_expected(path, expect(header),
+                                {k: v for k, v in shapes.items() if k != HEADER_KEY})
+            arrays = {k: data[k] for k in data.files if k != HEADER_KEY}
+    except CheckpointError:
+        raise
+    except Exception as exc:
+        raise CheckpointError(f"cannot read checkpoint {path!r}: {_clean(exc)}") from None
     return arrays, header
+
+
+def _check_expected(path, expected, shapes):
+    """Refuse a file whose array entries are not exactly ``expected`` (name -> shape)."""
+    if set(shapes) != set(expected):
+        lacking = sorted(set(expected) - set(shapes))
+        extra = sorted(set(shapes) - set(expected))
+        raise CheckpointError(
+            f"{path!r}: its arrays do not match its header"
+            + (f"; missing {', '.join(lacking[:5])}" if lacking else "")
+            + (f"; unexpected {', '.join(extra[:5])}" if extra else ""))
+    for name, shape in expected.items():
+        if shapes[name] != tuple(shape):
+            raise CheckpointError(f"{path!r}: {name} has shape {shapes[name]}, its header "
+                                  f"implies {tuple(shape)}")

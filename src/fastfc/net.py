@@ -610,7 +610,8 @@ class Net:
         if not isinstance(path, (str, bytes, os.PathLike)):
             raise TypeError(f"path must be a str or os.PathLike, got {type(path).__name__}")
         try:
-            arrays, header = load_checkpoint(path)
+            arrays, header = load_checkpoint(
+                path, expect=lambda head: _saved_net_layout(path, head)[1])
         except CheckpointError as exc:
             if "pickle" in str(exc).lower():
                 # numpy's own wording proposes a way to load pickled data; a model file
@@ -679,13 +680,18 @@ def _json_scalar(value):
     raise TypeError(f"{type(value).__name__} is not JSON-able")
 
 
-def _check_saved_net(path, arrays, header):
-    """Check a loaded Net file before anything is built from it.
+def _bad_net(path, why):
+    return CheckpointError(f"{path!r} holds an unusable Net: {why}")
 
-    Returns (constructor args, params, extra state); raises CheckpointError.
+
+def _saved_net_layout(path, header):
+    """(constructor args, {array name: shape}) a Net file's header describes.
+
+    Checks the header alone, so :meth:`Net.load` can refuse a file whose arrays do not
+    match it before any array is read; raises CheckpointError.
     """
     def bad(why):
-        return CheckpointError(f"{path!r} holds an unusable Net: {why}")
+        return _bad_net(path, why)
 
     version = header.get("version")
     if isinstance(version, bool) or not isinstance(version, int) \
@@ -719,9 +725,9 @@ def _check_saved_net(path, arrays, header):
     if dtype not in ("float32", "float64"):
         raise bad(f"dtype must be 'float32' or 'float64', got {dtype!r}")
 
-    # every array the architecture implies, with its shape: the file must hold them all
-    # (checked before the net is built, so a header with huge layer_dims and no arrays
-    # to match is refused without allocating anything)
+    # every array the architecture implies, with its shape: the file must hold exactly
+    # these (checked before any array is read, so a header with huge layer_dims and no
+    # arrays to match is refused without allocating anything)
     expect = {}
     for i in range(len(dims) - 1):
         expect[f"param/W{i + 1}"] = (dims[i], dims[i + 1])
@@ -735,16 +741,22 @@ def _check_saved_net(path, arrays, header):
         for i in range(len(dims) - 2):
             expect[f"model/running_mean{i + 1}"] = (dims[i + 1],)
             expect[f"model/running_var{i + 1}"] = (dims[i + 1],)
-    if set(arrays) != set(expect):
-        lacking = sorted(set(expect) - set(arrays))
-        extra = sorted(set(arrays) - set(expect))
-        raise bad("its arrays do not match its layer_dims"
-                  + (f"; missing {', '.join(lacking[:5])}" if lacking else "")
-                  + (f"; unexpected {', '.join(extra[:5])}" if extra else ""))
-    for name, shape in expect.items():
+    return args, expect
+
+
+def _check_saved_net(path, arrays, header):
+    """Check the values of a Net file read with ``load_checkpoint(path, expect=...)``
+    (which has already matched its arrays' names and shapes to the header) before
+    anything is built from it.
+
+    Returns (constructor args, params, extra state); raises CheckpointError.
+    """
+    def bad(why):
+        return _bad_net(path, why)
+
+    args, expect = _saved_net_layout(path, header)
+    for name in expect:
         arr = arrays[name]
-        if arr.shape != shape:
-            raise bad(f"{name} has shape {arr.shape}, layer_dims imply {shape}")
         if name in ("model/step", "model/drop_key"):
             if arr.dtype.kind not in "iu" or arr < 0:
                 raise bad(f"{name} must be a non-negative integer")
