@@ -12,6 +12,7 @@ import pytest
 import fastfc.solver as solver_module
 from fastfc import Net, Solver
 from fastfc.augment import Augmenter
+from fastfc.classifiers.fc_net import FullyConnectedNet
 from fastfc.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 
 from test_checkpoint import (CASES, PER_EPOCH, RESUME_KW, assert_same_end, make_data,
@@ -458,3 +459,30 @@ def test_resume_then_train_continues_then_train_again(tmp_path, data):
     r.train()
     assert len(r.loss_history) == 2 * TOTAL
     assert r.epoch == 2 * RESUME_KW["num_epochs"]
+
+
+def test_time_budget_run_saves_its_last_step_and_resumes_to_nothing(tmp_path):
+    # the budget can run out mid-epoch, after the last epoch-end checkpoint: the last
+    # step is checkpointed too, so a resume finds the budget spent and trains nothing
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((50, 6))
+    y = rng.integers(0, 3, 50)
+    data = {"X_train": X, "y_train": y, "X_val": X[:10], "y_val": y[:10]}
+    path = str(tmp_path / "run.npz")
+
+    def solver_with_fake_clock():
+        np.random.seed(0)
+        model = FullyConnectedNet([5], input_dim=6, num_classes=3, dtype=np.float64)
+        solver = Solver(model, data, update_rule="adam", batch_size=5, num_epochs=5,
+                        time_budget=1.05, verbose=False, checkpoint_path=path)
+        # 0.1 s per step taken: the budget is spent after step 11, one step into epoch 2
+        solver._sched.clock = lambda: 0.1 * len(solver.loss_history)
+        return solver
+
+    solver = solver_with_fake_clock()
+    solver.train()
+    assert len(solver.loss_history) == 11
+    resumed = solver_with_fake_clock().resume(path)
+    assert resumed._next_it == 11
+    resumed.train()
+    assert len(resumed.loss_history) == 11

@@ -1098,7 +1098,7 @@ class Solver:
                     # the budget is spent: finish with a check unless one just happened
                     if self._next_it != t:
                         at_boundary = False
-                        self._end_of_check(t - 1, False)
+                        self._end_of_check(t - 1, False, last_it=True)
                     break
                 at_boundary = False
                 if self.schedule == "cosine":
@@ -1226,8 +1226,10 @@ class Solver:
                     self._print("Early stopping: no improvement in validation accuracy "
                                 "for %d epochs (best %f)" % (self.patience, self.best_val_acc))
         self._next_it = t + 1
-        if self.checkpoint_path is not None and epoch_end and (
-                stop or last_it or self.epoch % self.checkpoint_every == 0):
+        # the last step is saved wherever it falls: with a time budget it can end an
+        # epoch early, and a resume must find the spent budget, not the last epoch end
+        if self.checkpoint_path is not None and (last_it or epoch_end and (
+                stop or self.epoch % self.checkpoint_every == 0)):
             self.save(self.checkpoint_path)
         return stop
 
