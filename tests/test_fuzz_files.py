@@ -125,3 +125,17 @@ def test_solver_resume_of_a_damaged_checkpoint_changes_nothing(originals, tmp_pa
         return
     solver.train()          # accepted: the run must go on
     assert len(solver.loss_history) >= 1
+
+
+def test_a_zip_claiming_an_unimplemented_version_is_refused(originals, tmp_path):
+    # found by the fuzzing above: a central directory that asks for zip version 6.4
+    # made zipfile raise NotImplementedError instead of a clear CheckpointError
+    data = bytearray(originals["model"])
+    at = data.find(b"PK\x01\x02")
+    while at != -1:
+        data[at + 6:at + 8] = (64).to_bytes(2, "little")
+        at = data.find(b"PK\x01\x02", at + 4)
+    path = tmp_path / "model.npz"
+    path.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match="not a valid .npz"):
+        Net.load(path)

@@ -136,7 +136,8 @@ def _check_members(path):
     shapes = {}
     try:
         zf = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+    except Exception as exc:      # BadZipFile, OSError, NotImplementedError (a damaged
+        # header can claim a zip version or feature zipfile does not implement), ...
         raise CheckpointError(f"cannot read checkpoint {path!r}: not a valid .npz "
                               f"({exc})") from None
     with zf:
