@@ -24,7 +24,9 @@ from libc.string cimport memcpy
 import numpy as np
 
 from fastfc._kernels._types cimport floating
-from fastfc._kernels._loops cimport *
+from fastfc._kernels._loops_common cimport ffc_update_stats
+from fastfc._kernels._dense_loops cimport *
+from fastfc._kernels._net_loops cimport *
 from fastfc._kernels.blas cimport (FFC_POOL_MAX, gemm, dot, parallel_begin, parallel_end,
                                    parallel_parts, parallel_run, part_range)
 from fastfc._kernels.dense cimport affine_forward, act_backward
