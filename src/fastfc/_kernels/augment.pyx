@@ -9,7 +9,7 @@ come from the caller (fastfc.augment.Augmenter); this kernel only moves pixels.
 from libc.stdint cimport uint8_t, int32_t, intptr_t
 
 from fastfc._kernels._types cimport floating
-from fastfc._kernels._loops cimport *
+from fastfc._kernels._augment_loops cimport *
 
 ctypedef fused source_t:
     float

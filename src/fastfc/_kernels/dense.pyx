@@ -7,7 +7,7 @@ the tests call; the twins take contiguous memoryviews and trust their shapes.
 from libc.stdint cimport uint8_t
 
 from fastfc._kernels.blas cimport gemm
-from fastfc._kernels._loops cimport *
+from fastfc._kernels._dense_loops cimport *
 
 ACT_CODES = {
     "identity": FFC_ACT_IDENTITY,

@@ -1,7 +1,7 @@
 """Softmax cross-entropy and multiclass SVM, one pass per row, no temporaries."""
 from libc.stdint cimport intptr_t
 
-from fastfc._kernels._loops cimport *
+from fastfc._kernels._losses_loops cimport *
 
 
 cdef double softmax_xent(const floating* scores, const intptr_t* y, Py_ssize_t n,

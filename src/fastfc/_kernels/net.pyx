@@ -24,10 +24,11 @@ from libc.string cimport memcpy
 import numpy as np
 
 from fastfc._kernels._types cimport floating
-from fastfc._kernels._loops cimport *
+from fastfc._kernels._loops_common cimport ffc_update_stats
+from fastfc._kernels._dense_loops cimport *
+from fastfc._kernels._net_loops cimport *
 from fastfc._kernels.blas cimport (FFC_POOL_MAX, gemm, dot, parallel_begin, parallel_end,
                                    parallel_parts, parallel_run, part_range)
-from fastfc._kernels.dense cimport affine_forward, act_backward
 from fastfc._kernels.losses cimport softmax_xent, svm_hinge
 from fastfc._kernels.norm cimport (bn_forward_train, bn_forward_test, bn_backward,
                                    ln_forward, ln_backward)
@@ -171,9 +172,14 @@ cdef void _forward(NetState* st, const floating* X, Py_ssize_t n, bint train) no
         else:
             x_in = y
     ly = &st.layers[st.n_layers - 1]
-    # scores = x_in @ W_L + b_L
-    affine_forward(x_in, P + ly.w_off, P + ly.b_off, <floating*>ly.z, <int>n, ly.d_in,
-                   ly.d_out)
+    # scores = x_in @ W_L + b_L: the rows start as b_L and GEMM adds the product onto
+    # them (the order dense.affine_forward uses, so both round alike)
+    if floating is float:
+        ffc_fill_rows_s(<floating*>ly.z, P + ly.b_off, n, ly.d_out)
+    else:
+        ffc_fill_rows_d(<floating*>ly.z, P + ly.b_off, n, ly.d_out)
+    gemm(False, False, <int>n, ly.d_out, ly.d_in, <floating>1, x_in, ly.d_in, P + ly.w_off,
+         ly.d_out, <floating>1, <floating*>ly.z, ly.d_out)
 
 
 cdef void _backward(NetState* st, const floating* X, Py_ssize_t n) noexcept nogil:
@@ -200,7 +206,10 @@ cdef void _backward(NetState* st, const floating* X, Py_ssize_t n) noexcept nogi
                 else:
                     ffc_dropout_apply_d(G, ly.mask, st.drop_scale, G, n * d)
             act_in = <floating*>(ly.z if st.norm == NORM_NONE else ly.hn)
-            act_backward(st.act, act_in, <floating*>ly.y, G, n * d, <floating>st.alpha)
+            if floating is float:
+                ffc_act_backward_s(st.act, act_in, <float*>ly.y, G, n * d, <float>st.alpha)
+            else:
+                ffc_act_backward_d(st.act, act_in, <double*>ly.y, G, n * d, st.alpha)
             if st.norm == NORM_BATCH:
                 bn_backward(G, <floating*>ly.xhat, n, d, P + ly.g_off, <floating*>ly.inv_std,
                             G, dP + ly.g_off, dP + ly.be_off)

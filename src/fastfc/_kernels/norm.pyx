@@ -2,9 +2,9 @@
 
 Forward passes keep ``xhat`` (the normalised input) and ``inv_std`` for the backward
 pass, which uses the closed form of the gradient (one pass for the column sums, one for
-dx).  The formulas are written out in csrc/fastfc_loops_impl.h.
+dx).  The formulas are written out in csrc/norm_loops.h.
 """
-from fastfc._kernels._loops cimport *
+from fastfc._kernels._norm_loops cimport *
 
 
 cdef void bn_forward_train(const floating* x, Py_ssize_t n, Py_ssize_t d,

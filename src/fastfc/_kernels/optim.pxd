@@ -2,7 +2,7 @@
 # Every rule uses g = dw + reg * w (reg = 0: plain dw).  `stats` (may be NULL) collects
 # the sum of squares of the old weights and the count of non-finite new weights.
 from fastfc._kernels._types cimport floating
-from fastfc._kernels._loops cimport ffc_update_stats
+from fastfc._kernels._loops_common cimport ffc_update_stats
 
 # Hyper-parameters come in as double (the Python floats they were given as); each kernel
 # forms its coefficients (1 - beta, 1 - beta**t) in double and rounds each one once to

@@ -11,7 +11,7 @@ The equations (g = dw + reg * w):
 """
 from libc.math cimport pow
 
-from fastfc._kernels._loops cimport *
+from fastfc._kernels._optim_loops cimport *
 from fastfc._kernels.blas cimport (FFC_POOL_MAX, parallel_begin, parallel_end,
                                    parallel_run, part_range)
 
