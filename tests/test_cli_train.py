@@ -585,3 +585,87 @@ def test_gradcheck_takes_the_api_names_and_the_old_ones(capsys):
                        (["--hidden", "x"], "--hidden-dims")):
         assert cli.main(["gradcheck", *argv]) == 2
         assert flag in one_error_line(capsys)
+
+
+# ------------------------------------------------------------------ bench (17.6)
+
+def _plant_bench(folder, body):
+    (folder / "bench").mkdir(parents=True)
+    (folder / "bench" / "__init__.py").write_text("")
+    (folder / "bench" / "__main__.py").write_text(body)
+
+
+#: a harness that must never be imported: it leaves a file behind if it is
+DECOY = "import pathlib\npathlib.Path(__file__).parent.parent.joinpath('DECOY-RAN')" \
+        ".write_text('x')\n\ndef main(argv):\n    return 0\n"
+
+
+@pytest.fixture
+def no_bench_module(monkeypatch):
+    """Whatever 'bench' modules a test imports are forgotten after it."""
+    before = {k for k in sys.modules if k == "bench" or k.startswith("bench.")}
+    yield
+    for name in [k for k in sys.modules if k == "bench" or k.startswith("bench.")]:
+        if name not in before:
+            del sys.modules[name]
+
+
+def test_bench_outside_a_source_tree_never_imports_the_working_directory(
+        tmp_path, monkeypatch, capsys, no_bench_module):
+    installed = tmp_path / "site-packages" / "fastfc"
+    installed.mkdir(parents=True)
+    work = tmp_path / "work"
+    _plant_bench(work, DECOY)
+    monkeypatch.chdir(work)
+    monkeypatch.syspath_prepend(str(work))  # as `python -m fastfc` would have it
+    monkeypatch.setattr(cli, "_PACKAGE_DIR", str(installed))
+    assert "bench" not in sys.modules
+    assert cli.main(["bench", "--quick"]) == 2
+    line = one_error_line(capsys)
+    assert "git clone" in line and "PYTHONPATH=src:. python -m bench" in line
+    assert not (work / "DECOY-RAN").exists()
+    assert "bench" not in sys.modules
+
+
+def test_bench_runs_the_harness_of_the_source_tree_it_came_from(
+        tmp_path, monkeypatch, capsys, no_bench_module):
+    tree = tmp_path / "tree"
+    (tree / "src" / "fastfc").mkdir(parents=True)
+    _plant_bench(tree, "import sys\n\ndef main(argv):\n    print('TREE', argv)\n"
+                       "    return 7\n")
+    work = tmp_path / "work"
+    _plant_bench(work, DECOY)
+    monkeypatch.chdir(work)
+    monkeypatch.syspath_prepend(str(work))
+    monkeypatch.setattr(cli, "_PACKAGE_DIR", str(tree / "src" / "fastfc"))
+    path_before = list(sys.path)
+    assert cli.main(["bench", "--quick", "--rounds", "2"]) == 7
+    assert "TREE ['--quick', '--rounds', '2']" in capsys.readouterr().out
+    assert not (work / "DECOY-RAN").exists()
+    assert os.path.dirname(sys.modules["bench"].__file__) == str(tree / "bench")
+    assert sys.path == path_before
+    assert cli.main(["--traceback", "bench", "--", "--workloads", "W1"]) == 7
+    assert "TREE ['--workloads', 'W1']" in capsys.readouterr().out
+    assert cli.main(["bench", "--help"]) == 0
+    assert "usage: fastfc bench" in capsys.readouterr().out
+
+
+def test_bench_source_tree_is_recognised_exactly(tmp_path):
+    tree = tmp_path / "tree"
+    (tree / "src" / "fastfc").mkdir(parents=True)
+    assert cli.source_tree(str(tree / "src" / "fastfc")) is None        # no bench/
+    (tree / "bench").mkdir()
+    (tree / "bench" / "__init__.py").write_text("")
+    assert cli.source_tree(str(tree / "src" / "fastfc")) is None        # no __main__.py
+    (tree / "bench" / "__main__.py").write_text("")
+    assert cli.source_tree(str(tree / "src" / "fastfc")) == str(tree)
+    (tree / "lib" / "fastfc").mkdir(parents=True)
+    assert cli.source_tree(str(tree / "lib" / "fastfc")) is None        # not src/
+    (tree / "src" / "other").mkdir()
+    assert cli.source_tree(str(tree / "src" / "other")) is None         # not fastfc/
+    # this very fastfc: its own tree when it runs from one, else None
+    package = os.path.dirname(os.path.realpath(fastfc.__file__))
+    root = os.path.dirname(os.path.dirname(package))
+    expected = root if os.path.basename(os.path.dirname(package)) == "src" and \
+        os.path.isfile(os.path.join(root, "bench", "__main__.py")) else None
+    assert cli.source_tree() == expected
