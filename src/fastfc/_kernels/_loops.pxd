@@ -30,8 +30,6 @@ cdef extern from "fastfc_loops.h" nogil:
     void ffc_fill_rows_d(double* out, const double* b, Py_ssize_t n, Py_ssize_t d)
     void ffc_col_sum_s(const float* a, Py_ssize_t n, Py_ssize_t d, float* s)
     void ffc_col_sum_d(const double* a, Py_ssize_t n, Py_ssize_t d, double* s)
-    Py_ssize_t ffc_count_nonfinite_s(const float* a, Py_ssize_t size)
-    Py_ssize_t ffc_count_nonfinite_d(const double* a, Py_ssize_t size)
     double ffc_sum_sq_s(const float* a, Py_ssize_t size)
     double ffc_sum_sq_d(const double* a, Py_ssize_t size)
 
