@@ -52,7 +52,8 @@ PRESETS = {
                  normalization="batchnorm", dropout_keep_ratio=0.8, reg=0.0, init="he",
                  update_rule="adam", learning_rate=1e-3, schedule="cosine",
                  time_budget=540.0, num_epochs=10000, batch_size=256, shuffle=True,
-                 augment="flip,translate=2", preprocess="standardize", dtype="float32", checkpoint_every=10),
+                 augment="flip,translate=2", preprocess="standardize", dtype="float32",
+                 checkpoint_every=10),
 }
 
 _FD = FRONTEND_DEFAULTS
