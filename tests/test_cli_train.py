@@ -61,11 +61,9 @@ def run_files(run):
 
 def test_train_defaults_are_the_front_end_defaults():
     fd = FRONTEND_DEFAULTS
-    assert T.DEFAULTS["hidden"] == list(fd["hidden_dims"])
-    assert T.DEFAULTS["dropout_keep"] == fd["dropout_keep_ratio"]
-    assert T.DEFAULTS["lr"] == fd["learning_rate"]
-    for key in ("activation", "normalization", "reg", "update_rule", "lr_decay",
-                "batch_size"):
+    assert T.DEFAULTS["hidden_dims"] == list(fd["hidden_dims"])
+    for key in ("activation", "normalization", "dropout_keep_ratio", "reg", "update_rule",
+                "learning_rate", "lr_decay", "batch_size"):
         assert T.DEFAULTS[key] == fd[key], key
 
 
@@ -76,11 +74,12 @@ def test_train_prints_the_update_rule_it_uses(in_tmp, capsys):
     assert rule in out.splitlines()
     config = json.loads((in_tmp / "a" / "config.json").read_text())
     assert config["update_rule"] == FRONTEND_DEFAULTS["update_rule"]
-    assert config["lr"] == FRONTEND_DEFAULTS["learning_rate"]
-    assert config["hidden"] == list(FRONTEND_DEFAULTS["hidden_dims"])
+    assert config["learning_rate"] == FRONTEND_DEFAULTS["learning_rate"]
+    assert config["hidden_dims"] == list(FRONTEND_DEFAULTS["hidden_dims"])
     assert config["batch_size"] == FRONTEND_DEFAULTS["batch_size"]
 
-    assert train("--epochs", "1", "--out", "b", "--update-rule", "sgd", "--lr", "0.05") == 0
+    assert train("--num-epochs", "1", "--out", "b", "--update-rule", "sgd",
+                 "--learning-rate", "0.05") == 0
     assert describe_rule("sgd", 0.05) in capsys.readouterr().out.splitlines()
     assert train("--epochs", "1", "--out", "c", "--quiet") == 0
     assert "update rule" not in capsys.readouterr().out
@@ -156,7 +155,7 @@ def test_resume_extends_the_run_to_more_epochs_exactly(in_tmp, capsys):
     straight = json.loads((in_tmp / "straight" / "metrics.json").read_text())
     assert extended["epochs"] == 4
     assert extended["history"] == straight["history"]
-    assert json.loads((in_tmp / "short" / "config.json").read_text())["epochs"] == 4
+    assert json.loads((in_tmp / "short" / "config.json").read_text())["num_epochs"] == 4
 
 
 def test_resume_refuses_fewer_epochs_than_done(in_tmp, capsys):
@@ -165,7 +164,7 @@ def test_resume_refuses_fewer_epochs_than_done(in_tmp, capsys):
     capsys.readouterr()
     assert train("--resume", "run", "--epochs", "2") == 2
     line = one_error_line(capsys)
-    assert "--epochs 2" in line and "3 epochs" in line
+    assert "--num-epochs 2" in line and "3 epochs" in line
     assert run_files(in_tmp / "run") == before
 
 
@@ -184,7 +183,7 @@ def test_resume_refuses_options_that_would_change_the_run(in_tmp, capsys):
     capsys.readouterr()
     assert train("--resume", "run", "--lr", "0.5") == 2
     line = one_error_line(capsys)
-    assert "--lr" in line and "config.json" in line
+    assert "--learning-rate" in line and "config.json" in line
 
 
 def _start(argv, cwd):
@@ -274,7 +273,7 @@ def test_a_failed_train_leaves_no_run_folder(in_tmp, capsys, monkeypatch):
     line = one_error_line(capsys)
     assert "--data DIR" in line and "cifar10_dir" not in line
     assert train("--epochs", "0") == 2
-    assert "--epochs" in one_error_line(capsys)
+    assert "--num-epochs" in one_error_line(capsys)
     assert not (in_tmp / "runs").exists() or os.listdir(in_tmp / "runs") == []
 
 
@@ -330,16 +329,21 @@ def test_gradcheck_still_catches_a_wrong_gradient(monkeypatch, capsys):
     assert "FAILED for W2" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("argv", [
-    ["--lr", "-1"], ["--lr", "nan"], ["--dropout-keep", "2"], ["--weight-scale", "-1"],
-    ["--time-budget", "0"], ["--lr-decay", "-1"], ["--print-every", "0"], ["--seed", "-1"],
-    ["--batch-size", "0"], ["--schedule", "cosine", "--lr-decay", "0.9"],
-    ["--augment", "translate=50"], ["--hidden", "10,x"],
-], ids=lambda a: " ".join(a))
-def test_bad_options_name_the_flag(in_tmp, capsys, argv):
+@pytest.mark.parametrize("argv, flag", [
+    (["--lr", "-1"], "--learning-rate"), (["--learning-rate", "nan"], "--learning-rate"),
+    (["--dropout-keep", "2"], "--dropout-keep-ratio"),
+    (["--dropout-keep-ratio", "0"], "--dropout-keep-ratio"),
+    (["--weight-scale", "-1"], "--weight-scale"), (["--time-budget", "0"], "--time-budget"),
+    (["--lr-decay", "-1"], "--lr-decay"), (["--print-every", "0"], "--print-every"),
+    (["--seed", "-1"], "--seed"), (["--batch-size", "0"], "--batch-size"),
+    (["--schedule", "cosine", "--lr-decay", "0.9"], "--lr-decay"),
+    (["--augment", "translate=50"], "--augment"), (["--hidden", "10,x"], "--hidden-dims"),
+    (["--hidden-dims", "0"], "--hidden-dims"),
+], ids=lambda a: " ".join(a) if isinstance(a, list) else "")
+def test_bad_options_name_the_flag(in_tmp, capsys, argv, flag):
     assert train("--epochs", "1", *argv) == 2
     line = one_error_line(capsys)
-    assert argv[-2] in line or argv[0] in line, line
+    assert flag in line, line
     for python_name in ("config[", "learning_rate", "dropout_keep_ratio", "weight_scale",
                         "time_budget", "lr_decay"):
         assert python_name not in line, line
@@ -400,7 +404,7 @@ def test_outputs_replace_planted_symlinks_instead_of_writing_through(in_tmp, cap
     for name, (target, text) in victims.items():
         assert target.read_text() == text, name
         assert not os.path.islink(in_tmp / "run" / name), name
-    assert json.loads((in_tmp / "run" / "config.json").read_text())["epochs"] == 2
+    assert json.loads((in_tmp / "run" / "config.json").read_text())["num_epochs"] == 2
 
 
 # ------------------------------------------------------------------ validation (16.13)
@@ -426,11 +430,12 @@ def test_metrics_json_is_strict_json(in_tmp, capsys):
 
 @pytest.mark.parametrize("edit, words", [
     (lambda c: c.update(batch_size=0), ["'batch_size'", "--batch-size", ">= 1"]),
-    (lambda c: c.pop("lr"), ["lacks the key 'lr'"]),
+    (lambda c: c.pop("learning_rate"), ["lacks the key 'learning_rate'"]),
     (lambda c: c.update(threads=1000), ["'threads'", "between 1 and"]),
-    (lambda c: c.update(hidden="100"), ["'hidden'", "positive integers"]),
+    (lambda c: c.update(hidden_dims="100"), ["'hidden_dims'", "--hidden-dims",
+                                             "positive integers"]),
     (lambda c: c.update(update_rule="sgdd"), ["'update_rule'", "adam"]),
-    (lambda c: c.update(lr=None), ["'lr'", "> 0"]),
+    (lambda c: c.update(learning_rate=None), ["'learning_rate'", "--learning-rate", "> 0"]),
 ], ids=["batch_size=0", "missing-lr", "threads=1000", "hidden-string", "bad-rule",
         "lr-null"])
 def test_resume_validates_config_json(in_tmp, capsys, edit, words):
@@ -475,3 +480,192 @@ def test_evaluate_reads_the_run(in_tmp, capsys):
     assert f"accuracy {metrics['final_accuracy']['val']:.4f}" in out
     assert cli.main(["evaluate", "run", "--num-test", "0"]) == 2
     assert "--num-test" in one_error_line(capsys)
+
+
+# ------------------------------------------------------------------ API names (17.6)
+
+#: the CLI's former spellings and the API names that replaced them
+RENAMED = {"--hidden": "--hidden-dims", "--dropout-keep": "--dropout-keep-ratio",
+           "--lr": "--learning-rate", "--epochs": "--num-epochs"}
+
+
+def _sub_parser(command):
+    parser = cli.build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command")
+    return sub.choices[command]
+
+
+@pytest.mark.parametrize("old, new", sorted(RENAMED.items()))
+def test_train_options_take_the_api_names_and_keep_the_old_ones(old, new):
+    parser = _sub_parser("train")
+    value = "3" if "epochs" in new else "0.5"
+    by_new, by_old = parser.parse_args([new, value]), parser.parse_args([old, value])
+    key = new[2:].replace("-", "_")
+    assert key in T.DEFAULTS
+    assert getattr(by_new, key) == getattr(by_old, key) is not None
+    assert vars(by_new) == vars(by_old)
+
+
+def test_help_shows_both_spellings():
+    for command, pairs in (("train", RENAMED),
+                           ("gradcheck", {"--hidden": "--hidden-dims",
+                                          "--dropout-keep": "--dropout-keep-ratio",
+                                          "--classes": "--num-classes",
+                                          "--batch": "--batch-size"}),
+                           ("sweep", {"--epochs": "--num-epochs"})):
+        text = " ".join(_sub_parser(command).format_help().split())
+        for old, new in pairs.items():
+            assert f"{new} " in text and f"{old} " in text, (command, old, new)
+            assert text.index(new + " ") < text.index(old + " "), (command, old, new)
+
+
+def test_config_json_and_presets_use_the_api_names(in_tmp, capsys):
+    for preset in T.PRESETS.values():
+        assert set(preset) <= set(T.DEFAULTS), preset
+    assert not set(T.OLD_KEYS) & set(T.DEFAULTS)
+    assert train("--num-epochs", "1", "--hidden-dims", "16", "--dropout-keep-ratio", "0.9",
+                 "--learning-rate", "0.002", "--quiet", "--out", "run") == 0
+    config = json.loads((in_tmp / "run" / "config.json").read_text())
+    assert set(config) == set(T.DEFAULTS) | {"preset"}
+    assert (config["num_epochs"], config["hidden_dims"], config["dropout_keep_ratio"],
+            config["learning_rate"]) == (1, [16], 0.9, 0.002)
+    metrics = json.loads((in_tmp / "run" / "metrics.json").read_text())
+    assert metrics["config"] == config
+    assert Net.load(in_tmp / "run" / "model.npz").metadata["settings"] == config
+
+
+def test_resume_reads_a_config_json_written_with_the_old_keys(in_tmp, capsys):
+    common = ["--quiet", "--hidden", "20", "--batch-size", "50", "--dropout-keep", "0.9",
+              "--lr", "0.002"]
+    assert train(*common, "--epochs", "1", "--out", "old") == 0
+    assert train(*common, "--epochs", "2", "--out", "straight") == 0
+    path = in_tmp / "old" / "config.json"
+    config = json.loads(path.read_text())
+    new_to_old = {new: old for old, new in T.OLD_KEYS.items()}
+    old_config = {new_to_old.get(k, k): v for k, v in config.items()}
+    # what 'fastfc train' wrote before the settings took the API's names
+    assert {"hidden", "dropout_keep", "lr", "epochs"} <= set(old_config)
+    assert not {"hidden_dims", "dropout_keep_ratio", "learning_rate", "num_epochs"} \
+        & set(old_config)
+    path.write_text(json.dumps(old_config))
+    assert train("--resume", "old", "--num-epochs", "2", "--quiet") == 0
+    resumed = json.loads(path.read_text())
+    assert resumed == dict(config, num_epochs=2)
+    assert_same_arrays(params_of(in_tmp / "old" / "model.npz"),
+                       params_of(in_tmp / "straight" / "model.npz"))
+    # a file holding both spellings of a setting is refused, naming the stray key
+    path.write_text(json.dumps(dict(resumed, lr=0.5)))
+    capsys.readouterr()
+    assert train("--resume", "old", "--epochs", "3") == 2
+    line = one_error_line(capsys)
+    assert "unknown key 'lr'" in line
+
+
+def test_evaluate_reads_a_model_whose_settings_use_the_old_keys(in_tmp, capsys):
+    assert train("--epochs", "1", "--quiet", "--num-test", "7", "--out", "run") == 0
+    net = Net.load(in_tmp / "run" / "model.npz")
+    new_to_old = {new: old for old, new in T.OLD_KEYS.items()}
+    settings = {new_to_old.get(k, k): v for k, v in net.metadata["settings"].items()}
+    net.save(in_tmp / "old.npz", settings=settings)
+    capsys.readouterr()
+    assert cli.main(["evaluate", str(in_tmp / "old.npz")]) == 0
+    assert "on 7 images" in capsys.readouterr().out
+
+
+def test_gradcheck_takes_the_api_names_and_the_old_ones(capsys):
+    assert cli.main(["gradcheck", "--hidden-dims", "4", "--num-classes", "3",
+                     "--batch-size", "5", "--dropout-keep-ratio", "1"]) == 0
+    new = capsys.readouterr().out
+    assert cli.main(["gradcheck", "--hidden", "4", "--classes", "3", "--batch", "5",
+                     "--dropout-keep", "1"]) == 0
+    assert capsys.readouterr().out == new
+    assert "on 5 random samples" in new
+    for argv, flag in ((["--classes", "1"], "--num-classes"), (["--batch", "0"], "--batch-size"),
+                       (["--dropout-keep", "0"], "--dropout-keep-ratio"),
+                       (["--hidden", "x"], "--hidden-dims")):
+        assert cli.main(["gradcheck", *argv]) == 2
+        assert flag in one_error_line(capsys)
+
+
+# ------------------------------------------------------------------ bench (17.6)
+
+def _plant_bench(folder, body):
+    (folder / "bench").mkdir(parents=True)
+    (folder / "bench" / "__init__.py").write_text("")
+    (folder / "bench" / "__main__.py").write_text(body)
+
+
+#: a harness that must never be imported: it leaves a file behind if it is
+DECOY = "import pathlib\npathlib.Path(__file__).parent.parent.joinpath('DECOY-RAN')" \
+        ".write_text('x')\n\ndef main(argv):\n    return 0\n"
+
+
+@pytest.fixture
+def no_bench_module(monkeypatch):
+    """Whatever 'bench' modules a test imports are forgotten after it."""
+    before = {k for k in sys.modules if k == "bench" or k.startswith("bench.")}
+    yield
+    for name in [k for k in sys.modules if k == "bench" or k.startswith("bench.")]:
+        if name not in before:
+            del sys.modules[name]
+
+
+def test_bench_outside_a_source_tree_never_imports_the_working_directory(
+        tmp_path, monkeypatch, capsys, no_bench_module):
+    installed = tmp_path / "site-packages" / "fastfc"
+    installed.mkdir(parents=True)
+    work = tmp_path / "work"
+    _plant_bench(work, DECOY)
+    monkeypatch.chdir(work)
+    monkeypatch.syspath_prepend(str(work))  # as `python -m fastfc` would have it
+    monkeypatch.setattr(cli, "_PACKAGE_DIR", str(installed))
+    assert "bench" not in sys.modules
+    assert cli.main(["bench", "--quick"]) == 2
+    line = one_error_line(capsys)
+    assert "git clone" in line and "PYTHONPATH=src:. python -m bench" in line
+    assert not (work / "DECOY-RAN").exists()
+    assert "bench" not in sys.modules
+
+
+def test_bench_runs_the_harness_of_the_source_tree_it_came_from(
+        tmp_path, monkeypatch, capsys, no_bench_module):
+    tree = tmp_path / "tree"
+    (tree / "src" / "fastfc").mkdir(parents=True)
+    _plant_bench(tree, "import sys\n\ndef main(argv):\n    print('TREE', argv)\n"
+                       "    return 7\n")
+    work = tmp_path / "work"
+    _plant_bench(work, DECOY)
+    monkeypatch.chdir(work)
+    monkeypatch.syspath_prepend(str(work))
+    monkeypatch.setattr(cli, "_PACKAGE_DIR", str(tree / "src" / "fastfc"))
+    path_before = list(sys.path)
+    assert cli.main(["bench", "--quick", "--rounds", "2"]) == 7
+    assert "TREE ['--quick', '--rounds', '2']" in capsys.readouterr().out
+    assert not (work / "DECOY-RAN").exists()
+    assert os.path.dirname(sys.modules["bench"].__file__) == str(tree / "bench")
+    assert sys.path == path_before
+    assert cli.main(["--traceback", "bench", "--", "--workloads", "W1"]) == 7
+    assert "TREE ['--workloads', 'W1']" in capsys.readouterr().out
+    assert cli.main(["bench", "--help"]) == 0
+    assert "usage: fastfc bench" in capsys.readouterr().out
+
+
+def test_bench_source_tree_is_recognised_exactly(tmp_path):
+    tree = tmp_path / "tree"
+    (tree / "src" / "fastfc").mkdir(parents=True)
+    assert cli.source_tree(str(tree / "src" / "fastfc")) is None        # no bench/
+    (tree / "bench").mkdir()
+    (tree / "bench" / "__init__.py").write_text("")
+    assert cli.source_tree(str(tree / "src" / "fastfc")) is None        # no __main__.py
+    (tree / "bench" / "__main__.py").write_text("")
+    assert cli.source_tree(str(tree / "src" / "fastfc")) == str(tree)
+    (tree / "lib" / "fastfc").mkdir(parents=True)
+    assert cli.source_tree(str(tree / "lib" / "fastfc")) is None        # not src/
+    (tree / "src" / "other").mkdir()
+    assert cli.source_tree(str(tree / "src" / "other")) is None         # not fastfc/
+    # this very fastfc: its own tree when it runs from one, else None
+    package = os.path.dirname(os.path.realpath(fastfc.__file__))
+    root = os.path.dirname(os.path.dirname(package))
+    expected = root if os.path.basename(os.path.dirname(package)) == "src" and \
+        os.path.isfile(os.path.join(root, "bench", "__main__.py")) else None
+    assert cli.source_tree() == expected

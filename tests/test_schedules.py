@@ -6,7 +6,7 @@ import pytest
 
 from fastfc import Net, Solver
 from fastfc.classifiers.fc_net import FullyConnectedNet
-from fastfc.schedules import CosineSchedule, StepDecay, cosine_factor
+from fastfc.schedules import CosineSchedule, cosine_factor
 
 
 class FakeClock:
@@ -58,10 +58,6 @@ def test_time_budget_state_survives_a_resume():
     clock2.now = 1.0
     assert s2.elapsed() == pytest.approx(5.0)
     assert s2.fraction(0) == pytest.approx(0.5)
-
-
-def test_step_decay():
-    assert StepDecay(0.5).epoch_end(2.0) == 1.0
 
 
 @pytest.mark.parametrize("kwargs", [{}, {"total_steps": 0}, {"time_budget": 0},

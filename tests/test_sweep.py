@@ -417,6 +417,21 @@ def test_cli_main_runs_a_sweep_and_writes_table_and_plot(tmp_path, capsys):
     assert png.exists() and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_cli_flags_take_the_api_names_and_keep_the_old_ones():
+    import argparse
+
+    from fastfc.sweep import _fixed_from_args, add_cli_arguments
+    parser = add_cli_arguments(argparse.ArgumentParser())
+    base = ["--space", '{"reg": [0.0]}']
+    new = parser.parse_args([*base, "--num-epochs", "3", "--batch-size", "20",
+                             "--update-rule", "sgd"])
+    old = parser.parse_args([*base, "--epochs", "3", "--batch-size", "20",
+                             "--update-rule", "sgd"])
+    assert vars(new) == vars(old)
+    # every dedicated flag is the name of the setting it fixes, as --set spells it
+    assert _fixed_from_args(new) == {"num_epochs": 3, "batch_size": 20, "update_rule": "sgd"}
+
+
 # ---------------------------------------------------------------------- defaults, divergence
 
 def test_unspecified_settings_take_the_front_end_defaults(digits, tmp_path, capsys):
@@ -571,7 +586,8 @@ def test_cli_set_seed_and_typed_values(tmp_path, capsys):
     (["--top", "-3"], "argument --top: expected a positive integer"),
     (["--n-jobs", "0"], "argument --n-jobs: expected a positive integer"),
     (["--n-trials", "x"], "argument --n-trials: expected a positive integer, got 'x'"),
-    (["--epochs", "-1"], "argument --epochs: expected a positive integer"),
+    (["--epochs", "-1"], "argument --num-epochs/--epochs: expected a positive integer"),
+    (["--num-epochs", "0"], "argument --num-epochs/--epochs: expected a positive integer"),
     (["--batch-size", "0"], "argument --batch-size: expected a positive integer"),
     (["--seed", "-1"], "argument --seed: expected a non-negative integer"),
     (["--update-rule", "lbfgs"], "argument --update-rule: invalid choice"),
@@ -592,7 +608,7 @@ def test_cli_bad_flags_are_usage_errors(tmp_path, capsys, argv, message):
     (["--data", "missing.npz"], "--data 'missing.npz': no such file"),
     (["--data", "/dev/zero"], "--data '/dev/zero': not a regular file"),
     (["--space", "/dev/zero"], "--space '/dev/zero': not a regular file"),
-    (["--epochs", "1", "--set", "num_epochs=2"], "num_epochs is given both by --epochs"),
+    (["--epochs", "1", "--set", "num_epochs=2"], "num_epochs is given both by --num-epochs"),
     (["--plot", "no/such/folder/p.png"], "the folder"),
     (["--results", "/dev/full"], "is a device: the results journal must be a regular file"),
 ])

@@ -45,24 +45,28 @@ class BadOption(ValueError):
 PRESETS = {
     "default": {},
     # the course's five-layer net, as a baseline
-    "course": dict(hidden=[100, 100, 100, 100, 100], update_rule="adam", lr=1e-3,
-                   batch_size=200, epochs=10, weight_scale=5e-2),
+    "course": dict(hidden_dims=[100, 100, 100, 100, 100], update_rule="adam",
+                   learning_rate=1e-3, batch_size=200, num_epochs=10, weight_scale=5e-2),
     # the CIFAR-10 recipe: fits in 10 minutes on 2 cores, ~65% test accuracy
-    "best": dict(dataset="cifar10", hidden=[1024, 512, 256], activation="relu",
-                 normalization="batchnorm", dropout_keep=0.8, reg=0.0, init="he",
-                 update_rule="adam", lr=1e-3, schedule="cosine", time_budget=540.0,
-                 epochs=10000, batch_size=256, shuffle=True, augment="flip,translate=2",
-                 preprocess="standardize", dtype="float32", checkpoint_every=10),
+    "best": dict(dataset="cifar10", hidden_dims=[1024, 512, 256], activation="relu",
+                 normalization="batchnorm", dropout_keep_ratio=0.8, reg=0.0, init="he",
+                 update_rule="adam", learning_rate=1e-3, schedule="cosine",
+                 time_budget=540.0, num_epochs=10000, batch_size=256, shuffle=True,
+                 augment="flip,translate=2", preprocess="standardize", dtype="float32",
+                 checkpoint_every=10),
 }
 
 _FD = FRONTEND_DEFAULTS
 #: defaults when neither the preset nor the command line sets a value; the training
-#: settings are the front ends' shared ones (fastfc._defaults), renamed to the CLI keys
-DEFAULTS = dict(dataset="digits", data=None, hidden=list(_FD["hidden_dims"]),
+#: settings are the front ends' shared ones (fastfc._defaults).  Every key is the name
+#: of the Net / Solver / optim_config keyword it feeds, and its option is that name
+#: with dashes (learning_rate -> --learning-rate)
+DEFAULTS = dict(dataset="digits", data=None, hidden_dims=list(_FD["hidden_dims"]),
                 activation=_FD["activation"], normalization=_FD["normalization"],
-                dropout_keep=_FD["dropout_keep_ratio"], reg=_FD["reg"], weight_scale=None,
-                init=None, update_rule=_FD["update_rule"], lr=_FD["learning_rate"],
-                lr_decay=_FD["lr_decay"], schedule=None, time_budget=None, epochs=50,
+                dropout_keep_ratio=_FD["dropout_keep_ratio"], reg=_FD["reg"],
+                weight_scale=None, init=None, update_rule=_FD["update_rule"],
+                learning_rate=_FD["learning_rate"], lr_decay=_FD["lr_decay"],
+                schedule=None, time_budget=None, num_epochs=50,
                 batch_size=_FD["batch_size"], shuffle=False, augment=None,
                 preprocess="standardize", dtype="float32", threads=None, seed=0,
                 print_every=None, checkpoint_every=1, num_test=None)
@@ -78,7 +82,16 @@ PREPROCESSING = ("standardize", "mean", "none")
 ACTIVATIONS = ("relu", "leaky_relu", "sigmoid", "tanh", "swish")
 UPDATE_RULES = ("sgd", "sgd_momentum", "sgd_nesterov_momentum", "rmsprop", "adam")
 #: options that may accompany --resume (everything else comes from RUN/config.json)
-RESUME_OPTIONS = ("epochs", "data", "threads")
+RESUME_OPTIONS = ("num_epochs", "data", "threads")
+
+#: the keys of config.json (and of a saved model's settings) before fastfc named them
+#: after the API; --resume and evaluate read the old ones under their new names
+OLD_KEYS = {"hidden": "hidden_dims", "dropout_keep": "dropout_keep_ratio",
+            "lr": "learning_rate", "epochs": "num_epochs"}
+
+#: the short spellings each option still accepts (they are the CLI's former names)
+_ALIASES = {"hidden_dims": ("--hidden",), "dropout_keep_ratio": ("--dropout-keep",),
+            "learning_rate": ("--lr",), "num_epochs": ("--epochs",)}
 _SEED_MAX = 2**32 - 1
 
 
@@ -86,7 +99,12 @@ def _flag(key):
     return "--" + key.replace("_", "-")
 
 
-def _int_list(text, flag="--hidden"):
+def _option(add, key, **kwargs):
+    """Declare the option of setting ``key``: ``--key-with-dashes`` and its aliases."""
+    add(_flag(key), *_ALIASES.get(key, ()), dest=key, **kwargs)
+
+
+def _int_list(text, flag="--hidden-dims"):
     try:
         values = [int(v) for v in str(text).split(",") if v.strip()]
     except ValueError:
@@ -105,16 +123,16 @@ def train_arguments(parser):
            "'best' (the CIFAR-10 recipe); options given explicitly win")
     a("--dataset", choices=DATASETS, help="digits (embedded, the default) or cifar10")
     a("--data", metavar="DIR", help="CIFAR-10 directory (default: $FASTFC_DATA)")
-    a("--hidden", type=str, metavar="H1,H2,...",
-      help=f"hidden layer sizes, e.g. 512,256 (default "
-           f"{','.join(map(str, DEFAULTS['hidden']))})")
+    _option(a, "hidden_dims", type=str, metavar="H1,H2,...",
+            help=f"widths of the hidden layers, comma-separated, e.g. 512,256 (default "
+                 f"{','.join(map(str, DEFAULTS['hidden_dims']))})")
     a("--activation", choices=ACTIVATIONS,
       help=f"nonlinearity after each hidden layer (default {DEFAULTS['activation']})")
     a("--normalization", choices=["none", "batchnorm", "layernorm"],
       help="normalise each hidden layer before its nonlinearity (default none)")
-    a("--dropout-keep", type=float, metavar="P",
-      help=f"probability of keeping a hidden unit, in (0, 1] (default "
-           f"{DEFAULTS['dropout_keep']:g}: no dropout)")
+    _option(a, "dropout_keep_ratio", type=float, metavar="P",
+            help=f"chance that a hidden unit is kept, in (0, 1] (default "
+                 f"{DEFAULTS['dropout_keep_ratio']:g}: no dropout)")
     a("--reg", type=float, help=f"L2 strength, 0.5 * reg * sum W^2 (default {DEFAULTS['reg']:g})")
     a("--weight-scale", type=float,
       help="std of the initial weights (default: --init's scaling)")
@@ -123,16 +141,17 @@ def train_arguments(parser):
            "otherwise); not with --weight-scale")
     a("--update-rule", choices=UPDATE_RULES,
       help=f"optimiser (default {DEFAULTS['update_rule']})")
-    a("--lr", type=float, help=f"learning rate (default {DEFAULTS['lr']:g})")
+    _option(a, "learning_rate", type=float, metavar="LR",
+            help=f"step size of the update rule (default {DEFAULTS['learning_rate']:g})")
     a("--lr-decay", type=float,
       help="multiply the learning rate by this after every epoch (default 1: constant)")
     a("--schedule", choices=["none", "cosine"],
       help="cosine: decay the learning rate to zero along a half cosine (default none)")
     a("--time-budget", type=float, metavar="SECONDS",
       help="train for this many seconds (the cosine reaches zero exactly then)")
-    a("--epochs", type=int,
-      help=f"passes over the training set (default {DEFAULTS['epochs']}); with --resume, "
-           "extend the run to this many epochs")
+    _option(a, "num_epochs", type=int, metavar="N",
+            help=f"passes over the training set (default {DEFAULTS['num_epochs']}); with "
+                 "--resume, extend the run to this many epochs")
     a("--batch-size", type=int, help=f"minibatch size (default {DEFAULTS['batch_size']})")
     a("--shuffle", action="store_const", const=True,
       help="sample each epoch without replacement (default: with replacement, as the course)")
@@ -163,7 +182,7 @@ def train_arguments(parser):
            "runs/<dataset>-<time>)")
     a("--resume", metavar="RUN",
       help="continue the run in the directory RUN from its solver.npz, with its "
-           "config.json (only --epochs, --data and --threads may change)")
+           "config.json (only --num-epochs, --data and --threads may change)")
     a("--no-progress", action="store_true", help="no progress bar")
     a("--quiet", action="store_true", help="print only the final summary")
 
@@ -176,8 +195,8 @@ def resolve_settings(args):
     settings = dict(DEFAULTS)
     settings.update(PRESETS[preset])
     given = {k: v for k, v in vars(args).items() if v is not None and k in DEFAULTS}
-    if "hidden" in given:
-        given["hidden"] = _int_list(given["hidden"])
+    if "hidden_dims" in given:
+        given["hidden_dims"] = _int_list(given["hidden_dims"])
     settings.update(given)
     settings["preset"] = preset
     if settings["normalization"] == "none":
@@ -194,8 +213,14 @@ def resolve_settings(args):
 
 
 def _upgrade(settings):
-    """A config.json of an earlier fastfc: its 'standardize' flag becomes 'preprocess'."""
+    """Settings (config.json, a model's metadata) of an earlier fastfc in today's keys:
+    the CLI's former names (OLD_KEYS) become the API's, and the 'standardize' flag
+    becomes 'preprocess'.  An old key whose new one is also present is left alone (and
+    then refused as unknown)."""
     settings = dict(settings)
+    for old, new in OLD_KEYS.items():
+        if old in settings and new not in settings:
+            settings[new] = settings.pop(old)
     if "preprocess" not in settings and "standardize" in settings:
         settings["preprocess"] = "standardize" if settings["standardize"] else "mean"
     settings.pop("standardize", None)
@@ -207,7 +232,7 @@ def validate_settings(settings, source=None, given=()):
 
     ``source`` is None for the command line, else the path of the config.json the
     settings were read from, with the keys in ``given`` set on the command line
-    (--resume's --epochs, --data, --threads).  The same checks serve both.
+    (--resume's --num-epochs, --data, --threads).  The same checks serve both.
     """
     def where(key):
         if source is None or key in given:
@@ -277,20 +302,20 @@ def validate_settings(settings, source=None, given=()):
                 fail(key, "a string or null")
         if not isinstance(settings["shuffle"], bool):
             fail("shuffle", "true or false")
-        hidden = settings["hidden"]
+        hidden = settings["hidden_dims"]
         if not isinstance(hidden, list) or not all(is_int(h) and h >= 1 for h in hidden):
-            fail("hidden", "a list of positive integers")
+            fail("hidden_dims", "a list of positive integers")
 
-    integer("epochs", 1)
+    integer("num_epochs", 1)
     integer("batch_size", 1)
     integer("checkpoint_every", 1)
     integer("seed", 0, _SEED_MAX)
     integer("print_every", 1, optional=True)
     integer("num_test", 1, TEST_IMAGES[settings["dataset"]], optional=True)
     integer("threads", 1, os.cpu_count() or 1, optional=True)
-    real("lr", 0.0, low_open=True)
+    real("learning_rate", 0.0, low_open=True)
     real("reg", 0.0)
-    real("dropout_keep", 0.0, low_open=True, high=1.0)
+    real("dropout_keep_ratio", 0.0, low_open=True, high=1.0)
     real("weight_scale", 0.0, low_open=True, optional=True)
     real("lr_decay", 0.0, low_open=True)
     real("time_budget", 0.0, low_open=True, optional=True)
@@ -323,12 +348,12 @@ def _check_augment(settings, name):
 _PYTHON_NAMES = (
     (r"cifar10_dir=\.\.\.", "--data DIR"),
     (r"\bcifar10_dir\b", "--data"),
-    (r"(?:optim_)?config\[['\"]learning_rate['\"]\]", "--lr"),
-    (r"\blearning_rate\b", "--lr"),
-    (r"\bdropout_keep_ratio\b", "--dropout-keep"),
+    (r"(?:optim_)?config\[['\"]learning_rate['\"]\]", "--learning-rate"),
+    (r"\blearning_rate\b", "--learning-rate"),
+    (r"\bdropout_keep_ratio\b", "--dropout-keep-ratio"),
     (r"\bweight_scale\b", "--weight-scale"),
     (r"\bbatch_size\b", "--batch-size"),
-    (r"\bnum_epochs\b", "--epochs"),
+    (r"\bnum_epochs\b", "--num-epochs"),
     (r"\btime_budget\b", "--time-budget"),
     (r"\blr_decay\b", "--lr-decay"),
     (r"\bnum_test\b", "--num-test"),
@@ -410,9 +435,9 @@ def _build_net(settings, data):
 
     n_features = int(np.prod(data["X_train"].shape[1:]))
     n_classes = int(max(data["y_train"].max(), data["y_val"].max())) + 1
-    dims = [n_features] + list(settings["hidden"]) + [n_classes]
+    dims = [n_features] + list(settings["hidden_dims"]) + [n_classes]
     return Net(dims, activation=settings["activation"],
-               dropout_keep_ratio=settings["dropout_keep"],
+               dropout_keep_ratio=settings["dropout_keep_ratio"],
                normalization=settings["normalization"], reg=settings["reg"],
                weight_scale=settings["weight_scale"], init=settings["init"],
                dtype=np.dtype(settings["dtype"]).type, seed=settings["seed"])
@@ -425,8 +450,9 @@ def _build_solver(settings, net, data, image_shape, checkpoint, progress, verbos
     iterations = max(len(data["X_train"]) // settings["batch_size"], 1)
     return Solver(
         net, data, update_rule=settings["update_rule"],
-        optim_config={"learning_rate": settings["lr"]}, lr_decay=settings["lr_decay"],
-        batch_size=settings["batch_size"], num_epochs=settings["epochs"],
+        optim_config={"learning_rate": settings["learning_rate"]},
+        lr_decay=settings["lr_decay"], batch_size=settings["batch_size"],
+        num_epochs=settings["num_epochs"],
         print_every=settings["print_every"] or iterations, verbose=verbose,
         progress=progress, schedule=settings["schedule"],
         time_budget=settings["time_budget"], shuffle=settings["shuffle"],
@@ -586,7 +612,8 @@ def _read_config(run_dir, overrides=None):
 
 
 def _resume_settings(args):
-    """Settings of the run to continue: its config.json plus --epochs/--data/--threads."""
+    """Settings of the run to continue: its config.json plus --num-epochs, --data and
+    --threads."""
     extra = [_flag(k) for k, v in vars(args).items()
              if v is not None and (k in DEFAULTS or k in ("preset", "out"))
              and k not in RESUME_OPTIONS]
@@ -654,7 +681,7 @@ def cmd_train(args):
                            f"{_PREPROCESS_WORDS[settings['preprocess']]}, loaded in "
                            f"{t_load:.2f} s")
                 _say(args, f"model: {net!r}")
-                _say(args, describe_rule(settings["update_rule"], settings["lr"]))
+                _say(args, describe_rule(settings["update_rule"], settings["learning_rate"]))
                 done_before = len(solver.loss_history)
                 t0 = time.perf_counter()
                 solver.train()
@@ -679,7 +706,8 @@ def cmd_train(args):
                       flush=True)
             elif len(solver.loss_history) == done_before:
                 print(f"nothing left to train: {run_dir} has done {solver.epoch} of "
-                      f"{settings['epochs']} epochs (give --epochs N to extend it); "
+                      f"{settings['num_epochs']} epochs (give --num-epochs N to extend "
+                      "it); "
                       "nothing was written")
                 return 0
             elif _checkpoint_iteration(checkpoint) != len(solver.loss_history):
@@ -741,25 +769,28 @@ _PREPROCESS_WORDS = {"standardize": "standardised per channel",
 
 
 def _resume_solver(args, settings, solver, run_dir, checkpoint, config_path):
-    """Load RUN/solver.npz into the solver; with --epochs, extend (never shorten) the run."""
+    """Load RUN/solver.npz into the solver; with --num-epochs, extend (never shorten) the
+    run."""
     if not os.path.exists(checkpoint):
         raise BadOption(f"--resume {run_dir}: no solver.npz there yet (the run stopped "
                         "before its first checkpoint); start it again instead")
     solver.resume(checkpoint)
-    if args.epochs is not None:
+    epochs = args.num_epochs
+    if epochs is not None:
         done = solver.epoch
-        if args.epochs < done:
-            raise BadOption(f"--epochs {args.epochs}: the run in {run_dir} has already done "
-                            f"{done} epochs; give --epochs {done} or more to continue it")
+        if epochs < done:
+            raise BadOption(f"--num-epochs {epochs}: the run in {run_dir} has already done "
+                            f"{done} epochs; give --num-epochs {done} or more to continue it")
         with open(config_path, encoding="utf-8") as f:
-            before = _upgrade(json.load(f)).get("epochs")
-        if args.epochs != before and settings["schedule"] == "cosine" \
+            before = _upgrade(json.load(f)).get("num_epochs")
+        if epochs != before and settings["schedule"] == "cosine" \
                 and settings["time_budget"] is None:
-            raise BadOption(f"--epochs {args.epochs}: the run in {run_dir} follows a cosine "
+            raise BadOption(f"--num-epochs {epochs}: the run in {run_dir} follows a cosine "
                             f"schedule laid out over {before} epochs; it cannot be extended "
                             "(start a new run)")
     _write_json(config_path, settings)
-    _say(args, f"resumed at epoch {solver.epoch} of {settings['epochs']} from {checkpoint}")
+    _say(args, f"resumed at epoch {solver.epoch} of {settings['num_epochs']} from "
+               f"{checkpoint}")
 
 
 # ------------------------------------------------------------------ evaluate
@@ -822,18 +853,21 @@ def gradcheck_tolerance(n_layers):
 
 def gradcheck_arguments(parser):
     a = parser.add_argument
-    a("--hidden", default="7,5", metavar="H1,H2,...",
-      help="hidden layer sizes of the random net (default 7,5)")
+    a("--hidden-dims", "--hidden", dest="hidden_dims", default="7,5", metavar="H1,H2,...",
+      help="widths of the random net's hidden layers, comma-separated (default 7,5)")
     a("--activation", default="relu", choices=ACTIVATIONS,
       help="nonlinearity after each hidden layer (default relu)")
     a("--normalization", default="none", choices=["none", "batchnorm", "layernorm"],
       help="normalise each hidden layer (default none)")
-    a("--dropout-keep", type=float, default=1.0, metavar="P",
-      help="probability of keeping a hidden unit, in (0, 1] (default 1: no dropout)")
+    a("--dropout-keep-ratio", "--dropout-keep", dest="dropout_keep_ratio", type=float,
+      default=1.0, metavar="P",
+      help="chance that a hidden unit is kept, in (0, 1] (default 1: no dropout)")
     a("--reg", type=float, default=0.1, help="L2 strength (default 0.1)")
     a("--input-dim", type=int, default=6, help="features per sample (default 6)")
-    a("--classes", type=int, default=4, help="number of classes, at least 2 (default 4)")
-    a("--batch", type=int, default=8, help="random samples to check on (default 8)")
+    a("--num-classes", "--classes", dest="num_classes", type=int, default=4, metavar="C",
+      help="how many classes the net scores, 2 or more (default 4)")
+    a("--batch-size", "--batch", dest="batch_size", type=int, default=8, metavar="N",
+      help="how many random samples the loss is checked on (default 8)")
     a("--seed", type=int, default=0, help="seed of the net and the samples (default 0)")
     parser.description = (
         "Check every parameter's gradient of a small random float64 net against centred "
@@ -849,29 +883,31 @@ def cmd_gradcheck(args):
     from fastfc import Net
     from fastfc.gradient_check import eval_numerical_gradient, rel_error
 
-    for name, value, low in (("--input-dim", args.input_dim, 1), ("--classes", args.classes, 2),
-                             ("--batch", args.batch, 1)):
+    for name, value, low in (("--input-dim", args.input_dim, 1),
+                             ("--num-classes", args.num_classes, 2),
+                             ("--batch-size", args.batch_size, 1)):
         if value < low:
             raise BadOption(f"{name} must be an integer >= {low}, got {value}")
-    if not 0 < args.dropout_keep <= 1:
-        raise BadOption(f"--dropout-keep must be in (0, 1], got {args.dropout_keep}")
+    if not 0 < args.dropout_keep_ratio <= 1:
+        raise BadOption(f"--dropout-keep-ratio must be in (0, 1], got "
+                        f"{args.dropout_keep_ratio}")
     if not (math.isfinite(args.reg) and args.reg >= 0):
         raise BadOption(f"--reg must be a finite number >= 0, got {args.reg}")
     if not 0 <= args.seed <= _SEED_MAX:
         raise BadOption(f"--seed must be an integer between 0 and {_SEED_MAX}, got {args.seed}")
     rng = np.random.default_rng(args.seed)
-    dims = [args.input_dim] + _int_list(args.hidden) + [args.classes]
+    dims = [args.input_dim] + _int_list(args.hidden_dims, "--hidden-dims") + [args.num_classes]
     net = Net(dims, activation=args.activation,
               normalization=None if args.normalization == "none" else args.normalization,
-              dropout_keep_ratio=args.dropout_keep, reg=args.reg, seed=args.seed,
+              dropout_keep_ratio=args.dropout_keep_ratio, reg=args.reg, seed=args.seed,
               dtype=np.float64)
-    X = rng.standard_normal((args.batch, args.input_dim))
-    y = rng.integers(0, args.classes, size=args.batch)
+    X = rng.standard_normal((args.batch_size, args.input_dim))
+    y = rng.integers(0, args.num_classes, size=args.batch_size)
     loss, grads = net.loss(X, y)
     grads = {k: np.array(v, copy=True) for k, v in grads.items()}
     rtol = gradcheck_tolerance(len(dims) - 1)
     atol = 10 * np.finfo(np.float64).eps * max(1.0, abs(float(loss))) / GRADCHECK_H
-    print(f"gradient check of {net!r} on {args.batch} random samples (float64, "
+    print(f"gradient check of {net!r} on {args.batch_size} random samples (float64, "
           f"h = {GRADCHECK_H:g}); pass: |numeric - analytic| <= {rtol:.0e} * (|numeric| + "
           f"|analytic|) + {atol:.1e}")
     width = max(len("parameter"), *(len(k) for k in net.params))

@@ -1,12 +1,20 @@
 """The ``fastfc`` command line.
 
-    fastfc --version        print the version
-    fastfc info [--json]    version, build flags, BLAS and threads (for bug reports)
+    fastfc train         train a net, write a run directory (fastfc._cli_train)
+    fastfc evaluate      accuracy of a saved model on a data split
+    fastfc gradcheck     numerical gradient check of a small random net
+    fastfc sweep         hyper-parameter sweep (fastfc.sweep)
+    fastfc bench         the benchmark harness of the source tree this fastfc runs from
+    fastfc info [--json] version, build flags, BLAS and threads (for bug reports)
+    fastfc --version     print the version
 
-Each subcommand is a pair of functions, ``_<name>_arguments(parser)`` that declares
-its options and ``cmd_<name>(args) -> int`` that runs it, registered in ``COMMANDS``.
-Adding ``train``, ``evaluate``, ``gradcheck``, ``sweep`` or ``bench`` is one more pair
-and one more row in that table; :func:`main` needs no change.
+Every option is named after the API keyword it sets (``--learning-rate``,
+``--num-epochs``, ``--hidden-dims``, ...); the shorter spellings of earlier versions
+are kept as aliases.
+
+Each subcommand is a pair of functions, one that declares its options on an argparse
+parser and one that runs it from the parsed arguments and returns the exit status,
+registered as a row of ``COMMANDS``; :func:`main` knows no command by name.
 
 Bad arguments -- from the parser, or found by a command (``_cli_train.BadOption``:
 a value out of range, a bad run directory or config.json) -- print one line to stderr
@@ -80,15 +88,65 @@ def _bench_arguments(parser):
                              "e.g. --quick")
 
 
+#: the folder of this package; ``fastfc bench`` looks for the harness beside it
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+
+#: how to run the harness without a source tree
+_BENCH_ELSEWHERE = (
+    "the benchmark harness (bench/) is part of the source tree, not of the installed "
+    "package, and this fastfc was not imported from a source tree; run it from a "
+    "checkout: git clone https://github.com/fastfc/fastfc && cd fastfc && "
+    "python setup.py build_ext --inplace && PYTHONPATH=src:. python -m bench")
+
+
+def source_tree(package_dir=None):
+    """The root of the source tree fastfc was imported from, or None.
+
+    That is the case only when the package folder is ``ROOT/src/fastfc`` and
+    ``ROOT/bench`` is a package with a ``__main__.py``; an installed fastfc (in
+    site-packages) has no such neighbour.  The working directory plays no part.
+    """
+    package = os.path.realpath(package_dir or _PACKAGE_DIR)
+    src = os.path.dirname(package)
+    if os.path.basename(package) != "fastfc" or os.path.basename(src) != "src":
+        return None
+    root = os.path.dirname(src)
+    harness = os.path.join(root, "bench")
+    if not all(os.path.isfile(os.path.join(harness, name))
+               for name in ("__init__.py", "__main__.py")):
+        return None
+    return root
+
+
+def _is_inside(path, folder):
+    if not path:
+        return False
+    path, folder = os.path.realpath(path), os.path.realpath(folder)
+    return os.path.commonpath([path, folder]) == folder
+
+
 def _bench_run(args):
-    """Run the benchmark harness of the source tree (bench/ is not part of the wheel)."""
-    sys.path.insert(0, os.getcwd())
+    """Run ``bench.__main__.main`` of the source tree fastfc came from (the harness is
+    not in the wheel); never a ``bench`` of the working directory."""
+    import importlib
+
+    root = source_tree()
+    if root is None:
+        raise _train.BadOption(_BENCH_ELSEWHERE)
+    harness = os.path.join(root, "bench")
+    loaded = sys.modules.get("bench")
+    if loaded is not None and not _is_inside(getattr(loaded, "__file__", None), harness):
+        raise RuntimeError(f"another module named 'bench' is already imported "
+                           f"({getattr(loaded, '__file__', None)}), not {harness}")
+    sys.path.insert(0, root)
     try:
-        from bench.__main__ import main as bench_main
-    except ImportError:
-        raise RuntimeError("fastfc bench runs from the project's source tree (its bench/ "
-                           "folder is not installed); cd there first") from None
-    return bench_main(args.bench_args)
+        module = importlib.import_module("bench.__main__")
+        if not _is_inside(module.__file__, harness):  # pragma: no cover - defensive
+            raise RuntimeError(f"bench was imported from {module.__file__}, not {harness}")
+        return module.main(args.bench_args)
+    finally:
+        if root in sys.path:
+            sys.path.remove(root)
 
 
 COMMANDS = (
@@ -130,12 +188,28 @@ def _fail(message, status):
     return status
 
 
+def _split_bench(argv):
+    """(argv, options for the harness): everything after ``bench`` goes to the harness
+    untouched (argparse's REMAINDER does not take a leading ``--quick``), except a lone
+    ``-h`` / ``--help``, which shows this command's help."""
+    if "bench" not in argv:
+        return argv, None
+    i = argv.index("bench")
+    if any(a != "--traceback" for a in argv[:i]) or argv[i + 1:] in (["-h"], ["--help"]):
+        return argv, None
+    rest = argv[i + 1:]
+    return argv[:i + 1], rest[1:] if rest[:1] == ["--"] else rest
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run the command line; returns the exit status (the console script exits with it)."""
     parser = build_parser()
     names = ", ".join(c.name for c in COMMANDS)
+    argv, passed_on = _split_bench(list(sys.argv[1:] if argv is None else argv))
     try:
         args = parser.parse_args(argv)
+        if passed_on is not None:
+            args.bench_args = passed_on
     except UsageError as exc:
         return _fail(f"{exc} (see '{PROG} --help')", 2)
     except SystemExit as exc:  # --help and --version print and exit 0

@@ -1,7 +1,5 @@
 """Learning-rate schedules for the Solver.
 
-* :class:`StepDecay` -- the CS231n rule: multiply the learning rate by ``lr_decay`` at
-  every epoch end (the Solver's default, with ``lr_decay=1.0``: constant).
 * :class:`CosineSchedule` -- ``lr = base_lr * (1 + cos(pi * f)) / 2`` where ``f`` is the
   fraction of training done, counted either in steps (a fixed number of epochs) or in
   wall-clock seconds (a time budget).  With a time budget, training ends when the budget
@@ -12,25 +10,13 @@ import time
 
 from fastfc import _validation as V
 
-__all__ = ["StepDecay", "CosineSchedule", "cosine_factor"]
+__all__ = ["CosineSchedule", "cosine_factor"]
 
 
 def cosine_factor(fraction):
     """(1 + cos(pi * f)) / 2 for f clipped to [0, 1]: 1 at the start, 0 at the end."""
     f = min(max(float(fraction), 0.0), 1.0)
     return 0.5 * (1.0 + math.cos(math.pi * f))
-
-
-class StepDecay:
-    """Multiply the learning rate by ``lr_decay`` at each epoch end."""
-
-    per_step = False
-
-    def __init__(self, lr_decay=1.0):
-        self.lr_decay = V.check_scalar(lr_decay, "lr_decay", low=0.0)
-
-    def epoch_end(self, lr):
-        return lr * self.lr_decay
 
 
 class CosineSchedule:
@@ -45,8 +31,6 @@ class CosineSchedule:
     clock : callable
         Returns seconds (``time.perf_counter`` by default); tests pass a fake clock.
     """
-
-    per_step = True
 
     def __init__(self, total_steps=None, time_budget=None, clock=time.perf_counter):
         if total_steps is None and time_budget is None:

@@ -1479,8 +1479,10 @@ def add_cli_arguments(parser):
     parser.add_argument("--seed", type=_cli_int(0, "a non-negative integer"), default=0,
                         help="seed of the random search (a fixed seed of the trials: "
                              "--set seed=N)")
-    parser.add_argument("--epochs", type=positive, default=None,
-                        help="num_epochs of every trial")
+    parser.add_argument("--num-epochs", "--epochs", dest="num_epochs", type=positive,
+                        default=None, metavar="N",
+                        help="passes over the training set in every trial (same as "
+                             "--set num_epochs=N)")
     parser.add_argument("--batch-size", type=positive, default=None,
                         help=f"default {FRONTEND_DEFAULTS['batch_size']}")
     parser.add_argument("--update-rule", choices=_update_rules(), default=None,
@@ -1506,7 +1508,7 @@ def _fixed_from_args(args):
     """The fixed settings of the command line, as a dict (ValueError on a clash)."""
     fixed = {}
     flags = {}
-    for flag, name, value in (("--epochs", "num_epochs", args.epochs),
+    for flag, name, value in (("--num-epochs", "num_epochs", args.num_epochs),
                               ("--batch-size", "batch_size", args.batch_size),
                               ("--update-rule", "update_rule", args.update_rule)):
         if value is not None:

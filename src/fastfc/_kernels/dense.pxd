@@ -3,9 +3,6 @@ from fastfc._kernels._types cimport floating
 
 cdef void affine_forward(const floating* x, const floating* w, const floating* b,
                          floating* out, int n, int d, int m) noexcept nogil
-cdef void affine_act_forward(int kind, const floating* x, const floating* w,
-                             const floating* b, floating* z, floating* out,
-                             int n, int d, int m, floating alpha) noexcept nogil
 cdef void affine_backward(const floating* dout, const floating* x, const floating* w,
                           floating* dx, floating* dw, floating* db,
                           int n, int d, int m) noexcept nogil

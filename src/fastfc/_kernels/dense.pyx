@@ -30,26 +30,6 @@ cdef void affine_forward(const floating* x, const floating* w, const floating* b
     gemm(False, False, n, m, d, <floating>1, x, d, w, m, <floating>1, out, m)
 
 
-cdef void affine_act_forward(int kind, const floating* x, const floating* w,
-                             const floating* b, floating* z, floating* out,
-                             int n, int d, int m, floating alpha) noexcept nogil:
-    """z = x @ w + b; out = f(z).  For every kind but swish, out may be z (in place)."""
-    # z = x @ w
-    gemm(False, False, n, m, d, <floating>1, x, d, w, m, <floating>0, z, m)
-    if kind == FFC_ACT_SWISH:
-        if floating is float:
-            ffc_bias_swish_s(z, b, out, n, m)
-        else:
-            ffc_bias_swish_d(z, b, out, n, m)
-        return
-    if floating is float:
-        ffc_bias_act_inplace_s(kind, z, b, n, m, alpha)
-    else:
-        ffc_bias_act_inplace_d(kind, z, b, n, m, alpha)
-    if out != z:
-        _copy(z, out, <Py_ssize_t>n * m)
-
-
 cdef inline void _copy(const floating* src, floating* dst, Py_ssize_t size) noexcept nogil:
     cdef Py_ssize_t k
     for k in range(size):
