@@ -21,10 +21,15 @@
  * (baseline SSE2, x86-64-v3 = AVX2 + FMA, x86-64-v4 = AVX-512) and the loader picks the
  * best one for the CPU it runs on, so a portable wheel still uses wide vectors.
  * Define FFC_NO_CLONES to build the baseline only.
+ * Each kernel module includes this header and calls only some of its loops.  A cloned
+ * loop cannot be `inline`, so it is marked `unused` instead: that is exactly what
+ * `inline` says of a header function (no warning when a module does not call it), and
+ * an uncalled static function is still dropped from the module.
  */
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) \
     && !defined(FFC_NO_CLONES) && (__GNUC__ >= 11)
-#define FFC_HOT __attribute__((target_clones("default", "arch=x86-64-v3", "arch=x86-64-v4")))
+#define FFC_HOT __attribute__((target_clones("default", "arch=x86-64-v3", "arch=x86-64-v4"), \
+                               unused))
 #else
 #define FFC_HOT inline
 #endif

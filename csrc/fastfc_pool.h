@@ -5,16 +5,19 @@
  * caller does everything that is not a GEMM (bias, activation, loss, the optimiser
  * update).  On a 2-core machine that wastes the second core for a good part of a step
  * and makes the small GEMMs of narrow layers pay OpenBLAS's fork-join cost each time.
- * Inside a Net step fastfc instead runs OpenBLAS single-threaded and splits the work
- * itself: each GEMM into row or column blocks, the update into slices, one part per
- * thread.  Between parts the workers spin for a short while (the next task of a step
+ * Inside a Net step fastfc splits the work that is not a GEMM itself (the update into
+ * slices, the minibatch gather into rows), one part per thread, and when the user has
+ * made OpenBLAS single-threaded, each large GEMM into row or column blocks too (fastfc
+ * never changes OpenBLAS's thread count).  Between parts the workers spin for a short while (the next task of a step
  * follows within microseconds), then sleep on a condition variable.  The caller waits
  * for its workers the same way: a bounded spin, then a sleep on a second condition
  * variable, so that a worker descheduled by a busy machine does not cost the caller a
  * whole time slice of spinning (and the spin does not steal that worker's core).
  *
- * The pool is process-wide and serves one caller at a time: ffc_pool_acquire() is a
+ * The pool is process-wide and serves one caller at a time: ffc_pool_try_own() is a
  * try-lock, and a caller that does not get the pool simply runs its work serially.
+ * Its state is static, so exactly one extension module (fastfc._kernels.blas) may
+ * include this header; the others call the pool through blas's cdef functions.
  * After fork() the child starts with no workers (pthread_atfork).  Without POSIX
  * threads (Windows builds) every function here degrades to serial execution.
  */
@@ -27,7 +30,6 @@ typedef void (*ffc_task_fn)(void *arg, int part, int nparts);
 
 #if defined(_WIN32) || defined(FFC_NO_POOL)
 
-static int ffc_pool_acquire(int nparts) { (void)nparts; return 1; }
 static int ffc_pool_try_own(void) { return 0; }
 static int ffc_pool_setup(int nparts) { (void)nparts; return 1; }
 static void ffc_pool_release(void) {}
@@ -200,24 +202,6 @@ static int ffc_pool_setup(int nparts)
         return 1;
     ffc_pool.nparts = nparts;
     ffc_tls_parts = nparts;
-    return nparts;
-}
-
-static void ffc_pool_release(void);
-
-/*
- * Take the pool for `nparts` parts (clamped to FFC_POOL_MAX).  Returns the number of
- * parts this thread's tasks will be split into; when it is > 1 the caller owns the pool
- * and must call ffc_pool_release().  It returns 1 (serial, nothing to release) when
- * nparts < 2, when another thread owns the pool, or when no worker could be created.
- */
-static int ffc_pool_acquire(int nparts)
-{
-    if (nparts < 2 || !ffc_pool_try_own())
-        return 1;
-    nparts = ffc_pool_setup(nparts);
-    if (nparts < 2)
-        ffc_pool_release();
     return nparts;
 }
 
