@@ -35,6 +35,7 @@ static int ffc_pool_setup(int nparts) { (void)nparts; return 1; }
 static void ffc_pool_release(void) {}
 static void ffc_pool_run(ffc_task_fn fn, void *arg) { fn(arg, 0, 1); }
 static int ffc_pool_parts(void) { return 1; }
+static void ffc_pool_set_spin(long ns) { (void)ns; }
 static long ffc_pool_tasks(void) { return 0; }
 
 #else
@@ -51,6 +52,10 @@ static long ffc_pool_tasks(void) { return 0; }
 #endif
 
 #define FFC_SPIN_NS 300000L     /* how long an idle worker spins before it sleeps */
+/* The spin actually used: FFC_SPIN_NS while a step splits its GEMMs over the pool (the
+ * next task follows within microseconds), 0 while OpenBLAS runs the GEMMs on its own
+ * threads -- a spinning worker would then take a core from them.  Set by the owner. */
+static long ffc_spin_ns = FFC_SPIN_NS;
 /* How long the caller spins for its workers before it sleeps.  A worker that is running
  * finishes its part within microseconds of the caller; one that is not (the cores are
  * busy with other processes) may take a whole time slice, and spinning through that
@@ -100,7 +105,8 @@ static void *ffc_worker_main(void *p)
             FFC_CPU_RELAX();
             if (++spins == 256) {
                 spins = 0;
-                if (ffc_now_ns() - spin_start > FFC_SPIN_NS) {
+                if (ffc_now_ns() - spin_start >= __atomic_load_n(&ffc_spin_ns,
+                                                                 __ATOMIC_RELAXED)) {
                     pthread_mutex_lock(&ffc_pool.lock);
                     __atomic_add_fetch(&ffc_pool.sleepers, 1, __ATOMIC_SEQ_CST);
                     while (__atomic_load_n(&ffc_pool.gen, __ATOMIC_SEQ_CST) == seen)
@@ -210,6 +216,12 @@ static void ffc_pool_release(void)
     ffc_tls_parts = 1;
     ffc_pool.nparts = 1;
     __atomic_store_n(&ffc_pool.busy, 0, __ATOMIC_RELEASE);
+}
+
+/* How long idle workers spin before they sleep (ns); called by the pool's owner. */
+static void ffc_pool_set_spin(long ns)
+{
+    __atomic_store_n(&ffc_spin_ns, ns, __ATOMIC_RELAXED);
 }
 
 /* Parts this thread's tasks are split into (1 unless it owns the pool). */

@@ -268,6 +268,26 @@ def test_threads_api_sets_and_restores_the_pool_size():
 
 
 @pytest.mark.skipif(not LINUX, reason="thread control is found on Linux")
+def test_threads_blas_threads_limits_only_inside_the_block(blas_threaded):
+    """The explicit fast set-up: OpenBLAS limited to 1 inside the block (so GEMMs are
+    split too), its count back on exit, the same steps as a serial run."""
+    blas.set_pool(False)
+    serial = _train(np.float32)
+    blas.set_pool(True)
+    with fastfc.threads(2, blas_threads=1):
+        assert blas.pool_info()["blas_threads"] == 1
+        assert blas.pool_info()["splits_gemm"] is True
+        before = blas.pool_info()["tasks_run"]
+        pooled = _train(np.float32)
+        assert blas.pool_info()["tasks_run"] - before == 5 * 6
+    assert blas.pool_info()["blas_threads"] == 2
+    _assert_same(serial, pooled, np.float32)
+    with pytest.raises(ValueError, match="blas_threads"):
+        with fastfc.threads(2, blas_threads=0):
+            pass
+
+
+@pytest.mark.skipif(not LINUX, reason="thread control is found on Linux")
 def test_sleeping_workers_wake_for_the_next_step(pool_state):
     blas.set_pool(True)
     X, y = _data(np.float32)

@@ -206,6 +206,9 @@ def _format(cfg):
         row("core type", f"detected by OpenBLAS; this CPU has AVX-512 that it does not "
                          f"recognise: export OPENBLAS_CORETYPE={blas['coretype_suggested']} "
                          "before starting Python for faster GEMMs")
+    elif not blas.get("error"):
+        row("core type", "detected by OpenBLAS at load (OPENBLAS_CORETYPE, set before "
+                         "Python starts, overrides it; fastfc never sets it)")
     if blas.get("runtime_error"):
         row("loaded", f"unknown: {blas['runtime_error']}")
     if not blas.get("runtime") and not blas.get("runtime_error"):

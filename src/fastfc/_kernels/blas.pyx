@@ -13,6 +13,8 @@ cdef extern from "fastfc_pool.h" nogil:
     int ffc_pool_setup(int nparts)
     void ffc_pool_release()
     int ffc_pool_parts()
+    void ffc_pool_set_spin(long ns)
+    enum: FFC_SPIN_NS
     long ffc_pool_tasks()
     void ffc_pool_run(ffc_task_fn fn, void* arg)
     void ffc_part_range(long n, int part, int nparts, long align, long* lo, long* hi)
@@ -172,6 +174,9 @@ cdef int parallel_begin() noexcept nogil:
         ffc_pool_release()
         return 0
     _split_gemm = blas_threads == 1
+    # idle workers spin between the tasks of a step only when the GEMMs are theirs too;
+    # otherwise they sleep at once and leave the cores to OpenBLAS's threads
+    ffc_pool_set_spin(FFC_SPIN_NS if _split_gemm else 0)
     return 1
 
 
