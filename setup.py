@@ -72,10 +72,9 @@ else:
     LINK_ARGS = ["-pthread"]
     # -g0: no debug information in a release build (Python's own CFLAGS may carry -g;
     # it would triple the size of the wheel for nothing a user can use)
-    COMPILE_ARGS = ["-O3", "-g0", "-fno-math-errno", "-fopenmp-simd", "-Wno-unused-function",
-                    "-Wno-unreachable-code"]
+    COMPILE_ARGS = ["-O3", "-g0", "-fno-math-errno", "-fopenmp-simd", "-Wno-unreachable-code"]
     if DEBUG:
-        COMPILE_ARGS = ["-O1", "-g", "-fopenmp-simd", "-Wno-unused-function"]
+        COMPILE_ARGS = ["-O1", "-g", "-fopenmp-simd"]
     elif NATIVE:
         COMPILE_ARGS.append("-march=native")
 

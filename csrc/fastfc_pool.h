@@ -5,16 +5,19 @@
  * caller does everything that is not a GEMM (bias, activation, loss, the optimiser
  * update).  On a 2-core machine that wastes the second core for a good part of a step
  * and makes the small GEMMs of narrow layers pay OpenBLAS's fork-join cost each time.
- * Inside a Net step fastfc instead runs OpenBLAS single-threaded and splits the work
- * itself: each GEMM into row or column blocks, the update into slices, one part per
- * thread.  Between parts the workers spin for a short while (the next task of a step
+ * Inside a Net step fastfc splits the work that is not a GEMM itself (the update into
+ * slices, the minibatch gather into rows), one part per thread, and when the user has
+ * made OpenBLAS single-threaded, each large GEMM into row or column blocks too (fastfc
+ * never changes OpenBLAS's thread count).  Between parts the workers spin for a short while (the next task of a step
  * follows within microseconds), then sleep on a condition variable.  The caller waits
  * for its workers the same way: a bounded spin, then a sleep on a second condition
  * variable, so that a worker descheduled by a busy machine does not cost the caller a
  * whole time slice of spinning (and the spin does not steal that worker's core).
  *
- * The pool is process-wide and serves one caller at a time: ffc_pool_acquire() is a
+ * The pool is process-wide and serves one caller at a time: ffc_pool_try_own() is a
  * try-lock, and a caller that does not get the pool simply runs its work serially.
+ * Its state is static, so exactly one extension module (fastfc._kernels.blas) may
+ * include this header; the others call the pool through blas's cdef functions.
  * After fork() the child starts with no workers (pthread_atfork).  Without POSIX
  * threads (Windows builds) every function here degrades to serial execution.
  */
@@ -27,12 +30,12 @@ typedef void (*ffc_task_fn)(void *arg, int part, int nparts);
 
 #if defined(_WIN32) || defined(FFC_NO_POOL)
 
-static int ffc_pool_acquire(int nparts) { (void)nparts; return 1; }
 static int ffc_pool_try_own(void) { return 0; }
 static int ffc_pool_setup(int nparts) { (void)nparts; return 1; }
 static void ffc_pool_release(void) {}
 static void ffc_pool_run(ffc_task_fn fn, void *arg) { fn(arg, 0, 1); }
 static int ffc_pool_parts(void) { return 1; }
+static void ffc_pool_set_spin(long ns) { (void)ns; }
 static long ffc_pool_tasks(void) { return 0; }
 
 #else
@@ -49,6 +52,10 @@ static long ffc_pool_tasks(void) { return 0; }
 #endif
 
 #define FFC_SPIN_NS 300000L     /* how long an idle worker spins before it sleeps */
+/* The spin actually used: FFC_SPIN_NS while a step splits its GEMMs over the pool (the
+ * next task follows within microseconds), 0 while OpenBLAS runs the GEMMs on its own
+ * threads -- a spinning worker would then take a core from them.  Set by the owner. */
+static long ffc_spin_ns = FFC_SPIN_NS;
 /* How long the caller spins for its workers before it sleeps.  A worker that is running
  * finishes its part within microseconds of the caller; one that is not (the cores are
  * busy with other processes) may take a whole time slice, and spinning through that
@@ -98,7 +105,8 @@ static void *ffc_worker_main(void *p)
             FFC_CPU_RELAX();
             if (++spins == 256) {
                 spins = 0;
-                if (ffc_now_ns() - spin_start > FFC_SPIN_NS) {
+                if (ffc_now_ns() - spin_start >= __atomic_load_n(&ffc_spin_ns,
+                                                                 __ATOMIC_RELAXED)) {
                     pthread_mutex_lock(&ffc_pool.lock);
                     __atomic_add_fetch(&ffc_pool.sleepers, 1, __ATOMIC_SEQ_CST);
                     while (__atomic_load_n(&ffc_pool.gen, __ATOMIC_SEQ_CST) == seen)
@@ -203,29 +211,17 @@ static int ffc_pool_setup(int nparts)
     return nparts;
 }
 
-static void ffc_pool_release(void);
-
-/*
- * Take the pool for `nparts` parts (clamped to FFC_POOL_MAX).  Returns the number of
- * parts this thread's tasks will be split into; when it is > 1 the caller owns the pool
- * and must call ffc_pool_release().  It returns 1 (serial, nothing to release) when
- * nparts < 2, when another thread owns the pool, or when no worker could be created.
- */
-static int ffc_pool_acquire(int nparts)
-{
-    if (nparts < 2 || !ffc_pool_try_own())
-        return 1;
-    nparts = ffc_pool_setup(nparts);
-    if (nparts < 2)
-        ffc_pool_release();
-    return nparts;
-}
-
 static void ffc_pool_release(void)
 {
     ffc_tls_parts = 1;
     ffc_pool.nparts = 1;
     __atomic_store_n(&ffc_pool.busy, 0, __ATOMIC_RELEASE);
+}
+
+/* How long idle workers spin before they sleep (ns); called by the pool's owner. */
+static void ffc_pool_set_spin(long ns)
+{
+    __atomic_store_n(&ffc_spin_ns, ns, __ATOMIC_RELAXED);
 }
 
 /* Parts this thread's tasks are split into (1 unless it owns the pool). */

@@ -1,11 +1,12 @@
 """Tests of fastfc's step-level threading (csrc/fastfc_pool.h, fastfc._kernels.blas).
 
-Inside a Net step fastfc runs OpenBLAS single-threaded and splits each large GEMM and
-the optimiser update over its own pool of threads.  These tests check that the split
-changes nothing but the speed: the same losses and parameters as a serial step (to the
-SPEC's float tolerances: the split sums the L2 term in a different order), the BLAS's
-thread count restored after every step, threadpoolctl limits honoured, a forked child
-and concurrent Python threads that still train, and the switches that turn it off.
+Inside a Net step fastfc splits the minibatch gather and the optimiser update over its
+own pool of threads, and each large GEMM too when the user made OpenBLAS single-threaded
+(fastfc never changes OpenBLAS's thread count).  These tests check that the split changes
+nothing but the speed: the same losses and parameters as a serial step (to the SPEC's
+float tolerances: the split sums the L2 term in a different order), a BLAS thread count
+that no other thread ever sees change, threadpoolctl limits honoured, a forked child and
+concurrent Python threads that still train, and the switches that turn it off.
 """
 import multiprocessing
 import os
@@ -24,6 +25,7 @@ from fastfc._kernels import blas
 from fastfc.net import Net
 
 LINUX = sys.platform.startswith("linux")
+_openblas.connect()     # what the first Net does; skip conditions below read its result
 # big enough that every GEMM of a step is split (m * n * k >= 2**18)
 DIMS = [384, 256, 128, 10]
 BATCH = 96
@@ -54,9 +56,19 @@ def _train(dtype, steps=5, rule="adam", **net_kw):
 
 @pytest.fixture
 def pool_state():
-    """Restore the pool switch and the BLAS thread count after the test."""
+    """The fastest explicit set-up (OpenBLAS single-threaded, fastfc's pool of 2: every
+    large GEMM is split); the pool switch and both thread counts restored after."""
     before = blas.pool_info()
-    with threadpool_limits(limits=2, user_api="blas"):
+    with threadpool_limits(limits=1, user_api="blas"), fastfc.threads(2):
+        yield
+    blas.set_pool(before["enabled"] or not before["thread_control"])
+
+
+@pytest.fixture
+def blas_threaded():
+    """OpenBLAS on 2 threads and fastfc's pool following it (the default set-up)."""
+    before = blas.pool_info()
+    with threadpool_limits(limits=2, user_api="blas"), fastfc.threads(None):
         yield
     blas.set_pool(before["enabled"] or not before["thread_control"])
 
@@ -70,10 +82,10 @@ def _assert_same(a, b, dtype):
         np.testing.assert_allclose(params_a[k], params_b[k], err_msg=k, **PARAM_TOL[dtype])
 
 
-# ------------------------------------------------------------------ set-up at import
+# ------------------------------------------------------------------ set-up at first use
 
 @pytest.mark.skipif(not LINUX, reason="the bundled-OpenBLAS lookup is checked on Linux")
-def test_import_connects_scipys_openblas():
+def test_connect_finds_scipys_openblas():
     info = blas.pool_info()
     assert info["thread_control"] is True
     assert _openblas.thread_control_library is not None
@@ -154,12 +166,12 @@ def test_pool_max_parts_one_runs_serially(pool_state):
 
 
 @pytest.mark.skipif(not LINUX, reason="thread control is found on Linux")
-def test_blas_thread_count_restored_after_steps(pool_state):
+def test_steps_never_change_the_blas_thread_count(blas_threaded):
     blas.set_pool(True)
     assert blas.pool_info()["blas_threads"] == 2
+    assert fastfc.get_num_threads() == 2
     _train(np.float32, steps=2)
     assert blas.pool_info()["blas_threads"] == 2
-    # a step refused by validation leaves it alone too
     net = Net(DIMS, seed=0)
     net.set_optimizer("sgd")
     X, y = _data(np.float32)
@@ -169,13 +181,110 @@ def test_blas_thread_count_restored_after_steps(pool_state):
 
 
 @pytest.mark.skipif(not LINUX, reason="thread control is found on Linux")
-def test_threadpool_limit_of_one_means_no_split(pool_state):
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_multithreaded_blas_keeps_the_gemms_and_gives_the_same_steps(blas_threaded, dtype):
+    """OpenBLAS on 2 threads: the step hands only its update to the pool (one task per
+    step: DIMS has ~140k parameters), every GEMM goes whole to OpenBLAS."""
+    assert blas.pool_info()["splits_gemm"] is False
+    blas.set_pool(False)
+    serial = _train(dtype)
     blas.set_pool(True)
-    with threadpool_limits(limits=1, user_api="blas"):
+    before = blas.pool_info()["tasks_run"]
+    pooled = _train(dtype)
+    assert blas.pool_info()["tasks_run"] - before == 5
+    _assert_same(serial, pooled, dtype)
+
+
+@pytest.mark.skipif(not LINUX, reason="thread control is found on Linux")
+def test_threadpool_limit_of_one_means_no_split_by_default(pool_state):
+    """Following OpenBLAS (the default size), a limit of one thread means a serial step."""
+    blas.set_pool(True)
+    with fastfc.threads(None):
         before = blas.pool_info()["tasks_run"]
         _train(np.float32, steps=2)
         assert blas.pool_info()["tasks_run"] == before
         assert blas.pool_info()["blas_threads"] == 1
+
+
+@pytest.mark.skipif(not LINUX, reason="thread control is found on Linux")
+def test_blas_count_seen_by_another_thread_never_changes_during_training():
+    """A thread polling threadpoolctl while another trains ~200 steps sees one count."""
+    from threadpoolctl import threadpool_info
+    import scipy
+    scipy_dir = os.path.dirname(os.path.realpath(scipy.__file__))
+
+    def scipy_threads():
+        return [lib["num_threads"] for lib in threadpool_info()
+                if lib.get("user_api") == "blas"
+                and os.path.realpath(lib["filepath"]).startswith(scipy_dir)]
+
+    blas.set_pool(True)
+    expected = scipy_threads()
+    assert expected
+    seen, done, errors = set(), threading.Event(), []
+
+    def poll():
+        while not done.is_set():
+            seen.add(tuple(scipy_threads()))
+
+    def train():
+        try:
+            X, y = _data(np.float32)
+            net = Net(DIMS, seed=2)
+            net.set_optimizer("adam", learning_rate=1e-3)
+            for s in range(200):
+                idx = np.arange(s * 37, s * 37 + BATCH) % X.shape[0]
+                net.train_step(X, y[idx], indices=idx)
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+        finally:
+            done.set()
+
+    poller = threading.Thread(target=poll)
+    trainer = threading.Thread(target=train)
+    poller.start()
+    trainer.start()
+    trainer.join(timeout=300)
+    done.set()
+    poller.join(timeout=60)
+    assert not errors, errors
+    assert seen == {tuple(expected)}
+
+
+def test_threads_api_sets_and_restores_the_pool_size():
+    old = fastfc.set_num_threads(3)
+    try:
+        assert fastfc.get_num_threads() == 3 or not blas.pool_info()["enabled"]
+        with fastfc.threads(2):
+            assert blas.pool_info()["parts"] == 2
+        assert blas.pool_info()["parts"] == 3
+        assert fastfc.set_num_threads(None) == 3
+        assert blas.pool_info()["parts"] == 0
+    finally:
+        fastfc.set_num_threads(old)
+    for bad in (0, -1, 1.5, True, "2"):
+        with pytest.raises(ValueError):
+            fastfc.set_num_threads(bad)
+
+
+@pytest.mark.skipif(not LINUX, reason="thread control is found on Linux")
+def test_threads_blas_threads_limits_only_inside_the_block(blas_threaded):
+    """The explicit fast set-up: OpenBLAS limited to 1 inside the block (so GEMMs are
+    split too), its count back on exit, the same steps as a serial run."""
+    blas.set_pool(False)
+    serial = _train(np.float32)
+    blas.set_pool(True)
+    with fastfc.threads(2, blas_threads=1):
+        assert blas.pool_info()["blas_threads"] == 1
+        assert blas.pool_info()["splits_gemm"] is True
+        before = blas.pool_info()["tasks_run"]
+        pooled = _train(np.float32)
+        assert blas.pool_info()["tasks_run"] - before == 5 * 6
+    assert blas.pool_info()["blas_threads"] == 2
+    _assert_same(serial, pooled, np.float32)
+    with pytest.raises(ValueError, match="blas_threads"):
+        with fastfc.threads(2, blas_threads=0):
+            pass
 
 
 @pytest.mark.skipif(not LINUX, reason="thread control is found on Linux")
@@ -310,14 +419,15 @@ def _run(code, **env):
 
 
 def test_fastfc_threading_blas_turns_the_pool_off():
-    out = _run("import fastfc; from fastfc._kernels import blas; "
-               "print(blas.pool_info()['enabled'])", FASTFC_THREADING="blas")
+    out = _run("import fastfc; from fastfc._kernels import blas; fastfc.Net([4, 2]); "
+               "print(blas.pool_info()['enabled'], fastfc.get_num_threads())",
+               FASTFC_THREADING="blas")
     assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "False"
+    assert out.stdout.strip() == "False 1"
 
 
 def test_fastfc_threading_bad_value_warns():
-    out = _run("import warnings; warnings.simplefilter('always'); import fastfc",
-               FASTFC_THREADING="openmp")
+    out = _run("import warnings; warnings.simplefilter('always'); import fastfc; "
+               "fastfc.get_num_threads()", FASTFC_THREADING="openmp")
     assert out.returncode == 0, out.stderr
     assert "FASTFC_THREADING must be 'pool' or 'blas', got 'openmp'" in out.stderr

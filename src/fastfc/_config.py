@@ -39,12 +39,8 @@ def _version_of(name):
 
 def _threading_info(blas):
     """How a Net step uses several cores: fastfc's own pool or the BLAS's threads."""
-    from fastfc import _openblas
-    info = blas.pool_info()
-    return {"mode": "pool" if info["enabled"] else "blas",
-            "blas_threads": info["blas_threads"] if info["thread_control"] else None,
-            "max_parts": info["max_parts"],
-            "thread_control_library": _openblas.thread_control_library}
+    from fastfc._threads import threading_info
+    return threading_info()
 
 
 def _kernels_info(build):
@@ -105,7 +101,8 @@ def _scipy_blas():
             "threading_layer", "filepath")
     out["runtime"] = [{k: lib.get(k) for k in keys} for lib in (mine or libs)]
     from fastfc import _openblas
-    out["coretype_chosen_by_fastfc"] = _openblas.chosen
+    out["coretype_env"] = os.environ.get("OPENBLAS_CORETYPE")
+    out["coretype_suggested"] = _openblas.suggested_coretype()
     return out
 
 
@@ -184,11 +181,16 @@ def _format(cfg):
     threading = kernels.get("threading")
     if threading:
         if threading["mode"] == "pool":
-            row("threading", f"fastfc pool: a Net step splits its GEMMs and update over "
-                             f"{threading['blas_threads']} threads, OpenBLAS single-threaded "
-                             "inside (FASTFC_THREADING=blas to turn off)")
+            what = ("its GEMMs (OpenBLAS runs 1 thread), gather and update"
+                    if threading["splits_gemm"] else
+                    "its gather and update (GEMMs on OpenBLAS's own "
+                    f"{threading['blas_threads']} threads)")
+            size = ("fastfc.set_num_threads" if threading["set_num_threads"]
+                    else "as OpenBLAS")
+            row("threading", f"pool: a Net step splits {what} over {threading['threads']} "
+                             f"threads ({size}; FASTFC_THREADING=blas turns the pool off)")
         else:
-            row("threading", "OpenBLAS's own threads (no fastfc pool)")
+            row("threading", "blas: OpenBLAS's own threads (no fastfc pool)")
 
     blas = cfg["blas"]
     lines.append("BLAS (scipy.linalg.cython_blas)")
@@ -198,10 +200,15 @@ def _format(cfg):
                                 if v) or "unknown")
     if blas.get("configuration"):
         row("configuration", blas["configuration"])
-    if blas.get("coretype_chosen_by_fastfc"):
-        row("core type", f"{blas['coretype_chosen_by_fastfc']} (set by fastfc at load: the "
-                         "CPU has AVX-512 that this OpenBLAS does not detect; "
-                         "FASTFC_OPENBLAS_CORETYPE=keep turns this off)")
+    if blas.get("coretype_env"):
+        row("core type", f"OPENBLAS_CORETYPE={blas['coretype_env']} (set by the user)")
+    elif blas.get("coretype_suggested"):
+        row("core type", f"detected by OpenBLAS; this CPU has AVX-512 that it does not "
+                         f"recognise: export OPENBLAS_CORETYPE={blas['coretype_suggested']} "
+                         "before starting Python for faster GEMMs")
+    elif not blas.get("error"):
+        row("core type", "detected by OpenBLAS at load (OPENBLAS_CORETYPE, set before "
+                         "Python starts, overrides it; fastfc never sets it)")
     if blas.get("runtime_error"):
         row("loaded", f"unknown: {blas['runtime_error']}")
     if not blas.get("runtime") and not blas.get("runtime_error"):

@@ -1,27 +1,31 @@
-"""Let SciPy's OpenBLAS use its AVX-512 kernels on CPUs it does not recognise yet.
+"""SciPy's OpenBLAS as seen by fastfc: its thread count (read only) and its core type.
 
-OpenBLAS picks its kernels when the library is loaded, from the CPU it detects.  The
-OpenBLAS bundled with SciPy (0.3.30 at the time of writing) does not know AMD Zen 5
-(family 0x1A) and falls back to its Haswell (AVX2) kernels, which run GEMM at about
-half the speed the CPU allows: on a 2-core Zen 5, sgemm goes from ~240 to ~450 GFLOP/s
-with the SkylakeX (AVX-512) kernels.  Before SciPy's BLAS is first loaded,
-:func:`configure` sets ``OPENBLAS_CORETYPE`` for that one load when the CPU has every
-AVX-512 extension those kernels use, and restores the environment right after, so that
-no other library and no child process inherits the setting.
+Nothing here runs at ``import fastfc``.  :func:`connect` is called lazily -- by the
+first ``Net``, the first compiled optimiser update, or the threading API in
+:mod:`fastfc._threads` -- and it only looks up ``openblas_get_num_threads`` in the
+OpenBLAS that SciPy has already loaded, so that a step can tell how many threads the
+BLAS runs.  fastfc never changes that count; only the user does (for instance with
+``threadpoolctl.threadpool_limits``; see the README's Threads paragraph).
 
-It does nothing when ``OPENBLAS_CORETYPE`` is already set (the user's choice wins),
-when SciPy's BLAS is already loaded, off Linux x86-64, or with
-``FASTFC_OPENBLAS_CORETYPE=keep``; ``FASTFC_OPENBLAS_CORETYPE=<name>`` forces a core type.
+Core type.  OpenBLAS picks its kernels once, when the library loads, from the CPU it
+detects or from ``OPENBLAS_CORETYPE``.  The OpenBLAS bundled with SciPy (0.3.30 at the
+time of writing) does not recognise AMD Zen 5 (family 0x1A) and falls back to its
+Haswell (AVX2) kernels, about half the GEMM speed of its SkylakeX (AVX-512) kernels on
+that CPU.  fastfc does not set the variable for you: export ``OPENBLAS_CORETYPE=SkylakeX``
+before starting Python.  :func:`suggested_coretype` tells whether that would help here,
+and ``fastfc.show_config()`` prints the hint.
 """
 import os
 import platform
 import sys
 
 _AVX512 = {"avx512f", "avx512cd", "avx512bw", "avx512dq", "avx512vl"}
-_LOADED_MARKERS = ("scipy.linalg._fblas", "scipy.linalg.cython_blas")
 
-#: the core type fastfc asked for, or None when it left OpenBLAS's own choice
-chosen = None
+#: path of the BLAS library whose thread count fastfc reads, or None
+thread_control_library = None
+#: the ctypes handle of that library, None until connect() found it
+_handle = None
+_connected = False
 
 
 def _cpuinfo():
@@ -41,12 +45,15 @@ def _cpuinfo():
     return vendor, family, flags
 
 
-def _wanted():
-    forced = os.environ.get("FASTFC_OPENBLAS_CORETYPE", "")
-    if forced == "keep" or "OPENBLAS_CORETYPE" in os.environ:
+def suggested_coretype():
+    """The ``OPENBLAS_CORETYPE`` worth exporting on this CPU, or None.
+
+    "SkylakeX" on an AMD CPU of family 0x1A or later with every AVX-512 extension those
+    kernels use (a CPU the bundled OpenBLAS does not recognise); None elsewhere, off
+    Linux x86-64, or when ``OPENBLAS_CORETYPE`` is already set.  Only reads the CPU.
+    """
+    if "OPENBLAS_CORETYPE" in os.environ:
         return None
-    if forced:
-        return forced
     if sys.platform != "linux" or platform.machine() != "x86_64":
         return None
     try:
@@ -58,27 +65,15 @@ def _wanted():
     return None
 
 
-def configure():
-    """Load SciPy's BLAS with the better core type when it pays; returns the choice."""
-    global chosen
-    if any(name in sys.modules for name in _LOADED_MARKERS):
-        return chosen
-    coretype = _wanted()
-    if coretype is None:
-        return None
-    os.environ["OPENBLAS_CORETYPE"] = coretype
-    try:
-        import scipy.linalg.cython_blas  # noqa: F401  (loads libopenblas now)
-    finally:
-        del os.environ["OPENBLAS_CORETYPE"]
-    chosen = coretype
-    return chosen
-
-
-# ---------------------------------------------------------------- step-level threads
-
-#: path of the BLAS library whose thread count fastfc controls, or None
-thread_control_library = None
+def threading_mode():
+    """'pool' or 'blas', from ``FASTFC_THREADING`` (read when the pool is connected)."""
+    mode = os.environ.get("FASTFC_THREADING", "pool").strip().lower()
+    if mode not in ("pool", "blas"):
+        import warnings
+        warnings.warn(f"FASTFC_THREADING must be 'pool' or 'blas', got {mode!r}; "
+                      "using 'pool'", RuntimeWarning, stacklevel=3)
+        mode = "pool"
+    return mode
 
 
 def _scipy_blas_candidates():
@@ -105,42 +100,40 @@ def _loaded(path):
         return True
 
 
-def connect_thread_control():
-    """Hand SciPy's OpenBLAS thread control to the kernels and switch fastfc's pool on.
+def connect():
+    """Switch fastfc's step-level pool on (once; cheap afterwards); returns the library.
 
-    A Net step then runs OpenBLAS single-threaded and splits its GEMMs and its update
-    over fastfc's own threads, as many as OpenBLAS would use (``threadpoolctl`` limits
-    and ``OPENBLAS_NUM_THREADS`` are honoured).  ``FASTFC_THREADING=blas`` keeps
-    OpenBLAS's own threading instead.  Returns the library path, or None when SciPy's
-    BLAS is not a bundled OpenBLAS (threading then stays with the BLAS).
+    Reads ``FASTFC_THREADING`` ('pool', the default, or 'blas': no pool) and gives the
+    kernels SciPy's ``openblas_get_num_threads`` so that a step knows how many threads
+    the BLAS runs (the pool's default size, and whether a GEMM may be split).  The
+    library is one SciPy has already loaded; nothing is loaded that was not.  Returns
+    its path, or None when there is no pool or no such library.
     """
-    global thread_control_library
+    global _connected, _handle, thread_control_library
+    if _connected:
+        return thread_control_library
+    _connected = True
     import ctypes
     from fastfc._kernels import blas
-    mode = os.environ.get("FASTFC_THREADING", "pool").strip().lower()
-    if mode not in ("pool", "blas"):
-        import warnings
-        warnings.warn(f"FASTFC_THREADING must be 'pool' or 'blas', got {mode!r}; "
-                      "using 'pool'", RuntimeWarning, stacklevel=2)
-    if mode == "blas" or sys.platform == "win32":
+    if threading_mode() == "blas" or sys.platform == "win32":
         blas.set_pool(False)
         return None
-    import scipy.linalg.cython_blas  # noqa: F401  (the library must be loaded first)
+    import scipy.linalg.cython_blas  # noqa: F401  (already loaded by the kernels)
     for path in _scipy_blas_candidates():
         if not _loaded(path):
             continue
         try:
-            lib = ctypes.CDLL(path)
+            lib = ctypes.CDLL(path)     # the mapped library: only a new reference to it
         except OSError:
             continue
         for prefix in ("scipy_", ""):
             get = getattr(lib, f"{prefix}openblas_get_num_threads", None)
-            put = getattr(lib, f"{prefix}openblas_set_num_threads", None)
-            if get is not None and put is not None:
-                blas.set_thread_control(ctypes.cast(get, ctypes.c_void_p).value,
-                                        ctypes.cast(put, ctypes.c_void_p).value)
+            if get is not None:
+                blas.set_thread_control(ctypes.cast(get, ctypes.c_void_p).value)
                 blas.set_pool(True)
+                _handle = lib
                 thread_control_library = path
                 return path
     blas.set_pool(False)
     return None
+

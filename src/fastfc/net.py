@@ -24,6 +24,7 @@ from fastfc import _validation as V
 from fastfc import checkpoint as _checkpoint
 from fastfc import optim as _optim
 from fastfc.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from fastfc import _openblas
 from fastfc._kernels import dense as _dense
 from fastfc._kernels import net as _knet
 
@@ -237,6 +238,7 @@ class Net:
     def _build(self, drop_key):
         """Create the compiled core, the flat buffers and the parameter views."""
         self._lock = threading.RLock()
+        _openblas.connect()     # fastfc's step-level pool, set up at first use
         self._core = _knet.NetCore(
             self.layer_dims, self.dtype, _dense.ACT_CODES[self.activation], self.alpha,
             _knet.NORM_CODES[self.normalization], self.dropout_keep_ratio, self.eps,

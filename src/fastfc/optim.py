@@ -27,6 +27,7 @@ as ``'v'`` and second moment as ``'a'`` (recognised by the presence of ``'a'``).
 import numpy as np
 
 from fastfc import _validation as V
+from fastfc import _openblas
 from fastfc._kernels import optim as _k
 
 __all__ = ["sgd", "sgd_momentum", "sgd_nesterov_momentum", "rmsprop", "adam",
@@ -156,6 +157,8 @@ _KERNELS = {
 def _run(rule, w, dw, hyper, states):
     """Run the compiled update of ``rule`` on w in place (w, dw, states contiguous);
     returns the number of NaN/inf values in the updated w."""
+    if not _openblas._connected:
+        _openblas.connect()     # a large update may use fastfc's pool (set up once)
     return _KERNELS[rule](w.reshape(-1), dw.reshape(-1), [s.reshape(-1) for s in states],
                           hyper)
 

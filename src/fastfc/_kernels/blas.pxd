@@ -37,12 +37,15 @@ cdef void axpy(int n, floating alpha, const floating* x, floating* y) noexcept n
 cdef floating dot(int n, const floating* x, const floating* y) noexcept nogil
 cdef void scal(int n, floating alpha, floating* x) noexcept nogil
 
-# Fork-join parallelism of a training step (csrc/fastfc_pool.h).  parallel_begin()
-# returns a token for parallel_end(); between the two, on the calling thread, gemm()
-# splits large products across the pool with OpenBLAS single-threaded, and
-# parallel_run() runs a task in parts.  Outside, everything is serial as before.
-cdef extern from "fastfc_pool.h":
-    enum: FFC_POOL_MAX      # most parts a task is split into (sizes per-part arrays)
+# Fork-join parallelism of a training step.  The pool (csrc/fastfc_pool.h) is compiled
+# into this one module; the others reach it only through the cdef functions below
+# (Cython shares them through blas's C-API capsule).  parallel_begin() returns a token
+# for parallel_end(); between the two, on the calling thread, parallel_run() runs a
+# task in parts, and gemm() splits large products when the BLAS is single-threaded.
+# Outside, everything is serial.
+cdef enum:
+    POOL_MAX_PARTS = 4      # most parts of a task (sizes per-part arrays); blas.pyx
+                            # checks it against the header's FFC_POOL_MAX at import
 
 ctypedef void (*task_fn)(void* arg, int part, int nparts) noexcept nogil
 cdef int parallel_begin() noexcept nogil

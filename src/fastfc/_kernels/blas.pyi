@@ -31,8 +31,14 @@ def _dot(x: _Floats, y: _Floats) -> float:
 def _scal(alpha: float, x: _Floats) -> None:
     """x *= alpha"""
 
-def set_thread_control(get_address: int, set_address: int) -> None:
-    """Give the kernels the BLAS library's get/set_num_threads (0, 0 forgets them)."""
+def set_thread_control(get_address: int) -> None:
+    """Give the kernels the BLAS library's get_num_threads, only read (0 forgets it)."""
+
+def set_parts(parts: int) -> int:
+    """Parts of fastfc's pool in a step (0: as many as the BLAS has threads); the old value."""
+
+def step_parts() -> int:
+    """How many parts a step started now would split its work into (1: serial)."""
 
 def set_pool(enabled: bool, max_parts: int = 0) -> None:
     """Switch fastfc's step-level threading on or off; max_parts caps the parts (0: none)."""
@@ -41,4 +47,5 @@ def _set_split_min(multiply_adds: float) -> float:
     """Set the smallest product split over the pool; returns the old value."""
 
 def pool_info() -> dict[str, bool | int | float]:
-    """enabled, split_min, thread_control, blas_threads, max_parts and tasks_run."""
+    """enabled, split_min, thread_control, blas_threads, parts, step_parts, splits_gemm,
+    max_parts and tasks_run."""

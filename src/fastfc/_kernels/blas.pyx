@@ -7,25 +7,29 @@ column-major product C.T = op(B).T @ op(A).T: swap the operands and their sizes.
 from scipy.linalg cimport cython_blas
 
 cdef extern from "fastfc_pool.h" nogil:
+    enum: FFC_POOL_MAX
     ctypedef void (*ffc_task_fn)(void* arg, int part, int nparts) noexcept nogil
-    int ffc_pool_acquire(int nparts)
     int ffc_pool_try_own()
     int ffc_pool_setup(int nparts)
     void ffc_pool_release()
     int ffc_pool_parts()
+    void ffc_pool_set_spin(long ns)
+    enum: FFC_SPIN_NS
     long ffc_pool_tasks()
     void ffc_pool_run(ffc_task_fn fn, void* arg)
     void ffc_part_range(long n, int part, int nparts, long align, long* lo, long* hi)
 
 ctypedef int (*get_threads_ptr)() noexcept nogil
-ctypedef void (*set_threads_ptr)(int n) noexcept nogil
 
 cdef CBlas _table
-cdef get_threads_ptr _get_threads = NULL   # the BLAS library's thread control, if known
-cdef set_threads_ptr _set_threads = NULL
+cdef get_threads_ptr _get_threads = NULL   # the BLAS library's thread count, if known
 cdef bint _pool_enabled = False
 cdef bint _scipy_gemm = True               # the kernels call SciPy's BLAS (set_gemm clears it)
-cdef int _pool_max = 0                     # 0: as many parts as BLAS threads (<= FFC_POOL_MAX)
+cdef int _pool_max = 0                     # cap on the parts (0: none but FFC_POOL_MAX)
+cdef int _pool_parts = 0                   # fastfc.set_num_threads (0: the BLAS's count)
+# Written by the thread that owns the pool, between parallel_begin and parallel_end: the
+# BLAS runs single-threaded, so gemm() may split a product over the pool.
+cdef bint _split_gemm = False
 # A product is split only when it has at least this many multiply-adds: smaller ones
 # cost less than handing half of them to another thread (a Net step hands its update
 # to the pool from 65536 parameters, its gather from 65536 elements).  Chosen from a measurement on the
@@ -50,6 +54,8 @@ cdef void _use_scipy() noexcept nogil:
 
 _use_scipy()
 _backend = "scipy"
+if <int>FFC_POOL_MAX != <int>POOL_MAX_PARTS:
+    raise ImportError("blas.pxd's POOL_MAX_PARTS differs from fastfc_pool.h's FFC_POOL_MAX")
 
 
 cdef void _gemm1(bint trans_a, bint trans_b, int m, int n, int k,
@@ -115,11 +121,11 @@ cdef void gemm(bint trans_a, bint trans_b, int m, int n, int k,
                floating beta, floating* c, int ldc) noexcept nogil:
     """C = alpha * op(A) @ op(B) + beta * C, row-major; op(A) is (m, k), op(B) is (k, n).
 
-    Inside parallel_begin/parallel_end a large product is split into row (or column)
-    blocks of C, one per thread of the pool, each a single-threaded BLAS call.
+    Inside parallel_begin/parallel_end, when the BLAS runs one thread, a large product
+    is split into row (or column) blocks of C, one per thread of the pool.
     """
     cdef GemmTask t
-    if (ffc_pool_parts() < 2 or <double>m * n * k < _SPLIT_MIN
+    if (ffc_pool_parts() < 2 or not _split_gemm or <double>m * n * k < _SPLIT_MIN
             or (m < 32 and n < 32)):
         _gemm1(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
         return
@@ -144,40 +150,41 @@ cdef void gemm(bint trans_a, bint trans_b, int m, int n, int k,
 # ----------------------------------------------------------------- the pool
 
 cdef int parallel_begin() noexcept nogil:
-    """Own the pool for a step if the BLAS runs several threads; returns a token.
+    """Own the pool for a step if fastfc's threading is on; returns a token.
 
-    While the pool is owned the BLAS library runs single-threaded (its thread count is
-    restored by parallel_end): fastfc's own split gives each thread one block.  The pool
-    is owned before the thread count is read, so the count read is never the 1 that
-    another step set for itself.
+    The pool runs ``set_num_threads`` parts (by default as many as the BLAS has
+    threads).  The BLAS's own thread count is only read, never changed: when it is 1
+    (the user limited it, e.g. with threadpoolctl) gemm() splits large products over
+    the pool, otherwise every product goes whole to the BLAS and its own threads, and
+    the pool takes the gather and the update.
     """
-    cdef int threads, parts
-    if (not _pool_enabled or not _scipy_gemm or _get_threads == NULL
-            or _set_threads == NULL):
+    global _split_gemm
+    cdef int blas_threads, parts
+    if not _pool_enabled or not _scipy_gemm:
         return 0
-    if not ffc_pool_try_own():
-        return 0
-    threads = _get_threads()
-    parts = threads
+    blas_threads = _get_threads() if _get_threads != NULL else 0
+    parts = _pool_parts if _pool_parts > 0 else blas_threads
     if _pool_max > 0 and parts > _pool_max:
         parts = _pool_max
-    if threads < 2 or ffc_pool_setup(parts) < 2:
+    if parts > FFC_POOL_MAX:
+        parts = FFC_POOL_MAX
+    if parts < 2 or not ffc_pool_try_own():
+        return 0
+    if ffc_pool_setup(parts) < 2:
         ffc_pool_release()
         return 0
-    _set_threads(1)
-    return threads
+    _split_gemm = blas_threads == 1
+    # idle workers spin between the tasks of a step only when the GEMMs are theirs too;
+    # otherwise they sleep at once and leave the cores to OpenBLAS's threads
+    ffc_pool_set_spin(FFC_SPIN_NS if _split_gemm else 0)
+    return 1
 
 
 cdef void parallel_end(int token) noexcept nogil:
-    """Undo parallel_begin (token 0: nothing to undo).
-
-    The thread count goes back to what it was only if it is still the 1 that
-    parallel_begin set: a limit another thread set in the meantime (threadpoolctl,
-    openblas_set_num_threads) is left in place, never overwritten.
-    """
+    """Undo parallel_begin (token 0: nothing to undo)."""
+    global _split_gemm
     if token > 0:
-        if _get_threads() == 1:
-            _set_threads(token)
+        _split_gemm = False
         ffc_pool_release()
 
 
@@ -200,15 +207,34 @@ cdef void part_range(Py_ssize_t n, int part, int nparts, Py_ssize_t align,
     hi[0] = h
 
 
-def set_thread_control(size_t get_address, size_t set_address):
-    """Give the kernels the BLAS library's ``get_num_threads`` / ``set_num_threads``.
+def set_thread_control(size_t get_address):
+    """Give the kernels the BLAS library's ``get_num_threads`` (0 forgets it).
 
-    With them (and the pool enabled) a Net step runs the BLAS single-threaded and
-    splits its work over fastfc's own threads; ``set_thread_control(0, 0)`` forgets them.
+    Only read: a step sizes the pool from it and splits GEMMs when it is 1.
     """
-    global _get_threads, _set_threads
+    global _get_threads
     _get_threads = <get_threads_ptr><void*>get_address
-    _set_threads = <set_threads_ptr><void*>set_address
+
+
+def set_parts(int parts):
+    """Parts of fastfc's pool in a step (0: as many as the BLAS has threads); returns the old."""
+    global _pool_parts
+    if parts < 0:
+        raise ValueError(f"parts must be >= 0, got {parts}")
+    old = _pool_parts
+    _pool_parts = parts
+    return old
+
+
+def step_parts():
+    """How many parts a step started now would split its work into (1: serial)."""
+    cdef int parts
+    if not _pool_enabled or not _scipy_gemm:
+        return 1
+    parts = _pool_parts if _pool_parts > 0 else (_get_threads() if _get_threads != NULL else 0)
+    if _pool_max > 0 and parts > _pool_max:
+        parts = _pool_max
+    return max(1, min(parts, FFC_POOL_MAX))
 
 
 def set_pool(bint enabled, int max_parts=0):
@@ -236,15 +262,21 @@ def pool_info():
 
     ``enabled`` (a Net step would use the pool), ``split_min`` (fewest multiply-adds of
     a product that is split over the pool), ``thread_control`` (the BLAS library's
-    thread count can be read and set), ``blas_threads`` (its thread count now, 0 if
-    unknown), ``max_parts`` (most parts a task is split into) and ``tasks_run`` (tasks
-    the pool's workers have run in this process).
+    thread count can be read), ``blas_threads`` (that count now, 0 if unknown),
+    ``parts`` (what fastfc.set_num_threads set, 0: follow the BLAS), ``step_parts``
+    (parts of a step started now), ``splits_gemm`` (a step would split GEMMs: the BLAS
+    is single-threaded), ``max_parts`` (most parts a task is split into) and
+    ``tasks_run`` (tasks the pool's workers have run in this process).
     """
-    control = _get_threads != NULL and _set_threads != NULL
-    return {"enabled": bool(_pool_enabled and _scipy_gemm and control),
+    control = _get_threads != NULL
+    blas_threads = _get_threads() if control else 0
+    return {"enabled": bool(_pool_enabled and _scipy_gemm),
             "split_min": _SPLIT_MIN,
             "thread_control": control,
-            "blas_threads": _get_threads() if _get_threads != NULL else 0,
+            "blas_threads": blas_threads,
+            "parts": _pool_parts,
+            "step_parts": step_parts(),
+            "splits_gemm": blas_threads == 1,
             "max_parts": FFC_POOL_MAX if _pool_max == 0 else min(_pool_max, FFC_POOL_MAX),
             "tasks_run": ffc_pool_tasks()}
 

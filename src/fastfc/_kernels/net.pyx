@@ -27,7 +27,7 @@ from fastfc._kernels._types cimport floating
 from fastfc._kernels._loops_common cimport ffc_update_stats
 from fastfc._kernels._dense_loops cimport *
 from fastfc._kernels._net_loops cimport *
-from fastfc._kernels.blas cimport (FFC_POOL_MAX, gemm, dot, parallel_begin, parallel_end,
+from fastfc._kernels.blas cimport (POOL_MAX_PARTS, gemm, dot, parallel_begin, parallel_end,
                                    parallel_parts, parallel_run, part_range)
 from fastfc._kernels.losses cimport softmax_xent, svm_hinge
 from fastfc._kernels.norm cimport (bn_forward_train, bn_forward_test, bn_backward,
@@ -256,8 +256,8 @@ cdef double _weights_sq(NetState* st, floating dummy) noexcept nogil:
 ctypedef struct UpdateTask:
     NetState* st
     bint is_float
-    ffc_update_stats weights[FFC_POOL_MAX]
-    ffc_update_stats others[FFC_POOL_MAX]
+    ffc_update_stats weights[POOL_MAX_PARTS]
+    ffc_update_stats others[POOL_MAX_PARTS]
 
 
 cdef void _update_part_t(UpdateTask* task, int part, int nparts,
@@ -308,7 +308,7 @@ cdef double _update(NetState* st, floating dummy) noexcept nogil:
     cdef Py_ssize_t nonfinite = 0
     task.st = st
     task.is_float = floating is float
-    for p in range(FFC_POOL_MAX):
+    for p in range(POOL_MAX_PARTS):
         task.weights[p].sumsq = 0
         task.weights[p].nonfinite = 0
         task.others[p].sumsq = 0
@@ -319,7 +319,7 @@ cdef double _update(NetState* st, floating dummy) noexcept nogil:
         _update_part(&task, 0, 1)       # too small to pay for the pool
     else:
         parallel_run(_update_part, &task)   # one part here unless the pool is ours
-    for p in range(FFC_POOL_MAX):
+    for p in range(POOL_MAX_PARTS):
         sumsq += task.weights[p].sumsq
         nonfinite += task.weights[p].nonfinite + task.others[p].nonfinite
     st.nonfinite = nonfinite
@@ -716,7 +716,7 @@ cdef class NetCore:
                 try:
                     if yb.itemsize != sizeof(intptr_t):
                         raise TypeError("y must be an intp array")
-                    if yb.len // sizeof(intptr_t) != n:
+                    if yb.len // <Py_ssize_t>sizeof(intptr_t) != n:
                         raise ValueError(f"y has {yb.len // sizeof(intptr_t)} labels for {n} samples")
                     labels = self._copy_ints(&yb, n, True)
                 finally:

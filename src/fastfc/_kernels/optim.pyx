@@ -12,7 +12,7 @@ The equations (g = dw + reg * w):
 from libc.math cimport pow
 
 from fastfc._kernels._optim_loops cimport *
-from fastfc._kernels.blas cimport (FFC_POOL_MAX, parallel_begin, parallel_end,
+from fastfc._kernels.blas cimport (POOL_MAX_PARTS, parallel_begin, parallel_end,
                                    parallel_run, part_range)
 
 
@@ -117,7 +117,7 @@ ctypedef struct RuleTask:
     char* s2
     Py_ssize_t size
     double reg
-    ffc_update_stats stats[FFC_POOL_MAX]
+    ffc_update_stats stats[POOL_MAX_PARTS]
 
 
 cdef void _rule_slice(RuleTask* k, Py_ssize_t lo, Py_ssize_t hi, ffc_update_stats* st,
@@ -143,14 +143,14 @@ cdef Py_ssize_t _run_rule(RuleTask* k) noexcept nogil:
     """Run the update (in parts when w is large and the pool is free); NaN/inf count."""
     cdef int p, token = 0
     cdef Py_ssize_t nonfinite = 0
-    for p in range(FFC_POOL_MAX):
+    for p in range(POOL_MAX_PARTS):
         k.stats[p].sumsq = 0
         k.stats[p].nonfinite = 0
     if k.size >= PARALLEL_MIN:
         token = parallel_begin()
     parallel_run(_rule_part, k)         # one part on this thread unless the pool is ours
     parallel_end(token)
-    for p in range(FFC_POOL_MAX):
+    for p in range(POOL_MAX_PARTS):
         nonfinite += k.stats[p].nonfinite
     return nonfinite
 
