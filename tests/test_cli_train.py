@@ -669,3 +669,29 @@ def test_bench_source_tree_is_recognised_exactly(tmp_path):
     expected = root if os.path.basename(os.path.dirname(package)) == "src" and \
         os.path.isfile(os.path.join(root, "bench", "__main__.py")) else None
     assert cli.source_tree() == expected
+
+
+def test_train_splits_the_gemms_over_the_pool_and_restores_the_blas(in_tmp, monkeypatch):
+    # the command owns its process: it trains with OpenBLAS at one thread and fastfc's
+    # pool sized to --threads, and gives OpenBLAS its count back when it ends
+    from threadpoolctl import threadpool_limits
+
+    from fastfc import _threads
+    from fastfc.solver import Solver
+
+    seen = []
+    real_train = Solver.train
+
+    def recording_train(self):
+        seen.append(_threads.threading_info())
+        return real_train(self)
+
+    monkeypatch.setattr(Solver, "train", recording_train)
+    with threadpool_limits(2, user_api="blas"):
+        before = _threads.threading_info()["blas_threads"]
+        assert train("--num-epochs", "1", "--threads", "2", "--quiet") == 0
+        after = _threads.threading_info()["blas_threads"]
+    (info,) = seen
+    if info["mode"] == "pool":
+        assert info["blas_threads"] == 1 and info["threads"] == 2 and info["splits_gemm"]
+    assert after == before

@@ -502,10 +502,22 @@ def _write_json(path, obj):
 
 
 def _threads(settings):
-    if settings["threads"] is None:
+    """The threads of a training run.
+
+    The command owns its process, so with fastfc's pool on (the default) it trains in
+    the fastest set-up, which a library call only gets when asked for: SciPy's OpenBLAS
+    limited to one thread while the command runs and fastfc's pool sized to ``--threads``
+    (default: the threads OpenBLAS had), so each step splits its GEMMs over the pool.
+    With ``FASTFC_THREADING=blas`` OpenBLAS keeps the threading (``--threads`` limits it).
+    """
+    from fastfc import _threads as T
+    n = settings["threads"]
+    if T.threading_info()["mode"] == "pool":
+        return T.threads(n if n is not None else T.get_num_threads(), blas_threads=1)
+    if n is None:
         return nullcontext()
     from threadpoolctl import threadpool_limits
-    return threadpool_limits(settings["threads"])
+    return threadpool_limits(n)
 
 
 def _say(args, msg):
