@@ -45,7 +45,7 @@ from fastfc._defaults import FRONTEND_DEFAULTS as _D
 from fastfc._defaults import describe_rule
 from fastfc.net import ACTIVATIONS, Net
 from fastfc.optim import UPDATE_RULES
-from fastfc.solver import BLOWUP_FACTOR, TrainingDiverged
+from fastfc.solver import BLOWUP_FACTOR, TrainingDiverged, blowup_limit
 
 __all__ = ["FCClassifier"]
 
@@ -445,7 +445,7 @@ def _divergence(loss, first_loss, net):
         return f"the loss is {loss}"
     if net.nonfinite_params:
         return "its update made parameters NaN or infinite"
-    limit = BLOWUP_FACTOR * max(first_loss, 1.0)
+    limit = blowup_limit(first_loss)
     if loss > limit:
         return (f"the loss {loss:.4g} exceeds {limit:.4g} ({BLOWUP_FACTOR:g} x max(first "
                 "loss, 1): a blow-up)")

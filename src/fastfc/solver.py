@@ -175,6 +175,12 @@ ON_DIVERGENCE = ("continue", "stop", "raise")
 
 # A finite loss above BLOWUP_FACTOR * max(first loss, 1) counts as divergence
 BLOWUP_FACTOR = 1e3
+
+
+def blowup_limit(first_loss):
+    """The loss above which a run has blown up: ``BLOWUP_FACTOR * max(first_loss, 1)``."""
+    return BLOWUP_FACTOR * max(float(first_loss), 1.0)
+
 # A first loss above UNSCALED_FACTOR * log(C) (C score columns) suggests unscaled inputs
 UNSCALED_FACTOR = 10.0
 
@@ -1082,8 +1088,7 @@ class Solver:
         base_lr = self.optim_config.get("learning_rate")
         if sched is not None:
             sched.start()
-        limit = (BLOWUP_FACTOR * max(float(self.loss_history[0]), 1.0)
-                 if self.loss_history else None)
+        limit = blowup_limit(self.loss_history[0]) if self.loss_history else None
         start = self._next_it
         next_t = start          # the first step not yet done
         at_boundary = True      # no step is half done
@@ -1107,7 +1112,7 @@ class Solver:
                 self._step()
                 loss = self.loss_history[-1]
                 if limit is None:
-                    limit = BLOWUP_FACTOR * max(float(self.loss_history[0]), 1.0)
+                    limit = blowup_limit(self.loss_history[0])
                 if self.diverged_iteration is None and (
                         not math.isfinite(loss) or not self._params_finite or loss > limit):
                     if self._diverged(t, num_iterations, loss, limit):
