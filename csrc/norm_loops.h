@@ -94,15 +94,12 @@ static FFC_HOT void FFC_SUF(ffc_bn_forward_test)(
 }
 
 /*
- * Batch-norm backward through the training-mode statistics (the simplified form):
- *   dbeta = dout.sum(0); dgamma = (dout * xhat).sum(0)
- *   dx = gamma * inv_std / n * (n * dout - dbeta - xhat * dgamma)
- * dx may be dout itself.
+ * The parameter gradients of batch norm, either mode: dbeta = dout.sum(0);
+ * dgamma = (dout * xhat).sum(0), summed row by row.
  */
-static FFC_HOT void FFC_SUF(ffc_bn_backward)(
+static FFC_HOT void FFC_SUF(ffc_bn_param_grads)(
     const FFC_REAL *dout, const FFC_REAL *FFC_RESTRICT xhat, ptrdiff_t n, ptrdiff_t d,
-    const FFC_REAL *FFC_RESTRICT gamma, const FFC_REAL *FFC_RESTRICT inv_std,
-    FFC_REAL *dx, FFC_REAL *FFC_RESTRICT dgamma, FFC_REAL *FFC_RESTRICT dbeta)
+    FFC_REAL *FFC_RESTRICT dgamma, FFC_REAL *FFC_RESTRICT dbeta)
 {
     for (ptrdiff_t j = 0; j < d; ++j) { dgamma[j] = 0; dbeta[j] = 0; }
     for (ptrdiff_t i = 0; i < n; ++i) {
@@ -113,6 +110,20 @@ static FFC_HOT void FFC_SUF(ffc_bn_backward)(
             dgamma[j] += grow[j] * hrow[j];
         }
     }
+}
+
+/*
+ * Batch-norm backward through the training-mode statistics (the simplified form):
+ *   dbeta = dout.sum(0); dgamma = (dout * xhat).sum(0)
+ *   dx = gamma * inv_std / n * (n * dout - dbeta - xhat * dgamma)
+ * dx may be dout itself.
+ */
+static FFC_HOT void FFC_SUF(ffc_bn_backward)(
+    const FFC_REAL *dout, const FFC_REAL *FFC_RESTRICT xhat, ptrdiff_t n, ptrdiff_t d,
+    const FFC_REAL *FFC_RESTRICT gamma, const FFC_REAL *FFC_RESTRICT inv_std,
+    FFC_REAL *dx, FFC_REAL *FFC_RESTRICT dgamma, FFC_REAL *FFC_RESTRICT dbeta)
+{
+    FFC_SUF(ffc_bn_param_grads)(dout, xhat, n, d, dgamma, dbeta);
     if (dx == NULL) return;
     const FFC_REAL fn = (FFC_REAL)n;
     const FFC_REAL inv_n = (FFC_REAL)1 / fn;
@@ -136,15 +147,10 @@ static FFC_HOT void FFC_SUF(ffc_bn_backward_fixed)(
     const FFC_REAL *FFC_RESTRICT gamma, const FFC_REAL *FFC_RESTRICT inv_std,
     FFC_REAL *dx, FFC_REAL *FFC_RESTRICT dgamma, FFC_REAL *FFC_RESTRICT dbeta)
 {
-    for (ptrdiff_t j = 0; j < d; ++j) { dgamma[j] = 0; dbeta[j] = 0; }
+    FFC_SUF(ffc_bn_param_grads)(dout, xhat, n, d, dgamma, dbeta);
     for (ptrdiff_t i = 0; i < n; ++i) {
         const FFC_REAL *grow = dout + i * d;
-        const FFC_REAL *hrow = xhat + i * d;
         FFC_REAL *xrow = dx + i * d;
-        for (ptrdiff_t j = 0; j < d; ++j) {
-            dbeta[j] += grow[j];
-            dgamma[j] += grow[j] * hrow[j];
-        }
         for (ptrdiff_t j = 0; j < d; ++j) xrow[j] = grow[j] * gamma[j] * inv_std[j];
     }
 }
