@@ -347,11 +347,16 @@ class Net:
     @property
     def optim_config(self):
         """The optimiser's config (a new dict on every access; its state arrays are
-        read-only views), or None before set_optimizer."""
+        read-only views), or None before set_optimizer.  The learning rate and Adam's
+        step count ``t`` are read from the compiled core, their one home."""
         if self._optim_config is None:
             return None
-        return {k: _readonly(v) if isinstance(v, np.ndarray) else v
-                for k, v in self._optim_config.items()}
+        config = {k: _readonly(v) if isinstance(v, np.ndarray) else v
+                  for k, v in self._optim_config.items()}
+        config["learning_rate"] = self._core.learning_rate
+        if "t" in config:
+            config["t"] = int(self._core.t)
+        return config
 
     @property
     def learning_rate(self):
@@ -362,20 +367,12 @@ class Net:
         value = V.check_scalar(value, "learning_rate", low=0.0)
         with self._lock:
             self._core.learning_rate = value
-            if self._optim_config is not None:
-                self._optim_config["learning_rate"] = value
 
     @_serialised
     def optimizer_state(self):
         """The optimiser config with its flat state arrays (read-only views) and the
         current step t."""
-        config = self.optim_config
-        if config is None:
-            return None
-        config["learning_rate"] = self._core.learning_rate
-        if "t" in config:
-            config["t"] = int(self._core.t)
-        return config
+        return self.optim_config
 
     @property
     def nonfinite_params(self):
@@ -573,6 +570,16 @@ class Net:
         self._core.drop_key = key
         for target, value in values:
             np.copyto(target, value, casting="unsafe")
+
+    def extra_state(self):
+        """Arrays beyond ``params`` that a checkpoint must hold to resume exactly: the
+        step counter, the dropout key and the running statistics (copies).  Part of the
+        model protocol the Solver trains through (:mod:`fastfc._protocols`)."""
+        return self._extra_state()
+
+    def load_extra_state(self, state):
+        """Load what :meth:`extra_state` returned (everything checked first)."""
+        self._load_extra_state(state)
 
     _ARGS = ("layer_dims", "activation", "dropout_keep_ratio", "normalization",
              "weight_scale", "init", "seed", "alpha", "bn_momentum", "eps")
