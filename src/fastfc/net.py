@@ -341,7 +341,10 @@ class Net:
             hyper.get("decay_rate", 0.0), hyper.get("beta1", 0.0), hyper.get("beta2", 0.0),
             hyper.get("epsilon", 0.0), hyper.get("t", 0), states[0], states[1])
         self.update_rule = update_rule
-        self._optim_config = config
+        # the learning rate and Adam's t live in the core only (optim_config reads them)
+        self._counts_steps = "t" in config
+        self._optim_config = {k: v for k, v in config.items()
+                              if k not in ("learning_rate", "t")}
         return self
 
     @property
@@ -351,10 +354,10 @@ class Net:
         step count ``t`` are read from the compiled core, their one home."""
         if self._optim_config is None:
             return None
-        config = {k: _readonly(v) if isinstance(v, np.ndarray) else v
-                  for k, v in self._optim_config.items()}
-        config["learning_rate"] = self._core.learning_rate
-        if "t" in config:
+        config = {"learning_rate": self._core.learning_rate}
+        config.update((k, _readonly(v) if isinstance(v, np.ndarray) else v)
+                      for k, v in self._optim_config.items())
+        if self._counts_steps:
             config["t"] = int(self._core.t)
         return config
 

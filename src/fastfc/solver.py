@@ -491,15 +491,21 @@ class Solver:
             self.model.set_optimizer(self.rule_name, **copy.deepcopy(self.optim_config))
         X = np.asarray(self.X_train)
         if X.dtype not in V.FLOAT_DTYPES:
-            X = X.astype(self.model.dtype)
+            X = X.astype(self._model_dtype())
         self._X_fast = np.ascontiguousarray(X)
-        self._y_fast = V.as_labels(self.y_train, "y_train", len(self.y_train),
-                                   self.model.layer_dims[-1])
+        # labels were checked against the score width (when known) by the constructor
+        n_classes = self._n_classes if self._n_classes is not None else np.iinfo(np.intp).max
+        self._y_fast = V.as_labels(self.y_train, "y_train", len(self.y_train), n_classes)
         self._y_batch = np.empty(self.batch_size, dtype=np.intp)
         self._fast_ready = True
 
     # the current learning rate has one home: the model's optimiser when it owns one,
     # else the per-parameter configs
+    def _model_dtype(self):
+        """The float type a model that owns its optimiser computes in (float64 unless
+        it says otherwise with a ``dtype`` attribute)."""
+        return getattr(self.model, "dtype", np.float64)
+
     def _learning_rates(self):
         if self.fast:
             return [self.model.learning_rate]
@@ -534,7 +540,7 @@ class Solver:
             self._prepare_fast()
             np.take(self._y_fast, batch_mask, out=self._y_batch)
             if self.augment is not None:
-                buf = self._augment_buffer(self.model.dtype)
+                buf = self._augment_buffer(self._model_dtype())
                 self.augment(self._X_fast, batch_mask, out=buf)
                 loss = self.model.train_step(buf, self._y_batch)
             else:
@@ -1048,7 +1054,7 @@ class Solver:
             for p, config in configs.items():
                 if fast:
                     size = sum(int(np.prod(s)) for s in shapes.values())
-                    w = np.zeros(size, dtype=np.dtype(self.model.dtype))
+                    w = np.zeros(size, dtype=np.dtype(self._model_dtype()))
                     if "weight_decay" in config:
                         fail("the Net's optimiser state holds weight_decay")
                 else:
