@@ -431,7 +431,7 @@ class Solver:
         self._bad_epochs = 0
         self._next_it = 0
         self._fast_ready = False
-        self._fused = None       # the model's step accelerator (make_solver_step), False if none
+        self._fused = None       # the model's step accelerator (make_solver_step) or False
         self._resumed = False
         self._loop_done = False  # a train() loop ran to its end (the next one starts anew)
         self._sigint = False     # a Ctrl-C arrived; training stops at the next step boundary
@@ -494,18 +494,20 @@ class Solver:
             X = X.astype(self._model_dtype())
         self._X_fast = np.ascontiguousarray(X)
         # labels were checked against the score width (when known) by the constructor
-        n_classes = self._n_classes if self._n_classes is not None else np.iinfo(np.intp).max
+        n_classes = self._n_classes
+        if n_classes is None:
+            n_classes = np.iinfo(np.intp).max
         self._y_fast = V.as_labels(self.y_train, "y_train", len(self.y_train), n_classes)
         self._y_batch = np.empty(self.batch_size, dtype=np.intp)
         self._fast_ready = True
 
-    # the current learning rate has one home: the model's optimiser when it owns one,
-    # else the per-parameter configs
     def _model_dtype(self):
         """The float type a model that owns its optimiser computes in (float64 unless
         it says otherwise with a ``dtype`` attribute)."""
         return getattr(self.model, "dtype", np.float64)
 
+    # the current learning rate has one home: the model's optimiser when it owns one,
+    # else the per-parameter configs
     def _learning_rates(self):
         if self.fast:
             return [self.model.learning_rate]
