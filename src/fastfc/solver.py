@@ -236,7 +236,10 @@ class Solver:
     ----------
     model : object
         ``model.params`` (dict name -> ndarray) and ``model.loss(X, y=None)`` returning
-        scores (N, C) without labels and ``(loss, grads)`` with them.
+        scores (N, C) without labels and ``(loss, grads)`` with them; with a named
+        update rule, a model that also owns its optimiser (``train_step``,
+        ``set_optimizer``, ``learning_rate``, ``optimizer_state``,
+        ``nonfinite_params``) is trained through it.  See :mod:`fastfc._protocols`.
     data : dict
         'X_train', 'y_train', 'X_val', 'y_val'.
     update_rule : str or callable, default 'sgd'
