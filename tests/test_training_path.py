@@ -356,3 +356,35 @@ def test_the_fused_steps_rate_and_t_live_in_the_configs():
     s._step()
     assert fused.net.learning_rate == 4e-3
     assert {c["t"] for c in s.optim_configs.values()} == {11}
+
+
+def test_ctrl_c_ends_an_estimator_fit_at_a_step_boundary(monkeypatch):
+    """The estimator shares the Solver's Ctrl-C handling: the step under way is
+    finished, the fit ends with one warning, and the estimator is usable."""
+    pytest.importorskip("sklearn")
+    import signal
+    import warnings
+
+    from fastfc.sklearn import FCClassifier
+
+    if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        pytest.skip("needs Python's own SIGINT handler")
+    inner = Net.train_step
+    count = [0]
+
+    def train_step(self, X, y, indices=None):
+        loss = inner(self, X, y, indices)
+        count[0] += 1
+        if count[0] == 7:
+            signal.raise_signal(signal.SIGINT)
+        return loss
+    monkeypatch.setattr(Net, "train_step", train_step)
+    d = _data()
+    clf = FCClassifier(hidden_dims=(5,), num_epochs=5, batch_size=30, random_state=0)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        clf.fit(d["X_train"], d["y_train"])
+    assert [str(w.message) for w in caught if "interrupted" in str(w.message)]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert clf.t_ == 7 and clf.n_iter_ == 1 and len(clf.loss_curve_) == 1
+    assert clf.predict(d["X_val"]).shape == (50,)
