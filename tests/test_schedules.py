@@ -129,3 +129,96 @@ def test_cosine_rejects_lr_decay():
         Solver(Net([10, 3], seed=0), _data(), schedule="cosine", lr_decay=0.9)
     with pytest.raises(ValueError, match="schedule"):
         Solver(Net([10, 3], seed=0), _data(), schedule="linear")
+
+
+# ---------------------------------------------------------------- schedule objects
+
+def _lrs_seen(solver, model_lr):
+    """Train, recording the learning rate each step runs with."""
+    seen = []
+    step = solver._step
+
+    def recording_step():
+        seen.append(model_lr())
+        step()
+    solver._step = recording_step
+    solver.train()
+    return seen
+
+
+def test_exponential_decay_object_is_lr_decay():
+    """schedule=ExponentialDecay(d) trains bit for bit as lr_decay=d (which builds it)."""
+    from fastfc.schedules import ExponentialDecay
+
+    def run(**kw):
+        np.random.seed(0)
+        model = Net([10, 8, 3], seed=0, dtype=np.float64)
+        s = Solver(model, _data(), update_rule="adam", optim_config={"learning_rate": 0.01},
+                   num_epochs=3, batch_size=30, verbose=False, **kw)
+        s.train()
+        return s, model
+
+    (a, ma), (b, mb) = run(lr_decay=0.7), run(schedule=ExponentialDecay(0.7))
+    assert a.loss_history == b.loss_history
+    assert ma.learning_rate == mb.learning_rate == 0.01 * 0.7 * 0.7 * 0.7
+    for k in ma.params:
+        np.testing.assert_array_equal(ma.params[k], mb.params[k])
+    assert ExponentialDecay(0.5).after_epoch(3, 0.25) == 0.125
+    with pytest.raises(ValueError, match="decay"):
+        ExponentialDecay(-0.5)
+
+
+class Warmup:
+    """A custom per-step schedule: linear warm-up over `n` steps, then the base rate."""
+
+    def __init__(self, n):
+        self.n = n
+        self.calls = []
+
+    def before_step(self, step, base_lr):
+        self.calls.append(step)
+        return base_lr * min(1.0, (step + 1) / self.n)
+
+
+class Halve:
+    """A custom per-epoch schedule: halve every second epoch, else leave it."""
+
+    def after_epoch(self, epoch, lr):
+        return lr / 2 if epoch % 2 == 0 else None
+
+
+def test_a_custom_per_step_schedule_drives_a_net():
+    np.random.seed(0)
+    model = Net([10, 8, 3], seed=0, dtype=np.float64)
+    warm = Warmup(4)
+    s = Solver(model, _data(), update_rule="sgd", optim_config={"learning_rate": 0.2},
+               num_epochs=2, batch_size=30, verbose=False, schedule=warm)
+    seen = _lrs_seen(s, lambda: model.learning_rate)
+    total = 2 * (150 // 30)
+    assert warm.calls == list(range(total))
+    assert seen == [0.2 * min(1.0, (t + 1) / 4) for t in range(total)]
+
+
+def test_a_custom_per_epoch_schedule_drives_the_course_path():
+    np.random.seed(0)
+    model = FullyConnectedNet([8], input_dim=10, num_classes=3, dtype=np.float64)
+    s = Solver(model, _data(), update_rule="sgd_momentum",
+               optim_config={"learning_rate": 0.08}, num_epochs=4, batch_size=30,
+               verbose=False, schedule=Halve())
+    seen = _lrs_seen(s, lambda: s.optim_configs["W1"].get("learning_rate", 0.08))
+    per_epoch = 150 // 30
+    # epochs 2 and 4 end halved; the first epoch's steps see the base rate
+    want = [0.08] * (2 * per_epoch) + [0.04] * (2 * per_epoch)
+    assert seen == want
+    assert {c["learning_rate"] for c in s.optim_configs.values()} == {0.02}
+
+
+def test_schedule_objects_are_checked():
+    data = _data()
+    with pytest.raises(TypeError, match="before_step.*after_epoch"):
+        Solver(Net([10, 3], seed=0), data, schedule=object())
+    with pytest.raises(ValueError, match="lr_decay"):
+        Solver(Net([10, 3], seed=0), data, schedule=Halve(), lr_decay=0.5)
+    from fastfc import optim
+    with pytest.raises(ValueError, match="learning_rate"):
+        Solver(Net([10, 3], seed=0), data, update_rule=optim.sgd, schedule=Warmup(2))

@@ -341,17 +341,25 @@ class Net:
             hyper.get("decay_rate", 0.0), hyper.get("beta1", 0.0), hyper.get("beta2", 0.0),
             hyper.get("epsilon", 0.0), hyper.get("t", 0), states[0], states[1])
         self.update_rule = update_rule
-        self._optim_config = config
+        # the learning rate and Adam's t live in the core only (optim_config reads them)
+        self._counts_steps = "t" in config
+        self._optim_config = {k: v for k, v in config.items()
+                              if k not in ("learning_rate", "t")}
         return self
 
     @property
     def optim_config(self):
         """The optimiser's config (a new dict on every access; its state arrays are
-        read-only views), or None before set_optimizer."""
+        read-only views), or None before set_optimizer.  The learning rate and Adam's
+        step count ``t`` are read from the compiled core, their one home."""
         if self._optim_config is None:
             return None
-        return {k: _readonly(v) if isinstance(v, np.ndarray) else v
-                for k, v in self._optim_config.items()}
+        config = {"learning_rate": self._core.learning_rate}
+        config.update((k, _readonly(v) if isinstance(v, np.ndarray) else v)
+                      for k, v in self._optim_config.items())
+        if self._counts_steps:
+            config["t"] = int(self._core.t)
+        return config
 
     @property
     def learning_rate(self):
@@ -362,20 +370,12 @@ class Net:
         value = V.check_scalar(value, "learning_rate", low=0.0)
         with self._lock:
             self._core.learning_rate = value
-            if self._optim_config is not None:
-                self._optim_config["learning_rate"] = value
 
     @_serialised
     def optimizer_state(self):
         """The optimiser config with its flat state arrays (read-only views) and the
         current step t."""
-        config = self.optim_config
-        if config is None:
-            return None
-        config["learning_rate"] = self._core.learning_rate
-        if "t" in config:
-            config["t"] = int(self._core.t)
-        return config
+        return self.optim_config
 
     @property
     def nonfinite_params(self):
@@ -573,6 +573,16 @@ class Net:
         self._core.drop_key = key
         for target, value in values:
             np.copyto(target, value, casting="unsafe")
+
+    def extra_state(self):
+        """Arrays beyond ``params`` that a checkpoint must hold to resume exactly: the
+        step counter, the dropout key and the running statistics (copies).  Part of the
+        model protocol the Solver trains through (:mod:`fastfc._protocols`)."""
+        return self._extra_state()
+
+    def load_extra_state(self, state):
+        """Load what :meth:`extra_state` returned (everything checked first)."""
+        self._load_extra_state(state)
 
     _ARGS = ("layer_dims", "activation", "dropout_keep_ratio", "normalization",
              "weight_scale", "init", "seed", "alpha", "bn_momentum", "eps")

@@ -1,5 +1,22 @@
 """Learning-rate schedules for the Solver.
 
+A schedule is an object the Solver calls; it never holds a learning rate of its own
+(the current rate lives with the optimiser: the model's, or the Solver's per-parameter
+configs).  It offers either or both of
+
+``before_step(step, base_lr)``
+    called before every step (0-based ``step``) with the run's base learning rate
+    (``optim_config['learning_rate']``); returns the rate for that step, or None to
+    leave it unchanged;
+``after_epoch(epoch, lr)``
+    called at every epoch end (``epoch`` counts the epochs done) once per learning
+    rate the optimiser holds; returns the new rate, or None to leave it unchanged.
+
+A method the schedule lacks is never called (see :class:`Schedule`, the typing
+protocol).  Two schedules ship:
+
+* :class:`ExponentialDecay` -- multiply the rate by ``decay`` at every epoch end (the
+  course Solver's ``lr_decay``);
 * :class:`CosineSchedule` -- ``lr = base_lr * (1 + cos(pi * f)) / 2`` where ``f`` is the
   fraction of training done, counted either in steps (a fixed number of epochs) or in
   wall-clock seconds (a time budget).  With a time budget, training ends when the budget
@@ -7,10 +24,59 @@
 """
 import math
 import time
+from typing import Optional, Protocol, runtime_checkable
 
 from fastfc import _validation as V
 
-__all__ = ["CosineSchedule", "cosine_factor"]
+__all__ = ["CosineSchedule", "ExponentialDecay", "Schedule", "cosine_factor"]
+
+
+@runtime_checkable
+class Schedule(Protocol):
+    """What the Solver calls: ``before_step`` and/or ``after_epoch`` (see the module
+    docstring).  Either method may be missing; this protocol names both."""
+
+    def before_step(self, step: int, base_lr: float) -> Optional[float]:
+        ...
+
+    def after_epoch(self, epoch: int, lr: float) -> Optional[float]:
+        ...
+
+
+def schedule_hooks(schedule):
+    """The ``(before_step, after_epoch)`` callables of a schedule (None where absent).
+
+    Raises TypeError naming the argument when the object offers neither."""
+    before = getattr(schedule, "before_step", None)
+    after = getattr(schedule, "after_epoch", None)
+    before = before if callable(before) else None
+    after = after if callable(after) else None
+    if before is None and after is None:
+        raise TypeError("schedule must be None, 'cosine' or an object with a "
+                        "before_step(step, base_lr) and/or after_epoch(epoch, lr) method, "
+                        f"got {schedule!r}")
+    return before, after
+
+
+class ExponentialDecay:
+    """Multiply the learning rate by ``decay`` at every epoch end.
+
+    Parameters
+    ----------
+    decay : float >= 0
+        The factor; 1 leaves the rate unchanged (the rate is still rewritten, as the
+        course Solver does).
+    """
+
+    def __init__(self, decay):
+        self.decay = V.check_scalar(decay, "decay", low=0.0)
+
+    def after_epoch(self, epoch, lr):
+        """``lr * decay``."""
+        return lr * self.decay
+
+    def __repr__(self):
+        return f"ExponentialDecay({self.decay!r})"
 
 
 def cosine_factor(fraction):
@@ -60,6 +126,10 @@ class CosineSchedule:
 
     def factor(self, step):
         return cosine_factor(self.fraction(step))
+
+    def before_step(self, step, base_lr):
+        """The learning rate of step ``step``: ``base_lr * factor(step)``."""
+        return base_lr * cosine_factor(self.fraction(step))   # factor(), one call less
 
     def done(self, step):
         """True once the budget (time or steps) is spent."""

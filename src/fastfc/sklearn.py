@@ -6,14 +6,18 @@ checked with scikit-learn's own ``check_X_y`` / ``check_array`` machinery -- so 
 works in ``GridSearchCV``, ``cross_val_score`` and ``Pipeline``, and it passes
 ``sklearn.utils.estimator_checks.check_estimator``.
 
-Training is the Solver's loop without the global generator: each step draws a
-minibatch of ``batch_size`` row indices *with replacement*
-(``rng.choice(n_samples, batch_size)``, as :class:`fastfc.Solver` does with
-``np.random.choice``) and makes one compiled :meth:`fastfc.Net.train_step`; an epoch is
+Training runs through :class:`fastfc.Solver` -- fastfc's one training loop -- with the
+estimator's own random generator: each step draws a minibatch of ``batch_size`` row
+indices *with replacement* (``rng.choice(n_samples, batch_size)``, the Solver's
+``random_state``) and makes one compiled :meth:`fastfc.Net.train_step`; an epoch is
 ``max(n_samples // batch_size, 1)`` steps; ``lr_decay`` multiplies the learning rate at
 every epoch end; early stopping watches validation accuracy on a held-out
-``validation_fraction`` and restores the best weights, like ``Solver(patience=...)``.
-All randomness (weights, dropout masks, minibatches, the validation split) comes from
+``validation_fraction`` and restores the best weights (the Solver's ``patience``); the
+Solver's divergence guard stops a diverged fit (``on_divergence='raise'``) and a Ctrl-C
+ends it at a step boundary with a warning, keeping the best weights.  What differs from
+a plain Solver is only what an epoch end measures and prints (validation accuracy
+through ``net.predict``, the mean epoch loss) -- see ``_EstimatorSolver``.  All
+randomness (weights, dropout masks, minibatches, the validation split) comes from
 ``random_state``, never from NumPy's global generator.
 
 Requires scikit-learn (``pip install fastfc[sklearn]``).
@@ -45,7 +49,7 @@ from fastfc._defaults import FRONTEND_DEFAULTS as _D
 from fastfc._defaults import describe_rule
 from fastfc.net import ACTIVATIONS, Net
 from fastfc.optim import UPDATE_RULES
-from fastfc.solver import BLOWUP_FACTOR, TrainingDiverged, blowup_limit
+from fastfc.solver import _NO_CHECK, BLOWUP_FACTOR, Solver, TrainingDiverged
 
 __all__ = ["FCClassifier"]
 
@@ -314,7 +318,7 @@ default 'adam'
         return X[train_idx], y[train_idx], X[val_idx], y[val_idx]
 
     def _train(self, X, y, num_epochs, rng, X_val, y_val):
-        """The Solver's loop over Net.train_step, with a private random generator.
+        """Train through the Solver's loop with the private random generator ``rng``.
 
         Divergence follows the front ends' rule (``on_divergence='raise'``): a step whose
         loss or updated parameters are NaN/inf, or whose loss has blown up, stops the fit
@@ -323,68 +327,11 @@ default 'adam'
         (the weights this call started from when no epoch finished) -- and its optimiser
         state is started afresh, so the estimator never keeps NaN or exploded weights.
         """
-        net = self.net_
-        n = X.shape[0]
-        batch_size = min(int(self.batch_size), n)
-        iterations_per_epoch = max(n // batch_size, 1)
-        y_batch = np.empty(batch_size, dtype=np.intp)
         if self.verbose and self.n_iter_ == 0:
             print(describe_rule(self.update_rule, float(self.learning_rate)))
-        best = None
-        last_good = _snapshot(net)
-        bad_epochs = 0
-        for _ in range(int(num_epochs)):
-            total = 0.0
-            for _ in range(iterations_per_epoch):
-                batch_mask = rng.choice(n, batch_size)
-                np.take(y, batch_mask, out=y_batch)
-                loss = float(net.train_step(X, y_batch, indices=batch_mask))
-                self.t_ += 1
-                if getattr(self, "_first_loss", None) is None:
-                    self._first_loss = loss
-                what = _divergence(loss, self._first_loss, net)
-                if what is not None:
-                    self._diverged(what, best if best is not None else last_good)
-                total += loss
-            self.n_iter_ += 1
-            self.loss_curve_.append(total / iterations_per_epoch)
-            if self.lr_decay != 1.0:
-                net.learning_rate = net.learning_rate * float(self.lr_decay)
-            message = f"epoch {self.n_iter_}: loss {self.loss_curve_[-1]:.6f}"
-            if X_val is not None:
-                acc = float(np.mean(net.predict(X_val) == y_val))
-                self.validation_scores_.append(acc)
-                message += f"; val_acc {acc:.4f}"
-                if self.best_validation_score_ is None or acc > self.best_validation_score_:
-                    self.best_validation_score_ = acc
-                    best = _snapshot(net)
-                    bad_epochs = 0
-                else:
-                    bad_epochs += 1
-            else:
-                last_good = _snapshot(net)
-            if self.verbose:
-                print(message)
-            if X_val is not None and bad_epochs >= self.patience:
-                self.stopped_early_ = True
-                if self.verbose:
-                    print(f"early stopping: no improvement in validation accuracy for "
-                          f"{self.patience} epochs (best {self.best_validation_score_:.4f})")
-                break
-        if best is not None:
-            _restore(net, best)
-
-    def _diverged(self, what, snapshot):
-        """Put the net back to ``snapshot`` with a fresh optimiser, then raise."""
-        net = self.net_
-        lr = net.learning_rate
-        _restore(net, snapshot)
-        net.set_optimizer(self.update_rule, learning_rate=float(lr))
-        kept = "of the best epoch" if self.early_stopping else "of the last epoch end"
-        raise TrainingDiverged(
-            f"training diverged at step {self.t_} (epoch {self.n_iter_ + 1}): {what}. Try a "
-            f"smaller learning_rate (now {lr:g}) or scale the inputs (e.g. StandardScaler); "
-            f"the net holds the last finite weights ({kept}).")
+        solver = _EstimatorSolver(self, X, y, X_val, y_val, num_epochs, rng)
+        solver.train()
+        self.stopped_early_ = bool(solver.stopped_early)
 
     # ------------------------------------------------------------------ prediction
 
@@ -435,23 +382,6 @@ default 'adam'
         return {"allow_nan": False}
 
 
-def _divergence(loss, first_loss, net):
-    """None while the step was sound, else what went wrong.
-
-    The Solver's rule: the loss or an updated parameter is NaN or infinite, or the loss
-    exceeds ``BLOWUP_FACTOR * max(first_loss, 1)`` (a finite blow-up).
-    """
-    if not math.isfinite(loss):
-        return f"the loss is {loss}"
-    if net.nonfinite_params:
-        return "its update made parameters NaN or infinite"
-    limit = blowup_limit(first_loss)
-    if loss > limit:
-        return (f"the loss {loss:.4g} exceeds {limit:.4g} ({BLOWUP_FACTOR:g} x max(first "
-                "loss, 1): a blow-up)")
-    return None
-
-
 def _state_arrays(net):
     """The arrays a net's predictions depend on: parameters, then running statistics."""
     return [*net.params.values(), *(a for pair in net.running_stats for a in pair)]
@@ -466,6 +396,114 @@ def _restore(net, snapshot):
     """Write a :func:`_snapshot` back into the net's own arrays."""
     for target, value in zip(_state_arrays(net), snapshot):
         target[...] = value
+
+
+class _EstimatorSolver(Solver):
+    """The Solver that fits an FCClassifier: the same loop (epochs, schedule, early
+    stopping with best-weights restore, divergence guard, Ctrl-C), with
+
+    * the estimator's generator for minibatches (``random_state=rng``);
+    * the net's optimiser kept as the estimator set it up (``partial_fit`` continues it);
+    * at every epoch end (only there) the mean epoch loss, the validation accuracy
+      through ``net.predict`` (with early stopping) and the estimator's own line; the
+      best snapshot is the best validation epoch, or without validation the last epoch
+      end;
+    * the blow-up rule based on the first loss since ``fit``, and the estimator's
+      divergence report (step counts over all calls, a fresh optimiser).
+    """
+
+    _fresh_optimizer = False
+
+    def __init__(self, estimator, X, y, X_val, y_val, num_epochs, rng):
+        self._est = estimator
+        net = estimator.net_
+        validate = X_val is not None
+        super().__init__(
+            net, {"X_train": X, "y_train": y,
+                  # without early stopping nothing is validated: the training set
+                  # stands in for the Solver's required validation arrays
+                  "X_val": X_val if validate else X, "y_val": y_val if validate else y},
+            update_rule=estimator.update_rule,
+            optim_config={"learning_rate": float(estimator.learning_rate)},
+            lr_decay=float(estimator.lr_decay),
+            batch_size=min(int(estimator.batch_size), X.shape[0]),
+            num_epochs=int(num_epochs), num_train_samples=None, verbose=False,
+            progress=False, patience=int(estimator.patience) if validate else None,
+            on_divergence="raise", restore_norm_stats=True, random_state=rng)
+        self._validate = validate
+        self._unscaled_checked = True   # the estimator does not warn about scaling
+        self.best_val_acc = None        # the first validated epoch is always the best
+        self._steps_before = estimator.t_
+        self._call_start = _snapshot(net)
+
+    def train(self):
+        try:
+            super().train()
+        finally:
+            self._est.t_ = self._steps_before + len(self.loss_history)
+
+    def _blowup_base(self):
+        est = self._est
+        if getattr(est, "_first_loss", None) is None and self.loss_history:
+            est._first_loss = float(self.loss_history[0])
+        return est._first_loss
+
+    def _check(self, t, epoch_end, last_it):
+        if not epoch_end:
+            return _NO_CHECK
+        est = self._est
+        per_epoch = max(self.X_train.shape[0] // self.batch_size, 1)
+        total = 0.0
+        for loss in self.loss_history[-per_epoch:]:
+            total += float(loss)
+        est.n_iter_ += 1
+        est.loss_curve_.append(total / per_epoch)
+        message = f"epoch {est.n_iter_}: loss {est.loss_curve_[-1]:.6f}"
+        acc = None
+        if self._validate:
+            acc = float(np.mean(self.model.predict(self.X_val) == self.y_val))
+            est.validation_scores_.append(acc)
+            message += f"; val_acc {acc:.4f}"
+        if est.verbose:
+            print(message)
+        return acc
+
+    def _improved(self, val_acc):
+        return val_acc is None or self.best_val_acc is None or val_acc > self.best_val_acc
+
+    def _keep_best(self, val_acc):
+        super()._keep_best(val_acc)
+        if val_acc is not None:
+            self._est.best_validation_score_ = val_acc
+
+    def _report_early_stop(self):
+        est = self._est
+        if est.verbose:
+            print(f"early stopping: no improvement in validation accuracy for "
+                  f"{est.patience} epochs (best {est.best_validation_score_:.4f})")
+
+    def _diverged(self, t, num_iterations, loss, limit):
+        """Put the net back to a finite snapshot with a fresh optimiser, then raise."""
+        est, net = self._est, self.model
+        step = self._steps_before + t + 1
+        if not math.isfinite(loss):
+            what = f"the loss is {loss}"
+        elif not self._params_finite:
+            what = "its update made parameters NaN or infinite"
+        else:
+            what = (f"the loss {loss:.4g} exceeds {limit:.4g} ({BLOWUP_FACTOR:g} x max(first "
+                    "loss, 1): a blow-up)")
+        lr = net.learning_rate
+        if self.best_params:
+            self._restore_best()
+        else:
+            _restore(net, self._call_start)
+        net.set_optimizer(est.update_rule, learning_rate=float(lr))
+        kept = "of the best epoch" if est.early_stopping else "of the last epoch end"
+        raise TrainingDiverged(
+            f"training diverged at step {step} (epoch {est.n_iter_ + 1}): {what}. Try a "
+            f"smaller learning_rate (now {lr:g}) or scale the inputs (e.g. StandardScaler); "
+            f"the net holds the last finite weights ({kept}).")
 
 
 class _InferenceNet:

@@ -7,10 +7,35 @@ validation accuracy) in the model.  Everything the reference does it does the sa
 way -- the same calls on NumPy's global generator, the same printed lines -- so runs
 are reproducible across the two.
 
+The Solver imports no model class.  It trains through one of the two model protocols
+of :mod:`fastfc._protocols`: a model that owns its optimiser (``train_step``,
+``set_optimizer``, ``learning_rate``, ``optimizer_state``, ``nonfinite_params``, such as
+``fastfc.Net``) makes each step in one call, minibatch rows gathered straight into its
+buffer; a CS231n model (``params``, ``loss``) gets the update rule applied per parameter
+by the Solver -- or by the step accelerator the model may offer
+(``model.make_solver_step``, e.g. a plain ``FullyConnectedNet``'s fused step).
+
+This loop is the only training loop of fastfc: ``fastfc train`` drives a Solver, and the
+scikit-learn estimator trains through a Solver too (with its own sampling generator and
+epoch-end report, see :mod:`fastfc.sklearn`).
+
+Where each setting lives (one home each):
+
+* the base learning rate and the other hyper-parameters given: ``optim_config``
+  (what schedules start from, what a fresh optimiser is built from);
+* the current learning rate and optimiser state: the model's optimiser when it owns one
+  (``model.learning_rate``; ``optim_configs`` is then a view derived from it), else
+  ``optim_configs[p]`` per parameter (an accelerator's compiled copies are refreshed from
+  them before each step and Adam's ``t`` written back after it);
+* the learning-rate schedule: a schedule object (:mod:`fastfc.schedules`) built from
+  ``lr_decay`` or ``schedule`` when ``train()`` starts.
+
 Beyond the reference:
 
-* a model that offers ``train_step`` (``fastfc.Net``) is trained through it: one
-  compiled call per step, minibatch rows gathered straight into the net's buffer;
+* schedules as objects (``schedule=`` 'cosine' or any object with ``before_step`` /
+  ``after_epoch``, see :mod:`fastfc.schedules`);
+* ``random_state``: the minibatches (and accuracy subsamples) can come from a private
+  ``np.random.RandomState`` instead of NumPy's global generator;
 * a progress bar (tqdm, when installed) -- on by default when ``verbose`` and stdout
   is a terminal;
 * early stopping (``patience``), restoring the best parameters;
@@ -38,9 +63,9 @@ import numpy as np
 
 from fastfc import _validation as V
 from fastfc import optim
-from fastfc._fused import FusedStep
+from fastfc._protocols import model_kind
 from fastfc.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from fastfc.schedules import CosineSchedule
+from fastfc.schedules import CosineSchedule, ExponentialDecay, schedule_hooks
 
 __all__ = ["Solver", "TrainingDiverged"]
 
@@ -49,8 +74,9 @@ class TrainingDiverged(FloatingPointError):
     """The loss or a parameter became NaN or infinite during training."""
 
 
-# A plain FullyConnectedNet (ReLU, no dropout, no normalisation) trained with a named
-# rule takes each step as one compiled Net.train_step sharing its arrays (fastfc/_fused.py)
+# Use the step accelerator a course model offers (model.make_solver_step; today a plain
+# FullyConnectedNet's fused step, fastfc/classifiers/_fused.py).  Tests switch it off to
+# compare with the ordinary path.
 _FUSE_PLAIN_NETS = True
 
 
@@ -127,6 +153,20 @@ def _check_labels(y, name, n_classes):
                          f"scores {n_classes} classes (labels 0..{n_classes - 1})")
 
 
+def _sampling_source(random_state):
+    """What minibatches are drawn from: NumPy's global generator (the module
+    ``np.random``, whose ``choice``/``permutation``/``get_state`` the course calls) or a
+    RandomState."""
+    if random_state is None:
+        return np.random
+    if isinstance(random_state, np.random.RandomState):
+        return random_state
+    if isinstance(random_state, (int, np.integer)) and not isinstance(random_state, bool):
+        return np.random.RandomState(random_state)
+    raise TypeError("random_state must be None, an int or a numpy.random.RandomState, got "
+                    f"{random_state!r}")
+
+
 def _in_notebook():
     """True inside a Jupyter (IPython kernel) session."""
     ipython = sys.modules.get("IPython")
@@ -169,9 +209,13 @@ _DEFAULTS = {
     "checkpoint_every": 1,
     "on_divergence": "continue",
     "restore_norm_stats": False,
+    "random_state": None,
 }
 
 ON_DIVERGENCE = ("continue", "stop", "raise")
+
+# what Solver._check returns when a step boundary is not checked after all
+_NO_CHECK = object()
 
 # A finite loss above BLOWUP_FACTOR * max(first loss, 1) counts as divergence
 BLOWUP_FACTOR = 1e3
@@ -186,13 +230,16 @@ UNSCALED_FACTOR = 10.0
 
 
 class Solver:
-    """Train a model with minibatch gradient descent.
+    """Train a model with minibatch gradient descent (the one training loop of fastfc).
 
     Parameters
     ----------
     model : object
         ``model.params`` (dict name -> ndarray) and ``model.loss(X, y=None)`` returning
-        scores (N, C) without labels and ``(loss, grads)`` with them.
+        scores (N, C) without labels and ``(loss, grads)`` with them; with a named
+        update rule, a model that also owns its optimiser (``train_step``,
+        ``set_optimizer``, ``learning_rate``, ``optimizer_state``,
+        ``nonfinite_params``) is trained through it.  See :mod:`fastfc._protocols`.
     data : dict
         'X_train', 'y_train', 'X_val', 'y_val'.
     update_rule : str or callable, default 'sgd'
@@ -218,10 +265,13 @@ class Solver:
         Stop when validation accuracy has not improved for this many epochs.
     checkpoint_path : str or None
         Write a safe ``.npz`` checkpoint here at every epoch end (see :meth:`resume`).
-    schedule : None or 'cosine'
+    schedule : None, 'cosine' or a schedule object
         'cosine' decays the learning rate to zero along a half cosine, updated every
-        step, over the whole run (``num_epochs``) or over ``time_budget``; lr_decay must
-        then stay 1.
+        step, over the whole run (``num_epochs``) or over ``time_budget``.  An object
+        with ``before_step(step, base_lr)`` and/or ``after_epoch(epoch, lr)`` (see
+        :mod:`fastfc.schedules`) is called before every step / at every epoch end.
+        None: ``lr_decay`` (an :class:`fastfc.schedules.ExponentialDecay`).  With a
+        schedule, lr_decay must stay 1.
     time_budget : float or None
         Seconds of training: the run stops cleanly when they are spent (with a final
         accuracy check); ``num_epochs`` is then an upper limit.
@@ -248,6 +298,11 @@ class Solver:
         False (the course): the best epoch's parameters are restored but batch norm
         keeps the last running mean and variance.  True: the best snapshot also holds
         the running statistics and they are restored with the parameters.
+    random_state : None, int or numpy.random.RandomState
+        Where minibatches (and accuracy subsamples) are drawn: None (the course) calls
+        NumPy's global generator (``np.random.choice``, ``np.random.permutation``); an
+        int seeds a private RandomState; a RandomState is used (and advanced) as given.
+        Checkpoints hold the state of whichever generator is used.
 
     Unknown keyword arguments and update rules raise ValueError naming them.
 
@@ -255,6 +310,10 @@ class Solver:
     (the epoch counter and histories keep growing, best_val_acc carries over); after
     :meth:`resume`, :meth:`train` continues the checkpointed run from its next step.
     """
+
+    # a model that owns its optimiser gets a fresh one (from optim_config) when a run
+    # starts; the estimator's Solver keeps the one its net already holds
+    _fresh_optimizer = True
 
     def __init__(self, model, data, **kwargs):
         self.model = model
@@ -310,10 +369,15 @@ class Solver:
             self.patience = V.check_scalar(self.patience, "patience", low=1, integer=True)
         self.checkpoint_path = opts["checkpoint_path"]
         self.schedule = opts["schedule"]
-        if self.schedule not in (None, "cosine"):
-            raise ValueError(f"schedule must be None or 'cosine', got {self.schedule!r}")
-        if self.schedule == "cosine" and self.lr_decay != 1.0:
-            raise ValueError("schedule='cosine' replaces lr_decay; leave lr_decay at 1.0")
+        if isinstance(self.schedule, str) or self.schedule is None:
+            if self.schedule not in (None, "cosine"):
+                raise ValueError("schedule must be None, 'cosine' or a schedule object, "
+                                 f"got {self.schedule!r}")
+        else:
+            schedule_hooks(self.schedule)          # TypeError when it offers no hook
+        if self.schedule is not None and self.lr_decay != 1.0:
+            raise ValueError(f"schedule={self.schedule!r} replaces lr_decay; leave "
+                             "lr_decay at 1.0")
         self.time_budget = opts["time_budget"]
         if self.time_budget is not None:
             self.time_budget = V.check_scalar(self.time_budget, "time_budget", low=0.0,
@@ -333,6 +397,8 @@ class Solver:
         self.restore_norm_stats = bool(self.restore_norm_stats)
         if self.augment is not None and not callable(self.augment):
             raise TypeError("augment must be a fastfc.augment.Augmenter (or None)")
+        self.random_state = opts["random_state"]
+        self._random = _sampling_source(self.random_state)
 
         if isinstance(self.update_rule, str):
             if self.update_rule not in optim.UPDATE_RULES:
@@ -343,11 +409,12 @@ class Solver:
             self.rule_name = None
         else:
             raise ValueError('Invalid update_rule "%s"' % (self.update_rule,))
-        self.fast = self.rule_name is not None and callable(getattr(model, "train_step", None))
-        if self.schedule == "cosine" and "learning_rate" not in self.optim_config:
+        # which protocol the model is trained through (fastfc._protocols)
+        self.fast = model_kind(model, self.rule_name) == "owner"
+        if self.schedule is not None and "learning_rate" not in self.optim_config:
             if self.rule_name is None:
-                raise ValueError("schedule='cosine' with a custom update rule needs "
-                                 "optim_config['learning_rate']")
+                raise ValueError(f"schedule={self.schedule!r} with a custom update rule "
+                                 "needs optim_config['learning_rate']")
             self.optim_config = dict(self.optim_config,
                                      learning_rate=optim._SPECS[self.rule_name][0]["learning_rate"])
         self._reset()
@@ -367,7 +434,7 @@ class Solver:
         self._bad_epochs = 0
         self._next_it = 0
         self._fast_ready = False
-        self._fused = None       # FusedStep for a plain FullyConnectedNet, False if none
+        self._fused = None       # the model's step accelerator (make_solver_step) or False
         self._resumed = False
         self._loop_done = False  # a train() loop ran to its end (the next one starts anew)
         self._sigint = False     # a Ctrl-C arrived; training stops at the next step boundary
@@ -389,41 +456,85 @@ class Solver:
         for p in self.model.params:
             self.optim_configs[p] = {k: v for k, v in self.optim_config.items()}
 
+    @property
+    def optim_configs(self):
+        """The optimiser config of every parameter (name -> dict).
+
+        On the course path these dicts are the optimiser state itself (the update rule
+        reads and returns them).  When the model owns its optimiser they are derived on
+        every access from the model's current config (``optim_config``'s keys with the
+        model's values, e.g. the decayed learning rate): a view, not a copy that could
+        go stale; assigning them then has no effect on training."""
+        if self.fast and (self._fast_ready or self._resumed):
+            state = self.model.optimizer_state() or {}
+            return {p: {k: state.get(k, v) for k, v in config.items()}
+                    for p, config in self._optim_configs.items()}
+        return self._optim_configs
+
+    @optim_configs.setter
+    def optim_configs(self, value):
+        self._optim_configs = value
+
+    def _lr_schedule(self):
+        """The schedule's (before_step, after_epoch) hooks for this train() call.
+
+        Built from ``schedule`` and ``lr_decay`` as they are now (their one home)."""
+        if self.schedule is None:
+            return schedule_hooks(ExponentialDecay(self.lr_decay))
+        if self.schedule == "cosine":
+            return schedule_hooks(self._sched)
+        return schedule_hooks(self.schedule)
+
     def _prepare_fast(self):
         """Hand the update rule to the model (Net) and index-ready training arrays."""
         if self._fast_ready:
             return
-        if not self._resumed:
+        if not self._resumed and self._fresh_optimizer:
             # a fresh run starts a fresh optimiser (resume() has loaded the saved one)
             self.model.set_optimizer(self.rule_name, **copy.deepcopy(self.optim_config))
         X = np.asarray(self.X_train)
         if X.dtype not in V.FLOAT_DTYPES:
-            X = X.astype(self.model.dtype)
+            X = X.astype(self._model_dtype())
         self._X_fast = np.ascontiguousarray(X)
-        self._y_fast = V.as_labels(self.y_train, "y_train", len(self.y_train),
-                                   self.model.layer_dims[-1])
+        # labels were checked against the score width (when known) by the constructor
+        n_classes = self._n_classes
+        if n_classes is None:
+            n_classes = np.iinfo(np.intp).max
+        self._y_fast = V.as_labels(self.y_train, "y_train", len(self.y_train), n_classes)
         self._y_batch = np.empty(self.batch_size, dtype=np.intp)
         self._fast_ready = True
 
+    def _model_dtype(self):
+        """The float type a model that owns its optimiser computes in (float64 unless
+        it says otherwise with a ``dtype`` attribute)."""
+        return getattr(self.model, "dtype", np.float64)
+
+    # the current learning rate has one home: the model's optimiser when it owns one,
+    # else the per-parameter configs
     def _learning_rates(self):
         if self.fast:
             return [self.model.learning_rate]
-        return [c.get("learning_rate") for c in self.optim_configs.values()]
+        return [c.get("learning_rate") for c in self._optim_configs.values()]
 
     def _set_learning_rate(self, lr):
         if self.fast:
             self._prepare_fast()
             self.model.learning_rate = lr
             return
-        for config in self.optim_configs.values():
+        for config in self._optim_configs.values():
             config["learning_rate"] = lr
 
-    def _decay_learning_rate(self):
+    def _end_epoch_schedule(self, after_epoch):
+        """Let the schedule change each learning rate at an epoch end."""
         if self.fast:
-            self.model.learning_rate = self.model.learning_rate * self.lr_decay
+            lr = after_epoch(self.epoch, self.model.learning_rate)
+            if lr is not None:
+                self.model.learning_rate = lr
             return
-        for k in self.optim_configs:
-            self.optim_configs[k]["learning_rate"] *= self.lr_decay
+        for config in self._optim_configs.values():
+            lr = after_epoch(self.epoch, config["learning_rate"])
+            if lr is not None:
+                config["learning_rate"] = lr
 
     # ------------------------------------------------------------------ one step
 
@@ -434,7 +545,7 @@ class Solver:
             self._prepare_fast()
             np.take(self._y_fast, batch_mask, out=self._y_batch)
             if self.augment is not None:
-                buf = self._augment_buffer(self.model.dtype)
+                buf = self._augment_buffer(self._model_dtype())
                 self.augment(self._X_fast, batch_mask, out=buf)
                 loss = self.model.train_step(buf, self._y_batch)
             else:
@@ -453,7 +564,7 @@ class Solver:
             X_batch = self.X_train[batch_mask]
         y_batch = self.y_train[batch_mask]
         if self._fused is None:
-            self._fused = (_FUSE_PLAIN_NETS and FusedStep.for_solver(self)) or False
+            self._fused = (_FUSE_PLAIN_NETS and self._accelerator()) or False
         if self._fused:
             loss = self._fused.step(self.X_train, batch_mask, y_batch)
             if loss is not None:
@@ -465,31 +576,37 @@ class Solver:
             X_batch = self.X_train[batch_mask]
         loss, grads = self.model.loss(X_batch, y_batch)
         self.loss_history.append(loss)
+        configs = self._optim_configs
         for p, w in self.model.params.items():
             dw = grads[p]
-            config = self.optim_configs[p]
+            config = configs[p]
             if self.rule_name is not None and _updatable_in_place(w, dw):
                 # same formula as the public rule, without copying w and the state
                 config, nonfinite = optim.update_inplace(self.rule_name, w, dw, config,
                                                          return_nonfinite=True)
-                self.optim_configs[p] = config
+                configs[p] = config
                 if nonfinite:
                     self._params_finite = False
                 continue
             next_w, next_config = self.update_rule(w, dw, config)
             self.model.params[p] = next_w
-            self.optim_configs[p] = next_config
+            configs[p] = next_config
             if not _all_finite(next_w):
                 self._params_finite = False
+
+    def _accelerator(self):
+        """The step accelerator the model offers for this solver, or None."""
+        make = getattr(self.model, "make_solver_step", None)
+        return make(self) if callable(make) else None
 
     def _next_batch(self):
         """Indices of the next minibatch (with replacement, or from the epoch's shuffle)."""
         num_train = self.X_train.shape[0]
         if not self.shuffle:
-            return np.random.choice(num_train, self.batch_size)
+            return self._random.choice(num_train, self.batch_size)
         per_epoch = max(num_train // self.batch_size, 1)
         if self._order is None or self._order_pos >= per_epoch:
-            self._order = np.random.permutation(num_train)
+            self._order = self._random.permutation(num_train)
             self._order_pos = 0
         start = self._order_pos * self.batch_size
         self._order_pos += 1
@@ -515,7 +632,7 @@ class Solver:
         """
         N = X.shape[0]
         if num_samples is not None and N > num_samples:
-            mask = np.random.choice(N, num_samples)
+            mask = self._random.choice(N, num_samples)
             N = num_samples
             X = X[mask]
             y = y[mask]
@@ -599,7 +716,7 @@ class Solver:
             pickle.dump(checkpoint, f)
 
     def _model_extra_state(self):
-        extra = getattr(self.model, "_extra_state", None)
+        extra = getattr(self.model, "extra_state", None)
         if extra is not None:
             return dict(extra())
         out = {}
@@ -610,7 +727,7 @@ class Solver:
         return out
 
     def _load_model_extra_state(self, state):
-        loader = getattr(self.model, "_load_extra_state", None)
+        loader = getattr(self.model, "load_extra_state", None)
         if loader is not None:
             loader(state)
             return
@@ -621,7 +738,7 @@ class Solver:
     def _optimizer_configs(self):
         """The optimiser state to save: per parameter, or the Net's ("__net__")."""
         if not self.fast:
-            return self.optim_configs
+            return self._optim_configs
         if self._fast_ready or self._resumed:
             # after resume() the Net holds the loaded state even before any step
             return {"__net__": self.model.optimizer_state()}
@@ -653,7 +770,7 @@ class Solver:
                     arrays[f"optim/{p}/{key}"] = value
                 else:
                     scalars[p][key] = value
-        kind, keys, pos, has_gauss, cached = np.random.get_state()
+        kind, keys, pos, has_gauss, cached = self._random.get_state()
         arrays["rng/keys"] = keys
         if self._order is not None:
             arrays["shuffle/order"] = np.asarray(self._order, dtype=np.int64)
@@ -730,9 +847,9 @@ class Solver:
             self._sched.load_state(plan["schedule"])
         if plan["augment"] is not None:
             self.augment.set_state(plan["augment"])
-        np.random.set_state(plan["rng"])
+        self._random.set_state(plan["rng"])
 
-    _ROLLBACK_ATTRS = ("best_params", "_best_norm", "optim_configs", "_fast_ready",
+    _ROLLBACK_ATTRS = ("best_params", "_best_norm", "_optim_configs", "_fast_ready",
                        "_resumed", "epoch", "_next_it", "_loop_done", "best_val_acc",
                        "_bad_epochs", "loss_history", "train_acc_history",
                        "val_acc_history", "diverged_iteration", "_order", "_order_pos")
@@ -747,7 +864,7 @@ class Solver:
             "sched": self._sched.state() if self._sched is not None else None,
             "augment": (copy.deepcopy(self.augment.get_state())
                         if hasattr(self.augment, "get_state") else None),
-            "rng": np.random.get_state(),
+            "rng": self._random.get_state(),
         }
 
     def _rollback(self, saved):
@@ -763,7 +880,7 @@ class Solver:
             self._sched.load_state(saved["sched"])
         if saved["augment"] is not None:
             self.augment.set_state(saved["augment"])
-        np.random.set_state(saved["rng"])
+        self._random.set_state(saved["rng"])
 
     def _check_resumable(self, path, arrays, header):
         """Check every field of a checkpoint against this Solver and model.
@@ -831,7 +948,7 @@ class Solver:
 
         # model state beyond the parameters (running statistics, Net step counters)
         current_extra = self._model_extra_state()
-        if getattr(self.model, "_extra_state", None) is None:
+        if getattr(self.model, "extra_state", None) is None:
             # CS231n bn_params: running statistics are created on first use, so a fresh
             # model may not have them yet; they take the shape of gamma
             for i, bn in enumerate(getattr(self.model, "bn_params", None) or []):
@@ -942,7 +1059,7 @@ class Solver:
             for p, config in configs.items():
                 if fast:
                     size = sum(int(np.prod(s)) for s in shapes.values())
-                    w = np.zeros(size, dtype=np.dtype(self.model.dtype))
+                    w = np.zeros(size, dtype=np.dtype(self._model_dtype()))
                     if "weight_decay" in config:
                         fail("the Net's optimiser state holds weight_decay")
                 else:
@@ -1083,12 +1200,14 @@ class Solver:
         self._sigint = False
         self._start_params = (None if self.best_params else
                               {k: np.array(v, copy=True) for k, v in self.model.params.items()})
-        sched = self._sched
+        sched = self._sched     # the clock of a time budget (and the cosine's fraction)
         timed = self.time_budget is not None
         base_lr = self.optim_config.get("learning_rate")
+        before_step, after_epoch = self._lr_schedule()
         if sched is not None:
             sched.start()
-        limit = blowup_limit(self.loss_history[0]) if self.loss_history else None
+        base = self._blowup_base()
+        limit = blowup_limit(base) if base is not None else None
         start = self._next_it
         next_t = start          # the first step not yet done
         at_boundary = True      # no step is half done
@@ -1106,13 +1225,15 @@ class Solver:
                         self._end_of_check(t - 1, False, last_it=True)
                     break
                 at_boundary = False
-                if self.schedule == "cosine":
-                    self._set_learning_rate(base_lr * sched.factor(t))
+                if before_step is not None:
+                    lr = before_step(t, base_lr)
+                    if lr is not None:
+                        self._set_learning_rate(lr)
                 self._params_finite = True
                 self._step()
                 loss = self.loss_history[-1]
                 if limit is None:
-                    limit = blowup_limit(self.loss_history[0])
+                    limit = blowup_limit(self._blowup_base())
                 if self.diverged_iteration is None and (
                         not math.isfinite(loss) or not self._params_finite or loss > limit):
                     if self._diverged(t, num_iterations, loss, limit):
@@ -1128,8 +1249,8 @@ class Solver:
                 epoch_end = (t + 1) % iterations_per_epoch == 0
                 if epoch_end:
                     self.epoch += 1
-                    if self.schedule is None:
-                        self._decay_learning_rate()
+                    if after_epoch is not None:
+                        self._end_epoch_schedule(after_epoch)
 
                 first_it = t == 0
                 last_it = t == num_iterations - 1 or (timed and sched.done(t + 1))
@@ -1198,8 +1319,57 @@ class Solver:
             return True
         raise TrainingDiverged(msg + "; the best parameters so far were kept.")
 
+    def _blowup_base(self):
+        """The first loss of the run (the blow-up rule's base), or None before a step."""
+        return self.loss_history[0] if self.loss_history else None
+
     def _end_of_check(self, t, epoch_end, last_it=False):
-        """Accuracy check, bookkeeping and checkpoints; returns True to stop early."""
+        """Accuracy check, bookkeeping and checkpoints; returns True to stop early.
+
+        The check itself (what is measured and printed) is :meth:`_check`; keeping the
+        best snapshot, early stopping and the ``checkpoint_path`` saves are here."""
+        val_acc = self._check(t, epoch_end, last_it)
+        if val_acc is _NO_CHECK:
+            return False
+        # an epoch whose parameters are not finite is never the best one
+        improved = self._improved(val_acc)
+        if improved:
+            self._keep_best(val_acc)
+        stop = False
+        if epoch_end and self.patience is not None:
+            self._bad_epochs = 0 if improved else self._bad_epochs + 1
+            if self._bad_epochs >= self.patience:
+                self.stopped_early = True
+                stop = True
+                self._report_early_stop()
+        self._next_it = t + 1
+        # the last step is saved wherever it falls: with a time budget it can end an
+        # epoch early, and a resume must find the spent budget, not the last epoch end
+        if self.checkpoint_path is not None and (last_it or epoch_end and (
+                stop or self.epoch % self.checkpoint_every == 0)):
+            self.save(self.checkpoint_path)
+        return stop
+
+    def _improved(self, val_acc):
+        return val_acc > self.best_val_acc and self._params_all_finite()
+
+    def _keep_best(self, val_acc):
+        """Snapshot the current parameters (and running statistics) as the best."""
+        self.best_val_acc = val_acc
+        self.best_params = {}
+        for k, v in self.model.params.items():
+            self.best_params[k] = v.copy()
+        if self.restore_norm_stats:
+            self._best_norm = self._norm_state()
+
+    def _report_early_stop(self):
+        if self.verbose:
+            self._print("Early stopping: no improvement in validation accuracy "
+                        "for %d epochs (best %f)" % (self.patience, self.best_val_acc))
+
+    def _check(self, t, epoch_end, last_it):
+        """Measure train and validation accuracy, record and print them; returns the
+        validation accuracy (or _NO_CHECK to skip this check)."""
         train_acc = self.check_accuracy(self.X_train, self.y_train,
                                         num_samples=self.num_train_samples)
         val_acc = self.check_accuracy(self.X_val, self.y_val,
@@ -1212,31 +1382,7 @@ class Solver:
                         % (self.epoch, self.num_epochs, train_acc, val_acc))
         if t == 0 and not self._unscaled_checked:
             self._check_first_loss()
-        # an epoch whose parameters are not finite is never the best one
-        improved = val_acc > self.best_val_acc and self._params_all_finite()
-        if improved:
-            self.best_val_acc = val_acc
-            self.best_params = {}
-            for k, v in self.model.params.items():
-                self.best_params[k] = v.copy()
-            if self.restore_norm_stats:
-                self._best_norm = self._norm_state()
-        stop = False
-        if epoch_end and self.patience is not None:
-            self._bad_epochs = 0 if improved else self._bad_epochs + 1
-            if self._bad_epochs >= self.patience:
-                self.stopped_early = True
-                stop = True
-                if self.verbose:
-                    self._print("Early stopping: no improvement in validation accuracy "
-                                "for %d epochs (best %f)" % (self.patience, self.best_val_acc))
-        self._next_it = t + 1
-        # the last step is saved wherever it falls: with a time budget it can end an
-        # epoch early, and a resume must find the spent budget, not the last epoch end
-        if self.checkpoint_path is not None and (last_it or epoch_end and (
-                stop or self.epoch % self.checkpoint_every == 0)):
-            self.save(self.checkpoint_path)
-        return stop
+        return val_acc
 
     def _check_first_loss(self):
         """Warn once when the first loss is far above log(C): inputs look unscaled."""
@@ -1250,4 +1396,4 @@ class Solver:
                 f"the first loss is {first:.4g}, over {UNSCALED_FACTOR:g} x log({C}) = "
                 f"{UNSCALED_FACTOR * math.log(C):.3g} expected of a fresh model: the inputs "
                 "look unscaled. Standardise them (subtract the mean, divide by the standard "
-                "deviation) or use a smaller weight_scale.", RuntimeWarning, stacklevel=4)
+                "deviation) or use a smaller weight_scale.", RuntimeWarning, stacklevel=5)

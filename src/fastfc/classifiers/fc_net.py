@@ -177,6 +177,18 @@ class FullyConnectedNet:
         for k, v in self.params.items():
             self.params[k] = v.astype(self.dtype)
 
+    def make_solver_step(self, solver):
+        """The Solver's step accelerator for this net, or None (the model protocol's
+        optional hook, see :mod:`fastfc._protocols`).
+
+        A plain net (ReLU, softmax, no dropout, no normalisation) trained with a named
+        update rule takes each Solver step as one compiled :meth:`fastfc.Net.train_step`
+        sharing this net's arrays (:class:`fastfc.classifiers._fused.FusedStep`); the
+        course path's results, shapes and calls stay as they are.
+        """
+        from fastfc.classifiers._fused import FusedStep
+        return FusedStep.for_solver(solver)
+
     def loss(self, X, y=None):
         """Scores (N, C) when y is None (test mode), else (loss, grads) in train mode."""
         X = V.as_array(X, "X").astype(self.dtype, copy=False)

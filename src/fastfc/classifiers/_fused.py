@@ -1,4 +1,9 @@
-"""The Solver's fused step for a plain FullyConnectedNet.
+"""The fused training step of a plain FullyConnectedNet, offered to the Solver.
+
+The Solver knows no model class: it asks the model for a step accelerator through the
+protocol's optional hook (``model.make_solver_step(solver)``, see
+:mod:`fastfc._protocols`); :meth:`FullyConnectedNet.make_solver_step` answers with a
+:class:`FusedStep` from this module, or None when the net cannot be fused.
 
 A course user trains ``FullyConnectedNet`` with ``Solver``: every step calls
 ``model.loss`` (one Python call per layer, fresh arrays for every output and gradient)
@@ -38,6 +43,7 @@ class FusedStep:
         """A FusedStep for this solver, or None when its model cannot be fused."""
         from fastfc.classifiers.fc_net import FullyConnectedNet
         model = solver.model
+        # exactly the class: a subclass may compute something else
         if (type(model) is not FullyConnectedNet or model.normalization is not None
                 or model.use_dropout or solver.rule_name is None or solver.augment is not None):
             return None
@@ -74,9 +80,11 @@ class FusedStep:
         self.n_keys = len(self.known_keys)
         get = operator.itemgetter(*scalar_keys)
         self.scalars = get if len(scalar_keys) > 1 else (lambda config: (get(config),))
-        self.hyper = None            # the hyper-parameters the Net was given (but lr)
-        self.lr = None               # the learning rate the Net was given
-        self.t = None                # the Net's Adam step count, as in the configs
+        # the hyper-parameters (but lr) last given to the Net's set_optimizer: a key to
+        # notice a change, not a value anything reads.  The learning rate and Adam's t
+        # live in the configs (solver.optim_configs); the Net's copies are refreshed
+        # from them before a step and t is written back after it.
+        self.hyper = None
 
     # ------------------------------------------------------------------ checks
 
@@ -148,14 +156,13 @@ class FusedStep:
             config = dict(zip(_HYPER[self.rule], hyper), learning_rate=lr)
             self.net.set_optimizer(self.rule, **config,
                                    **dict(zip(self.state_keys, self.state_flat)))
-            self.hyper, self.lr, self.t = hyper, self.net.learning_rate, None
-        if lr != self.lr:
-            self.net.learning_rate = lr          # validates it
-            self.lr = lr
-        if self.rule == "adam" and first[-1] != self.t:
-            self.net._core.t = V.check_scalar(first[-1], "config['t']", low=0, high=2**53,
-                                              integer=True)
-            self.t = first[-1]
+            self.hyper = hyper
+        net = self.net
+        if lr != net.learning_rate:
+            net.learning_rate = lr               # validates it
+        if self.rule == "adam" and first[-1] != net._core.t:
+            net._core.t = V.check_scalar(first[-1], "config['t']", low=0, high=2**53,
+                                         integer=True)
         return True
 
     # ------------------------------------------------------------------ step
@@ -183,11 +190,12 @@ class FusedStep:
             X = V.as_array(X_train[batch_mask], "X").astype(self.dtype, copy=False)
             loss = self.net.train_step(X, y_batch)
         if self.rule == "adam":
-            self.t = int(self.net._core.t)
+            t = int(self.net._core.t)
             for config in self.solver.optim_configs.values():
-                config["t"] = self.t
+                config["t"] = t
         return loss
 
     @property
     def nonfinite(self):
+        """Number of parameters the last fused step made NaN or infinite."""
         return self.net.nonfinite_params
