@@ -14,7 +14,9 @@ it) when:
 * a public module is missing from ``docs/api/index.rst``'s list, or listed but gone;
 * a public module, function or class has no docstring, or a module-level constant has
   no ``#:`` comment;
-* after reading, a public name has no entry in the Python domain (so no page).
+* after reading, a public name has no entry in the Python domain (so no page);
+* a method or property shown on a class's page has no docstring (not even an
+  inherited one).
 
 ``python docs/_ext/fastfc_api.py`` prints the table (home, kind, name) for a look.
 """
@@ -232,12 +234,26 @@ def _skip_member(app: Any, what: str, name: str, obj: Any, skip: bool,
 
 def _fill_data_doc(app: Any, what: str, name: str, obj: Any, options: Any,
                    lines: list) -> None:
-    """A re-exported constant (``fastfc.__version__``) gets the ``#:`` comment of the
-    module that assigns it."""
-    if what != "data" or any(line.strip() for line in lines):
+    """A constant's page shows its ``#:`` comment, also when the constant is re-exported
+    (``fastfc.__version__``) -- never the docstring of its value's type."""
+    if what != "data":
         return
     home, _, attr = name.rpartition(".")
-    lines.extend(data_doc(home, attr))
+    doc = data_doc(home, attr)
+    if doc:  # instead of the docstring of the value's type (str's, dict's)
+        lines[:] = doc
+
+
+def _require_docstring(app: Any, what: str, name: str, obj: Any, options: Any,
+                       lines: list) -> None:
+    """Warn when an object the API pages show -- a method or property included -- has
+    no docstring (its own, or the one it inherits)."""
+    if what in ("module", "class", "exception", "function", "method", "property") \
+            and name.startswith("fastfc") and not any(line.strip() for line in lines):
+        from sphinx.util import logging
+
+        logging.getLogger("fastfc_api").warning(f"{name} ({what}) has no docstring",
+                                                type="fastfc_api")
 
 
 def _public_bases(app: Any, name: str, obj: Any, options: Any, bases: list) -> None:
@@ -260,6 +276,7 @@ def setup(app: Any) -> dict:
     app.connect("autodoc-skip-member", _skip_member)
     app.connect("autodoc-process-bases", _public_bases)
     app.connect("autodoc-process-docstring", _fill_data_doc)
+    app.connect("autodoc-process-docstring", _require_docstring)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
 
 

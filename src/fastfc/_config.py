@@ -9,6 +9,7 @@ import os
 import platform
 import sys
 
+#: The version of fastfc, a PEP 440 string such as ``'0.1.0'``.
 __version__ = "0.1.0"
 
 __all__ = ["__version__", "show_config"]

@@ -43,6 +43,7 @@ class Augmenter:
 
     @property
     def size(self):
+        """Features per sample, ``C * H * W``."""
         c, h, w = self.image_shape
         return c * h * w
 
@@ -101,6 +102,7 @@ class Augmenter:
         return self.rng.bit_generator.state
 
     def set_state(self, state):
+        """Restore the random generator's state returned by :meth:`get_state`."""
         self.rng.bit_generator.state = state
 
     def __repr__(self):

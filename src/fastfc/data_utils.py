@@ -41,6 +41,7 @@ __all__ = [
     "load_default_data",
 ]
 
+#: The environment variable naming the CIFAR-10 directory when no argument does.
 DATA_ENV = "FASTFC_DATA"
 _CIFAR_SUBDIR = "cifar-10-batches-py"
 _TRAIN_FILES = tuple(f"data_batch_{i}" for i in range(1, 6))

@@ -78,6 +78,8 @@ class Variant(NamedTuple):
         return (fan_out, fan_in) if self.transposed else (fan_in, fan_out)
 
 
+#: The two course variants of ``TwoLayerNet`` by name, ``'cs231n'`` and ``'ucla'``:
+#: weight layout, L2 scaling, ``train``'s default ``reg`` and its progress line.
 VARIANTS = {
     # CS231n: print('iteration %d / %d: loss %f' % (it, num_iters, loss))
     "cs231n": Variant("cs231n", transposed=False, l2_scale=1.0,
