@@ -225,11 +225,30 @@ def _resolve_alias(app: Any, env: Any, node: Any, contnode: Any) -> Any:
 
 def _skip_member(app: Any, what: str, name: str, obj: Any, skip: bool,
                  options: Any) -> bool | None:
-    """Leave out scikit-learn's generated metadata-routing setters (``set_*_request``):
-    they belong to scikit-learn and are documented there."""
+    """Leave out scikit-learn's generated metadata-routing setters (``set_*_request``,
+    documented by scikit-learn); require a docstring of every other member shown."""
     if re.fullmatch(r"set_\w+_request", name):
         return True
+    if not skip and what in ("class", "exception") and not name.startswith("_"):
+        _require_docstring(name, obj)
     return None
+
+
+def _require_docstring(name: str, obj: Any) -> None:
+    """Warn when a method or property shown on a class's page has no docstring (its
+    own, or one it inherits)."""
+    target = obj.fget if isinstance(obj, property) else obj
+    if isinstance(target, (classmethod, staticmethod)):
+        target = target.__func__
+    if not (inspect.isroutine(target) or isinstance(obj, property)):
+        return
+    if not (inspect.getdoc(target) or "").strip():
+        from sphinx.util import logging
+
+        owner = getattr(target, "__qualname__", name)
+        logging.getLogger("fastfc_api").warning(
+            f"{getattr(target, '__module__', '?')}.{owner} has no docstring",
+            type="fastfc_api")
 
 
 def _fill_data_doc(app: Any, what: str, name: str, obj: Any, options: Any,
@@ -242,18 +261,6 @@ def _fill_data_doc(app: Any, what: str, name: str, obj: Any, options: Any,
     doc = data_doc(home, attr)
     if doc:  # instead of the docstring of the value's type (str's, dict's)
         lines[:] = doc
-
-
-def _require_docstring(app: Any, what: str, name: str, obj: Any, options: Any,
-                       lines: list) -> None:
-    """Warn when an object the API pages show -- a method or property included -- has
-    no docstring (its own, or the one it inherits)."""
-    if what in ("module", "class", "exception", "function", "method", "property") \
-            and name.startswith("fastfc") and not any(line.strip() for line in lines):
-        from sphinx.util import logging
-
-        logging.getLogger("fastfc_api").warning(f"{name} ({what}) has no docstring",
-                                                type="fastfc_api")
 
 
 def _public_bases(app: Any, name: str, obj: Any, options: Any, bases: list) -> None:
@@ -276,7 +283,6 @@ def setup(app: Any) -> dict:
     app.connect("autodoc-skip-member", _skip_member)
     app.connect("autodoc-process-bases", _public_bases)
     app.connect("autodoc-process-docstring", _fill_data_doc)
-    app.connect("autodoc-process-docstring", _require_docstring)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
 
 
