@@ -117,7 +117,15 @@ class Augmenter:
 
 def parse_augment(spec: Optional[str], image_shape: tuple[int, int, int] = (3, 32, 32),
                   seed: Optional[int] = None) -> Optional[Augmenter]:
-    """Build an Augmenter from a CLI spec such as ``'flip,translate=2'`` (None/'' -> None)."""
+    """Build an Augmenter from a CLI spec such as ``'flip,translate=2'`` (None/'' -> None).
+
+    Examples
+    --------
+    >>> parse_augment("flip,translate=2", image_shape=(1, 8, 8))
+    Augmenter(image_shape=(1, 8, 8), flip=True, translate=2)
+    >>> parse_augment("none") is None
+    True
+    """
     if spec is None or spec == "" or spec == "none":
         return None
     flip = False

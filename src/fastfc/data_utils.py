@@ -579,6 +579,12 @@ def load_default_data(dtype: DTypeLike = np.float64, *, flatten: bool = True,
     'X_test' (270, 64), 'y_test' -- X of ``dtype``, y int64.
 
     Needs scikit-learn (``pip install "fastfc[data]"``).
+
+    Examples
+    --------
+    >>> data = load_default_data(np.float32)
+    >>> data["X_train"].shape, data["X_train"].dtype, data["y_test"].shape
+    ((1257, 64), dtype('float32'), (270,))
     """
     dtype = V.check_float_dtype(dtype)
     try:

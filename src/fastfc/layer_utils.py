@@ -27,7 +27,14 @@ _NORMS = {
 
 
 def affine_relu_forward(x: ArrayLike, w: ArrayLike, b: ArrayLike) -> tuple[np.ndarray, Any]:
-    """affine -> ReLU.  Returns (out, (fc_cache, relu_cache))."""
+    """affine -> ReLU.  Returns (out, (fc_cache, relu_cache)).
+
+    Examples
+    --------
+    >>> out, cache = affine_relu_forward(np.array([[1.0, -2.0]]), np.eye(2), np.zeros(2))
+    >>> out
+    array([[1., 0.]])
+    """
     a, fc_cache = L.affine_forward(x, w, b)
     out, relu_cache = L.relu_forward(a)
     return out, (fc_cache, relu_cache)

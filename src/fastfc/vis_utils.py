@@ -44,6 +44,12 @@ def visualize_grid(Xs: ArrayLike, ubound: float = 255.0, padding: int = 1) -> np
     -------
     grid : ndarray of shape (G*H + (G-1)*padding, G*W + (G-1)*padding, C), float64,
         with G = ceil(sqrt(N)) tiles per side, filled row by row.
+
+    Examples
+    --------
+    >>> grid = visualize_grid(np.random.rand(5, 4, 4, 3), padding=1)
+    >>> grid.shape    # 3 x 3 tiles of 4 x 4 pixels, 1 pixel apart
+    (14, 14, 3)
     """
     arr: np.ndarray = V.as_array(Xs, "Xs")
     if arr.ndim != 4:
