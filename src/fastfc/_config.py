@@ -8,7 +8,9 @@ and how many threads it runs, and the versions of Python, NumPy and SciPy.
 import os
 import platform
 import sys
+from typing import Any, Optional
 
+#: The version of fastfc, a PEP 440 string such as ``'0.1.0'``.
 __version__ = "0.1.0"
 
 __all__ = ["__version__", "show_config"]
@@ -16,7 +18,7 @@ __all__ = ["__version__", "show_config"]
 _MODES = ("stdout", "dicts")
 
 
-def _build_info():
+def _build_info() -> Optional[dict[str, Any]]:
     """The dict written by setup.py at build time, or None for a build without it."""
     try:
         from fastfc._build_info import BUILD_INFO
@@ -25,7 +27,7 @@ def _build_info():
     return dict(BUILD_INFO)
 
 
-def _version_of(name):
+def _version_of(name: str) -> Optional[str]:
     """Version of an importable distribution, or None when it is not installed."""
     try:
         from importlib.metadata import PackageNotFoundError, version
@@ -37,16 +39,16 @@ def _version_of(name):
         return None
 
 
-def _threading_info(blas):
+def _threading_info(blas: Any) -> dict[str, Any]:
     """How a Net step uses several cores: fastfc's own pool or the BLAS's threads."""
     from fastfc._threads import threading_info
     return threading_info()
 
 
-def _kernels_info(build):
+def _kernels_info(build: Optional[dict[str, Any]]) -> dict[str, Any]:
     """Backend and float types of the compiled kernels, or the import error."""
-    info = {"importable": False, "blas_backend": None, "float_types": None, "error": None,
-            "threading": None}
+    info: dict[str, Any] = {"importable": False, "blas_backend": None, "float_types": None,
+                            "error": None, "threading": None}
     try:
         from fastfc._kernels import blas
     except Exception as exc:  # a broken install is exactly what a bug report must show
@@ -60,16 +62,18 @@ def _kernels_info(build):
     names = {"float": "float32", "double": "float64"}
     try:
         # the specialisations a fused def twin was compiled for: the truth of the binary
-        compiled = [names.get(k, k) for k in blas._gemm.__signatures__]
+        compiled = [names.get(k, k)
+                    for k in blas._gemm.__signatures__]  # type: ignore[attr-defined]
     except AttributeError:
         compiled = list((build or {}).get("float_types") or [])
     info["float_types"] = compiled
     return info
 
 
-def _scipy_blas():
+def _scipy_blas() -> dict[str, Any]:
     """The BLAS scipy was built with (its own record) and the loaded library's state."""
-    out = {"name": None, "version": None, "configuration": None, "runtime": []}
+    out: dict[str, Any] = {"name": None, "version": None, "configuration": None,
+                           "runtime": []}
     try:
         import scipy
         import scipy.linalg.cython_blas  # noqa: F401  (loads scipy's BLAS library)
@@ -106,7 +110,7 @@ def _scipy_blas():
     return out
 
 
-def _get_config():
+def _get_config() -> dict[str, Any]:
     build = _build_info()
     import numpy
     try:
@@ -140,15 +144,15 @@ def _get_config():
     }
 
 
-def _yes_no(flag):
+def _yes_no(flag: Optional[bool]) -> str:
     return "unknown" if flag is None else ("yes" if flag else "no")
 
 
-def _format(cfg):
+def _format(cfg: dict[str, Any]) -> str:
     """The readable block of show_config()."""
     lines = []
 
-    def row(key, value):
+    def row(key: str, value: Any) -> None:
         lines.append(f"  {key:<15} {value}")
 
     lines.append(f"fastfc {cfg['fastfc']['version']}")
@@ -230,7 +234,7 @@ def _format(cfg):
     return "\n".join(lines)
 
 
-def show_config(mode="stdout"):
+def show_config(mode: str = "stdout") -> Optional[dict[str, Any]]:
     """Print, or return, how fastfc was built and what it runs on.
 
     What a bug report needs: fastfc's version and location; the build (debug or

@@ -6,7 +6,10 @@ touched, so the Solver's minibatch draws stay as the reference makes them); the
 compiled kernel ``fastfc._kernels.augment.gather_augment`` then gathers the chosen rows
 straight into a preallocated buffer, flipped, shifted with zero padding and cast.
 """
+from typing import Any, Mapping, Optional
+
 import numpy as np
+from numpy.typing import ArrayLike, DTypeLike
 
 from fastfc import _validation as V
 from fastfc._kernels import augment as _kaug
@@ -30,7 +33,8 @@ class Augmenter:
         Seed of the augmentation generator.
     """
 
-    def __init__(self, image_shape=(3, 32, 32), flip=True, translate=0, seed=None):
+    def __init__(self, image_shape: tuple[int, int, int] = (3, 32, 32), flip: bool = True,
+                 translate: int = 0, seed: Optional[int] = None) -> None:
         if len(image_shape) != 3:
             raise ValueError(f"image_shape must be (C, H, W), got {image_shape!r}")
         self.image_shape = tuple(V.check_scalar(s, "image_shape", low=1, integer=True)
@@ -42,11 +46,12 @@ class Augmenter:
         self.rng = np.random.default_rng(seed)
 
     @property
-    def size(self):
+    def size(self) -> int:
+        """Features per sample, ``C * H * W``."""
         c, h, w = self.image_shape
         return c * h * w
 
-    def draw(self, n):
+    def draw(self, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The random choices for n samples: (flip uint8 (n,), shift_y, shift_x int32 (n,))."""
         if self.flip:
             flip = self.rng.integers(0, 2, size=n, dtype=np.uint8)
@@ -59,7 +64,8 @@ class Augmenter:
             shifts = np.zeros((2, n), dtype=np.int32)
         return flip, np.ascontiguousarray(shifts[0]), np.ascontiguousarray(shifts[1])
 
-    def __call__(self, X, indices, out=None, dtype=None):
+    def __call__(self, X: ArrayLike, indices: ArrayLike, out: Optional[np.ndarray] = None,
+                 dtype: Optional[DTypeLike] = None) -> np.ndarray:
         """Gather ``X[indices]`` augmented into ``out`` (allocated when None); returns it.
 
         X : ndarray (N, C*H*W) or (N, C, H, W), float32 or float64, C-contiguous.
@@ -86,8 +92,8 @@ class Augmenter:
                                  out.reshape(out.shape[0], -1))
         return out
 
-    def _as_rows(self, X):
-        X = V.as_array(X, "X")
+    def _as_rows(self, X_in: ArrayLike) -> np.ndarray:
+        X: np.ndarray = V.as_array(X_in, "X")
         if X.dtype not in V.FLOAT_DTYPES:
             X = X.astype(np.float64)
         X = np.ascontiguousarray(X)
@@ -96,20 +102,30 @@ class Augmenter:
                              f"({self.size} values) were expected")
         return X.reshape(X.shape[0], self.size)
 
-    def get_state(self):
+    def get_state(self) -> Mapping[str, Any]:
         """The generator state (JSON-able), for checkpoints."""
         return self.rng.bit_generator.state
 
-    def set_state(self, state):
+    def set_state(self, state: Mapping[str, Any]) -> None:
+        """Restore the random generator's state returned by :meth:`get_state`."""
         self.rng.bit_generator.state = state
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return (f"Augmenter(image_shape={self.image_shape}, flip={self.flip}, "
                 f"translate={self.translate})")
 
 
-def parse_augment(spec, image_shape=(3, 32, 32), seed=None):
-    """Build an Augmenter from a CLI spec such as ``'flip,translate=2'`` (None/'' -> None)."""
+def parse_augment(spec: Optional[str], image_shape: tuple[int, int, int] = (3, 32, 32),
+                  seed: Optional[int] = None) -> Optional[Augmenter]:
+    """Build an Augmenter from a CLI spec such as ``'flip,translate=2'`` (None/'' -> None).
+
+    Examples
+    --------
+    >>> parse_augment("flip,translate=2", image_shape=(1, 8, 8))
+    Augmenter(image_shape=(1, 8, 8), flip=True, translate=2)
+    >>> parse_augment("none") is None
+    True
+    """
     if spec is None or spec == "" or spec == "none":
         return None
     flip = False

@@ -16,10 +16,14 @@ import math
 import os
 import tempfile
 import zipfile
+from typing import IO, Any, Callable, Mapping, Optional, Union
 
 import numpy as np
 
 __all__ = ["save_checkpoint", "load_checkpoint", "CheckpointError", "atomic_write"]
+
+# a file-system path as the functions here accept it
+_PathLike = Union[str, "os.PathLike[str]"]
 
 HEADER_KEY = "__header__"
 FORMAT = "fastfc-checkpoint"
@@ -30,14 +34,14 @@ class CheckpointError(ValueError):
     """A checkpoint file is missing, truncated, or not a fastfc checkpoint."""
 
 
-def _temp_prefix(path):
+def _temp_prefix(path: str) -> str:
     return "." + os.path.basename(path) + ".tmp-"
 
 
 _TEMP_SUFFIX = ".part"
 
 
-def atomic_write(path, write):
+def atomic_write(path: _PathLike, write: Callable[[IO[bytes]], Any]) -> str:
     """Call ``write(file_object)`` on a temporary file, then rename it to ``path``.
 
     The temporary file sits next to ``path`` and is named ``.<name>.tmp-<random>.part``;
@@ -45,10 +49,10 @@ def atomic_write(path, write):
     there is replaced, never written through).  Temporary files of this naming for the
     same target that are older than this write (left by a killed writer) are removed.
     """
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
+    target = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(target))
     os.makedirs(directory, exist_ok=True)
-    prefix = _temp_prefix(path)
+    prefix = _temp_prefix(target)
     fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=_TEMP_SUFFIX, dir=directory)
     try:
         started = os.fstat(fd).st_mtime
@@ -57,7 +61,7 @@ def atomic_write(path, write):
             write(f)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
+        os.replace(tmp, target)
     except BaseException:
         try:
             os.unlink(tmp)
@@ -73,10 +77,10 @@ def atomic_write(path, write):
     except OSError:
         pass
     _remove_stale_temps(directory, prefix, started)
-    return path
+    return target
 
 
-def _remove_stale_temps(directory, prefix, started):
+def _remove_stale_temps(directory: str, prefix: str, started: float) -> None:
     """Remove ``<prefix>*.part`` regular files last modified before ``started``."""
     pattern = os.path.join(glob.escape(directory), glob.escape(prefix) + "*" + _TEMP_SUFFIX)
     for name in glob.glob(pattern):     # the pattern starts with '.': dot files match
@@ -90,13 +94,13 @@ def _remove_stale_temps(directory, prefix, started):
             pass
 
 
-def _umask():
+def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
 
 
-def _jsonable(value):
+def _jsonable(value: Any) -> Any:
     if isinstance(value, dict):
         return {str(k): _jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
@@ -106,12 +110,23 @@ def _jsonable(value):
     return value
 
 
-def save_checkpoint(path, arrays, header):
+def save_checkpoint(path: _PathLike, arrays: Mapping[str, Any],
+                    header: Mapping[str, Any]) -> str:
     """Write ``arrays`` (dict of name -> ndarray) and ``header`` (JSON-able dict) atomically.
 
-    Names may contain '/' to group entries.  Object arrays are refused.
+    Names may contain '/' to group entries.  Object arrays are refused.  Returns the
+    path written.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> path = os.path.join(tempfile.mkdtemp(), "state.npz")
+    >>> _ = save_checkpoint(path, {"w": np.arange(3.0)}, {"epoch": 2})
+    >>> arrays, header = load_checkpoint(path)
+    >>> arrays["w"], header["epoch"]
+    (array([0., 1., 2.]), 2)
     """
-    payload = {}
+    payload: dict[str, np.ndarray] = {}
     for name, value in arrays.items():
         arr = np.asarray(value)
         if arr.dtype.hasobject:
@@ -120,20 +135,21 @@ def save_checkpoint(path, arrays, header):
         payload[name] = arr
     head = dict(_jsonable(header), format=FORMAT, version=VERSION)
     payload[HEADER_KEY] = np.frombuffer(json.dumps(head).encode("utf-8"), dtype=np.uint8)
-    return atomic_write(path, lambda f: np.savez(f, **payload))
+    # (numpy's stub reads the ** of savez as its allow_pickle keyword)
+    return atomic_write(path, lambda f: np.savez(f, **payload))  # type: ignore[arg-type]
 
 
 # deflate cannot expand data more than about 1032 times
 _MAX_DEFLATE_RATIO = 1100
 
 
-def _check_members(path):
+def _check_members(path: str) -> dict[str, tuple[int, ...]]:
     """Read each member's .npy header and refuse what np.load must not be asked to read.
 
     Every member must be a ``.npy`` of a plain (non-object) dtype whose declared shape x
     itemsize is exactly the data the member holds, so that no array larger than the
     file's own bytes is ever allocated.  Returns {entry name without .npy: shape}."""
-    shapes = {}
+    shapes: dict[str, tuple[int, ...]] = {}
     try:
         zf = zipfile.ZipFile(path)
     except Exception as exc:      # BadZipFile, OSError, NotImplementedError (a damaged
@@ -141,7 +157,7 @@ def _check_members(path):
         raise CheckpointError(f"cannot read checkpoint {path!r}: not a valid .npz "
                               f"({exc})") from None
     with zf:
-        seen = set()
+        seen: set[str] = set()
         for info in zf.infolist():
             name = info.filename
             if name in seen:
@@ -186,7 +202,7 @@ def _check_members(path):
     return shapes
 
 
-def _clean(exc):
+def _clean(exc: BaseException) -> str:
     """An error text that never advises loading pickles."""
     text = str(exc)
     if "pickle" in text.lower():
@@ -194,7 +210,7 @@ def _clean(exc):
     return text
 
 
-def _check_header(path, header):
+def _check_header(path: str, header: Any) -> None:
     if not isinstance(header, dict) or header.get("format") != FORMAT:
         raise CheckpointError(f"{path!r} is not a fastfc checkpoint")
     version = header.get("version")
@@ -207,7 +223,10 @@ def _check_header(path, header):
         raise CheckpointError(f"{path!r} has an unknown format version {version}")
 
 
-def load_checkpoint(path, expect=None):
+def load_checkpoint(
+        path: _PathLike,
+        expect: Optional[Callable[[dict[str, Any]], Mapping[str, Any]]] = None,
+) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """Read a checkpoint written by :func:`save_checkpoint`; returns (arrays, header).
 
     ``expect``, when given, is called with the header before any array is read and
@@ -241,7 +260,8 @@ def load_checkpoint(path, expect=None):
     return arrays, header
 
 
-def _check_expected(path, expected, shapes):
+def _check_expected(path: str, expected: Mapping[str, Any],
+                    shapes: Mapping[str, tuple[int, ...]]) -> None:
     """Refuse a file whose array entries are not exactly ``expected`` (name -> shape)."""
     if set(shapes) != set(expected):
         lacking = sorted(set(expected) - set(shapes))

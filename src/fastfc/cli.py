@@ -26,7 +26,7 @@ import argparse
 import json
 import os
 import sys
-from typing import Callable, NamedTuple, Optional, Sequence
+from typing import Callable, NamedTuple, NoReturn, Optional, Sequence
 
 from fastfc import _cli_train as _train
 from fastfc._config import __version__, show_config
@@ -50,18 +50,18 @@ class UsageError(Exception):
 class _Parser(argparse.ArgumentParser):
     """An ArgumentParser that raises UsageError instead of printing usage and exiting."""
 
-    def error(self, message):
+    def error(self, message: str) -> NoReturn:
         raise UsageError(" ".join(str(message).split()))
 
 
 # ------------------------------------------------------------------------------ info
 
-def _info_arguments(parser):
+def _info_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true",
                         help="print the information as JSON instead of a readable block")
 
 
-def cmd_info(args):
+def cmd_info(args: argparse.Namespace) -> int:
     """Print fastfc.show_config(): paste the output into a bug report."""
     if args.json:
         print(json.dumps(show_config(mode="dicts"), indent=2, default=str))
@@ -72,17 +72,17 @@ def cmd_info(args):
 
 # ----------------------------------------------------------------- the command table
 
-def _sweep_arguments(parser):
+def _sweep_arguments(parser: argparse.ArgumentParser) -> None:
     from fastfc import sweep
     sweep.add_cli_arguments(parser)
 
 
-def _sweep_run(args):
+def _sweep_run(args: argparse.Namespace) -> int:
     from fastfc import sweep
     return sweep.cli_main(args)
 
 
-def _bench_arguments(parser):
+def _bench_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("bench_args", nargs=argparse.REMAINDER,
                         help="options of the benchmark (python -m bench --help), "
                              "e.g. --quick")
@@ -99,7 +99,7 @@ _BENCH_ELSEWHERE = (
     "python setup.py build_ext --inplace && PYTHONPATH=src:. python -m bench")
 
 
-def source_tree(package_dir=None):
+def source_tree(package_dir: Optional[str] = None) -> Optional[str]:
     """The root of the source tree fastfc was imported from, or None.
 
     That is the case only when the package folder is ``ROOT/src/fastfc`` and
@@ -118,14 +118,14 @@ def source_tree(package_dir=None):
     return root
 
 
-def _is_inside(path, folder):
+def _is_inside(path: Optional[str], folder: str) -> bool:
     if not path:
         return False
     path, folder = os.path.realpath(path), os.path.realpath(folder)
     return os.path.commonpath([path, folder]) == folder
 
 
-def _bench_run(args):
+def _bench_run(args: argparse.Namespace) -> int:
     """Run ``bench.__main__.main`` of the source tree fastfc came from (the harness is
     not in the wheel); never a ``bench`` of the working directory."""
     import importlib
@@ -165,7 +165,7 @@ COMMANDS = (
 )
 
 
-def build_parser():
+def build_parser() -> argparse.ArgumentParser:
     """The top-level parser with one subparser per row of COMMANDS."""
     parser = _Parser(
         prog=PROG,
@@ -183,12 +183,12 @@ def build_parser():
     return parser
 
 
-def _fail(message, status):
+def _fail(message: str, status: int) -> int:
     print(f"{PROG}: error: {message}", file=sys.stderr)
     return status
 
 
-def _split_bench(argv):
+def _split_bench(argv: list[str]) -> tuple[list[str], Optional[list[str]]]:
     """(argv, options for the harness): everything after ``bench`` goes to the harness
     untouched (argparse's REMAINDER does not take a leading ``--quick``), except a lone
     ``-h`` / ``--help``, which shows this command's help."""

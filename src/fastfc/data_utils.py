@@ -25,8 +25,10 @@ Beyond the reference:
 import math
 import os
 import pickle
+from typing import IO, Any, Callable, Optional, Sequence, Union
 
 import numpy as np
+from numpy.typing import DTypeLike
 
 from fastfc import _validation as V
 
@@ -41,6 +43,7 @@ __all__ = [
     "load_default_data",
 ]
 
+#: The environment variable naming the CIFAR-10 directory when no argument does.
 DATA_ENV = "FASTFC_DATA"
 _CIFAR_SUBDIR = "cifar-10-batches-py"
 _TRAIN_FILES = tuple(f"data_batch_{i}" for i in range(1, 6))
@@ -101,31 +104,31 @@ class _NdarrayMarker:
     """Stands for numpy.ndarray inside a batch pickle: usable only as the type argument
     of _reconstruct, never called (``ndarray(shape)`` would allocate what the file says)."""
 
-    def __new__(cls, *args, **kwargs):
+    def __new__(cls, *args: Any, **kwargs: Any) -> "_NdarrayMarker":
         raise _UnpickleRefused("it calls numpy.ndarray directly (an allocation of a size "
                                "the file chooses); NumPy's own pickles never do")
 
 
-def _reconstruct_guarded(subtype, shape, dtype, *rest):
+def _reconstruct_guarded(subtype: Any, shape: Any, dtype: Any, *rest: Any) -> np.ndarray:
     """numpy's _reconstruct for an empty ndarray only (what ndarray.__reduce__ writes)."""
     if subtype is not _NdarrayMarker:
         raise _UnpickleRefused("it reconstructs an array of a type other than numpy.ndarray")
     try:
-        shape = tuple(int(n) for n in (shape if isinstance(shape, tuple) else (shape,)))
+        dims = tuple(int(n) for n in (shape if isinstance(shape, tuple) else (shape,)))
         dt = np.dtype(dtype)
     except Exception:
         raise _UnpickleRefused("it reconstructs an array with an invalid shape or dtype") from None
-    size = math.prod(shape) * dt.itemsize
-    if any(n < 0 for n in shape) or size > _MAX_CONSTRUCTED_BYTES:
+    size = math.prod(dims) * dt.itemsize
+    if any(n < 0 for n in dims) or size > _MAX_CONSTRUCTED_BYTES:
         raise _UnpickleRefused(
-            f"it asks for an array of shape {shape} before its data (NumPy's pickles "
+            f"it asks for an array of shape {dims} before its data (NumPy's pickles "
             "start from an empty array)")
-    return np.ndarray.__new__(np.ndarray, shape, dt)
+    return np.ndarray.__new__(np.ndarray, dims, dt)
 
 
-def _bytes_guarded(kind):
+def _bytes_guarded(kind: type) -> Callable[..., Any]:
     """bytes / bytearray from bytes-like or str content only, never from a size."""
-    def build(*args):
+    def build(*args: Any) -> Any:
         if args and not isinstance(args[0], (bytes, bytearray, str)):
             raise _UnpickleRefused(
                 f"it calls {kind.__name__}() with a {type(args[0]).__name__}, not with "
@@ -134,7 +137,7 @@ def _bytes_guarded(kind):
     return build
 
 
-def _encode_guarded(obj, encoding="utf-8", errors="strict"):
+def _encode_guarded(obj: Any, encoding: str = "utf-8", errors: str = "strict") -> bytes:
     """_codecs.encode for text with the latin-1 codec (how protocol 2 stores bytes)."""
     if not isinstance(obj, str) or str(encoding).lower().replace("_", "-") not in (
             "latin1", "latin-1", "iso-8859-1"):
@@ -143,7 +146,7 @@ def _encode_guarded(obj, encoding="utf-8", errors="strict"):
     return obj.encode("latin-1", errors)
 
 
-def _scalar_guarded(dtype, *args):
+def _scalar_guarded(dtype: Any, *args: Any) -> Any:
     """numpy's scalar(): bounded by the bytes passed (NumPy checks their length)."""
     if args and not isinstance(args[0], (bytes, str)) and np.dtype(dtype) != np.dtype(object):
         raise _UnpickleRefused("it builds a NumPy scalar from something other than bytes")
@@ -153,7 +156,7 @@ def _scalar_guarded(dtype, *args):
 try:  # NumPy 2
     from numpy._core.multiarray import scalar as _scalar
 except ImportError:  # pragma: no cover - NumPy 1.x
-    from numpy.core.multiarray import scalar as _scalar
+    from numpy.core.multiarray import scalar as _scalar  # type: ignore[no-redef]
 
 _GUARDED = {
     "ndarray": _NdarrayMarker,
@@ -169,7 +172,7 @@ class _BatchUnpickler(pickle.Unpickler):
     """Unpickler that resolves only NumPy's array constructors (pickles can run code),
     each wrapped so that the file cannot choose the size of an allocation."""
 
-    def find_class(self, module, name):
+    def find_class(self, module: str, name: str) -> Any:
         if (module, name) in _ALLOWED_GLOBALS:
             # np.dtype and _frombuffer (a view on bytes already read) allocate nothing
             # the file sizes; the others are replaced by their bounded versions
@@ -179,7 +182,7 @@ class _BatchUnpickler(pickle.Unpickler):
             "only unpickles NumPy arrays, lists, dicts and strings")
 
 
-def load_pickle(f):
+def load_pickle(f: IO[bytes]) -> Any:
     """Load one pickled object from the open binary file ``f`` (the course's helper).
 
     As the course's ``load_pickle`` on Python 3, Python 2 strings are decoded as latin-1.
@@ -191,12 +194,12 @@ def load_pickle(f):
     return _BatchUnpickler(f, encoding="latin1").load()
 
 
-def _where(path):
+def _where(path: str) -> str:
     directory, name = os.path.split(os.path.abspath(path))
     return f"CIFAR-10 file {name!r} in {directory}"
 
 
-def _unpickle(path):
+def _unpickle(path: str) -> Any:
     try:
         with open(path, "rb") as f:
             obj = load_pickle(f)
@@ -223,14 +226,14 @@ def _unpickle(path):
     return obj
 
 
-def _entry(batch, key):
+def _entry(batch: dict[Any, Any], key: str) -> Any:
     """batch[key] under a str key (Python 2 pickles) or a bytes key (Python 3 ones)."""
     if key in batch:
         return batch[key]
     return batch.get(key.encode("ascii"))
 
 
-def _read_batch(path):
+def _read_batch(path: str) -> tuple[np.ndarray, np.ndarray]:
     """One batch as (uint8 rows (N, 3072) in channel-major order, int64 labels (N,))."""
     batch = _unpickle(path)
     where = _where(path)
@@ -293,7 +296,7 @@ def _read_batch(path):
     return data, y.astype(np.int64)
 
 
-def _resolve_dir(directory, argname):
+def _resolve_dir(directory: Optional[Union[str, "os.PathLike[str]"]], argname: str) -> str:
     """The CIFAR-10 folder from the argument or $FASTFC_DATA, checked to exist."""
     if directory is None:
         env = os.environ.get(DATA_ENV, "")
@@ -319,7 +322,7 @@ def _resolve_dir(directory, argname):
     return directory
 
 
-def _check_files(directory, names):
+def _check_files(directory: str, names: Sequence[str]) -> None:
     missing = [n for n in names if not os.path.exists(os.path.join(directory, n))]
     if missing:
         raise DataNotFoundError(
@@ -327,7 +330,7 @@ def _check_files(directory, names):
             f"{_LAYOUT_HINT}")
 
 
-def _nhwc(rows, dtype, out=None):
+def _nhwc(rows: np.ndarray, dtype: DTypeLike, out: Optional[np.ndarray] = None) -> np.ndarray:
     """uint8 rows (N, 3072) channel-major -> (N, 32, 32, 3) of dtype, C-contiguous."""
     n = rows.shape[0]
     # transpose in uint8 (cheap), then convert contiguous memory once
@@ -341,7 +344,8 @@ def _nhwc(rows, dtype, out=None):
     return out
 
 
-def _transform(rows, dtype, shift=None, scale=None):
+def _transform(rows: np.ndarray, dtype: DTypeLike, shift: Optional[np.ndarray] = None,
+               scale: Optional[np.ndarray] = None) -> np.ndarray:
     """(rows - shift) / scale computed in float64, rounded once to dtype.
 
     rows: uint8 (N, F); shift, scale: float64 broadcasting against one row, or None.
@@ -350,7 +354,7 @@ def _transform(rows, dtype, shift=None, scale=None):
     if shift is None and scale is None:
         out[...] = rows
         return out
-    if scale is None:
+    if scale is None and shift is not None:   # (both None returned above)
         # the ufunc computes uint8 - float64 in float64 and rounds into out, in blocks
         np.subtract(rows, shift, out=out)
         return out
@@ -366,7 +370,8 @@ def _transform(rows, dtype, shift=None, scale=None):
 
 # --------------------------------------------------------------------------- CIFAR-10
 
-def load_CIFAR_batch(filename, dtype=np.float64):
+def load_CIFAR_batch(filename: Union[str, "os.PathLike[str]"],
+                     dtype: DTypeLike = np.float64) -> tuple[np.ndarray, np.ndarray]:
     """Load one CIFAR-10 batch file.
 
     Parameters
@@ -388,7 +393,9 @@ def load_CIFAR_batch(filename, dtype=np.float64):
     return _nhwc(rows, dtype), y
 
 
-def load_CIFAR10(ROOT=None, dtype=np.float64):
+def load_CIFAR10(
+        ROOT: Optional[Union[str, "os.PathLike[str]"]] = None, dtype: DTypeLike = np.float64,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Load all of CIFAR-10.
 
     Parameters
@@ -420,7 +427,7 @@ def load_CIFAR10(ROOT=None, dtype=np.float64):
     return Xtr, Ytr, Xte, Yte
 
 
-def _channel_stats(rows):
+def _channel_stats(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Exact per-channel mean and population std of uint8 rows (N, 3072)."""
     chw = rows.reshape(rows.shape[0], _CHANNELS, -1)
     count = chw.shape[0] * chw.shape[2]
@@ -434,9 +441,12 @@ def _channel_stats(rows):
     return mean, std
 
 
-def get_CIFAR10_data(num_training=49000, num_validation=1000, num_test=1000,
-                     subtract_mean=True, *, cifar10_dir=None, dtype=np.float64,
-                     flatten=False, standardize=False, return_stats=False):
+def get_CIFAR10_data(num_training: int = 49000, num_validation: int = 1000,
+                     num_test: int = 1000, subtract_mean: bool = True, *,
+                     cifar10_dir: Optional[Union[str, "os.PathLike[str]"]] = None,
+                     dtype: DTypeLike = np.float64, flatten: bool = False,
+                     standardize: bool = False,
+                     return_stats: bool = False) -> dict[str, np.ndarray]:
     """CIFAR-10 split into train / validation / test, normalised, channel-first.
 
     As the CS231n reference: the first ``num_training`` training images form X_train,
@@ -539,8 +549,9 @@ def get_CIFAR10_data(num_training=49000, num_validation=1000, num_test=1000,
 DIGITS_SPLIT = (1257, 270, 270)  # train / val / test sizes of load_default_data
 
 
-def load_default_data(dtype=np.float64, *, flatten=True, scale=True, subtract_mean=True,
-                      return_stats=False):
+def load_default_data(dtype: DTypeLike = np.float64, *, flatten: bool = True,
+                      scale: bool = True, subtract_mean: bool = True,
+                      return_stats: bool = False) -> dict[str, np.ndarray]:
     """The embedded default data set: scikit-learn's bundled 8x8 digits, split.
 
     1,797 real handwritten digits (10 classes, 64 pixels valued 0..16) shipped with
@@ -568,6 +579,12 @@ def load_default_data(dtype=np.float64, *, flatten=True, scale=True, subtract_me
     'X_test' (270, 64), 'y_test' -- X of ``dtype``, y int64.
 
     Needs scikit-learn (``pip install "fastfc[data]"``).
+
+    Examples
+    --------
+    >>> data = load_default_data(np.float32)
+    >>> data["X_train"].shape, data["X_train"].dtype, data["y_test"].shape
+    ((1257, 64), dtype('float32'), (270,))
     """
     dtype = V.check_float_dtype(dtype)
     try:

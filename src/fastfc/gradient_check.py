@@ -8,8 +8,10 @@ follows the CS231n contract (``model.params`` dict and ``model.loss(X, y) -> (lo
 grads)``) and reports the largest relative error per parameter.
 """
 from random import randrange
+from typing import Any, Callable, Iterator, Optional, Sequence
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from fastfc._validation import as_array as _as_array
 
@@ -24,14 +26,20 @@ __all__ = [
 ]
 
 
-def rel_error(x, y):
-    """Largest relative error ``max |x - y| / max(1e-8, |x| + |y|)``."""
-    x = _as_array(x, "x").astype(np.float64)
-    y = _as_array(y, "y").astype(np.float64)
-    return float(np.max(np.abs(x - y) / np.maximum(1e-8, np.abs(x) + np.abs(y))))
+def rel_error(x: ArrayLike, y: ArrayLike) -> float:
+    """Largest relative error ``max |x - y| / max(1e-8, |x| + |y|)``.
+
+    Examples
+    --------
+    >>> round(rel_error([1.0, 2.0], [1.0, 2.000004]), 9)    # 4e-6 / (2 + 2.000004)
+    1e-06
+    """
+    a = _as_array(x, "x").astype(np.float64)
+    b = _as_array(y, "y").astype(np.float64)
+    return float(np.max(np.abs(a - b) / np.maximum(1e-8, np.abs(a) + np.abs(b))))
 
 
-def _each_index(x):
+def _each_index(x: np.ndarray) -> Iterator[tuple[int, ...]]:
     """The multi-indices of x in the order the course's ``np.nditer`` loop visits them.
 
     ``np.nditer(x, flags=['multi_index'])`` walks x in memory order (order='K'), not
@@ -46,11 +54,18 @@ def _each_index(x):
         it.iternext()
 
 
-def eval_numerical_gradient(f, x, verbose=True, h=0.00001):
+def eval_numerical_gradient(f: Callable[[np.ndarray], Any], x: np.ndarray,
+                            verbose: bool = True, h: float = 0.00001) -> np.ndarray:
     """Gradient of a scalar function ``f(x)`` at x: ``(f(x + h) - f(x - h)) / 2h`` per element.
 
     ``f`` is called once at x first (as the reference does), then twice per element.
     Prints ``index, value`` per element when verbose.
+
+    Examples
+    --------
+    >>> x = np.array([1.0, -2.0])
+    >>> eval_numerical_gradient(lambda x: np.sum(x ** 2), x, verbose=False).round(6)
+    array([ 2., -4.])
     """
     f(x)
     grad = np.zeros_like(x)
@@ -67,7 +82,8 @@ def eval_numerical_gradient(f, x, verbose=True, h=0.00001):
     return grad
 
 
-def eval_numerical_gradient_array(f, x, df, h=1e-5):
+def eval_numerical_gradient_array(f: Callable[[np.ndarray], ArrayLike], x: np.ndarray,
+                                  df: ArrayLike, h: float = 1e-5) -> np.ndarray:
     """Gradient of ``sum(f(x) * df)`` at x, for an array-valued f with upstream gradient df."""
     grad = np.zeros_like(x)
     for ix in _each_index(x):
@@ -81,7 +97,8 @@ def eval_numerical_gradient_array(f, x, df, h=1e-5):
     return grad
 
 
-def eval_numerical_gradient_blobs(f, inputs, output, h=1e-5):
+def eval_numerical_gradient_blobs(f: Callable[..., Any], inputs: Sequence[Any], output: Any,
+                                  h: float = 1e-5) -> list[np.ndarray]:
     """Numerical gradients for functions on blobs (objects with ``.vals`` and ``.diffs``).
 
     ``f(*inputs, output)`` writes into ``output.vals``; the gradient of
@@ -104,12 +121,14 @@ def eval_numerical_gradient_blobs(f, inputs, output, h=1e-5):
     return numeric_diffs
 
 
-def eval_numerical_gradient_net(net, inputs, output, h=1e-5):
+def eval_numerical_gradient_net(net: Any, inputs: Sequence[Any], output: Any,
+                                h: float = 1e-5) -> list[np.ndarray]:
     """:func:`eval_numerical_gradient_blobs` for a net object with a ``forward`` method."""
     return eval_numerical_gradient_blobs(lambda *args: net.forward(), inputs, output, h=h)
 
 
-def grad_check_sparse(f, x, analytic_grad, num_checks=10, h=1e-5):
+def grad_check_sparse(f: Callable[[np.ndarray], Any], x: np.ndarray, analytic_grad: np.ndarray,
+                      num_checks: int = 10, h: float = 1e-5) -> None:
     """Compare numerical and analytic gradients at ``num_checks`` random elements.
 
     Elements are drawn with Python's ``random.randrange`` (as the reference does);
@@ -158,8 +177,9 @@ class GradientCheck:
     afterwards.
     """
 
-    def __init__(self, model, h=1e-5, check_input=False, max_checks=None, seed=0,
-                 verbose=True):
+    def __init__(self, model: Any, h: float = 1e-5, check_input: bool = False,
+                 max_checks: Optional[int] = None, seed: Optional[int] = 0,
+                 verbose: bool = True) -> None:
         if not hasattr(model, "params") or not hasattr(model, "loss"):
             raise TypeError("model must have a 'params' dict and a 'loss(X, y)' method")
         self.model = model
@@ -168,16 +188,18 @@ class GradientCheck:
         self.max_checks = max_checks
         self.seed = seed
         self.verbose = verbose
-        self.errors_ = None
+        self.errors_: Optional[dict[str, float]] = None
 
-    def _indices(self, shape, rng):
+    def _indices(self, shape: tuple[int, ...],
+                 rng: np.random.Generator) -> list[tuple[Any, ...]]:
         size = int(np.prod(shape))
         if self.max_checks is None or self.max_checks >= size:
             return list(np.ndindex(*shape))
         flat = rng.choice(size, self.max_checks, replace=False)
         return [np.unravel_index(k, shape) for k in flat]
 
-    def _numeric(self, f, x, rng):
+    def _numeric(self, f: Callable[[], float], x: np.ndarray,
+                 rng: np.random.Generator) -> tuple[list[tuple[Any, ...]], np.ndarray]:
         """(indices, numerical gradient values) of scalar f at x (perturbed in place)."""
         idx = self._indices(x.shape, rng)
         values = np.empty(len(idx))
@@ -191,7 +213,7 @@ class GradientCheck:
             values[k] = (fp - fm) / (2 * self.h)
         return idx, values
 
-    def run(self, X, y):
+    def run(self, X: ArrayLike, y: Any) -> dict[str, float]:
         """Check the gradients at (X, y); returns {name: max relative error}."""
         rng = np.random.default_rng(self.seed)
         X = np.array(X, dtype=np.float64, copy=True)
@@ -205,7 +227,8 @@ class GradientCheck:
             print(self.report())
         return errors
 
-    def _check_in_float64(self, X, y, rng):
+    def _check_in_float64(self, X: np.ndarray, y: Any,
+                          rng: np.random.Generator) -> dict[str, float]:
         """Cast the model's params (and dtype) to float64 for the check, then restore."""
         model = self.model
         saved_params = dict(model.params)
@@ -223,7 +246,8 @@ class GradientCheck:
             if had_dtype:
                 model.dtype = saved_dtype
 
-    def _check(self, model, X, y, rng):
+    def _check(self, model: Any, X: np.ndarray, y: Any,
+               rng: np.random.Generator) -> dict[str, float]:
         if self.check_input and "X" in model.params:
             raise ValueError("check_input=True reports the input gradient as 'X', but the "
                              "model has a parameter named 'X'")
@@ -255,7 +279,7 @@ class GradientCheck:
             errors["X"] = rel_error(num, [np.asarray(dX)[ix] for ix in idx])
         return errors
 
-    def report(self):
+    def report(self) -> str:
         """The last run's errors as a text table (name, shape, max relative error)."""
         if self.errors_ is None:
             return "GradientCheck: not run yet"

@@ -3,6 +3,11 @@
 Compatible with the CS231n ``layer_utils.py``: ``affine_relu_forward(x, w, b)`` returns
 ``(out, (fc_cache, relu_cache))`` and its backward returns ``(dx, dw, db)``.
 """
+from typing import Any, Callable
+
+import numpy as np
+from numpy.typing import ArrayLike
+
 from fastfc import layers as L
 # The course's layer_utils.py starts with ``from .layers import *``, so notebooks that do
 # ``from cs231n.layer_utils import *`` get the layer functions as well: so does this one.
@@ -21,21 +26,28 @@ _NORMS = {
 }
 
 
-def affine_relu_forward(x, w, b):
-    """affine -> ReLU.  Returns (out, (fc_cache, relu_cache))."""
+def affine_relu_forward(x: ArrayLike, w: ArrayLike, b: ArrayLike) -> tuple[np.ndarray, Any]:
+    """affine -> ReLU.  Returns (out, (fc_cache, relu_cache)).
+
+    Examples
+    --------
+    >>> out, cache = affine_relu_forward(np.array([[1.0, -2.0]]), np.eye(2), np.zeros(2))
+    >>> out
+    array([[1., 0.]])
+    """
     a, fc_cache = L.affine_forward(x, w, b)
     out, relu_cache = L.relu_forward(a)
     return out, (fc_cache, relu_cache)
 
 
-def affine_relu_backward(dout, cache):
+def affine_relu_backward(dout: ArrayLike, cache: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Backward of :func:`affine_relu_forward`; returns (dx, dw, db)."""
     fc_cache, relu_cache = cache
     da = L.relu_backward(dout, relu_cache)
     return L.affine_backward(da, fc_cache)
 
 
-def _norm_pair(normalization):
+def _norm_pair(normalization: str) -> tuple[Callable[..., Any], Callable[..., Any]]:
     try:
         return _NORMS[normalization]
     except (KeyError, TypeError):
@@ -44,7 +56,9 @@ def _norm_pair(normalization):
         ) from None
 
 
-def affine_norm_relu_forward(x, w, b, gamma, beta, norm_param, normalization="batchnorm"):
+def affine_norm_relu_forward(x: ArrayLike, w: ArrayLike, b: ArrayLike, gamma: ArrayLike,
+                             beta: ArrayLike, norm_param: dict[str, Any],
+                             normalization: str = "batchnorm") -> tuple[np.ndarray, Any]:
     """affine -> batch norm or layer norm -> ReLU.
 
     ``norm_param`` is the bn_param / ln_param dict of the normalisation layer.
@@ -57,7 +71,7 @@ def affine_norm_relu_forward(x, w, b, gamma, beta, norm_param, normalization="ba
     return out, (fc_cache, norm_cache, relu_cache, normalization)
 
 
-def affine_norm_relu_backward(dout, cache):
+def affine_norm_relu_backward(dout: ArrayLike, cache: Any) -> tuple[np.ndarray, ...]:
     """Backward of :func:`affine_norm_relu_forward`; returns (dx, dw, db, dgamma, dbeta)."""
     fc_cache, norm_cache, relu_cache, normalization = cache
     _, backward = _norm_pair(normalization)
@@ -67,21 +81,23 @@ def affine_norm_relu_backward(dout, cache):
     return dx, dw, db, dgamma, dbeta
 
 
-def affine_bn_relu_forward(x, w, b, gamma, beta, bn_param):
+def affine_bn_relu_forward(x: ArrayLike, w: ArrayLike, b: ArrayLike, gamma: ArrayLike,
+                           beta: ArrayLike, bn_param: dict[str, Any]) -> tuple[np.ndarray, Any]:
     """affine -> batch norm -> ReLU (the name used by several course solutions)."""
     return affine_norm_relu_forward(x, w, b, gamma, beta, bn_param, "batchnorm")
 
 
-def affine_bn_relu_backward(dout, cache):
+def affine_bn_relu_backward(dout: ArrayLike, cache: Any) -> tuple[np.ndarray, ...]:
     """Backward of :func:`affine_bn_relu_forward`; returns (dx, dw, db, dgamma, dbeta)."""
     return affine_norm_relu_backward(dout, cache)
 
 
-def affine_ln_relu_forward(x, w, b, gamma, beta, ln_param):
+def affine_ln_relu_forward(x: ArrayLike, w: ArrayLike, b: ArrayLike, gamma: ArrayLike,
+                           beta: ArrayLike, ln_param: dict[str, Any]) -> tuple[np.ndarray, Any]:
     """affine -> layer norm -> ReLU."""
     return affine_norm_relu_forward(x, w, b, gamma, beta, ln_param, "layernorm")
 
 
-def affine_ln_relu_backward(dout, cache):
+def affine_ln_relu_backward(dout: ArrayLike, cache: Any) -> tuple[np.ndarray, ...]:
     """Backward of :func:`affine_ln_relu_forward`; returns (dx, dw, db, dgamma, dbeta)."""
     return affine_norm_relu_backward(dout, cache)

@@ -271,6 +271,8 @@ class Net:
 
     @property
     def params(self):
+        """The parameters by name (``W1``, ``b1``, ...): views of the flat buffer;
+        assigning an array to a name copies its values in."""
         return self._params
 
     @params.setter
@@ -290,6 +292,7 @@ class Net:
 
     @property
     def reg(self):
+        """L2 strength: the loss adds ``0.5 * reg * sum(W**2)`` over the weights."""
         return self._core.reg
 
     @reg.setter
@@ -363,6 +366,7 @@ class Net:
 
     @property
     def learning_rate(self):
+        """The update rule's learning rate (settable between steps, e.g. by a schedule)."""
         return self._core.learning_rate
 
     @learning_rate.setter

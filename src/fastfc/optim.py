@@ -241,6 +241,7 @@ def adam(w, dw, config=None):
     return _apply("adam", w, dw, config, inplace=False)[:2]
 
 
+#: The update rules by name, as the Solver's ``update_rule`` strings select them.
 UPDATE_RULES = {
     "sgd": sgd,
     "sgd_momentum": sgd_momentum,

@@ -114,6 +114,7 @@ class CosineSchedule:
         self._start = self.clock()
 
     def elapsed(self):
+        """Seconds of training so far, those before a resume included."""
         if self._start is None:
             return self.elapsed_before
         return self.elapsed_before + (self.clock() - self._start)
@@ -125,6 +126,7 @@ class CosineSchedule:
         return step / self.total_steps
 
     def factor(self, step):
+        """The learning-rate multiplier at ``step``: the cosine at the fraction done."""
         return cosine_factor(self.fraction(step))
 
     def before_step(self, step, base_lr):
@@ -136,8 +138,10 @@ class CosineSchedule:
         return self.fraction(step) >= 1.0
 
     def state(self):
+        """The schedule's state for a checkpoint, as a dict of plain data."""
         return {"elapsed": self.elapsed()}
 
     def load_state(self, state):
+        """Continue from a dict written by :meth:`state` (then :meth:`start` the clock)."""
         self.elapsed_before = float(state.get("elapsed", 0.0))
         self._start = None

@@ -333,6 +333,7 @@ class _Distribution:
     """A random-search distribution: ``sample(rng)`` with a numpy Generator."""
 
     def sample(self, rng):  # pragma: no cover - abstract
+        """One value drawn with ``rng`` (a ``numpy.random.Generator``)."""
         raise NotImplementedError
 
 

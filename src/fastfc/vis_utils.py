@@ -9,22 +9,27 @@ import math
 import os
 from collections.abc import Mapping
 from math import ceil, sqrt
+from typing import IO, Any, Callable, Optional, Sequence, Union, cast
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from fastfc import _validation as V
 
 __all__ = ["visualize_grid", "vis_grid", "vis_nn", "plot_history", "show_net_weights"]
 
+# where a picture goes: a path, or a binary file object
+_Target = Union[str, "os.PathLike[str]", IO[bytes]]
 
-def _rescale(img, ubound):
+
+def _rescale(img: np.ndarray, ubound: float) -> np.ndarray:
     low, high = float(np.min(img)), float(np.max(img))
     if high == low:
         return np.zeros_like(img, dtype=np.float64)
     return ubound * (img - low) / (high - low)
 
 
-def visualize_grid(Xs, ubound=255.0, padding=1):
+def visualize_grid(Xs: ArrayLike, ubound: float = 255.0, padding: int = 1) -> np.ndarray:
     """Tile a batch of images into one grid image.
 
     Parameters
@@ -39,15 +44,21 @@ def visualize_grid(Xs, ubound=255.0, padding=1):
     -------
     grid : ndarray of shape (G*H + (G-1)*padding, G*W + (G-1)*padding, C), float64,
         with G = ceil(sqrt(N)) tiles per side, filled row by row.
+
+    Examples
+    --------
+    >>> grid = visualize_grid(np.random.rand(5, 4, 4, 3), padding=1)
+    >>> grid.shape    # 3 x 3 tiles of 4 x 4 pixels, 1 pixel apart
+    (14, 14, 3)
     """
-    Xs = V.as_array(Xs, "Xs")
-    if Xs.ndim != 4:
-        raise ValueError(f"Xs must have shape (N, H, W, C), got {Xs.shape}")
-    if Xs.size == 0:
-        raise ValueError(f"Xs must hold at least one non-empty image, got shape {Xs.shape}")
+    arr: np.ndarray = V.as_array(Xs, "Xs")
+    if arr.ndim != 4:
+        raise ValueError(f"Xs must have shape (N, H, W, C), got {arr.shape}")
+    if arr.size == 0:
+        raise ValueError(f"Xs must hold at least one non-empty image, got shape {arr.shape}")
     padding = V.check_scalar(padding, "padding", low=0, integer=True)
     ubound = V.check_scalar(ubound, "ubound")
-    N, H, W, C = Xs.shape
+    N, H, W, C = arr.shape
     grid_size = int(ceil(sqrt(N)))
     grid_height = H * grid_size + padding * (grid_size - 1)
     grid_width = W * grid_size + padding * (grid_size - 1)
@@ -56,27 +67,27 @@ def visualize_grid(Xs, ubound=255.0, padding=1):
         row, col = divmod(k, grid_size)
         y0 = row * (H + padding)
         x0 = col * (W + padding)
-        grid[y0:y0 + H, x0:x0 + W] = _rescale(Xs[k], ubound)
+        grid[y0:y0 + H, x0:x0 + W] = _rescale(arr[k], ubound)
     return grid
 
 
-def vis_grid(Xs):
+def vis_grid(Xs: ArrayLike) -> np.ndarray:
     """Tile images (N, H, W, C) into a square grid with one-pixel gaps, values unscaled."""
-    Xs = V.as_array(Xs, "Xs")
-    if Xs.ndim != 4:
-        raise ValueError(f"Xs must have shape (N, H, W, C), got {Xs.shape}")
-    N, H, W, C = Xs.shape
+    arr: np.ndarray = V.as_array(Xs, "Xs")
+    if arr.ndim != 4:
+        raise ValueError(f"Xs must have shape (N, H, W, C), got {arr.shape}")
+    N, H, W, C = arr.shape
     A = int(ceil(sqrt(N)))
-    G = np.ones((A * H + A, A * W + A, C), Xs.dtype)
-    G *= np.min(Xs)
+    G = np.ones((A * H + A, A * W + A, C), arr.dtype)
+    G *= np.min(arr)
     for k in range(N):
         y, x = divmod(k, A)
-        G[y * H + y:(y + 1) * H + y, x * W + x:(x + 1) * W + x, :] = Xs[k]
+        G[y * H + y:(y + 1) * H + y, x * W + x:(x + 1) * W + x, :] = arr[k]
     maxg, ming = G.max(), G.min()
     return (G - ming) / (maxg - ming) if maxg > ming else np.zeros_like(G, dtype=float)
 
 
-def vis_nn(rows):
+def vis_nn(rows: Sequence[Sequence[np.ndarray]]) -> np.ndarray:
     """Stack a 2-d list of (H, W, C) images into one grid image, values unscaled."""
     N = len(rows)
     D = len(rows[0])
@@ -98,7 +109,7 @@ _HISTORY_KEYS = ("loss_history", "train_acc_history", "val_acc_history")
 _KNOWN_IMAGES = {3 * 32 * 32: (3, 32, 32), 8 * 8: (1, 8, 8), 28 * 28: (1, 28, 28)}
 
 
-def _matplotlib(caller):
+def _matplotlib(caller: str) -> tuple[Any, Any]:
     try:
         import matplotlib  # noqa: F401  (the extra itself, even if submodules are cached)
         from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -108,9 +119,9 @@ def _matplotlib(caller):
     return Figure, FigureCanvasAgg
 
 
-def _out_path(path, name="path"):
+def _out_path(path: _Target, name: str = "path") -> Union[str, IO[bytes]]:
     if hasattr(path, "write"):
-        return path
+        return cast(IO[bytes], path)
     try:
         return os.fspath(path)
     except TypeError:
@@ -118,7 +129,7 @@ def _out_path(path, name="path"):
                         f"{type(path).__name__}") from None
 
 
-def _write(out, write):
+def _write(out: Union[str, IO[bytes]], write: Callable[[Any], Any]) -> None:
     """Call ``write(file_object)`` on a file object as given, or atomically for a path:
     a temporary file in the same directory renamed over the target, so a crash never
     leaves half a PNG and a symbolic link at the path is replaced, not written through."""
@@ -129,7 +140,7 @@ def _write(out, write):
     atomic_write(out, write)
 
 
-def _history(source, key):
+def _history(source: Any, key: str) -> np.ndarray:
     if isinstance(source, Mapping):
         values = source.get(key)
     else:
@@ -145,7 +156,8 @@ def _history(source, key):
     return arr
 
 
-def plot_history(solver_or_histories, path, *, title=None, dpi=100):
+def plot_history(solver_or_histories: Any, path: _Target, *, title: Optional[str] = None,
+                 dpi: int = 100) -> _Target:
     """Write a PNG of the training curves: loss per iteration, train/val accuracy per epoch.
 
     Parameters
@@ -233,7 +245,7 @@ def plot_history(solver_or_histories, path, *, title=None, dpi=100):
     return path
 
 
-def _best_check(val_acc):
+def _best_check(val_acc: np.ndarray) -> Optional[int]:
     """Index of the first highest finite validation accuracy (the check a Solver keeps),
     or None when there is none."""
     finite = np.isfinite(val_acc)
@@ -242,7 +254,7 @@ def _best_check(val_acc):
     return int(np.argmax(np.where(finite, val_acc, -np.inf)))
 
 
-def _first_layer(model):
+def _first_layer(model: Any) -> np.ndarray:
     params = model if isinstance(model, Mapping) else getattr(model, "params", None)
     if not isinstance(params, Mapping) or "W1" not in params:
         raise TypeError("model must have params['W1'] (a fastfc or CS231n model, or its "
@@ -255,7 +267,7 @@ def _first_layer(model):
     return np.asarray(W1, dtype=np.float64)
 
 
-def _infer_image_shape(D):
+def _infer_image_shape(D: int) -> tuple[int, int, int]:
     if D in _KNOWN_IMAGES:
         return _KNOWN_IMAGES[D]
     side = math.isqrt(D)
@@ -274,8 +286,10 @@ MAX_UNITS = 100
 _TITLE_PX = 28
 
 
-def show_net_weights(model, path, *, image_shape=None, channels_last=False, padding=3,
-                     min_size=512, max_units=MAX_UNITS):
+def show_net_weights(model: Any, path: _Target, *,
+                     image_shape: Optional[tuple[int, int, int]] = None,
+                     channels_last: bool = False, padding: int = 3, min_size: int = 512,
+                     max_units: Optional[int] = MAX_UNITS) -> _Target:
     """Write the first-layer weights as a PNG grid of images, one tile per hidden unit.
 
     Parameters
@@ -352,7 +366,7 @@ def show_net_weights(model, path, *, image_shape=None, channels_last=False, padd
     return path
 
 
-def _with_title(img, text):
+def _with_title(img: np.ndarray, text: str) -> np.ndarray:
     """img (H, W, 3) uint8 with a white strip of _TITLE_PX pixels on top holding text."""
     Figure, FigureCanvasAgg = _matplotlib("show_net_weights")
     h, w = img.shape[:2]

@@ -22,7 +22,7 @@ with the L2 penalty ``reg * (sum(W1**2) + sum(W2**2))`` for cs231n and
 """
 import math
 import warnings
-from typing import NamedTuple
+from typing import Any, Callable, NamedTuple, Optional, Union, overload
 
 import numpy as np
 
@@ -40,9 +40,10 @@ _PARAM_NAMES = ("W1", "b1", "W2", "b2")
 
 # blas._axpy takes its scalar first, which stops Cython's fused dispatch from finding the
 # float32 specialisation; pick the specialisation by dtype instead.
-_AXPY = {
-    np.dtype(np.float32): _blas._axpy["float"],
-    np.dtype(np.float64): _blas._axpy["double"],
+# (mypy reads a subscripted function as a type application: hence the ignores)
+_AXPY: dict[np.dtype, Callable[..., None]] = {
+    np.dtype(np.float32): _blas._axpy["float"],  # type: ignore[misc]
+    np.dtype(np.float64): _blas._axpy["double"],  # type: ignore[misc,name-defined]
 }
 
 
@@ -73,11 +74,13 @@ class Variant(NamedTuple):
     train_reg: float
     progress: str
 
-    def weight_shape(self, fan_in, fan_out):
+    def weight_shape(self, fan_in: int, fan_out: int) -> tuple[int, int]:
         """Stored shape of a weight matrix mapping fan_in features to fan_out."""
         return (fan_out, fan_in) if self.transposed else (fan_in, fan_out)
 
 
+#: The two course variants of ``TwoLayerNet`` by name, ``'cs231n'`` and ``'ucla'``:
+#: weight layout, L2 scaling, ``train``'s default ``reg`` and its progress line.
 VARIANTS = {
     # CS231n: print('iteration %d / %d: loss %f' % (it, num_iters, loss))
     "cs231n": Variant("cs231n", transposed=False, l2_scale=1.0,
@@ -105,7 +108,7 @@ class _VariantDefault(float):
 _TRAIN_REG_DEFAULT = _VariantDefault(5e-6)
 
 
-def _check_variant(variant):
+def _check_variant(variant: Any) -> Variant:
     if not isinstance(variant, str):
         raise TypeError(f"variant must be a str, one of {', '.join(map(repr, VARIANTS))}; "
                         f"got {type(variant).__name__}")
@@ -115,12 +118,12 @@ def _check_variant(variant):
     return VARIANTS[variant]
 
 
-def _gemm_w(x, w, out, transposed):
+def _gemm_w(x: np.ndarray, w: np.ndarray, out: np.ndarray, transposed: bool) -> None:
     """out = x @ w (transposed: x @ w.T), row-major, through BLAS."""
     _blas._gemm(x, w, out, trans_b=transposed)
 
 
-def _weight_grad(x, dout, dw, transposed):
+def _weight_grad(x: np.ndarray, dout: np.ndarray, dw: np.ndarray, transposed: bool) -> None:
     """dw = x.T @ dout (transposed: dw = dout.T @ x, the gradient of a (fan_out, fan_in) w)."""
     if transposed:
         _blas._gemm(dout, x, dw, trans_a=True)
@@ -169,20 +172,21 @@ class TwoLayerNet:
     (4, 10)
     """
 
-    def __init__(self, input_size, hidden_size, output_size, std=1e-4, variant="cs231n"):
+    def __init__(self, input_size: int, hidden_size: int, output_size: int, std: float = 1e-4,
+                 variant: str = "cs231n") -> None:
         spec = _check_variant(variant)
         input_size = V.check_scalar(input_size, "input_size", low=1, integer=True)
         hidden_size = V.check_scalar(hidden_size, "hidden_size", low=1, integer=True)
         output_size = V.check_scalar(output_size, "output_size", low=1, integer=True)
         std = V.check_scalar(std, "std", low=0.0)
         self.variant = spec.name
-        self.params = {}
+        self.params: dict[str, np.ndarray] = {}
         self.params["W1"] = std * np.random.randn(*spec.weight_shape(input_size, hidden_size))
         self.params["b1"] = np.zeros(hidden_size)
         self.params["W2"] = std * np.random.randn(*spec.weight_shape(hidden_size, output_size))
         self.params["b2"] = np.zeros(output_size)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         try:
             _, (w1, _, w2, _) = self._checked_params()
             d, h, c = self._sizes(w1, w2)
@@ -194,16 +198,16 @@ class TwoLayerNet:
     # ------------------------------------------------------------------ checks
 
     @property
-    def _spec(self):
+    def _spec(self) -> Variant:
         return _check_variant(self.variant)
 
-    def _sizes(self, w1, w2):
+    def _sizes(self, w1: np.ndarray, w2: np.ndarray) -> tuple[int, int, int]:
         """(D, H, C) from the stored weight shapes."""
         if self._spec.transposed:
             return w1.shape[1], w1.shape[0], w2.shape[0]
         return w1.shape[0], w1.shape[1], w2.shape[1]
 
-    def _checked_params(self):
+    def _checked_params(self) -> tuple[np.dtype, tuple[np.ndarray, ...]]:
         """(dtype, [W1, b1, W2, b2]) as C-contiguous arrays of one float dtype.
 
         No copy is made when a parameter already is C-contiguous of that dtype (the
@@ -229,8 +233,9 @@ class TwoLayerNet:
         b2 = V.as_float(arrays[3], "params['b2']", dtype, shape=(c,))
         return dtype, (w1, b1, w2, b2)
 
-    def _check_x(self, X, name, dtype, n_features, convert=True):
-        X = V.as_array(X, name)
+    def _check_x(self, X_in: Any, name: str, dtype: np.dtype, n_features: int,
+                 convert: bool = True) -> np.ndarray:
+        X: np.ndarray = V.as_array(X_in, name)
         if X.ndim != 2:
             raise ValueError(f"{name} must be 2-dimensional (N, D), got shape {X.shape}"
                              + (" (flatten the samples with X.reshape(len(X), -1))"
@@ -245,7 +250,8 @@ class TwoLayerNet:
 
     # ------------------------------------------------------------------ compute
 
-    def _forward(self, X, w1, b1, w2, b2):
+    def _forward(self, X: np.ndarray, w1: np.ndarray, b1: np.ndarray, w2: np.ndarray,
+                 b2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """hidden = relu(X @ W1 + b1); scores = hidden @ W2 + b2 (ucla: W.T)."""
         transposed = self._spec.transposed
         n = X.shape[0]
@@ -259,7 +265,9 @@ class TwoLayerNet:
         _dense._bias_act(_IDENTITY, scores, b2, scores)
         return hidden, scores
 
-    def _loss_and_grads(self, X, y, reg, w1, b1, w2, b2):
+    def _loss_and_grads(self, X: np.ndarray, y: np.ndarray, reg: float, w1: np.ndarray,
+                        b1: np.ndarray, w2: np.ndarray,
+                        b2: np.ndarray) -> tuple[float, dict[str, np.ndarray]]:
         """Softmax loss + L2 and the gradients of every parameter (validated inputs)."""
         spec = self._spec
         transposed = spec.transposed
@@ -296,7 +304,15 @@ class TwoLayerNet:
 
     # ------------------------------------------------------------------ public API
 
-    def loss(self, X, y=None, reg=0.0):
+    @overload
+    def loss(self, X: np.ndarray, y: None = None, reg: float = 0.0) -> np.ndarray: ...
+
+    @overload
+    def loss(self, X: np.ndarray, y: np.ndarray,
+             reg: float = 0.0) -> tuple[float, dict[str, np.ndarray]]: ...
+
+    def loss(self, X: np.ndarray, y: Optional[np.ndarray] = None,
+             reg: float = 0.0) -> Union[np.ndarray, tuple[float, dict[str, np.ndarray]]]:
         """Class scores, or the loss and its gradients, for a minibatch.
 
         With ``s = relu(X @ W1 + b1) @ W2 + b2`` (ucla: ``W1.T``, ``W2.T``)::
@@ -334,7 +350,7 @@ class TwoLayerNet:
         y = V.as_labels(y, "y", X.shape[0], c)
         return self._loss_and_grads(X, y, reg, w1, b1, w2, b2)
 
-    def predict(self, X):
+    def predict(self, X: np.ndarray) -> np.ndarray:
         """Predicted labels: ``argmax_c scores[i, c]``.
 
         Parameters
@@ -348,8 +364,10 @@ class TwoLayerNet:
         """
         return np.argmax(self.loss(X), axis=1)
 
-    def train(self, X, y, X_val, y_val, learning_rate=1e-3, learning_rate_decay=0.95,
-              reg=_TRAIN_REG_DEFAULT, num_iters=100, batch_size=200, verbose=False):
+    def train(self, X: np.ndarray, y: np.ndarray, X_val: np.ndarray, y_val: np.ndarray,
+              learning_rate: float = 1e-3, learning_rate_decay: float = 0.95,
+              reg: float = _TRAIN_REG_DEFAULT, num_iters: int = 100, batch_size: int = 200,
+              verbose: bool = False) -> dict[str, list[Any]]:
         """Train with minibatch stochastic gradient descent.
 
         Each iteration draws ``np.random.choice(num_train, batch_size, replace=True)``
@@ -453,7 +471,7 @@ class TwoLayerNet:
             "val_acc_history": val_acc_history,
         }
 
-    def _sgd_step(self, grads, learning_rate):
+    def _sgd_step(self, grads: dict[str, np.ndarray], learning_rate: float) -> None:
         """params[k] -= learning_rate * grads[k], in place, for every parameter."""
         for k, w in self.params.items():
             dw = grads[k]
