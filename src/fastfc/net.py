@@ -594,6 +594,14 @@ class Net:
         """Bytes of batch workspace the net holds now (for tests and diagnostics)."""
         return self._core.workspace_bytes
 
+    def to_onnx(self, path, **options):
+        """Write the net's inference pass to ``path`` as an ONNX graph; returns the
+        ``onnx.ModelProto``.  Needs the ``onnx`` package; ``options`` (outputs, classes,
+        opset, dtype, input_shape, fold_batchnorm, ...) are those of
+        :func:`fastfc.onnx.to_onnx_model`."""
+        from fastfc.onnx import export_onnx
+        return export_onnx(self, path, **options)
+
     # ------------------------------------------------------------------ copies and state
 
     def astype(self, dtype):
