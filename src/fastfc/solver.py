@@ -1241,7 +1241,8 @@ class Solver:
         self.val_acc_history.append(val_acc)
         self._save_checkpoint()
         if self.verbose:
-            self._print("(Epoch %d / %d) train acc: %f; val_acc: %f"
+            self._print(("(Epoch %d / %d) train R2: %f; val_R2: %f" if self._regression
+                         else "(Epoch %d / %d) train acc: %f; val_acc: %f")
                         % (self.epoch, self.num_epochs, train_acc, val_acc))
         if t == 0 and not self._unscaled_checked:
             self._check_first_loss()
