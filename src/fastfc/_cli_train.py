@@ -799,6 +799,8 @@ def cmd_train(args):
         t_total = time.perf_counter() - t_start
         metrics = {
             "dataset": settings["dataset"],
+            # for a regression run (loss mse) the "accuracies" are R^2, clipped at 0
+            "metric": "r2" if settings["loss"] == "mse" else "accuracy",
             "final_accuracy": accuracies,
             "train_accuracy_samples": int(min(10000, len(data["y_train"]))),
             "test_images": int(len(data["y_test"])),
@@ -959,7 +961,8 @@ def cmd_gradcheck(args):
     from fastfc.gradient_check import eval_numerical_gradient, rel_error
 
     for name, value, low in (("--input-dim", args.input_dim, 1),
-                             ("--num-classes", args.num_classes, 2),
+                             ("--num-classes", args.num_classes,
+                              1 if args.loss == "mse" else 2),
                              ("--batch-size", args.batch_size, 1)):
         if value < low:
             raise BadOption(f"{name} must be an integer >= {low}, got {value}")
