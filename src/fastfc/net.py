@@ -481,11 +481,13 @@ class Net:
             elif type(y) is not np.ndarray or y.dtype != np.intp or y.ndim != 1 \
                     or not y.flags.c_contiguous:
                 y = self._as_labels(y, n)
-            if sample_weight is not None:
-                sample_weight = self._as_sample_weight(sample_weight, n)
             # the core copies labels and indices into its own buffers before it checks
             # them (float targets and weights it reads in place)
-            loss = self._core.run(X, y, indices, True, True, True, sample_weight)
+            if sample_weight is None:
+                loss = self._core.run(X, y, indices, True, True, True)
+            else:
+                loss = self._core.run(X, y, indices, True, True, True,
+                                      self._as_sample_weight(sample_weight, n))
             if n > self._train_rows:
                 self._train_rows = n
             return loss
