@@ -26,6 +26,8 @@ import pickle
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from fastfc import Net
 from fastfc import layers as L
@@ -586,3 +588,43 @@ def test_net_core_refuses_targets_of_the_wrong_kind():
     with pytest.raises(ValueError, match="sample_weight has 3 values for 2 samples"):
         net._core.run(X, np.zeros((2, 3), np.float32), None, True, True, False,
                       np.ones(3, np.float32))
+
+
+_ARRAYS = st.one_of(
+    st.none(),
+    st.integers(-3, 3),
+    st.lists(st.floats(allow_nan=True, allow_infinity=True, width=32), max_size=7),
+    st.lists(st.lists(st.floats(-1e3, 1e3, width=32), min_size=0, max_size=4),
+             max_size=5),
+    st.sampled_from([np.zeros((3, 2)), np.zeros((3, 2), np.float32), np.ones((2, 3)),
+                     np.zeros((3, 2), complex), np.array([["a", "b"]] * 3),
+                     np.zeros((3, 2), object), np.zeros((0, 2)), np.ones(3),
+                     np.arange(6).reshape(3, 2), np.ones((3, 2, 1))]),
+)
+
+
+@settings(max_examples=150)
+@given(x=_ARRAYS, y=_ARRAYS, w=_ARRAYS)
+def test_mse_loss_bad_input_raises_never_crashes(x, y, w):
+    """Any combination either computes a finite-shaped result or raises ValueError /
+    TypeError naming x, y or sample_weight."""
+    try:
+        loss, dx = L.mse_loss(x, y, sample_weight=w)
+    except (ValueError, TypeError) as exc:
+        assert any(name in str(exc) for name in ("x", "y", "sample_weight")), exc
+    else:
+        assert dx.shape == np.shape(x) and np.ndim(loss) == 0
+
+
+@settings(max_examples=100)
+@given(y=_ARRAYS, w=_ARRAYS)
+def test_net_mse_bad_input_raises_never_crashes(y, w):
+    net = Net([4, 3, 2], loss="mse", seed=0)
+    net.set_optimizer("sgd")
+    X = np.ones((3, 4), np.float32)
+    for call in (lambda: net.loss(X, y, sample_weight=w),
+                 lambda: net.train_step(X, y, sample_weight=w)):
+        try:
+            call()
+        except (ValueError, TypeError) as exc:
+            assert "y" in str(exc) or "sample_weight" in str(exc), exc
