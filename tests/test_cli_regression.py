@@ -117,6 +117,7 @@ def test_train_mse_on_diabetes_writes_a_regression_run(in_tmp, capsys):
     assert not (in_tmp / "run" / "weights.png").exists()   # not images
     net = Net.load(in_tmp / "run" / "model.npz")
     assert net.loss_name == "mse" and net.layer_dims[-1] == 1
+    assert "loss='mse'" in repr(net)
     d = load_regression_data(np.float32)
     assert _r2_score(d["y_test"], net.predict(d["X_test"])) == pytest.approx(
         metrics["final_accuracy"]["test"], abs=1e-6)

@@ -742,6 +742,8 @@ class Net:
             extras.append(f"dropout_keep_ratio={self.dropout_keep_ratio}")
         if self.reg:
             extras.append(f"reg={self.reg}")
+        if self.loss_name != "softmax":
+            extras.append(f"loss={self.loss_name!r}")
         tail = "".join(", " + e for e in extras)
         return (f"Net({self.layer_dims}, activation={self.activation!r}{tail}, "
                 f"dtype={np.dtype(self.dtype).name})")
