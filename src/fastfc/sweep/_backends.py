@@ -142,21 +142,25 @@ def _stop_pool(pool):
 
 def _pool_round(next_job, finish, n_workers, ctx, stash, cores, runner, reporter):
     """Keep ``n_workers`` trials running in one pool until the sweep needs no more
-    (returns ``([], None)``) or a worker dies (returns the trials that were running
-    and the error)."""
+    (returns ``([], [], None)``) or a worker dies (returns the trials that were
+    running, one that could not be sent, and the error)."""
     from concurrent.futures import FIRST_COMPLETED, wait
     from concurrent.futures.process import BrokenProcessPool
 
     pool = _new_pool(n_workers, ctx, stash, cores)
     in_flight = {}
-    lost, broken = [], None
+    lost, unsent, broken = [], [], None
     try:
         while True:
-            while len(in_flight) < n_workers:
+            while broken is None and len(in_flight) < n_workers:
                 job = next_job()
                 if job is None:
                     break
-                in_flight[pool.submit(_local_task, runner, reporter, job)] = job
+                try:
+                    in_flight[pool.submit(_local_task, runner, reporter, job)] = job
+                except BrokenProcessPool as exc:  # a worker died since the last wait
+                    broken = exc
+                    unsent.append(job)
             if not in_flight:
                 break
             done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
@@ -178,7 +182,7 @@ def _pool_round(next_job, finish, n_workers, ctx, stash, cores, runner, reporter
         _stop_pool(pool)
         raise
     pool.shutdown(wait=True, cancel_futures=True)
-    return lost, broken
+    return lost, unsent, broken
 
 
 def _alone(job, ctx, stash, cores, runner, reporter):
@@ -220,11 +224,17 @@ def run_local(next_job, finish, data, runner, reporter, n_jobs, cores, retries):
         stash = tempfile.mkdtemp(prefix=f"{_STASH_PREFIX}{os.getpid()}-")
         try:
             _stash_data(data, stash)
+            backlog = []
+
+            def next_or_backlog():
+                return backlog.pop(0) if backlog else next_job()
+
             while True:
-                lost, error = _pool_round(next_job, finish, n_jobs, ctx, stash, cores,
-                                          runner, reporter)
+                lost, unsent, error = _pool_round(next_or_backlog, finish, n_jobs, ctx,
+                                                  stash, cores, runner, reporter)
                 if error is None:
                     return
+                backlog += unsent  # never started: the next pool runs it
                 for job in lost:
                     for _ in range(retries):
                         record, error = _alone(job, ctx, stash, cores, runner, reporter)

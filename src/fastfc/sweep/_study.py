@@ -377,11 +377,14 @@ def finish_trial(study, trial_id, number, record):
     import optuna
     TrialState = optuna.trial.TrialState
     storage = study._storage
-    for name in ("status", *RESULT_FIELDS, "wall_time", "worker", "error", "retryable",
-                 "defaults"):
-        value = record.get(name)
-        if value is not None:
-            storage.set_trial_user_attr(trial_id, name, _plain(value))
+    for name, value in record.items():
+        if value is None or name in ("key", "seed", "config", "number"):
+            continue
+        try:
+            value = _plain(value)
+        except TypeError:  # a custom runner's extra field that JSON cannot hold
+            continue
+        storage.set_trial_user_attr(trial_id, name, value)
     status = record["status"]
     acc = record.get("best_val_acc")
     if status == "ok" and acc is not None and math.isfinite(acc):
@@ -419,6 +422,9 @@ def record_of(ft, encoded=()):
         record["retryable"] = True
     if attrs.get("retry_of") is not None:
         record["retry_of"] = attrs["retry_of"]
+    for name, value in attrs.items():  # a custom runner's extra fields
+        if name not in record and name not in _ATTRS and name != _OWNER:
+            record[name] = value
     if ft.intermediate_values:
         record["val_acc_per_epoch"] = [ft.intermediate_values[k]
                                        for k in sorted(ft.intermediate_values)]

@@ -3,7 +3,6 @@ import numbers
 import os
 import warnings
 
-from fastfc._defaults import FRONTEND_DEFAULTS
 from fastfc.sweep import _backends, _study
 from fastfc.sweep._space import (_check_names, _defaults_for, _describe_optimiser, _is_int,
                                  _plain, check_setting, check_space, decode_params,
@@ -257,7 +256,7 @@ def sweep(space, data, *, n_trials=None, search=None, prune=None, backend="local
         default = os.path.splitext(results)[0] + ".journal" if results else None
         if default is None and storage is None and parallel:
             import tempfile
-            fd, temp_journal = tempfile.mkstemp(prefix="fastfc-sweep-", suffix=".journal")
+            fd, temp_journal = tempfile.mkstemp(prefix="fastfc-study-", suffix=".journal")
             os.close(fd)
             default = temp_journal
         try:
@@ -289,7 +288,7 @@ def _run(study, user_study, spec, dists, encoded, configs, kind, fixed, n_trials
         sampler_seed = seed if n_before == 0 else (seed * 1_000_003 + n_before) % 2**31
         study.sampler = _study.make_sampler(kind, sampler_seed)
     if prune is not None or not user_study:
-        num_epochs = fixed.get("num_epochs") or FRONTEND_DEFAULTS["num_epochs"]
+        num_epochs = fixed.get("num_epochs") or 10  # the Solver's default
         study.pruner = _study.make_pruner(prune, num_epochs)
     _study.fail_dead_trials(study)
     todo = _plan(study, kind, configs, fixed, n_trials or 0, retry_failed, encoded)
