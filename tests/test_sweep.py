@@ -712,7 +712,7 @@ def test_corrupt_journal_lines_are_handled_with_a_clear_message(digits, tmp_path
     lines = good.splitlines(keepends=True)
     lines[3] = b"{damaged\n"
     open(journal, "wb").write(b"".join(lines))
-    with pytest.raises(ValueError, match="storage journal .*j.journal.* is damaged"):
+    with pytest.raises(ValueError, match="storage journal .*j.journal.* is damaged at line 4"):
         sweep(space, digits, results=str(results), **settings)
 
 

@@ -131,6 +131,24 @@ def repair_journal(path):
     return True
 
 
+def damaged_journal(path, exc):
+    """The ValueError for a journal Optuna cannot replay, naming its first bad line."""
+    where = ""
+    try:
+        with open(path, "rb") as f:
+            for lineno, line in enumerate(f, 1):
+                try:
+                    json.loads(line.decode("utf-8"))
+                except (UnicodeDecodeError, ValueError):
+                    where = f" at line {lineno}"
+                    break
+    except OSError:
+        pass
+    return ValueError(f"storage journal {path!r} is damaged{where} ({type(exc).__name__}: "
+                      f"{exc}): it is not an Optuna journal, or a line before its end was "
+                      "altered; move it aside to start a new study")
+
+
 class StorageSpec:
     """How a worker process reaches the study's storage (picklable)."""
 
@@ -167,7 +185,10 @@ def resolve_storage(storage, default_journal):
         check_journal_path(path)
         repair_journal(path)
         spec = StorageSpec(journal=path)
-        return spec.open(), spec, path
+        try:
+            return spec.open(), spec, path
+        except (ValueError, KeyError) as exc:
+            raise damaged_journal(path, exc) from None
     if isinstance(storage, optuna.storages.BaseStorage):
         if isinstance(storage, optuna.storages.InMemoryStorage):
             return storage, None, None
@@ -186,9 +207,7 @@ def open_study(storage, study_name, sampler, pruner, journal=None):
     except (ValueError, KeyError) as exc:
         if journal is None:
             raise
-        raise ValueError(f"storage journal {journal!r} is damaged ({exc}): it is not an "
-                         "Optuna journal, or a line in its middle was altered; move it "
-                         "aside to start a new study") from None
+        raise damaged_journal(journal, exc) from None
     check_direction(study)
     return study
 
