@@ -256,7 +256,7 @@ def make_pruner(prune, num_epochs):
     if prune == "median":
         # a trial below the median of the others at the same epoch stops, once two
         # trials have finished, from its second epoch on
-        return pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1)
+        return pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=2)
     if prune == "asha":
         return pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3)
     if prune == "hyperband":

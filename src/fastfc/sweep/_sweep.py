@@ -224,6 +224,7 @@ def sweep(space, data, *, n_trials=None, search=None, prune=None, backend="local
     _check_names(fixed, "setting(s)")
     fixed = {name: _plain(check_setting(name, value)) for name, value in fixed.items()}
     check_space(space, fixed)
+    optuna = _study.import_optuna()
     route_config(dict(fixed, **{name: 1 for name in space}))  # width aliases that clash
     if study is not None and (storage is not None or study_name is not None):
         raise ValueError("give either study, or storage and study_name")
@@ -238,7 +239,6 @@ def sweep(space, data, *, n_trials=None, search=None, prune=None, backend="local
     if backend == "dask":
         _backends.import_distributed()
 
-    optuna = _study.import_optuna()
     parallel = backend == "dask" or n_jobs > 1
     temp_journal = None
     user_study = study is not None
