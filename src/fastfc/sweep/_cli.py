@@ -386,8 +386,9 @@ def _open_cli_study(args, results):
         raise ValueError("--results '' keeps no journal beside it: give --storage (a "
                          "journal file or a storage URL), or --n-jobs 1")
     store, _, journal = _study.resolve_storage(storage, default)
+    # no pruning unless --prune says so (Optuna's own default would be the median pruner)
     return _study.open_study(store, args.study_name or _study.DEFAULT_STUDY_NAME,
-                             None, None, journal)
+                             None, _study.make_pruner(None, 1), journal)
 
 
 def _tqdm_available():
