@@ -313,3 +313,29 @@ def test_a_running_trial_of_a_live_process_is_left_alone(tiny, tmp_path):
                                        f"{host}:{dead.pid}:1")
     assert _study.fail_dead_trials(study) == [other.number]
     assert study.trials[0].state.name == "RUNNING"
+
+
+INTERRUPT = {"armed": True}
+
+
+def interrupted_once(data, config, seed):
+    """Ctrl-C during the second trial, the first time."""
+    if config["reg"] == 0.1 and INTERRUPT.pop("armed", False):
+        raise KeyboardInterrupt
+    return {"best_val_acc": 0.5 + config["reg"]}
+
+
+def test_an_interrupted_sweep_resumes_in_the_same_process(tiny, tmp_path):
+    results = tmp_path / "ctrl-c.jsonl"
+    space = {"reg": [0.0, 0.1, 0.2]}
+    with pytest.raises(KeyboardInterrupt):
+        sweep(space, tiny, n_jobs=1, results=str(results), runner=interrupted_once)
+    study = journal_study(tmp_path / "ctrl-c.journal")
+    assert [t.state.name for t in study.trials] == ["COMPLETE", "FAIL", "WAITING"]
+    assert "interrupted" in study.trials[1].user_attrs["error"]
+    ran = []
+    trials, _ = sweep(space, tiny, n_jobs=1, results=str(results), runner=interrupted_once,
+                      return_model=False, progress=lambda r, *_: ran.append(r["config"]["reg"]))
+    assert sorted(ran) == [0.1, 0.2]
+    assert [t["config"]["reg"] for t in trials] == [0.2, 0.1, 0.0]
+    assert all(t["status"] == "ok" for t in trials)

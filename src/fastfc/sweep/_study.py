@@ -378,6 +378,20 @@ def fail_dead_trials(study):
     return dead
 
 
+def abandon_trial(study, trial_id, number):
+    """Mark FAIL (retryable) a trial this process started and will not finish."""
+    import optuna
+    storage = study._storage
+    try:
+        storage.set_trial_user_attr(trial_id, "status", "failed")
+        storage.set_trial_user_attr(trial_id, "retryable", True)
+        storage.set_trial_user_attr(trial_id, "error", "the sweep was interrupted while "
+                                                       "this trial ran")
+        study.tell(number, state=optuna.trial.TrialState.FAIL)
+    except Exception:  # noqa: BLE001 - the storage itself may be what failed
+        pass
+
+
 def begin_trial(study, trial, config, key, seed, retry_of=None):
     """Write what a started trial is (configuration, key, seed, owner) into the study."""
     storage = study._storage

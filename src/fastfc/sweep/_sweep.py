@@ -282,6 +282,8 @@ def sweep(space, data, *, n_trials=None, search=None, prune=None, backend="local
 def _run(study, user_study, spec, dists, encoded, configs, kind, fixed, n_trials, prune, data, runner,
          backend, n_jobs, cores, scheduler, retries, retry_failed, seed, progress,
          return_model, results, verbose, space):
+    import optuna
+    WAITING = optuna.trial.TrialState.WAITING
     n_before = len(study.get_trials(deepcopy=False))
     if kind is not None:
         # a study that already has trials: another seed, so the first points are new
@@ -297,11 +299,16 @@ def _run(study, user_study, spec, dists, encoded, configs, kind, fixed, n_trials
 
     remaining = [todo]
 
+    started = {}
+
     def next_job():
         if remaining[0] <= 0:
             return None
+        if kind == "grid" and not study.get_trials(deepcopy=False, states=(WAITING,)):
+            return None  # another process on the same study took the last points
         remaining[0] -= 1
         trial = study.ask(dists)
+        started[trial.number] = trial._trial_id
         params = decode_params({n: trial.params[n] for n in dists}, encoded)
         config = dict(fixed, **params)
         key = trial_key(config)
@@ -317,6 +324,7 @@ def _run(study, user_study, spec, dists, encoded, configs, kind, fixed, n_trials
     def finish(job, record):
         model = record.pop("model", None)
         _study.finish_trial(study, job.trial_id, job.number, record)
+        started.pop(job.number, None)
         record["number"] = job.number
         ran.add(job.number)
         ok = record["status"] == "ok" and record.get("best_val_acc") is not None
@@ -349,6 +357,10 @@ def _run(study, user_study, spec, dists, encoded, configs, kind, fixed, n_trials
     finally:
         if bar is not None:
             bar.close()
+        # interrupted (Ctrl-C, an error in this process): the trials under way are failed,
+        # to be run again by the next call, even one in this same process
+        for number, trial_id in started.items():
+            _study.abandon_trial(study, trial_id, number)
         every = [_study.record_of(t, encoded) for t in study.get_trials(deepcopy=False)]
         if results is not None:
             _study.export_trials(every, results)

@@ -111,6 +111,8 @@ def run_trial(data, config, seed, report=None):
         restore_norm_stats=True, **solver_kwargs)
     solver.report = report
     solver.train()
+    if solver.interrupted:  # Ctrl-C: the Solver stopped cleanly; so does the sweep
+        raise KeyboardInterrupt
     losses = np.asarray(solver.loss_history, dtype=np.float64)
     finite = losses[np.isfinite(losses)]
     return {
