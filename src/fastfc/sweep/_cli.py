@@ -316,7 +316,7 @@ def plot_study(study, stem):
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # Optuna's "experimental" notices
-                ax = draw(study)
+                ax = draw(study, target_name="best val accuracy")
             fig = (ax.flat[0] if hasattr(ax, "flat") else ax).figure
             fig.savefig(path, dpi=100, bbox_inches="tight")
             plt.close(fig)

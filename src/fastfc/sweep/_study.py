@@ -214,7 +214,7 @@ def open_study(storage, study_name, sampler, pruner, journal=None):
 
 def check_direction(study):
     import optuna
-    if study._is_multi_objective() or study.direction != optuna.study.StudyDirection.MAXIMIZE:
+    if len(study.directions) != 1 or study.direction != optuna.study.StudyDirection.MAXIMIZE:
         raise ValueError(f"study {study.study_name!r} must have one objective, maximised "
                          "(the sweep's value is the validation accuracy): "
                          "optuna.create_study(direction='maximize')")
