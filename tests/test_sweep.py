@@ -4,17 +4,12 @@ that survive dead workers."""
 import functools
 import json
 import os
-import signal
-import subprocess
-import sys
-import time
 
 import numpy as np
 import psutil
 import pytest
 from sklearn.datasets import load_digits
 
-import fastfc
 from fastfc import Net
 from fastfc.sweep import (ROUTES, choice, cli_main, grid_configs, loguniform, randint,
                           route_config, run_trial, sweep, trial_key, uniform)
