@@ -164,7 +164,20 @@ class StorageSpec:
         return self.storage
 
     def cache_key(self):
-        return self.journal or self.url or id(self.storage)
+        """What identifies the storage across tasks (None: do not keep it).  A journal
+        file counts with its inode, so a file removed and made again is read afresh."""
+        path = self.journal
+        if path is None and self.storage is not None:
+            backend = getattr(self.storage, "_backend", None)
+            path = getattr(backend, "_file_path", None)  # a JournalStorage object
+            if path is None:  # an RDBStorage (maybe inside Optuna's cache)
+                return getattr(getattr(self.storage, "_backend", self.storage), "url", None)
+        if path is not None:
+            try:
+                return (path, os.stat(path).st_ino)
+            except OSError:
+                return None
+        return self.url
 
 
 def resolve_storage(storage, default_journal):
@@ -288,12 +301,16 @@ class Reporter:
     def study(self):
         if self._study is None:
             key = (self.spec.cache_key(), self.study_name)
-            if key not in _WORKER_STUDIES:
+            study = _WORKER_STUDIES.get(key) if key[0] is not None else None
+            if study is None:
                 optuna = import_optuna()
-                _WORKER_STUDIES[key] = optuna.load_study(
+                study = optuna.load_study(
                     study_name=self.study_name, storage=self.spec.open(),
                     sampler=optuna.samplers.RandomSampler(), pruner=self.pruner)
-            self._study = _WORKER_STUDIES[key]
+                if key[0] is not None:
+                    _WORKER_STUDIES[key] = study
+            study.pruner = self.pruner  # this sweep's, whatever an earlier one had
+            self._study = study
         return self._study
 
     def __call__(self, job):
