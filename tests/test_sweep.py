@@ -445,6 +445,23 @@ def test_cli_main_runs_a_sweep_and_writes_table_and_plot(tmp_path, capsys):
     assert "#" in out.splitlines()[1] and "epochs" in out
 
 
+def test_cli_runs_workers_with_its_own_study(tmp_path, capsys):
+    results = tmp_path / "two.jsonl"
+    status = cli(["--space", '{"reg": [0.0, 0.001, 0.01]}', "--n-jobs", "2", "--results",
+                  str(results), "--epochs", "1", "--set", "hidden_dims=16", "--prune",
+                  "median", "--no-plot", "--no-progress"])
+    out = capsys.readouterr().out
+    assert status == 0, out
+    records = read_jsonl(results)
+    assert [r["status"] for r in records] == ["ok"] * 3
+    assert len({r["worker"] for r in records} - {None}) >= 1
+    assert all(not r["worker"].endswith(f":{os.getpid()}") for r in records)
+    # no results file: a temporary journal, removed at the end
+    status = cli(["--space", '{"reg": [0.0, 0.001]}', "--n-jobs", "2", "--results", "",
+                  "--epochs", "1", "--set", "hidden_dims=16", "--no-plot", "--no-progress"])
+    assert status == 0 and "failed" not in capsys.readouterr().out
+
+
 def test_cli_flags_take_the_api_names_and_keep_the_old_ones():
     import argparse
 

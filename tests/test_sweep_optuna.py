@@ -181,6 +181,22 @@ def test_a_study_of_your_own(tiny):
         sweep(SPACE, tiny, study="study", n_trials=1, results=None)
 
 
+def test_a_study_of_your_own_in_a_journal_file_runs_on_workers(digits, tmp_path):
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+    storage = JournalStorage(JournalFileBackend(str(tmp_path / "mine.journal")))
+    study = optuna.create_study(study_name="mine", storage=storage, direction="maximize",
+                                pruner=optuna.pruners.NopPruner())
+    trials, _ = sweep({"learning_rate": [1e-3, 3e-3]}, digits, study=study, search="grid",
+                      n_jobs=2, results=None, num_epochs=2, hidden_dims=[16],
+                      return_model=False)
+    assert [t["status"] for t in trials] == ["ok", "ok"]
+    assert all(not t["worker"].endswith(f":{os.getpid()}") for t in trials)
+    again = journal_study(tmp_path / "mine.journal", "mine")
+    # the workers reported every epoch into the user's journal
+    assert [len(t.intermediate_values) for t in again.trials] == [2, 2]
+
+
 def test_storage_url_and_study_name(tiny, tmp_path):
     url = f"sqlite:///{tmp_path / 'sweep.db'}"
     space = {"learning_rate": [1e-3, 3e-3, 1e-2]}

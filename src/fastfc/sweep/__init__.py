@@ -71,7 +71,8 @@ The study lives in Optuna storage: ``storage`` is a journal file (Optuna's journ
 format; default: the ``results`` file with the suffix ``.journal``, in memory when
 ``results`` is None), an Optuna storage URL (SQLite, PostgreSQL) or a storage object,
 and ``study_name`` names it (default ``'fastfc-sweep'``); ``study=`` takes an
-``optuna.Study`` of your own.  ``optuna.load_study`` and optuna-dashboard open it.
+``optuna.Study`` of your own (maximising), which keeps its own sampler and pruner unless
+``search`` or ``prune`` is given.  ``optuna.load_study`` and optuna-dashboard open it.
 
 Running the same call again resumes: finished and pruned trials are kept; the trials
 that were running when their sweep process died (it wrote its host and pid into each)

@@ -309,6 +309,8 @@ def plot_study(study, stem):
     except ImportError:
         return []
     written = []
+    if not any(t.state.name == "COMPLETE" for t in study.get_trials(deepcopy=False)):
+        return written
     for suffix, draw in (("history", ovm.plot_optimization_history),
                          ("importances", ovm.plot_param_importances),
                          ("parallel", ovm.plot_parallel_coordinate)):
@@ -357,38 +359,52 @@ def cli_main(args):
                 settings = " ".join(f"{k}={_short(record['config'].get(k))}" for k in space)
                 print(f"[{n_done}/{n_total}] {record['status']:6s} val_acc {acc}  "
                       f"epochs {record.get('epochs')}  {settings}", flush=True)
-    study = _open_cli_study(args, results)
-    trials, _ = sweep(space, data, n_trials=args.n_trials, search=args.search,
-                      prune=args.prune, backend=args.backend, n_jobs=args.n_jobs,
-                      scheduler=args.scheduler, study=study, results=results,
-                      seed=args.seed, retry_failed=args.retry_failed, progress=progress,
-                      return_model=False, verbose=True, fixed=fixed)
-    names = list(space)
-    print(format_table(trials, names, top=args.top))
-    if plot is not None:
-        if plot_sweep(trials, names, plot):
-            print(f"plot: {plot}")
-        for path in plot_study(study, os.path.splitext(plot)[0]):
-            print(f"plot: {path}")
+    study, temporary = _open_cli_study(args, results)
+    try:
+        trials, _ = sweep(space, data, n_trials=args.n_trials, search=args.search,
+                          prune=args.prune, backend=args.backend, n_jobs=args.n_jobs,
+                          scheduler=args.scheduler, study=study, results=results,
+                          seed=args.seed, retry_failed=args.retry_failed,
+                          progress=progress, return_model=False, verbose=True,
+                          fixed=fixed)
+        names = list(space)
+        print(format_table(trials, names, top=args.top))
+        if plot is not None:
+            if plot_sweep(trials, names, plot):
+                print(f"plot: {plot}")
+            for path in plot_study(study, os.path.splitext(plot)[0]):
+                print(f"plot: {path}")
+    finally:
+        if temporary is not None:
+            os.remove(temporary)
     return 0 if any(t["status"] == "ok" for t in trials) else 1
 
 
 def _open_cli_study(args, results):
     """The command's study, opened here so that its pictures can be drawn afterwards:
-    ``--storage`` (default: the results file with .journal; memory without one) and
-    ``--study-name``."""
+    ``--storage`` (default: the results file with .journal) and ``--study-name``.
+    Without either file the study is kept in memory (one worker) or in a temporary
+    journal removed at the end; returns ``(study, temporary journal or None)``."""
     from fastfc.sweep import _study
     _study.import_optuna()
     default = os.path.splitext(results)[0] + ".journal" if results else None
     storage = args.storage or None
-    parallel = args.backend == "dask" or args.n_jobs != 1
-    if storage is None and default is None and parallel:
-        raise ValueError("--results '' keeps no journal beside it: give --storage (a "
-                         "journal file or a storage URL), or --n-jobs 1")
-    store, _, journal = _study.resolve_storage(storage, default)
-    # no pruning unless --prune says so (Optuna's own default would be the median pruner)
-    return _study.open_study(store, args.study_name or _study.DEFAULT_STUDY_NAME,
-                             None, _study.make_pruner(None, 1), journal)
+    temporary = None
+    if storage is None and default is None and (args.backend == "dask" or args.n_jobs != 1):
+        import tempfile
+        fd, temporary = tempfile.mkstemp(prefix="fastfc-study-", suffix=".journal")
+        os.close(fd)
+        default = temporary
+    try:
+        store, _, journal = _study.resolve_storage(storage, default)
+        # no pruning unless --prune says so (Optuna's default would be the median pruner)
+        study = _study.open_study(store, args.study_name or _study.DEFAULT_STUDY_NAME,
+                                  None, _study.make_pruner(None, 1), journal)
+    except BaseException:
+        if temporary is not None:
+            os.remove(temporary)
+        raise
+    return study, temporary
 
 
 def _tqdm_available():

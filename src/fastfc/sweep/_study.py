@@ -37,6 +37,17 @@ def import_optuna():
 
 # ---------------------------------------------------------------------- storage
 
+_BACKEND = []
+
+
+def __getattr__(name):
+    # the journal backend class is made on first use (it subclasses Optuna's); a worker
+    # that unpickles a storage holding one finds it here
+    if name == "FastJournalFileBackend":
+        return _journal_backend_class()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def _journal_backend_class():
     """Optuna's journal file backend, with one fsync per finished trial.
 
@@ -46,6 +57,8 @@ def _journal_backend_class():
     operating system at every operation (a killed process loses nothing) and synced to
     the disk when a trial finishes (a machine crash loses at most the unfinished ones).
     """
+    if _BACKEND:
+        return _BACKEND[0]
     from optuna.storages.journal import JournalFileBackend
 
     class FastJournalFileBackend(JournalFileBackend):
@@ -64,6 +77,9 @@ def _journal_backend_class():
             finally:
                 self._lock.release()
 
+    FastJournalFileBackend.__qualname__ = "FastJournalFileBackend"
+    FastJournalFileBackend.__module__ = __name__
+    _BACKEND.append(FastJournalFileBackend)
     return FastJournalFileBackend
 
 
@@ -150,9 +166,16 @@ def damaged_journal(path, exc):
 
 
 class StorageSpec:
-    """How a worker process reaches the study's storage (picklable)."""
+    """How a worker process reaches the study's storage (picklable).  A journal
+    storage object is reached through its file."""
 
     def __init__(self, journal=None, url=None, storage=None):
+        if storage is not None:
+            backend = getattr(storage, "_backend", None)
+            path = getattr(backend, "_file_path", None)
+            if path is not None and type(backend).__name__ in ("JournalFileBackend",
+                                                               "FastJournalFileBackend"):
+                journal, storage = path, None
         self.journal, self.url, self.storage = journal, url, storage
 
     def open(self):
