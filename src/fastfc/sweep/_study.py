@@ -83,24 +83,33 @@ def _journal_backend_class():
     return FastJournalFileBackend
 
 
-def check_journal_path(path):
-    """ValueError unless ``path`` is a regular file or a path that does not exist yet."""
+def _not_a_file(path, what):
+    """The ValueError for ``path`` when it exists and is not a regular file (a device
+    such as /dev/zero would be read for ever), else None."""
     try:
         mode = os.stat(path).st_mode
     except FileNotFoundError:
-        folder = os.path.dirname(os.path.abspath(path))
-        if not os.path.isdir(folder):
-            raise ValueError(f"storage={path!r}: the folder {folder!r} does not exist") \
-                from None
-        return
+        return None
     except OSError as exc:
-        raise ValueError(f"storage={path!r} cannot be read: {exc}") from None
-    if not stat.S_ISREG(mode):
-        kind = ("a directory" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode)
-                else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
-                else "not a regular file")
-        raise ValueError(f"storage={path!r} is {kind}: a journal storage must be a regular "
-                         "file (or a path that does not exist yet)")
+        return ValueError(f"{what}={path!r} cannot be read: {exc}")
+    if stat.S_ISREG(mode):
+        return None
+    kind = ("a directory" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode)
+            else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
+            else "not a regular file")
+    return ValueError(f"{what}={path!r} is {kind}")
+
+
+def check_journal_path(path):
+    """ValueError unless ``path`` is a regular file or a path that does not exist yet
+    in a folder that does."""
+    error = _not_a_file(path, "storage")
+    if error is not None:
+        raise ValueError(f"{error}: a journal storage must be a regular file (or a path "
+                         "that does not exist yet)")
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise ValueError(f"storage={path!r}: the folder {folder!r} does not exist")
 
 
 def repair_journal(path):
@@ -545,16 +554,8 @@ def _csv_cell(value):
 
 def check_results_path(path):
     """ValueError unless ``path`` (the summary export) can be written as a file."""
-    try:
-        mode = os.stat(path).st_mode
-    except FileNotFoundError:
-        return
-    except OSError as exc:
-        raise ValueError(f"results={path!r} cannot be read: {exc}") from None
-    if not stat.S_ISREG(mode):
-        kind = ("a directory" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode)
-                else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
-                else "not a regular file")
-        raise ValueError(f"results={path!r} is {kind}: the trial summary must be a "
-                         "regular file (or a path that does not exist yet); use "
-                         "results=None (fastfc sweep --results '') to write none")
+    error = _not_a_file(path, "results")
+    if error is not None:
+        raise ValueError(f"{error}: the trial summary must be a regular file (or a path "
+                         "that does not exist yet); use results=None (fastfc sweep "
+                         "--results '') to write none")
