@@ -110,8 +110,8 @@ A worker that dies takes the pool down: the trials that were running are re-run 
 time in a fresh worker, so the culprit is found; one that keeps killing its worker is
 recorded as failed (retryable) after ``retries`` re-runs, and every other result is kept.
 
-``backend='dask'``: trials are tasks on a ``dask.distributed`` cluster, as many at a time
-as it has worker threads: ``scheduler`` is a ``Client``, a scheduler address, or None for
+``backend='dask'``: trials are tasks on a ``dask.distributed`` cluster, two queued per
+worker thread: ``scheduler`` is a ``Client``, a scheduler address, or None for
 a ``LocalCluster`` (``n_jobs`` worker processes of one thread, on 127.0.0.1, no
 dashboard, BLAS limited as above) started and closed by the call.  The data are
 scattered to every worker once; the storage must be one every worker reaches (a journal

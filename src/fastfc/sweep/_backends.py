@@ -356,8 +356,8 @@ def _local_cluster_options(n_workers):
 
 
 def run_dask(next_job, finish, data, runner, reporter, scheduler, n_jobs, retries):
-    """Trials as Dask tasks, as many at a time as the cluster has worker threads; the
-    data scattered to every worker once."""
+    """Trials as Dask tasks, two per worker thread of the cluster at a time; the data
+    scattered to every worker once."""
     distributed = import_distributed()
     cluster = None
     own_client = False
@@ -376,7 +376,10 @@ def run_dask(next_job, finish, data, runner, reporter, scheduler, n_jobs, retrie
         raise TypeError("scheduler must be a distributed.Client, a scheduler address or "
                         f"None, got {type(scheduler).__name__}")
     try:
-        slots = max(1, sum(client.nthreads().values()))
+        # two trials queued per worker thread: the next one waits on the worker while
+        # this process tells the study the last result (the scheduler's round trip
+        # is hidden), and the sampler still sees all but the latest few results
+        slots = 2 * max(1, sum(client.nthreads().values()))
         [data_future] = client.scatter([data], broadcast=True, hash=False)
         tag = uuid.uuid4().hex[:8]
         in_flight = {}
