@@ -116,8 +116,9 @@ a ``LocalCluster`` (``n_jobs`` worker processes of one thread, on 127.0.0.1, no
 dashboard, BLAS limited as above) started and closed by the call.  The data are
 scattered to every worker once; the storage must be one every worker reaches (a journal
 file on a shared filesystem, an RDB URL).  A worker lost mid-trial makes the scheduler
-run the task elsewhere (up to ``retries`` times, then the trial is recorded as failed,
-retryable).
+run the task elsewhere (up to ``distributed.scheduler.allowed-failures`` times; then the
+trial is recorded as failed, retryable, and the next call runs it again); ``retries``
+are Dask's re-runs of a task that raised.
 
 The best model
 --------------
