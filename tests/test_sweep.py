@@ -1,23 +1,26 @@
-"""fastfc.sweep: grid and random search on local processes and on a Dask cluster,
-resume from the JSONL results, and trials that survive dead workers."""
+"""fastfc.sweep on Optuna: grid, random, TPE and CMA-ES search, pruning, on local
+processes and on a Dask cluster; the study's storage, resume after a crash, and trials
+that survive dead workers."""
 import functools
 import json
 import os
 
-import distributed
 import numpy as np
 import psutil
 import pytest
 from sklearn.datasets import load_digits
 
 from fastfc import Net
-from fastfc.sweep import (ROUTES, choice, cli_main, expand_space, load_results,
-                          loguniform, randint, route_config, run_trial, sweep, trial_key,
-                          uniform)
+from fastfc.sweep import (ROUTES, choice, cli_main, grid_configs, loguniform, randint,
+                          route_config, run_trial, sweep, trial_key, uniform)
+
+optuna = pytest.importorskip("optuna")
+distributed = pytest.importorskip("distributed")
 
 
-RESULT_FIELDS = {"key", "config", "status", "best_val_acc", "final_train_acc", "loss_first",
-                 "loss_last", "loss_min", "wall_time", "worker"}
+RESULT_FIELDS = {"number", "state", "key", "config", "status", "best_val_acc",
+                 "final_train_acc", "loss_first", "loss_last", "loss_min", "epochs",
+                 "wall_time", "worker", "seed"}
 
 
 @pytest.fixture(scope="module")
@@ -63,6 +66,22 @@ def read_jsonl(path):
         return [json.loads(line) for line in f if line.strip()]
 
 
+def journal_of(results):
+    """The default storage of a sweep whose summary is ``results``."""
+    return os.path.splitext(str(results))[0] + ".journal"
+
+
+def load_study(results, name="fastfc-sweep"):
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+    return optuna.load_study(study_name=name,
+                             storage=JournalStorage(JournalFileBackend(journal_of(results))))
+
+
+def states(study):
+    return sorted(t.state.name for t in study.get_trials())
+
+
 # ---------------------------------------------------------------------- configurations
 
 def test_route_config_sends_each_name_to_its_place():
@@ -93,42 +112,47 @@ def test_sweep_rejects_unknown_names_before_running(digits, tmp_path):
     assert not results.exists()
 
 
-def test_expand_space_grid_order_and_cap():
-    configs = expand_space({"hidden_dims": [[8], [16]], "reg": [0.0, 0.1, 0.2]},
+def test_grid_configs_order_and_cap():
+    configs = grid_configs({"hidden_dims": [[8], [16]], "reg": [0.0, 0.1, 0.2]},
                            fixed={"num_epochs": 1})
     assert len(configs) == 6
     assert configs[0] == {"num_epochs": 1, "hidden_dims": [8], "reg": 0.0}
     assert configs[1] == {"num_epochs": 1, "hidden_dims": [8], "reg": 0.1}
     assert configs[-1] == {"num_epochs": 1, "hidden_dims": [16], "reg": 0.2}
-    assert expand_space({"hidden_dims": [[8], [16]], "reg": [0.0, 0.1, 0.2]},
+    assert grid_configs({"hidden_dims": [[8], [16]], "reg": [0.0, 0.1, 0.2]},
                         n_trials=4, fixed={"num_epochs": 1}) == configs[:4]
     assert len({trial_key(c) for c in configs}) == 6
     with pytest.raises(ValueError, match="grid search needs a list"):
-        expand_space({"learning_rate": loguniform(1e-4, 1e-2)})
-    with pytest.raises(ValueError, match="needs n_trials"):
-        expand_space({"learning_rate": loguniform(1e-4, 1e-2)}, search="random")
+        grid_configs({"learning_rate": loguniform(1e-4, 1e-2)})
 
 
-def test_expand_space_random_distributions_are_seeded_and_bounded():
-    space = {"learning_rate": (1e-4, 1e-1), "reg": loguniform(1e-6, 1e-2),
-             "batch_size": (50, 200), "dropout_keep_ratio": (0.5, 1.0),
-             "momentum": uniform(0.8, 0.99), "hidden_dims": [[16], [32, 32]],
-             "num_epochs": randint(1, 3), "activation": choice(["relu", "tanh"])}
-    a = expand_space(space, search="random", n_trials=40, seed=3)
-    assert a == expand_space(space, search="random", n_trials=40, seed=3)
-    assert a != expand_space(space, search="random", n_trials=40, seed=4)
-    assert len({trial_key(c) for c in a}) == 40
-    lr = np.array([c["learning_rate"] for c in a])
-    assert lr.min() >= 1e-4 and lr.max() <= 1e-1
-    # log-uniform: about half the draws below the geometric midpoint 10**-2.5
-    assert 10 <= np.sum(lr < 10**-2.5) <= 30
-    assert all(isinstance(c["batch_size"], int) and 50 <= c["batch_size"] <= 200 for c in a)
-    assert all(isinstance(c["dropout_keep_ratio"], float) and 0.5 <= c["dropout_keep_ratio"]
-               <= 1.0 for c in a)
-    assert all(1e-6 <= c["reg"] <= 1e-2 and 0.8 <= c["momentum"] <= 0.99 for c in a)
-    assert {tuple(c["hidden_dims"]) for c in a} == {(16,), (32, 32)}
-    assert {c["num_epochs"] for c in a} == {1, 2, 3}
-    assert {c["activation"] for c in a} == {"relu", "tanh"}
+def test_space_maps_to_optuna_distributions():
+    from optuna.distributions import (CategoricalDistribution, FloatDistribution,
+                                      IntDistribution)
+
+    from fastfc.sweep._space import decode_params, optuna_space
+    dists, encoded = optuna_space(
+        {"learning_rate": (1e-4, 1e-1), "reg": loguniform(1e-6, 1e-2),
+         "batch_size": (50, 200), "dropout_keep_ratio": (0.5, 1.0),
+         "momentum": uniform(0.8, 0.99), "hidden_dims": [[16], [32, 32]],
+         "num_epochs": randint(1, 3), "activation": choice(["relu", "tanh"]),
+         "beta1": FloatDistribution(0.8, 0.95)}, "tpe")
+    assert dists["learning_rate"] == FloatDistribution(1e-4, 1e-1, log=True)
+    assert dists["reg"] == FloatDistribution(1e-6, 1e-2, log=True)
+    assert dists["batch_size"] == IntDistribution(50, 200)
+    assert dists["dropout_keep_ratio"] == FloatDistribution(0.5, 1.0)
+    assert dists["momentum"] == FloatDistribution(0.8, 0.99)
+    assert dists["num_epochs"] == IntDistribution(1, 3)
+    assert dists["activation"] == CategoricalDistribution(["relu", "tanh"])
+    assert dists["beta1"] == FloatDistribution(0.8, 0.95)
+    # lists are not Optuna choices: stored as their JSON text, decoded for the trial
+    assert dists["hidden_dims"] == CategoricalDistribution(["[16]", "[32, 32]"])
+    assert encoded == {"hidden_dims"}
+    assert decode_params({"hidden_dims": "[32, 32]", "reg": 0.1}, encoded) == \
+        {"hidden_dims": [32, 32], "reg": 0.1}
+    with pytest.raises(TypeError, match="scipy.stats distributions are not supported"):
+        import scipy.stats
+        optuna_space({"reg": scipy.stats.uniform(0, 1)}, "random")
 
 
 # ---------------------------------------------------------------------- local backend
@@ -181,8 +205,11 @@ def test_random_sweep_local_processes(digits, tmp_path):
                          backend="local", n_jobs=2, results=str(tmp_path / "rand.jsonl"),
                          **FIXED)
     check_trials(trials, 4, digits, best)
-    expected = expand_space(space, search="random", n_trials=4, seed=11, fixed=FIXED)
-    assert sorted(trial_key(c) for c in expected) == sorted(t["key"] for t in trials)
+    # the sweep process draws every trial: the same seed gives the same trials with one
+    # worker (here, trained for no epoch by a runner that only echoes)
+    same, _ = sweep(space, digits, search="random", n_trials=4, seed=11, n_jobs=1,
+                    results=None, runner=echo, return_model=False, **FIXED)
+    assert sorted(t["key"] for t in same) == sorted(t["key"] for t in trials)
     for t in trials:
         assert 5e-4 <= t["config"]["learning_rate"] <= 5e-3
         assert 1e-5 <= t["config"]["reg"] <= 1e-2
@@ -202,30 +229,19 @@ def test_resume_skips_finished_trials(digits, tmp_path):
     first_keys = {t["key"] for t in first}
     assert len(ran) == 2 and not set(ran) & first_keys
     assert {t["key"] for t in trials if t.get("resumed")} == first_keys
-    assert len(read_jsonl(results)) == 4
-
-    # a crash left half a line; a lost-worker failure is due for a re-run
-    failed = dict(read_jsonl(results)[-1], status="failed", best_val_acc=None,
-                  error="KilledWorker", retryable=True)
-    with open(results, "a") as f:
-        f.write(json.dumps(failed) + "\n" + '{"key": "0123", "status": "o')
+    # the summary and the study hold each trial once
+    assert sorted(r["key"] for r in read_jsonl(results)) == sorted(t["key"] for t in trials)
+    assert states(load_study(results)) == ["COMPLETE"] * 4
     ran.clear()
-    with pytest.warns(RuntimeWarning, match="not a complete trial record"):
-        again, best2 = sweep(GRID, digits, n_jobs=1, results=str(results), progress=progress,
-                             **FIXED)
-    assert ran == [failed["key"]]
-    assert {t["key"]: t["best_val_acc"] for t in again} == \
-        {t["key"]: t["best_val_acc"] for t in trials}
+    again, best2 = sweep(GRID, digits, n_jobs=1, results=str(results), progress=progress,
+                         **FIXED)
+    assert ran == []
+    assert [(t["key"], t["best_val_acc"]) for t in again] == \
+        [(t["key"], t["best_val_acc"]) for t in trials]
     # the best model is that of the first trial, retrained when it was read back
     assert val_acc(best2, digits) == pytest.approx(again[0]["best_val_acc"])
     ref = run_trial(digits, again[0]["config"], again[0]["seed"])["model"]
     np.testing.assert_array_equal(best2.params["W1"], ref.params["W1"])
-    # every line stayed a complete JSON object after the repair
-    with open(results) as f:
-        lines = f.read().splitlines()
-    assert sum(1 for line in lines if line.startswith('{"key": "0123"')) == 1
-    with pytest.warns(RuntimeWarning, match="not a complete trial record"):
-        assert len(load_results(str(results))) == 4
 
 
 def test_failed_trial_is_recorded_and_ranked_last(digits, tmp_path):
@@ -238,6 +254,11 @@ def test_failed_trial_is_recorded_and_ranked_last(digits, tmp_path):
     assert trials[-1]["best_val_acc"] is None
     assert isinstance(best, Net)
     assert {r["status"] for r in read_jsonl(results)} == {"ok", "failed"}
+
+
+def echo(data, config, seed):
+    """A runner that trains nothing: its accuracy is read from the configuration."""
+    return {"best_val_acc": float(config.get("reg", 0.0)) + 0.5, "epochs": 0}
 
 
 def kill_once(data, config, seed, marker, victim):
@@ -344,8 +365,9 @@ def test_random_sweep_dask_by_scheduler_address(digits, tmp_path, dask_cluster):
                          backend="dask", scheduler=cluster.scheduler_address,
                          results=str(tmp_path / "drand.jsonl"), **FIXED)
     check_trials(trials, 4, digits, best)
-    expected = expand_space(space, search="random", n_trials=4, seed=5, fixed=FIXED)
-    assert sorted(trial_key(c) for c in expected) == sorted(t["key"] for t in trials)
+    same, _ = sweep(space, digits, search="random", n_trials=4, seed=5, n_jobs=1,
+                    results=None, runner=echo, return_model=False, **FIXED)
+    assert sorted(t["key"] for t in same) == sorted(t["key"] for t in trials)
 
 
 def test_dask_killed_worker_keeps_every_trial(digits, tmp_path, dask_cluster):
@@ -360,6 +382,10 @@ def test_dask_killed_worker_keeps_every_trial(digits, tmp_path, dask_cluster):
     check_trials(trials, 6, digits, best)
     assert {t["key"] for t in trials} == {r["key"] for r in read_jsonl(results)}
     assert {tuple(t["config"]["hidden_dims"]) for t in trials} == {(32,), (48,), (64,)}
+    # every trial exactly once in the study
+    study = load_study(results)
+    assert states(study) == ["COMPLETE"] * 6
+    assert len({t.user_attrs["key"] for t in study.get_trials()}) == 6
     client.wait_for_workers(2, timeout=60)  # the nanny restarts the dead worker
 
 
@@ -413,14 +439,33 @@ def test_cli_main_runs_a_sweep_and_writes_table_and_plot(tmp_path, capsys):
     assert len(records) == 3
     assert all(r["config"]["num_epochs"] == 2 and r["config"]["batch_size"] == 100
                for r in records)
-    png = tmp_path / "cli.png"
-    assert png.exists() and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    for name in ("cli.png", "cli-history.png", "cli-importances.png", "cli-parallel.png"):
+        png = tmp_path / name
+        assert png.exists() and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
+    assert "#" in out.splitlines()[1] and "epochs" in out
+
+
+def test_cli_runs_workers_with_its_own_study(tmp_path, capsys):
+    results = tmp_path / "two.jsonl"
+    status = cli(["--space", '{"reg": [0.0, 0.001, 0.01]}', "--n-jobs", "2", "--results",
+                  str(results), "--epochs", "1", "--set", "hidden_dims=16", "--prune",
+                  "median", "--no-plot", "--no-progress"])
+    out = capsys.readouterr().out
+    assert status == 0, out
+    records = read_jsonl(results)
+    assert [r["status"] for r in records] == ["ok"] * 3
+    assert len({r["worker"] for r in records} - {None}) >= 1
+    assert all(not r["worker"].endswith(f":{os.getpid()}") for r in records)
+    # no results file: a temporary journal, removed at the end
+    status = cli(["--space", '{"reg": [0.0, 0.001]}', "--n-jobs", "2", "--results", "",
+                  "--epochs", "1", "--set", "hidden_dims=16", "--no-plot", "--no-progress"])
+    assert status == 0 and "failed" not in capsys.readouterr().out
 
 
 def test_cli_flags_take_the_api_names_and_keep_the_old_ones():
     import argparse
 
-    from fastfc.sweep import _fixed_from_args, add_cli_arguments
+    from fastfc.sweep._cli import _fixed_from_args, add_cli_arguments
     parser = add_cli_arguments(argparse.ArgumentParser())
     base = ["--space", '{"reg": [0.0]}']
     new = parser.parse_args([*base, "--num-epochs", "3", "--batch-size", "20",
@@ -456,14 +501,21 @@ def test_unspecified_settings_take_the_front_end_defaults(digits, tmp_path, caps
     assert explicit["best_val_acc"] == trial["best_val_acc"]
     sgd = run_trial(digits, dict(trial["config"], update_rule="sgd"), trial["seed"])
     assert sgd["loss_last"] != trial["loss_last"]
-    # a record of other defaults (here: of a version before them) is run again
-    record = read_jsonl(results)[0]
-    del record["defaults"]
-    results.write_text(json.dumps(record) + "\n")
+    # a trial recorded with other defaults (here: another default batch size) is run
+    # again, and replaces it
+    study = optuna.create_study(direction="maximize")
+    old = dict(trial["defaults"], batch_size=7)
+    study.add_trial(optuna.trial.create_trial(
+        params={"reg": 1e-4},
+        distributions={"reg": optuna.distributions.CategoricalDistribution([1e-4])},
+        value=0.99, user_attrs={"config": trial["config"], "key": trial["key"],
+                                "seed": trial["seed"], "defaults": old, "status": "ok"}))
     ran = []
-    again, _ = sweep({"reg": [1e-4]}, digits, n_jobs=1, results=str(results), num_epochs=2,
-                     return_model=False, progress=lambda r, *_: ran.append(r["key"]))
+    again, _ = sweep({"reg": [1e-4]}, digits, n_jobs=1, study=study, search="grid",
+                     num_epochs=2, return_model=False,
+                     progress=lambda r, *_: ran.append(r["key"]))
     assert ran == [trial["key"]] and again[0]["loss_last"] == trial["loss_last"]
+    assert len(again) == 1 and again[0]["retry_of"] == 0
 
 
 def test_swept_rule_is_described_as_swept(digits, tmp_path, capsys):
@@ -610,7 +662,8 @@ def test_cli_bad_flags_are_usage_errors(tmp_path, capsys, argv, message):
     (["--space", "/dev/zero"], "--space '/dev/zero': not a regular file"),
     (["--epochs", "1", "--set", "num_epochs=2"], "num_epochs is given both by --num-epochs"),
     (["--plot", "no/such/folder/p.png"], "the folder"),
-    (["--results", "/dev/full"], "is a device: the results journal must be a regular file"),
+    (["--results", "/dev/full"], "is a device: the trial summary must be a regular file"),
+    (["--storage", "/dev/full"], "is a device: a journal storage must be a regular file"),
 ])
 def test_cli_bad_values_fail_clearly_before_any_trial(tmp_path, capsys, monkeypatch, argv,
                                                       message):
@@ -625,54 +678,54 @@ def test_cli_bad_values_fail_clearly_before_any_trial(tmp_path, capsys, monkeypa
 
 # ---------------------------------------------------------------------- the journal
 
-def test_results_must_be_a_regular_file(digits, tmp_path):
+def test_results_and_storage_must_be_regular_files(digits, tmp_path):
     for path in ("/dev/full", "/dev/zero", str(tmp_path)):
         with pytest.raises(ValueError, match="must be a regular file"):
-            load_results(path)
-        with pytest.raises(ValueError, match="must be a regular file"):
             sweep({"reg": [0.0]}, digits, n_jobs=1, results=path, num_epochs=1)
+        with pytest.raises(ValueError, match="must be a regular file"):
+            sweep({"reg": [0.0]}, digits, n_jobs=1, storage=path, results=None,
+                  num_epochs=1)
     fifo = tmp_path / "fifo"
     os.mkfifo(fifo)
     with pytest.raises(ValueError, match="is a FIFO"):
-        load_results(str(fifo))
+        sweep({"reg": [0.0]}, digits, n_jobs=1, storage=str(fifo), num_epochs=1)
 
 
-def test_damaged_lines_in_the_middle_are_skipped_and_every_valid_trial_kept(digits,
-                                                                            tmp_path):
-    results = tmp_path / "damaged.jsonl"
+def test_corrupt_journal_lines_are_handled_with_a_clear_message(digits, tmp_path):
+    results = tmp_path / "j.jsonl"
     space = {"reg": [0.0, 1e-3, 1e-2]}
-    settings = dict(num_epochs=1, hidden_dims=[16], return_model=False)
-    trials, _ = sweep(space, digits, n_jobs=1, results=str(results), **settings)
-    good = results.read_bytes().splitlines(keepends=True)
-    assert len(good) == 3
-    wrong_key = dict(json.loads(good[1]), key="0000000000000000")
-    bad_acc = dict(json.loads(good[1]), best_val_acc="0.9")
-    damaged = [good[0],
-               b"\xff\xfe not utf-8 \x80\n",                  # line 2
-               b'["a", "list"]\n',                            # line 3
-               json.dumps(bad_acc).encode() + b"\n",          # line 4
-               good[1],
-               b'{"key": "abc", "status": "ok"}\n',           # line 6
-               json.dumps(wrong_key).encode() + b"\n",        # line 7
-               b"{truncated in the middle\n",                 # line 8
-               good[2]]
-    results.write_bytes(b"".join(damaged))
-    with pytest.warns(RuntimeWarning) as caught:
-        records = load_results(str(results))
-    assert sorted(records) == sorted(t["key"] for t in trials)
-    messages = [str(w.message) for w in caught]
-    for lineno, reason in ((2, "not UTF-8"), (3, "not an object"), (4, "best_val_acc"),
-                           (6, "no 'config'"), (7, "does not match"), (8, "not JSON")):
-        assert any(f"damaged.jsonl:{lineno}: skipping" in m and reason in m
-                   for m in messages), (lineno, messages)
-    # the resume runs nothing again and ranks every trial as before
+    settings = dict(num_epochs=1, hidden_dims=[16], return_model=False, n_jobs=1)
+    trials, _ = sweep(space, digits, results=str(results), **settings)
+    journal = journal_of(results)
+    good = open(journal, "rb").read()
+    n_lines = good.count(b"\n")
+    # a write cut short by a crash: the last line is repaired with a warning naming it
+    with open(journal, "ab") as f:
+        f.write(b'{"op_code": 4, "worker_id": "cut-short", "study_id": 0, "da')
     ran = []
-    with pytest.warns(RuntimeWarning, match="not a complete trial record"):
-        again, _ = sweep(space, digits, n_jobs=1, results=str(results),
+    with pytest.warns(RuntimeWarning, match=rf"j.journal:{n_lines + 1}: the last line was "
+                                            "removed because it is incomplete"):
+        again, _ = sweep(space, digits, results=str(results),
                          progress=lambda r, *_: ran.append(r), **settings)
     assert ran == []
     assert [(t["key"], t["best_val_acc"]) for t in again] == \
         [(t["key"], t["best_val_acc"]) for t in trials]
+    repaired = open(journal, "rb").read()
+    assert repaired.startswith(good) and b"cut-short" not in repaired
+    # a complete last line that is not JSON: the same
+    with open(journal, "ab") as f:
+        f.write(b"garbage\n")
+    with pytest.warns(RuntimeWarning, match="the last line was removed because it is not "
+                                            "JSON"):
+        sweep(space, digits, results=str(results), **settings)
+    assert open(journal, "rb").read().startswith(repaired)
+    assert b"garbage" not in open(journal, "rb").read()
+    # a line damaged in the middle is not guessed at: a clear error naming the file
+    lines = good.splitlines(keepends=True)
+    lines[3] = b"{damaged\n"
+    open(journal, "wb").write(b"".join(lines))
+    with pytest.raises(ValueError, match="storage journal .*j.journal.* is damaged at line 4"):
+        sweep(space, digits, results=str(results), **settings)
 
 
 # ---------------------------------------------------------------------- the plot
@@ -694,7 +747,7 @@ def visible_xtick_labels(ax, renderer):
     ([1e-6, 1e-4, 1e-2, 1e0, 1e2], [3e-3, 4e-3, 5e-3, 6e-3, 7e-3]),
 ])
 def test_plot_log_axis_tick_labels_do_not_overlap(lr, reg):
-    from fastfc.sweep import _sweep_figure
+    from fastfc.sweep._cli import _sweep_figure
     trials = [{"status": "ok", "best_val_acc": 0.5 + 0.01 * i,
                "config": {"learning_rate": a, "reg": b, "hidden_dims": h}}
               for i, (a, b, h) in enumerate(zip(lr, reg, [[128], [32], [64], [32], [32, 32]]))]

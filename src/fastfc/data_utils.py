@@ -625,10 +625,12 @@ def load_default_data(dtype: DTypeLike = np.float64, *, flatten: bool = True,
     return data
 
 
-DIABETES_SPLIT = (310, 66, 66)  # train / val / test sizes of load_regression_data
+#: train / validation / test sizes of :func:`load_regression_data`
+DIABETES_SPLIT = (310, 66, 66)
 
 
-def load_regression_data(dtype=np.float64, *, standardize=True, return_stats=False):
+def load_regression_data(dtype: DTypeLike = np.float64, *, standardize: bool = True,
+                         return_stats: bool = False) -> Any:
     """The embedded regression data set: scikit-learn's bundled diabetes data, split.
 
     442 patients, 10 features (age, sex, body-mass index, blood pressure and six blood
