@@ -33,7 +33,6 @@ auto-selection is deterministic.
 """
 import atexit
 import contextlib
-import ctypes
 import glob
 import hashlib
 import json
@@ -98,6 +97,7 @@ def _already_mapped(fragment):
 
 def _load_mkl():
     """Load libmkl_rt (sequential layer) and fill the MKL slot; returns its info dict."""
+    import ctypes
     from fastfc._kernels import blas
     errors = []
     for path in _mkl_candidates():
@@ -144,6 +144,7 @@ def _load_mkl():
 
 def _load_private_openblas():
     """Load the scipy-openblas32 wheel's OpenBLAS, one thread; returns its info dict."""
+    import ctypes
     from fastfc._kernels import blas
     try:
         import scipy_openblas32
@@ -250,6 +251,7 @@ def _cache_key():
 
 
 def _scipy_openblas_version():
+    import ctypes
     from fastfc import _openblas
     lib = _openblas._handle
     for prefix in ("scipy_", ""):
@@ -494,3 +496,43 @@ def gemm_info():
             "compute_dtype": _compute_dtype,
             "bf16": {"available": bool(_libs.get("mkl", {}).get("bf16")),
                      "accelerated": isa, "emulated": isa is None}}
+
+
+def format_info(info, row_width=15):
+    """The lines of :func:`gemm_info` in ``show_config()``'s layout."""
+    lines = ["GEMM backends"]
+
+    def row(key, value):
+        lines.append(f"  {key:<{row_width}} {value}")
+
+    if "error" in info:
+        row("error", info["error"])
+        return lines
+    row("mode", f"{info['mode']} (FASTFC_GEMM, fastfc.set_gemm_backend or fastfc train "
+                f"--gemm; auto: float32 shapes timed, float64 on openblas)")
+    row("CPU ISA", info["isa"])
+    for name, b in info["backends"].items():
+        if b["loaded"]:
+            extra = f", bf16 GEMM" if b.get("bf16") else ""
+            row(name, f"{b['version']} ({b['threading']}{extra})")
+            if b.get("path"):
+                row("", b["path"])
+        else:
+            row(name, f"not available: {b['why']}")
+    counts = ", ".join(f"{n} {c}" for n, c in sorted(info["route_counts"].items()))
+    row("choices", f"{len(info['routes'])} float32 shapes routed" +
+        (f" ({counts})" if counts else ""))
+    for m, n, k, ta, tb, parts, name in info["routes"][:12]:
+        row("", f"{m}x{n}x{k} {'T' if ta else 'N'}{'T' if tb else 'N'} "
+                f"{parts} thread{'s' if parts > 1 else ''} -> {name}")
+    if len(info["routes"]) > 12:
+        row("", f"... {len(info['routes']) - 12} more")
+    if info["cache"]["path"]:
+        row("cache", f"{info['cache']['path']} ({info['cache']['status']})")
+    bf = info["bf16"]
+    speed = (f"accelerated ({bf['accelerated']})" if bf["accelerated"]
+             else "emulated (no AVX512-BF16 or AMX on this CPU)")
+    row("bfloat16", f"compute dtype {info['compute_dtype']}; bf16 GEMM "
+                    + (f"available, {speed}" if bf["available"]
+                       else "not available (needs MKL: pip install 'fastfc[mkl]')"))
+    return lines
