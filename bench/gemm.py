@@ -1,7 +1,8 @@
 """The physical limit: BLAS peak and the GEMMs of a step at their real shapes.
 
-Both go through ``fastfc._kernels.blas._gemm``: the GEMM table fastfc's kernels call
-(scipy's OpenBLAS via ``scipy.linalg.cython_blas`` unless another BLAS is plugged in).
+Both go through ``fastfc._kernels.blas._gemm``: the GEMM dispatch fastfc's kernels call.
+The ``gemm`` row uses fastfc's default mode; ``gemm[openblas]``, ``gemm[mkl]`` and
+``gemm[bf16]`` force one backend (and dtype), so the bound of each is measured.
 
 * :func:`peak` -- best GFLOP/s of a large square GEMM (best of several calls);
 * the ``gemm`` pseudo-implementation -- one "step" is the minimal step's GEMMs
@@ -17,12 +18,22 @@ import numpy as np
 NAME = "gemm"
 
 
-def available():
+def available(gemm=None, compute_dtype=None):
     try:
         from fastfc._kernels import blas  # noqa: F401
     except ImportError as exc:
         return False, f"fastfc kernels not importable: {exc}"
-    return True, ""
+    from bench.impls.fastfc_net import available as net_available
+    return net_available(gemm, compute_dtype)
+
+
+def _configure(gemm=None, compute_dtype=None, dtype=np.float32):
+    """This worker's backend: forced (the bound of one backend), or fastfc's default."""
+    import fastfc
+    if gemm is not None:
+        fastfc.set_gemm_backend(gemm)
+    if compute_dtype is not None and np.dtype(dtype) == np.float32:
+        fastfc.set_compute_dtype(compute_dtype)
 
 
 def supports(wl, dtype):
@@ -74,5 +85,6 @@ class Runner:
         return 0
 
 
-def setup(wl, dtype, data):
+def setup(wl, dtype, data, gemm=None, compute_dtype=None):
+    _configure(gemm, compute_dtype, dtype)
     return Runner(wl, dtype, data)
