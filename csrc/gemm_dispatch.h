@@ -8,9 +8,9 @@
  *
  * A route says which backend computes the float32 products of one shape
  * (m, n, k, transposes, the pool's parts).  Routes come from the on-disk cache or from
- * timing the backends at the first product of that shape (blas.pyx).  The table is
- * append-only and read without a lock: an entry is written completely before the count
- * that makes it visible is published (release/acquire).
+ * timing the backends at the first product of that shape (blas.pyx).  The table is a
+ * hash table, append-only and read without a lock: an entry is written completely
+ * before its `used` flag publishes it (release/acquire); writers take a spin lock.
  *
  * The bfloat16 part: float -> bf16 rounding (round to nearest, ties to even; NaN stays
  * a quiet NaN), the conversion of a row-major operand.  Like the pool, this header has
@@ -56,9 +56,13 @@ static ffc_backend ffc_backends[FFC_BK_N];
 
 typedef struct {
     int m, n, k, flags, backend;
+    int used;                         /* published last (release): the fields are valid */
 } ffc_route;
 
-static ffc_route ffc_routes[FFC_MAX_ROUTES];
+/* open addressing, linear probing; at most FFC_MAX_ROUTES of the 2x as many slots used */
+#define FFC_ROUTE_SLOTS (2 * FFC_MAX_ROUTES)
+static ffc_route ffc_slots[FFC_ROUTE_SLOTS];
+static int ffc_order[FFC_MAX_ROUTES];  /* slots in the order the routes were added */
 static int ffc_n_routes = 0;
 static int ffc_route_lock = 0;
 static long ffc_routes_timed = 0;     /* routes chosen by timing (not from the cache) */
@@ -69,34 +73,55 @@ static inline int ffc_route_flags(int trans_a, int trans_b, int parts)
     return (trans_a ? 1 : 0) | (trans_b ? 2 : 0) | (parts << 2);
 }
 
+static inline unsigned ffc_route_hash(int m, int n, int k, int flags)
+{
+    uint64_t h = (uint64_t)(uint32_t)m * 0x9e3779b97f4a7c15ULL;
+    h ^= (uint64_t)(uint32_t)n * 0xc2b2ae3d27d4eb4fULL;
+    h ^= (uint64_t)(uint32_t)k * 0x165667b19e3779f9ULL;
+    h ^= (uint64_t)(uint32_t)flags * 0x27d4eb2f165667c5ULL;
+    h ^= h >> 29;
+    return (unsigned)(h % FFC_ROUTE_SLOTS);
+}
+
+/* slot of the route of this shape, or of the empty slot where it would go */
+static inline int ffc_route_slot(int m, int n, int k, int flags)
+{
+    unsigned i = ffc_route_hash(m, n, k, flags);
+    for (;;) {
+        const ffc_route *r = &ffc_slots[i];
+        if (!__atomic_load_n(&r->used, __ATOMIC_ACQUIRE))
+            return (int)i;
+        if (r->m == m && r->n == n && r->k == k && r->flags == flags)
+            return (int)i;
+        i = (i + 1) % FFC_ROUTE_SLOTS;
+    }
+}
+
 /* backend of a route, or -1 if the shape has none */
 static inline int ffc_route_find(int m, int n, int k, int flags)
 {
-    int count = __atomic_load_n(&ffc_n_routes, __ATOMIC_ACQUIRE);
-    for (int i = 0; i < count; ++i) {
-        const ffc_route *r = &ffc_routes[i];
-        if (r->m == m && r->n == n && r->k == k && r->flags == flags)
-            return r->backend;
-    }
-    return -1;
+    const ffc_route *r = &ffc_slots[ffc_route_slot(m, n, k, flags)];
+    return __atomic_load_n(&r->used, __ATOMIC_ACQUIRE) ? r->backend : -1;
 }
 
 /* add a route unless the shape has one (or the table is full); returns the route's backend */
 static int ffc_route_add(int m, int n, int k, int flags, int backend, int timed)
 {
-    int found, count;
+    int found;
     while (__atomic_exchange_n(&ffc_route_lock, 1, __ATOMIC_ACQUIRE))
         ;
     found = ffc_route_find(m, n, k, flags);
-    count = ffc_n_routes;
-    if (found < 0 && count < FFC_MAX_ROUTES) {
-        ffc_route *r = &ffc_routes[count];
+    if (found < 0 && ffc_n_routes < FFC_MAX_ROUTES) {
+        int slot = ffc_route_slot(m, n, k, flags);
+        ffc_route *r = &ffc_slots[slot];
         r->m = m;
         r->n = n;
         r->k = k;
         r->flags = flags;
         r->backend = backend;
-        __atomic_store_n(&ffc_n_routes, count + 1, __ATOMIC_RELEASE);
+        __atomic_store_n(&r->used, 1, __ATOMIC_RELEASE);
+        ffc_order[ffc_n_routes] = slot;
+        __atomic_store_n(&ffc_n_routes, ffc_n_routes + 1, __ATOMIC_RELEASE);
         if (timed)
             ffc_routes_timed += 1;
         found = backend;
@@ -107,12 +132,20 @@ static int ffc_route_add(int m, int n, int k, int flags, int backend, int timed)
     return found;
 }
 
+/* route i in the order of addition (0 <= i < ffc_n_routes) */
+static inline const ffc_route *ffc_route_at(int i)
+{
+    return &ffc_slots[ffc_order[i]];
+}
+
 /* Forget every route.  Only safe while no GEMM runs (the Python caller's contract). */
 static void ffc_routes_clear(void)
 {
     while (__atomic_exchange_n(&ffc_route_lock, 1, __ATOMIC_ACQUIRE))
         ;
     __atomic_store_n(&ffc_n_routes, 0, __ATOMIC_RELEASE);
+    for (int i = 0; i < FFC_ROUTE_SLOTS; ++i)
+        __atomic_store_n(&ffc_slots[i].used, 0, __ATOMIC_RELEASE);
     ffc_routes_timed = 0;
     __atomic_store_n(&ffc_route_lock, 0, __ATOMIC_RELEASE);
 }

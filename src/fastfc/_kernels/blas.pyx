@@ -42,7 +42,7 @@ cdef extern from "gemm_dispatch.h" nogil:
     ffc_backend ffc_backends[]
     ctypedef struct ffc_route:
         int m, n, k, flags, backend
-    ffc_route ffc_routes[]
+    const ffc_route* ffc_route_at(int i)
     int ffc_n_routes
     long ffc_routes_timed
     int ffc_route_flags(int trans_a, int trans_b, int parts)
@@ -379,9 +379,12 @@ cdef void gemm(bint trans_a, bint trans_b, int m, int n, int k,
             bk = _mode
         else:
             flags = ffc_route_flags(trans_a, trans_b, ffc_pool_parts())
-            bk = ffc_route_find(m, n, k, flags)
-            if bk < 0 and (<double>m * n * k < _TIME_MIN or ffc_n_routes >= FFC_MAX_ROUTES):
-                bk = 0      # too small to tell the backends apart, or no room to remember
+            if <double>m * n * k < _TIME_MIN:
+                bk = 0      # too small to tell the backends apart: no lookup either
+            else:
+                bk = ffc_route_find(m, n, k, flags)
+            if bk < 0 and ffc_n_routes >= FFC_MAX_ROUTES:
+                bk = 0      # no room to remember another shape
             elif bk < 0:
                 bk = _time_shape(flags, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb,
                                  beta)
@@ -646,8 +649,12 @@ def routes():
     """The routes as (m, n, k, flags, backend) tuples, in the order they were added."""
     cdef int i
     cdef int count = ffc_n_routes
-    return [(ffc_routes[i].m, ffc_routes[i].n, ffc_routes[i].k, ffc_routes[i].flags,
-             ffc_routes[i].backend) for i in range(count)]
+    cdef const ffc_route* r
+    out = []
+    for i in range(count):
+        r = ffc_route_at(i)
+        out.append((r.m, r.n, r.k, r.flags, r.backend))
+    return out
 
 
 def add_route(int m, int n, int k, int flags, int backend):
