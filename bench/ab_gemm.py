@@ -59,7 +59,7 @@ for name in wl_names:
         from fastfc._kernels import blas as B
         def unit():
             for a, b, c, ta, tb in ops:
-                B._gemm(a, b, c, ta, tb)
+                B._gemm_step(a, b, c, ta, tb)
     else:
         net = fastfc.Net(list(wl.dims), reg=1e-4, init="he", dtype=np.float32, seed=0,
                          normalization=wl.normalization, dropout_keep_ratio=wl.keep)

@@ -46,7 +46,9 @@ def set_threads(n):
 
 def peak(dtype, n=2048, repeat=5):
     """Best GFLOP/s of C = A @ B with n x n operands over ``repeat`` calls (after one warm-up)."""
-    from fastfc._kernels.blas import _gemm
+    from fastfc import _openblas
+    from fastfc._kernels.blas import _gemm_step as _gemm
+    _openblas.connect()
     rng = np.random.default_rng(0)
     a = rng.standard_normal((n, n)).astype(dtype)
     b = rng.standard_normal((n, n)).astype(dtype)
@@ -64,8 +66,12 @@ class Runner:
     includes_sampling = False
 
     def __init__(self, wl, dtype, data):
-        from fastfc._kernels.blas import _gemm
-        self._gemm = _gemm
+        from fastfc import _openblas
+        from fastfc._kernels.blas import _gemm_step
+        _openblas.connect()
+        # as a Net step runs them: fastfc's pool owned, so a product on a one-thread
+        # backend (MKL, OpenBLAS limited to 1) is split as the step would split it
+        self._gemm = _gemm_step
         rng = np.random.default_rng(0)
         calls = []
         for m, n, k, ta, tb, _ in wl.gemm_shapes():

@@ -86,7 +86,8 @@ cdef bint _bf16 = False
 # a backend other than SciPy's OpenBLAS is timed by another only if it is faster by
 # this share (the default keeps shapes where the difference is noise)
 cdef double _TIME_MARGIN = 0.03
-# timing a shape: at most this many timed runs per backend, fewer once they took _TIME_BUDGET s
+# timing a shape: one untimed run per backend, then timed runs (the fastest counts): at
+# least 2, at most _TIME_REPS, no more once they took _TIME_BUDGET s together
 cdef int _TIME_REPS = 5
 cdef double _TIME_BUDGET = 0.002
 # smaller float32 products (multiply-adds) stay on SciPy's OpenBLAS without timing
@@ -265,7 +266,7 @@ cdef int _time_shape(int flags, bint trans_a, bint trans_b, int m, int n, int k,
         t_min = 1e300
         total = 0
         reps = 0
-        while reps < _TIME_REPS and (reps == 0 or total < _TIME_BUDGET):
+        while reps < _TIME_REPS and (reps < 2 or total < _TIME_BUDGET):
             t0 = ffc_seconds()
             _run(bk, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, scratch, n)
             dt = ffc_seconds() - t0
@@ -712,6 +713,20 @@ def _gemm(const floating[:, ::1] a, const floating[:, ::1] b, floating[:, ::1] c
     with nogil:
         gemm(trans_a, trans_b, m, n, k, alpha, &a[0, 0], a.shape[1],
              &b[0, 0], b.shape[1], beta, &c[0, 0], n)
+
+
+def _gemm_step(const floating[:, ::1] a, const floating[:, ::1] b, floating[:, ::1] c,
+               bint trans_a=False, bint trans_b=False):
+    """c = op(a) @ op(b) as inside a Net step: with fastfc's pool owned for the call, so
+    a product is split over it as a step would split it (for benchmarks)."""
+    cdef int m = c.shape[0], n = c.shape[1]
+    cdef int k = a.shape[0] if trans_a else a.shape[1]
+    cdef int token
+    with nogil:
+        token = parallel_begin()
+        gemm(trans_a, trans_b, m, n, k, <floating>1, &a[0, 0], a.shape[1],
+             &b[0, 0], b.shape[1], <floating>0, &c[0, 0], n)
+        parallel_end(token)
 
 
 def _axpy(double alpha, const floating[::1] x, floating[::1] y):
