@@ -492,7 +492,9 @@ def test_show_config_lists_backends(capsys):
     assert g["backends"]["openblas"]["loaded"] is True
     assert "OpenBLAS" in g["backends"]["openblas"]["version"]
     assert g["backends"]["mkl"]["loaded"] is HAVE_MKL
-    assert g["bf16"]["accelerated"] == _gemm.bf16_isa()
+    assert g["bf16"]["cpu_isa"] == _gemm.bf16_isa()
+    assert g["bf16"]["accelerated"] == _gemm.bf16_accelerated()
+    assert g["bf16"]["accelerated"] in (None, g["bf16"]["cpu_isa"])
     fastfc.show_config()
     text = capsys.readouterr().out
     assert "GEMM backends" in text and "bfloat16" in text

@@ -25,6 +25,9 @@ def available(gemm=None, compute_dtype=None):
             return False, "no MKL (pip install 'fastfc[mkl]')"
         if compute_dtype == "bfloat16" and _gemm.bf16_isa() is None:
             return False, "no AMX or AVX512-BF16 on this CPU (bf16 would be emulated)"
+        if compute_dtype == "bfloat16" and _gemm.bf16_accelerated() is None:
+            return True, (f"{_gemm.bf16_isa()} present, but MKL emulates bf16 on non-Intel "
+                          "CPUs")
     return True, ""
 
 

@@ -218,6 +218,30 @@ def bf16_isa():
     return None
 
 
+def _vendor():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip() == "vendor_id":
+                    return value.strip()
+    except OSError:
+        pass
+    return ""
+
+
+def bf16_accelerated():
+    """The bf16 ISA MKL's bf16 GEMM uses here, or None when it emulates bf16.
+
+    MKL picks its AVX-512 / AMX code paths on Intel CPUs only (``MKL_VERBOSE`` on an AMD
+    Zen 4 with AVX512-BF16 reports its generic "Intel(R) Architecture processors" path,
+    and its bf16 GEMM ran slower than its float32 one there), so on other vendors the
+    CPU's bf16 instructions are listed by :func:`bf16_isa` but not counted as used.
+    """
+    isa = bf16_isa()
+    return isa if isa is not None and _vendor() == "GenuineIntel" else None
+
+
 def _isa():
     _, flags = _cpu()
     if "avx512f" in flags:
@@ -424,7 +448,8 @@ def set_compute_dtype(dtype):
     even) and accumulates in float32 with MKL's ``cblas_gemm_bf16bf16f32``.  Parameters,
     optimiser state, losses and normalisation statistics stay float32 (the master
     copy), so checkpoints are unchanged.  float64 products are not affected.  Natively
-    fast with AMX or AVX512-BF16 (:func:`bf16_isa`); MKL emulates it elsewhere.
+    fast on Intel CPUs with AMX or AVX512-BF16 (:func:`bf16_accelerated`); MKL emulates
+    it elsewhere (correct, but no faster than float32).
 
     Raises
     ------
@@ -488,7 +513,7 @@ def gemm_info():
     counts = {}
     for *_, b in blas.routes():
         counts[BACKENDS[b]] = counts.get(BACKENDS[b], 0) + 1
-    isa = bf16_isa()
+    isa = bf16_accelerated()
     return {"mode": _mode_name, "isa": _isa(), "backends": backends,
             "routes": [(m, n, k, flags & 1, (flags >> 1) & 1, flags >> 2, BACKENDS[b])
                        for m, n, k, flags, b in blas.routes()],
@@ -497,7 +522,7 @@ def gemm_info():
                       "status": _cache_status if _mode_name == "auto" else "unused"},
             "compute_dtype": _compute_dtype,
             "bf16": {"available": bool(_libs.get("mkl", {}).get("bf16")),
-                     "accelerated": isa, "emulated": isa is None}}
+                     "cpu_isa": bf16_isa(), "accelerated": isa, "emulated": isa is None}}
 
 
 def format_info(info, row_width=15):
@@ -532,8 +557,13 @@ def format_info(info, row_width=15):
     if info["cache"]["path"]:
         row("cache", f"{info['cache']['path']} ({info['cache']['status']})")
     bf = info["bf16"]
-    speed = (f"accelerated ({bf['accelerated']})" if bf["accelerated"]
-             else "emulated (no AVX512-BF16 or AMX on this CPU)")
+    if bf["accelerated"]:
+        speed = f"accelerated ({bf['accelerated']})"
+    elif bf.get("cpu_isa"):
+        speed = (f"emulated (the CPU has {bf['cpu_isa']}, but MKL uses it on Intel CPUs "
+                 "only)")
+    else:
+        speed = "emulated (no AVX512-BF16 or AMX on this CPU)"
     row("bfloat16", f"compute dtype {info['compute_dtype']}; bf16 GEMM "
                     + (f"available, {speed}" if bf["available"]
                        else "not available (needs MKL: pip install 'fastfc[mkl]')"))
