@@ -250,21 +250,22 @@ def test_auto_in_a_net_is_deterministic_given_the_cache():
 # ------------------------------------------------------------------ a missing MKL
 
 def test_missing_mkl(monkeypatch):
-    monkeypatch.setattr(_gemm, "_mkl_candidates", lambda: [])
-    monkeypatch.setattr(_gemm, "_libs", {k: v for k, v in _gemm._libs.items() if k != "mkl"})
-    _gemm.set_compute_dtype("float32")
-    _gemm.set_gemm_backend("openblas")          # MKL's slot may stay filled: use mode 0
-    with pytest.raises(ImportError, match=r"pip install 'fastfc\[mkl\]'"):
-        fastfc.set_gemm_backend("mkl")
-    with pytest.raises(RuntimeError, match="bfloat16.*MKL"):
-        fastfc.set_compute_dtype("bfloat16")
-    assert fastfc.get_gemm_backend() == "openblas"
-    fastfc.set_gemm_backend("auto")             # auto without MKL: OpenBLAS only
-    assert blas.get_mode() == 0
-    info = _gemm.gemm_info()
-    assert info["backends"]["mkl"]["loaded"] is False
-    assert "not found" in info["backends"]["mkl"]["why"]
-    assert info["bf16"]["available"] is False
+    with monkeypatch.context() as mp:      # undone before the mode is restored
+        mp.setattr(_gemm, "_mkl_candidates", lambda: [])
+        mp.setattr(_gemm, "_libs", {k: v for k, v in _gemm._libs.items() if k != "mkl"})
+        _gemm.set_compute_dtype("float32")
+        _gemm.set_gemm_backend("openblas")      # MKL's slot may stay filled: use mode 0
+        with pytest.raises(ImportError, match=r"pip install 'fastfc\[mkl\]'"):
+            fastfc.set_gemm_backend("mkl")
+        with pytest.raises(RuntimeError, match="bfloat16.*MKL"):
+            fastfc.set_compute_dtype("bfloat16")
+        assert fastfc.get_gemm_backend() == "openblas"
+        fastfc.set_gemm_backend("auto")         # auto without MKL: OpenBLAS only
+        assert blas.get_mode() == 0
+        info = _gemm.gemm_info()
+        assert info["backends"]["mkl"]["loaded"] is False
+        assert "not found" in info["backends"]["mkl"]["why"]
+        assert info["bf16"]["available"] is False
 
 
 def test_env_forcing_a_missing_mkl_warns_and_uses_openblas():
@@ -383,10 +384,11 @@ def test_bf16_rejects_bad_dtype():
 def test_bf16_unavailable_is_a_clear_error(monkeypatch):
     def no_mkl(name):
         raise ImportError("MKL was not found (install it with: pip install 'fastfc[mkl]')")
-    monkeypatch.setattr(_gemm, "_load", no_mkl)
-    with pytest.raises(RuntimeError, match=r"needs MKL's bfloat16 GEMM.*fastfc\[mkl\]"):
-        fastfc.set_compute_dtype("bfloat16")
-    assert _gemm._compute_dtype == "float32"
+    with monkeypatch.context() as mp:      # undone before the mode is restored
+        mp.setattr(_gemm, "_load", no_mkl)
+        with pytest.raises(RuntimeError, match=r"needs MKL's bfloat16 GEMM.*fastfc\[mkl\]"):
+            fastfc.set_compute_dtype("bfloat16")
+        assert _gemm._compute_dtype == "float32"
 
 
 def _bf16_net(seed=3, normalization="batchnorm"):
