@@ -154,6 +154,25 @@ def test_mkl_net_steps_match_openblas_and_split_matches_serial():
     np.testing.assert_allclose(pooled[1], serial[1], rtol=1e-4, atol=1e-6)
 
 
+@needs_mkl
+@pytest.mark.parametrize("bf16", [False, True])
+def test_mkl_products_split_over_the_pool(bf16):
+    """Inside a step (the pool owned) an MKL product is split over fastfc's threads, even
+    with OpenBLAS on its own threads, and gives the serial product's numbers."""
+    fastfc.set_gemm_backend("mkl")
+    a, b = _operands(256, 192, 300, False, True, np.float32)
+    with fastfc.compute_dtype("bfloat16" if bf16 else "float32"):
+        serial = _product(a, b, False, True)
+        out = np.zeros_like(serial)
+        with fastfc.threads(2):
+            before = blas.pool_info()["tasks_run"]
+            blas._gemm_step(a, b, out, False, True)
+            split = blas.pool_info()["tasks_run"] - before
+    if blas.pool_info()["thread_control"]:
+        assert split >= 1
+    np.testing.assert_allclose(out, serial, rtol=1e-5, atol=1e-4)
+
+
 # ------------------------------------------------------------------ auto and the cache
 
 @needs_mkl
