@@ -502,6 +502,11 @@ def test_thread_counts_seen_by_others_do_not_change():
         w.join()
     assert counts() == before
     assert seen and set(seen) == {before[1]}
+    if _gemm._libs["mkl"]["threading"] == "sequential" and sys.platform == "linux":
+        # MKL's sequential layer: not its OpenMP runtime beside OpenBLAS's threads
+        maps = open("/proc/self/maps").read()
+        assert "libmkl_sequential" in maps
+        assert "libiomp5" not in maps      # (libgomp may come from torch or sklearn)
 
 
 # ------------------------------------------------------------------ reporting and CLI
