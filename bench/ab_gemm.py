@@ -2,6 +2,7 @@
 
     PYTHONPATH=src:. python -m bench.ab_gemm                      # W1, W3, W6, 5 rounds
     PYTHONPATH=src:. python -m bench.ab_gemm --workloads W3 --rounds 9 --gemm-only
+    PYTHONPATH=src:. python -m bench.ab_gemm --workloads SQ2048 --gemm-only   # peak GEMM
 
 Modes (each a fresh process, so no library or setting leaks between them):
 
@@ -49,8 +50,14 @@ rng = np.random.default_rng(0)
 out = {}
 wls = WORKLOADS
 for name in wl_names:
-    wl = wls[name]
-    if gemm_only:
+    if name == "SQ2048":        # the square peak GEMM of bench/ (one 2048^3 product)
+        a = rng.standard_normal((2048, 2048)).astype(np.float32)
+        b = rng.standard_normal((2048, 2048)).astype(np.float32)
+        c = np.empty((2048, 2048), np.float32)
+        def unit():
+            blas._gemm_step(a, b, c, False, False)
+    elif gemm_only:
+        wl = wls[name]
         ops = []
         for m, n, k, ta, tb, _ in wl.gemm_shapes():
             a = rng.standard_normal((k, m) if ta else (m, k)).astype(np.float32)
@@ -61,6 +68,7 @@ for name in wl_names:
             for a, b, c, ta, tb in ops:
                 B._gemm_step(a, b, c, ta, tb)
     else:
+        wl = wls[name]
         net = fastfc.Net(list(wl.dims), reg=1e-4, init="he", dtype=np.float32, seed=0,
                          normalization=wl.normalization, dropout_keep_ratio=wl.keep)
         net.set_optimizer("adam", learning_rate=1e-3)
@@ -127,6 +135,8 @@ def main(argv=None):
                 continue
             q = statistics.quantiles(ts, n=4) if len(ts) > 1 else [ts[0]] * 3
             row += f"{1e3 * statistics.median(ts):>10.2f} ({1e3 * q[0]:.1f}-{1e3 * q[2]:.1f})"
+            if w == "SQ2048":
+                row += f" {2 * 2048 ** 3 / ts[0] / 1e9:.0f} GF/s best"
         print(row)
 
 

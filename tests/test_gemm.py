@@ -268,10 +268,16 @@ def test_auto_in_a_net_is_deterministic_given_the_cache():
 
 # ------------------------------------------------------------------ a missing MKL
 
+def _no_private():
+    raise ImportError("the private OpenBLAS needs the scipy-openblas32 wheel")
+
+
 def test_missing_mkl(monkeypatch):
     with monkeypatch.context() as mp:      # undone before the mode is restored
         mp.setattr(_gemm, "_mkl_candidates", lambda: [])
-        mp.setattr(_gemm, "_libs", {k: v for k, v in _gemm._libs.items() if k != "mkl"})
+        mp.setattr(_gemm, "_libs", {})
+        # and no private OpenBLAS either: auto then has SciPy's OpenBLAS alone
+        mp.setitem(_gemm._LOADERS, "openblas-private", _no_private)
         _gemm.set_compute_dtype("float32")
         _gemm.set_gemm_backend("openblas")      # MKL's slot may stay filled: use mode 0
         with pytest.raises(ImportError, match=r"pip install 'fastfc\[mkl\]'"):

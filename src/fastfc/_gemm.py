@@ -16,8 +16,9 @@ Every matrix product of the kernels goes through one dispatch point
 ``openblas-private``
     A private OpenBLAS from the ``scipy-openblas32`` wheel, held at one thread (a setting
     of that copy only, which nothing else in the process uses) so that fastfc's pool
-    splits its products.  Used only when asked for (``FASTFC_GEMM=openblas-private``):
-    see bench/README.md for what it measured.
+    splits its products, without touching the thread count of SciPy's copy (which
+    other code sees).  Loaded when installed (``pip install scipy-openblas32``); see
+    bench/README.md for what it measured.
 
 The mode comes from ``FASTFC_GEMM`` (``auto``, the default, ``openblas``, ``mkl`` or
 ``openblas-private``), :func:`set_gemm_backend`, or ``fastfc train --gemm``.  A forced
@@ -388,14 +389,16 @@ def _apply(mode):
     elif mode == "openblas":
         blas.set_mode(0)
     else:
-        # auto: MKL when it is installed (the private OpenBLAS only when forced)
-        try:
-            _load("mkl")
-        except (ImportError, OSError) as exc:
-            _load_errors["mkl"] = str(exc)
-        blas.set_mode(-1 if "mkl" in _libs else 0)
+        # auto: every other backend that is installed competes with SciPy's OpenBLAS
+        for name in BACKENDS[1:]:
+            try:
+                _load(name)
+            except (ImportError, OSError) as exc:
+                _load_errors[name] = str(exc)
+        others = any(name in _libs for name in BACKENDS[1:])
+        blas.set_mode(-1 if others else 0)
         blas.clear_routes()
-        if "mkl" in _libs:
+        if others:
             _cache_loaded, _cache_status = _read_cache()
             if not _atexit_done:
                 atexit.register(_save_at_exit)
@@ -507,9 +510,7 @@ def gemm_info():
             backends[name] = {"loaded": True, "version": info["version"], "path": info["path"],
                               "threading": info["threading"], "bf16": info["bf16"]}
         else:
-            backends[name] = {"loaded": False, "why": _load_errors.get(
-                name, "not loaded (only when asked for)" if name == "openblas-private"
-                else "not loaded")}
+            backends[name] = {"loaded": False, "why": _load_errors.get(name, "not loaded")}
     counts = {}
     for *_, b in blas.routes():
         counts[BACKENDS[b]] = counts.get(BACKENDS[b], 0) + 1
