@@ -86,8 +86,9 @@ cdef bint _bf16 = False
 # a backend other than SciPy's OpenBLAS is timed by another only if it is faster by
 # this share (the default keeps shapes where the difference is noise)
 cdef double _TIME_MARGIN = 0.03
-# timing a shape: one untimed run per backend, then timed runs (the fastest counts): at
-# least 2, at most _TIME_REPS, no more once they took _TIME_BUDGET s together
+# timing a shape: one untimed run per backend, then rounds of one timed run of each (the
+# fastest run of a backend counts): at least 2 rounds, at most _TIME_REPS, no more once
+# the rounds took _TIME_BUDGET s together
 cdef int _TIME_REPS = 5
 cdef double _TIME_BUDGET = 0.002
 # smaller float32 products (multiply-adds) stay on SciPy's OpenBLAS without timing
@@ -252,32 +253,40 @@ cdef int _time_shape(int flags, bint trans_a, bint trans_b, int m, int n, int k,
                      float alpha, const float* a, int lda, const float* b, int ldb,
                      float beta) noexcept nogil:
     """Time every loaded backend at this float32 product (into scratch, as the step
-    would run it), add the fastest as the shape's route and return it."""
+    would run it), add the fastest as the shape's route and return it.
+
+    One untimed run per backend, then rounds that run each backend once in turn (so a
+    burst of load elsewhere hits them alike); the fastest run of each counts.  At least
+    2 rounds, at most _TIME_REPS, no more once the rounds took _TIME_BUDGET s.
+    """
     cdef float* scratch = <float*>calloc(<size_t>m * n if m > 0 and n > 0 else 1,
                                          sizeof(float))
-    cdef int bk, best = 0, reps
-    cdef double best_t = 1e300, t_min, total, t0, dt
+    cdef int bk, best = 0, rounds = 0
+    cdef double best_t = 1e300, total = 0, t0, dt, score
+    cdef double t_min[FFC_BK_N]
     if scratch == NULL:
         return 0
     for bk in range(FFC_BK_N):
-        if bk != 0 and ffc_backends[bk].sgemm == NULL:
-            continue
-        _run(bk, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, scratch, n)
-        t_min = 1e300
-        total = 0
-        reps = 0
-        while reps < _TIME_REPS and (reps < 2 or total < _TIME_BUDGET):
+        t_min[bk] = 1e300
+        if bk == 0 or ffc_backends[bk].sgemm != NULL:
+            _run(bk, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, scratch, n)
+    while rounds < _TIME_REPS and (rounds < 2 or total < _TIME_BUDGET):
+        for bk in range(FFC_BK_N):
+            if bk != 0 and ffc_backends[bk].sgemm == NULL:
+                continue
             t0 = ffc_seconds()
             _run(bk, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, scratch, n)
             dt = ffc_seconds() - t0
             total += dt
-            reps += 1
-            if dt < t_min:
-                t_min = dt
-        if bk != 0:
-            t_min *= 1.0 + _TIME_MARGIN
-        if t_min < best_t:
-            best_t = t_min
+            if dt < t_min[bk]:
+                t_min[bk] = dt
+        rounds += 1
+    for bk in range(FFC_BK_N):
+        if t_min[bk] >= 1e300:
+            continue
+        score = t_min[bk] * (1.0 + _TIME_MARGIN if bk != 0 else 1.0)
+        if score < best_t:
+            best_t = score
             best = bk
     free(scratch)
     return ffc_route_add(m, n, k, flags, best, 1)
