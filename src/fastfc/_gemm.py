@@ -27,11 +27,11 @@ backend serves every product (float32 and float64).  ``auto`` routes each float3
 shape is timed on each loaded backend (into scratch memory: one untimed run each, then
 2 to 5 rounds that run every backend once in turn, no more once the rounds took 2 ms;
 the fastest run of each backend counts -- so three products per backend for a large
-shape, a few ms in all for small ones; on the W3 net of bench/ about 0.3 s once, on the
-first step; 2.5 s on the loaded 2-core development machine with three backends) and
-another backend must beat OpenBLAS by 3% to win.
-Products under 32768 multiply-adds stay on OpenBLAS untimed.  float64 products stay on OpenBLAS in ``auto``, so
-float64 results do not depend on the machine's timing.  The choices are cached on disk
+shape, a few ms in all for small ones; the first W3 step of bench/ took 2.5 s with three
+backends on the loaded 2-core development machine, once per machine) and another
+backend must beat OpenBLAS by 3% to win.  Products under 32768 multiply-adds stay on
+OpenBLAS untimed.  float64 products stay on OpenBLAS in ``auto``, so float64 results
+do not depend on the machine's timing.  The choices are cached on disk
 (:func:`cache_path`), keyed by the CPU model and the versions of the libraries; an
 unreadable, corrupt or foreign cache file is ignored and rewritten.  With the cache,
 auto-selection is deterministic.
