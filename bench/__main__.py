@@ -19,7 +19,7 @@ import sys
 import time
 
 from bench import harness, report
-from bench.impls import IMPLS, PEERS, load
+from bench.impls import GEMM_ROWS, IMPLS, PEERS, load
 from bench.workloads import WORKLOADS, SharedPool
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -120,6 +120,13 @@ def plan(args):
                     continue     # float64 epochs: fastfc's Net and the code it replaces
                 if mod.supports(wl, dtype):
                     jobs.append((impl, dtype, wl_name))
+    # the GEMM bound of each backend and dtype (float32 steps): rows that say why not
+    # when their backend is missing
+    for impl in GEMM_ROWS[1:]:
+        mod, _ = load(impl)
+        for wl_name in wls:
+            if WORKLOADS[wl_name].kind == "step" and mod.supports(WORKLOADS[wl_name], "float32"):
+                jobs.append((impl, "float32", wl_name))
     # gemm for W5 is derived from W2's shapes: make sure W2's gemm job exists
     if "W5" in wls and "W2" not in wls:
         for dtype in dtypes:
@@ -166,11 +173,17 @@ def measure(cfg, jobs):
             log(f"calibrated {len(sched.plan)} jobs in {time.perf_counter() - t0:.1f} s")
             peaks = {d: [] for d in cfg["dtypes"]}
 
+            row_peaks = {impl: [] for impl in GEMM_ROWS[1:]}
+
             def take_peak():
                 for d in cfg["dtypes"]:
                     g = sched.peak(d, cfg["peak_n"], cfg["peak_repeat"])
                     if g:
                         peaks[d].append(g)
+                for impl in row_peaks:
+                    g = sched.peak("float32", cfg["peak_n"], cfg["peak_repeat"], impl=impl)
+                    if g:
+                        row_peaks[impl].append(g)
 
             take_peak()
             step_wls = [w for w in cfg["workloads"] if WORKLOADS[w].kind == "step"]
@@ -217,6 +230,8 @@ def measure(cfg, jobs):
             for d, ps in peaks.items():
                 res["peak"][d] = {"gflops": max(ps) if ps else None, "samples": ps,
                                   "n": cfg["peak_n"]}
+            res["peak_rows"] = {impl: {"gflops": max(ps) if ps else None, "samples": ps,
+                                       "n": cfg["peak_n"]} for impl, ps in row_peaks.items()}
         finally:
             for w in workers.values():
                 w.close()

@@ -126,7 +126,7 @@ def worker_main(conn, spec):
         import numpy as np
         from bench import impls
         mod, options = impls.load(spec["impl"])
-        ok, note = mod.available()
+        ok, note = impls.available(mod, options)
         if not ok:
             conn.send(("unavailable", note))
             return
@@ -189,7 +189,7 @@ def memory_main(conn, spec):
         import numpy as np
         from bench import impls
         mod, options = impls.load(spec["impl"])
-        ok, note = mod.available()
+        ok, note = impls.available(mod, options)
         if not ok:
             conn.send(("unavailable", note))
             return
@@ -503,8 +503,8 @@ class Scheduler:
                 return
             last = cur
 
-    def peak(self, dtype, n=2048, repeat=5):
-        w = self.workers.get(("gemm", dtype))
+    def peak(self, dtype, n=2048, repeat=5, impl="gemm"):
+        w = self.workers.get((impl, dtype))
         if w is None or w.status != "ready":
             return None
         try:
@@ -512,7 +512,7 @@ class Scheduler:
             self.quiesce(w.proc.pid)
             return got
         except WorkerError as exc:
-            self.log(f"  ! gemm peak {dtype}: {str(exc).strip().splitlines()[-1]}")
+            self.log(f"  ! {impl} peak {dtype}: {str(exc).strip().splitlines()[-1]}")
             return None
 
 

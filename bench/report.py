@@ -12,8 +12,8 @@ Conventions of the tables:
 * ``x gemm@shapes`` = median / the median time of the same GEMMs at the step's real
   shapes run back to back (what BLAS achieves at these sizes);
 * ``vs numpy-ref`` and ``vs torch`` are speed-ups: the peer's median divided by this
-  row's median (> 1: this row is faster), same dtype; ``torch`` is the faster of
-  torch-eager and torch-fused.
+  row's median (> 1: this row is faster), same dtype; ``torch`` is the best peer: the
+  fastest of torch-eager, torch-fused and jax-jit.
 """
 import datetime
 import json
@@ -23,7 +23,7 @@ import subprocess
 
 import numpy as np
 
-from bench.impls import IMPLS, PEERS, TORCH
+from bench.impls import BEST_PEERS, GEMM_ROWS, IMPLS, PEERS, TORCH
 from bench.workloads import WORKLOADS, Workload, N_TRAIN
 
 # (workload, what, goal, comparison) for item 5 of the issue; float32 medians
@@ -222,8 +222,9 @@ class Analysis:
         return self.median("gemm", dtype, wl)
 
     def best_torch(self, dtype, wl):
+        """The fastest peer (torch-eager, torch-fused or jax-jit) as (name, median)."""
         best = None
-        for t in TORCH:
+        for t in BEST_PEERS:
             m = self.median(t, dtype, wl)
             if m is not None and (best is None or m < best[1]):
                 best = (t, m)
@@ -530,6 +531,8 @@ def markdown(res):
         out.append(f"Measured BLAS peak (square {cfg['peak_n']}² GEMM through fastfc's "
                    f"GEMM table, best of all measurements in the run): {peaks}.")
         out.append("")
+    out.extend(backend_lines(an, res, markdown=True))
+    out.append("")
     out.append("## Headline (for the README)")
     out.append("")
     out.append("<!-- README table: paste from here -->")
@@ -621,6 +624,58 @@ def markdown(res):
     return "\n".join(out)
 
 
+FASTFC_ROWS = ("fastfc-net", "fastfc-net[openblas]", "fastfc-net[mkl]", "fastfc-net[auto]",
+               "fastfc-net[bf16]")
+PEER_ROWS = ("torch-fused", "jax-jit", "torch-bf16")
+
+
+def backend_lines(an, res, markdown=False):
+    """fastfc per GEMM backend and dtype, the GEMM bound of each, the peers and the ratio
+    of each fastfc row to the best float32 peer (torch-eager, torch-fused, jax-jit)."""
+    cols = [c for c in FASTFC_ROWS + GEMM_ROWS + PEER_ROWS
+            if any(an.median(c, "float32", wl) for wl in WORKLOADS)
+            or f"{c}|float32" in (res.get("unavailable") or {})]
+    if not cols:
+        return []
+    lines = ["GEMM backends and dtypes (float32 data, medians; x best peer = best peer's "
+             "median / this median):"]
+    rows = []
+    for wl in WORKLOADS:
+        cells = [wl]
+        best = an.best_torch("float32", wl)
+        any_value = False
+        for c in cols:
+            m = an.median(c, "float32", wl)
+            if m is None:
+                cells.append("—")
+                continue
+            any_value = True
+            ratio = (f" ({best[1] / m:.2f}x)" if best and c in FASTFC_ROWS else "")
+            cells.append(fmt_time(m) + ratio)
+        cells.append(best[0] if best else "—")
+        if any_value:
+            rows.append(cells)
+    header = ["wl"] + cols + ["best peer"]
+    if markdown:
+        lines = ["## GEMM backends and bfloat16", "", lines[0], "", _table(header, rows)]
+    else:
+        widths = [max(len(str(r[i])) for r in rows + [header]) + 2 for i in range(len(header))]
+        lines.append("".join(f"{h:>{w}}" for h, w in zip(header, widths)))
+        lines.extend("".join(f"{c:>{w}}" for c, w in zip(r, widths)) for r in rows)
+    peaks = res.get("peak_rows") or {}
+    shown = ", ".join(f"{k} {v['gflops']:.1f} GFLOP/s" for k, v in peaks.items()
+                      if v.get("gflops"))
+    if shown:
+        lines.append("")
+        lines.append(f"GEMM peak per backend (square {res['config'].get('peak_n', 2048)}², "
+                     f"float32 data): {shown}")
+    missing = {k: v for k, v in (res.get("unavailable") or {}).items()
+               if k.split("|")[0] in cols}
+    for k, v in missing.items():
+        lines.append(f"{'* ' if markdown else '  '}{k.split('|')[0]}: not measured ({v})")
+    return lines
+
+
 def console(res):
     """Plain-text summary printed at the end of a run."""
     an = Analysis(res)
@@ -649,6 +704,8 @@ def console(res):
                              f"{fmt_ratio(r['vs_torch']):>9}{r['stats']['n']:>7}"
                              + (f"{100 * b:>5.0f}%" if (b := an.busy_median(impl, dtype, wl))
                                 is not None else "     —"))
+    lines.append("")
+    lines.extend(backend_lines(an, res))
     lines.append("")
     lines.extend(w6_lines(an))
     lines.append("")

@@ -37,3 +37,17 @@ def tol(dtype):
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_gemm_cache(tmp_path_factory):
+    """The GEMM route cache of a test run lives in a temporary folder: tests neither read
+    the user's timings (~/.cache/fastfc) nor leave theirs behind."""
+    if "FASTFC_CACHE_DIR" in os.environ:
+        yield
+        return
+    os.environ["FASTFC_CACHE_DIR"] = str(tmp_path_factory.mktemp("fastfc-cache"))
+    try:
+        yield
+    finally:
+        os.environ.pop("FASTFC_CACHE_DIR", None)

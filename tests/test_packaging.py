@@ -173,10 +173,13 @@ def test_wheel_metadata_version_entry_point_and_requirements(built, wheel_names)
     # the console script
     entry_points = _wheel_text(wheel, f"{info}/entry_points.txt")
     assert re.search(r"^fastfc\s*=\s*fastfc\.cli:main$", entry_points, re.M), entry_points
-    # BLAS comes from scipy (cython_blas): no BLAS package of its own
-    requires = " ".join(meta.get_all("Requires-Dist") or [])
+    # BLAS comes from scipy (cython_blas): no BLAS package of its own (MKL is only the
+    # optional extra fastfc[mkl])
+    requires = " ".join(r for r in meta.get_all("Requires-Dist") or [] if "extra ==" not in r)
     assert "numpy>=2.0" in requires and "scipy>=1.13" in requires
     assert not re.search(r"openblas|mkl|blis", requires, re.I), requires
+    extras = [r for r in meta.get_all("Requires-Dist") or [] if 'extra == "mkl"' in r]
+    assert extras and extras[0].startswith("mkl"), extras
 
 
 @pytest.mark.slow

@@ -37,6 +37,15 @@ TOL = {np.float32: dict(rtol=1e-5, atol=1e-6), np.float64: dict(rtol=1e-12, atol
 PARAM_TOL = {np.float32: dict(rtol=1e-5, atol=5e-5), np.float64: TOL[np.float64]}
 
 
+@pytest.fixture(autouse=True, scope="module")
+def openblas_only():
+    """These tests are about SciPy's OpenBLAS and the pool (the task counts below assume
+    its products); the other backends' split is tested in tests/test_gemm.py."""
+    old = fastfc.set_gemm_backend("openblas")
+    yield
+    fastfc.set_gemm_backend(old)
+
+
 def _data(dtype, n=BATCH * 4, seed=0):
     rng = np.random.default_rng(seed)
     return rng.standard_normal((n, DIMS[0])).astype(dtype), rng.integers(0, DIMS[-1], n)

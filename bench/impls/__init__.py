@@ -21,13 +21,43 @@ IMPLS = {
                     "PyTorch nn.Sequential + Adam(fused=True)"),
     "sklearn-mlp": ("bench.impls.sklearn_mlp", {},
                     "MLPClassifier(solver='adam'): partial_fit per step, fit(max_iter=1) per epoch"),
+    "fastfc-net[openblas]": ("bench.impls.fastfc_net", {"gemm": "openblas"},
+                             "fastfc-net with every GEMM on SciPy's OpenBLAS"),
+    "fastfc-net[mkl]": ("bench.impls.fastfc_net", {"gemm": "mkl"},
+                        "fastfc-net with every GEMM on MKL (sequential, fastfc's pool)"),
+    "fastfc-net[auto]": ("bench.impls.fastfc_net", {"gemm": "auto"},
+                         "fastfc-net, GEMM backend chosen per shape (timed, cached)"),
+    "fastfc-net[bf16]": ("bench.impls.fastfc_net", {"gemm": "auto", "compute_dtype": "bfloat16"},
+                         "fastfc-net, bfloat16 GEMMs (MKL), float32 master weights"),
+    "torch-bf16": ("bench.impls.torch_impl", {"fused": True, "autocast": True},
+                   "PyTorch Adam(fused=True) + autocast(cpu, bfloat16)"),
+    "jax-jit": ("bench.impls.jax_impl", {},
+                "JAX, the whole step under jax.jit (donated buffers), torch's Adam formula"),
     "gemm": ("bench.gemm", {}, "the step's GEMMs at real shapes through fastfc's BLAS"),
+    "gemm[openblas]": ("bench.gemm", {"gemm": "openblas"}, "the step's GEMMs on OpenBLAS"),
+    "gemm[mkl]": ("bench.gemm", {"gemm": "mkl"}, "the step's GEMMs on MKL"),
+    "gemm[bf16]": ("bench.gemm", {"gemm": "mkl", "compute_dtype": "bfloat16"},
+                   "the step's GEMMs on MKL in bfloat16"),
 }
 
-PEERS = ["fastfc-net", "fastfc-compat", "numpy-ref", "torch-eager", "torch-fused", "sklearn-mlp"]
+PEERS = ["fastfc-net", "fastfc-compat", "numpy-ref", "torch-eager", "torch-fused", "sklearn-mlp",
+         "jax-jit", "torch-bf16", "fastfc-net[openblas]", "fastfc-net[mkl]",
+         "fastfc-net[auto]", "fastfc-net[bf16]"]
 TORCH = ("torch-eager", "torch-fused")
+#: the float32 peers a fastfc row is compared with ("vs best peer"): the fastest of these
+BEST_PEERS = ("torch-eager", "torch-fused", "jax-jit")
+#: GEMM-only rows: one per backend and dtype (the bound of each)
+GEMM_ROWS = ("gemm", "gemm[openblas]", "gemm[mkl]", "gemm[bf16]")
 
 
 def load(name):
     module, options, _ = IMPLS[name]
     return importlib.import_module(module), options
+
+
+def available(mod, options):
+    """``mod.available()``, given the row's options when it takes them."""
+    import inspect
+    if options and len(inspect.signature(mod.available).parameters) > 0:
+        return mod.available(**options)
+    return mod.available()

@@ -10,11 +10,24 @@ import numpy as np
 NAME = "fastfc-net"
 
 
-def available():
+def available(gemm=None, compute_dtype=None):
+    """fastfc importable, and for the [mkl] / [bf16] rows MKL (and a CPU with native
+    bf16 for [bf16]: emulated bf16 is not worth timing)."""
     try:
         import fastfc  # noqa: F401
     except ImportError as exc:   # pragma: no cover - the package is the point
         return False, f"fastfc not importable: {exc}"
+    if gemm == "mkl" or compute_dtype == "bfloat16":
+        from fastfc import _gemm
+        try:
+            _gemm._load("mkl")
+        except (ImportError, OSError):
+            return False, "no MKL (pip install 'fastfc[mkl]')"
+        if compute_dtype == "bfloat16" and _gemm.bf16_isa() is None:
+            return False, "no AMX or AVX512-BF16 on this CPU (bf16 would be emulated)"
+        if compute_dtype == "bfloat16" and _gemm.bf16_accelerated() is None:
+            return True, (f"{_gemm.bf16_isa()} present, but MKL emulates bf16 on non-Intel "
+                          "CPUs")
     return True, ""
 
 
@@ -64,5 +77,12 @@ class Runner:
         return 0
 
 
-def setup(wl, dtype, data):
+def setup(wl, dtype, data, gemm=None, compute_dtype=None):
+    """The runner, with the GEMM backend (``gemm``: a mode of FASTFC_GEMM, None: the
+    default) and compute dtype of this worker process set first."""
+    import fastfc
+    if gemm is not None:
+        fastfc.set_gemm_backend(gemm)
+    if compute_dtype is not None and np.dtype(dtype) == np.float32:
+        fastfc.set_compute_dtype(compute_dtype)
     return Runner(wl, dtype, data)

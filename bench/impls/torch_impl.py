@@ -9,6 +9,8 @@ not turned into a Python float (one less sync than the others do).
 
 * torch-eager: ``Adam`` with its defaults (on CPU tensors: the per-parameter for-loop);
 * torch-fused: ``Adam(fused=True)``, the fused multi-tensor CPU kernel.
+* torch-bf16: as torch-fused, with forward and loss under
+  ``torch.autocast("cpu", dtype=torch.bfloat16)`` (float32 master weights).
 
 ``torch.set_num_threads`` is set to the BLAS thread count of the run.  The first layer's
 input does not require grad, so torch skips its dX too.  Epoch workloads sample like the
@@ -17,7 +19,7 @@ NumPy training pool's memory.
 """
 import numpy as np
 
-NAMES = ("torch-eager", "torch-fused")
+NAMES = ("torch-eager", "torch-fused", "torch-bf16")
 
 
 def available():
@@ -70,8 +72,9 @@ def build(wl, dtype, fused):
 
 
 class Runner:
-    def __init__(self, wl, dtype, data, fused):
+    def __init__(self, wl, dtype, data, fused, autocast=False):
         import torch
+        self.autocast = autocast and np.dtype(dtype) == np.float32
         import torch.nn.functional as F
         self.torch = torch
         self.model, self.opt = build(wl, dtype, fused)
@@ -94,7 +97,11 @@ class Runner:
     def _step(self, X, y):
         opt = self.opt
         opt.zero_grad(set_to_none=True)
-        loss = self.F.cross_entropy(self.model(X), y)
+        if self.autocast:
+            with self.torch.autocast("cpu", dtype=self.torch.bfloat16):
+                loss = self.F.cross_entropy(self.model(X), y)
+        else:
+            loss = self.F.cross_entropy(self.model(X), y)
         loss.backward()
         opt.step()
         return loss
@@ -113,5 +120,5 @@ class Runner:
         return 0
 
 
-def setup(wl, dtype, data, fused=False):
-    return Runner(wl, dtype, data, fused)
+def setup(wl, dtype, data, fused=False, autocast=False):
+    return Runner(wl, dtype, data, fused, autocast)

@@ -11,6 +11,7 @@ itself; fastfc's thread pool is set up by the first Net (see :func:`threads`).
 from fastfc._config import __version__
 from fastfc._config import show_config
 from fastfc._threads import get_num_threads, set_num_threads, threads
+from fastfc._gemm import compute_dtype, get_gemm_backend, set_compute_dtype, set_gemm_backend
 from fastfc import layers, layer_utils, optim, gradient_check
 from fastfc.classifiers.fc_net import FullyConnectedNet, TwoLayerNet
 from fastfc.gradient_check import GradientCheck, rel_error
@@ -23,6 +24,10 @@ __all__ = [
     "get_num_threads",
     "set_num_threads",
     "threads",
+    "set_gemm_backend",
+    "get_gemm_backend",
+    "set_compute_dtype",
+    "compute_dtype",
     "Net",
     "Solver",
     "TrainingDiverged",

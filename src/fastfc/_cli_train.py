@@ -183,6 +183,10 @@ def train_arguments(parser):
     a("--dtype", choices=["float32", "float64"], help="floating type of the net (default float32)")
     a("--threads", type=int,
       help=f"BLAS threads for this run, 1 to the CPU count ({os.cpu_count() or 1} here)")
+    a("--gemm", choices=["auto", "openblas", "mkl", "openblas-private"],
+      help="GEMM backend of this run (default: FASTFC_GEMM, else auto)")
+    a("--compute-dtype", choices=["float32", "bfloat16"],
+      help="dtype of the GEMMs of a float32 run: bfloat16 needs MKL (weights stay float32)")
     a("--seed", type=int, help="seed of initialisation, minibatches and dropout (default 0)")
     a("--print-every", type=int,
       help="print the loss every this many iterations (default: once per epoch)")
@@ -551,6 +555,18 @@ def _write_json(path, obj):
     atomic_write(path, lambda f: f.write(text))
 
 
+def _gemm_options(args):
+    """--gemm and --compute-dtype: settings of this process only (not of the run)."""
+    from fastfc import _gemm
+    try:
+        if getattr(args, "gemm", None):
+            _gemm.set_gemm_backend(args.gemm)
+        if getattr(args, "compute_dtype", None):
+            _gemm.set_compute_dtype(args.compute_dtype)
+    except (ImportError, RuntimeError) as exc:
+        raise BadOption(str(exc)) from None
+
+
 def _threads(settings):
     """The threads of a training run.
 
@@ -712,6 +728,7 @@ def cmd_train(args):
             settings = resolve_settings(args)
             config_path = run_dir = created = None
 
+        _gemm_options(args)
         with _threads(settings):
             # everything is checked and loaded before the run directory exists
             t0 = time.perf_counter()

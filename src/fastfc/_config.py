@@ -59,6 +59,11 @@ def _kernels_info(build: Optional[dict[str, Any]]) -> dict[str, Any]:
     info["importable"] = True
     info["blas_backend"] = blas.backend()
     info["threading"] = _threading_info(blas)
+    try:
+        from fastfc import _gemm
+        info["gemm"] = _gemm.gemm_info()
+    except Exception as exc:  # shown, not raised: show_config must always print
+        info["gemm"] = {"error": f"{type(exc).__name__}: {exc}"}
     names = {"float": "float32", "double": "float64"}
     try:
         # the specialisations a fused def twin was compiled for: the truth of the binary
@@ -195,6 +200,10 @@ def _format(cfg: dict[str, Any]) -> str:
                              f"threads ({size}; FASTFC_THREADING=blas turns the pool off)")
         else:
             row("threading", "blas: OpenBLAS's own threads (no fastfc pool)")
+
+    if kernels.get("gemm"):
+        from fastfc import _gemm
+        lines.extend(_gemm.format_info(kernels["gemm"], row_width=15))
 
     blas = cfg["blas"]
     lines.append("BLAS (scipy.linalg.cython_blas)")

@@ -101,7 +101,22 @@ def _loaded(path):
 
 
 def connect():
-    """Switch fastfc's step-level pool on (once; cheap afterwards); returns the library.
+    """Set up fastfc's pool and GEMM backends at first use (once; cheap afterwards).
+
+    The pool: see :func:`_connect_pool`, whose result (the library) is returned.  The
+    backends: :func:`fastfc._gemm.configure` reads ``FASTFC_GEMM``.
+    """
+    global _connected
+    if _connected:
+        return thread_control_library
+    path = _connect_pool()
+    from fastfc import _gemm
+    _gemm.configure()
+    return path
+
+
+def _connect_pool():
+    """Switch fastfc's step-level pool on; returns the library.
 
     Reads ``FASTFC_THREADING`` ('pool', the default, or 'blas': no pool) and gives the
     kernels SciPy's ``openblas_get_num_threads`` so that a step knows how many threads
@@ -110,8 +125,6 @@ def connect():
     its path, or None when there is no pool or no such library.
     """
     global _connected, _handle, thread_control_library
-    if _connected:
-        return thread_control_library
     _connected = True
     import ctypes
     from fastfc._kernels import blas

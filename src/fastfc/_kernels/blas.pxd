@@ -1,8 +1,11 @@
 # Row-major BLAS for fastfc's kernels.
 #
-# Kernels never call a BLAS library directly: they go through the table `CBlas`, whose
-# function pointers default to scipy.linalg.cython_blas (the OpenBLAS that ships with
-# SciPy).  Another BLAS with the Fortran calling convention can be swapped in at run
+# Kernels never call a BLAS library directly: every product goes through gemm() below,
+# the one GEMM dispatch point.  It calls the table `CBlas` (scipy.linalg.cython_blas,
+# the OpenBLAS that ships with SciPy, by default) or one of the CBLAS backends of
+# csrc/gemm_dispatch.h (MKL, a private OpenBLAS), chosen per float32 shape in "auto"
+# mode, and runs float32 products in bfloat16 when asked (fastfc._gemm drives it).
+# Another BLAS with the Fortran calling convention can still replace the table at run
 # time (fastfc._kernels.blas.set_gemm) without touching a kernel.
 from fastfc._kernels._types cimport floating
 

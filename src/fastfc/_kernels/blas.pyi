@@ -49,3 +49,46 @@ def _set_split_min(multiply_adds: float) -> float:
 def pool_info() -> dict[str, bool | int | float]:
     """enabled, split_min, thread_control, blas_threads, parts, step_parts, splits_gemm,
     max_parts and tasks_run."""
+
+# ---- GEMM backends (driven by fastfc._gemm)
+
+def set_backend(index: int, sgemm: int, dgemm: int, bf16: int = 0,
+                set_local: int = 0) -> None:
+    """Fill backend slot `index` (1 MKL, 2 private OpenBLAS) with CBLAS function addresses."""
+
+def backend_loaded(index: int) -> bool:
+    """Whether backend `index` can run a product."""
+
+def set_mode(mode: int) -> int:
+    """Backend of every product (0, 1, 2) or -1 (per float32 shape); returns the old mode."""
+
+def get_mode() -> int:
+    """The mode set_mode set."""
+
+def set_bf16(on: bool) -> bool:
+    """float32 products in bfloat16 through MKL; returns the old setting."""
+
+def routes() -> list[tuple[int, int, int, int, int]]:
+    """(m, n, k, flags, backend) of every route, in the order they were added."""
+
+def add_route(m: int, n: int, k: int, flags: int, backend: int) -> int:
+    """Route float32 products of this shape to `backend`; the backend the shape now uses."""
+
+def clear_routes() -> None:
+    """Forget every route."""
+
+def routes_timed() -> int:
+    """Routes chosen by timing since the last clear_routes."""
+
+def route_flags(trans_a: bool, trans_b: bool, parts: int) -> int:
+    """The flags of a route."""
+
+def _set_timing(margin: float, reps: int, budget: float) -> tuple[float, int, float]:
+    """Set the timing's margin, most runs and budget (s); returns the old three."""
+
+def _bf16_round(x: npt.NDArray[np.float32], out: npt.NDArray[np.uint16]) -> None:
+    """out = the bfloat16 bits of x (round to nearest, ties to even)."""
+
+def _gemm_step(a: _Floats, b: _Floats, c: _Floats, trans_a: bool = False,
+               trans_b: bool = False) -> None:
+    """c = op(a) @ op(b) with fastfc's pool owned, as inside a Net step."""

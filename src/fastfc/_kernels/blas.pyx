@@ -4,6 +4,8 @@ BLAS is column-major.  A row-major matrix is the transpose of the same memory re
 column-major, so the row-major product C = op(A) @ op(B) is computed as the
 column-major product C.T = op(B).T @ op(A).T: swap the operands and their sizes.
 """
+from libc.stdint cimport uint16_t
+from libc.stdlib cimport calloc, free
 from scipy.linalg cimport cython_blas
 
 cdef extern from "fastfc_pool.h" nogil:
@@ -18,6 +20,39 @@ cdef extern from "fastfc_pool.h" nogil:
     long ffc_pool_tasks()
     void ffc_pool_run(ffc_task_fn fn, void* arg)
     void ffc_part_range(long n, int part, int nparts, long align, long* lo, long* hi)
+
+cdef extern from "gemm_dispatch.h" nogil:
+    enum: FFC_BK_N
+    enum: FFC_MAX_ROUTES
+    enum: FFC_CBLAS_ROW
+    enum: FFC_CBLAS_N
+    enum: FFC_CBLAS_T
+    ctypedef void (*ffc_cblas_sgemm)(int, int, int, int, int, int, float, const float*, int,
+                                     const float*, int, float, float*, int) noexcept nogil
+    ctypedef void (*ffc_cblas_dgemm)(int, int, int, int, int, int, double, const double*, int,
+                                     const double*, int, double, double*, int) noexcept nogil
+    ctypedef void (*ffc_cblas_bf16)(int, int, int, int, int, int, float, const uint16_t*, int,
+                                    const uint16_t*, int, float, float*, int) noexcept nogil
+    ctypedef int (*ffc_threads_local)(int) noexcept nogil
+    ctypedef struct ffc_backend:
+        ffc_cblas_sgemm sgemm
+        ffc_cblas_dgemm dgemm
+        ffc_cblas_bf16 bf16
+        ffc_threads_local set_local
+    ffc_backend ffc_backends[]
+    ctypedef struct ffc_route:
+        int m, n, k, flags, backend
+    const ffc_route* ffc_route_at(int i)
+    int ffc_n_routes
+    long ffc_routes_timed
+    int ffc_route_flags(int trans_a, int trans_b, int parts)
+    int ffc_route_find(int m, int n, int k, int flags)
+    int ffc_route_add(int m, int n, int k, int flags, int backend, int timed)
+    void ffc_routes_clear()
+    double ffc_seconds()
+    void ffc_bf16_rows(const float* x, Py_ssize_t ld, Py_ssize_t lo, Py_ssize_t hi,
+                       Py_ssize_t d, uint16_t* out)
+    uint16_t* ffc_bf16_buffer(size_t count)
 
 ctypedef int (*get_threads_ptr)() noexcept nogil
 
@@ -40,6 +75,25 @@ cdef bint _split_gemm = False
 # 2**18.  Use blas._set_split_min() to measure again.
 cdef double _SPLIT_MIN = 524288.0
 
+# ---- GEMM backends (csrc/gemm_dispatch.h; chosen by fastfc._gemm)
+# _mode: the backend of every product (0 SciPy's OpenBLAS, 1 MKL, 2 a private OpenBLAS),
+# or -1 ("auto"): float32 products go where their shape's route says (timed at the first
+# product of that shape when none is cached), float64 products to SciPy's OpenBLAS.
+cdef int _mode = 0
+# float32 products in bfloat16 (operands rounded, float32 accumulation; MKL's
+# cblas_gemm_bf16bf16f32), set by fastfc._gemm.set_compute_dtype
+cdef bint _bf16 = False
+# a backend other than SciPy's OpenBLAS is timed by another only if it is faster by
+# this share (the default keeps shapes where the difference is noise)
+cdef double _TIME_MARGIN = 0.03
+# timing a shape: one untimed run per backend, then rounds of one timed run of each (the
+# fastest run of a backend counts): at least 2 rounds, at most _TIME_REPS, no more once
+# the rounds took _TIME_BUDGET s together
+cdef int _TIME_REPS = 5
+cdef double _TIME_BUDGET = 0.002
+# smaller float32 products (multiply-adds) stay on SciPy's OpenBLAS without timing
+cdef double _TIME_MIN = 32768.0
+
 
 cdef void _use_scipy() noexcept nogil:
     _table.sgemm = cython_blas.sgemm
@@ -58,24 +112,64 @@ if <int>FFC_POOL_MAX != <int>POOL_MAX_PARTS:
     raise ImportError("blas.pxd's POOL_MAX_PARTS differs from fastfc_pool.h's FFC_POOL_MAX")
 
 
-cdef void _gemm1(bint trans_a, bint trans_b, int m, int n, int k,
-                floating alpha, const floating* a, int lda,
-                const floating* b, int ldb,
-                floating beta, floating* c, int ldc) noexcept nogil:
-    """One BLAS call: C = alpha * op(A) @ op(B) + beta * C, row-major."""
+cdef void _gemm1(int bk, bint trans_a, bint trans_b, int m, int n, int k,
+                 floating alpha, const floating* a, int lda,
+                 const floating* b, int ldb,
+                 floating beta, floating* c, int ldc) noexcept nogil:
+    """One BLAS call of backend bk: C = alpha * op(A) @ op(B) + beta * C, row-major."""
     cdef char ta = b"T" if trans_a else b"N"
     cdef char tb = b"T" if trans_b else b"N"
-    # column-major view: C.T (n, m) = op(B).T (n, k) @ op(A).T (k, m)
+    cdef int old = 0
+    cdef ffc_threads_local set_local
+    if bk == 0:
+        # column-major view: C.T (n, m) = op(B).T (n, k) @ op(A).T (k, m)
+        if floating is float:
+            _table.sgemm(&tb, &ta, &n, &m, &k, &alpha, <float*>b, &ldb,
+                         <float*>a, &lda, &beta, c, &ldc)
+        else:
+            _table.dgemm(&tb, &ta, &n, &m, &k, &alpha, <double*>b, &ldb,
+                         <double*>a, &lda, &beta, c, &ldc)
+        return
+    # a CBLAS backend, row-major, on this thread only (fastfc's pool does the splitting)
+    set_local = ffc_backends[bk].set_local
+    if set_local != NULL:
+        old = set_local(1)
     if floating is float:
-        _table.sgemm(&tb, &ta, &n, &m, &k, &alpha, <float*>b, &ldb,
-                     <float*>a, &lda, &beta, c, &ldc)
+        ffc_backends[bk].sgemm(FFC_CBLAS_ROW, FFC_CBLAS_T if trans_a else FFC_CBLAS_N,
+                               FFC_CBLAS_T if trans_b else FFC_CBLAS_N, m, n, k, alpha,
+                               a, lda, b, ldb, beta, c, ldc)
     else:
-        _table.dgemm(&tb, &ta, &n, &m, &k, &alpha, <double*>b, &ldb,
-                     <double*>a, &lda, &beta, c, &ldc)
+        ffc_backends[bk].dgemm(FFC_CBLAS_ROW, FFC_CBLAS_T if trans_a else FFC_CBLAS_N,
+                               FFC_CBLAS_T if trans_b else FFC_CBLAS_N, m, n, k, alpha,
+                               a, lda, b, ldb, beta, c, ldc)
+    if set_local != NULL:
+        set_local(old)
+
+
+cdef void _bf16_1(bint trans_a, bint trans_b, int m, int n, int k, float alpha,
+                  const uint16_t* a, int lda, const uint16_t* b, int ldb,
+                  float beta, float* c, int ldc) noexcept nogil:
+    """One bfloat16 GEMM of MKL (float32 accumulation), on this thread only."""
+    cdef int old = 0
+    cdef ffc_threads_local set_local = ffc_backends[1].set_local
+    if set_local != NULL:
+        old = set_local(1)
+    ffc_backends[1].bf16(FFC_CBLAS_ROW, FFC_CBLAS_T if trans_a else FFC_CBLAS_N,
+                         FFC_CBLAS_T if trans_b else FFC_CBLAS_N, m, n, k, alpha,
+                         a, lda, b, ldb, beta, c, ldc)
+    if set_local != NULL:
+        set_local(old)
+
+
+cdef enum:
+    KIND_DOUBLE = 0
+    KIND_FLOAT = 1
+    KIND_BF16 = 2       # a and b are bfloat16, c float32
 
 
 ctypedef struct GemmTask:
-    bint is_float
+    int kind
+    int backend
     bint trans_a
     bint trans_b
     bint split_rows         # split the m rows of C (else its n columns)
@@ -90,7 +184,8 @@ cdef void _gemm_part(void* arg, int part, int nparts) noexcept nogil:
     """Part `part` of a split GEMM: a block of rows or of columns of C."""
     cdef GemmTask* t = <GemmTask*>arg
     cdef long lo, hi
-    cdef size_t item = sizeof(float) if t.is_float else sizeof(double)
+    cdef size_t item_c = sizeof(double) if t.kind == KIND_DOUBLE else sizeof(float)
+    cdef size_t item = item_c if t.kind != KIND_BF16 else sizeof(uint16_t)
     cdef const char* a = t.a
     cdef const char* b = t.b
     cdef char* c = t.c
@@ -99,37 +194,44 @@ cdef void _gemm_part(void* arg, int part, int nparts) noexcept nogil:
         ffc_part_range(t.m, part, nparts, 16, &lo, &hi)
         m = <int>(hi - lo)
         a += (lo if t.trans_a else lo * t.lda) * item
-        c += lo * t.ldc * item
+        c += lo * t.ldc * item_c
     else:
         ffc_part_range(t.n, part, nparts, 16, &lo, &hi)
         n = <int>(hi - lo)
         b += (lo * t.ldb if t.trans_b else lo) * item
-        c += lo * item
+        c += lo * item_c
     if hi <= lo:
         return
-    if t.is_float:
-        _gemm1(t.trans_a, t.trans_b, m, n, t.k, <float>t.alpha, <const float*>a, t.lda,
-               <const float*>b, t.ldb, <float>t.beta, <float*>c, t.ldc)
-    else:
-        _gemm1(t.trans_a, t.trans_b, m, n, t.k, t.alpha, <const double*>a, t.lda,
+    if t.kind == KIND_FLOAT:
+        _gemm1(t.backend, t.trans_a, t.trans_b, m, n, t.k, <float>t.alpha, <const float*>a,
+               t.lda, <const float*>b, t.ldb, <float>t.beta, <float*>c, t.ldc)
+    elif t.kind == KIND_DOUBLE:
+        _gemm1(t.backend, t.trans_a, t.trans_b, m, n, t.k, t.alpha, <const double*>a, t.lda,
                <const double*>b, t.ldb, t.beta, <double*>c, t.ldc)
+    else:
+        _bf16_1(t.trans_a, t.trans_b, m, n, t.k, <float>t.alpha, <const uint16_t*>a, t.lda,
+                <const uint16_t*>b, t.ldb, <float>t.beta, <float*>c, t.ldc)
 
 
-cdef void gemm(bint trans_a, bint trans_b, int m, int n, int k,
+cdef inline bint _splits(int bk, int m, int n, int k) noexcept nogil:
+    """Whether a product goes to fastfc's pool in parts: inside a step with 2+ parts,
+    large enough, and its backend runs one thread (a CBLAS backend always does; SciPy's
+    OpenBLAS when the user made it single-threaded)."""
+    return (ffc_pool_parts() >= 2 and (bk != 0 or _split_gemm)
+            and <double>m * n * k >= _SPLIT_MIN and not (m < 32 and n < 32))
+
+
+cdef void _run(int bk, bint trans_a, bint trans_b, int m, int n, int k,
                floating alpha, const floating* a, int lda,
                const floating* b, int ldb,
                floating beta, floating* c, int ldc) noexcept nogil:
-    """C = alpha * op(A) @ op(B) + beta * C, row-major; op(A) is (m, k), op(B) is (k, n).
-
-    Inside parallel_begin/parallel_end, when the BLAS runs one thread, a large product
-    is split into row (or column) blocks of C, one per thread of the pool.
-    """
+    """The product on backend bk, whole or split over the pool (see _splits)."""
     cdef GemmTask t
-    if (ffc_pool_parts() < 2 or not _split_gemm or <double>m * n * k < _SPLIT_MIN
-            or (m < 32 and n < 32)):
-        _gemm1(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+    if not _splits(bk, m, n, k):
+        _gemm1(bk, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
         return
-    t.is_float = floating is float
+    t.kind = KIND_FLOAT if floating is float else KIND_DOUBLE
+    t.backend = bk
     t.trans_a = trans_a
     t.trans_b = trans_b
     t.split_rows = m >= n
@@ -145,6 +247,160 @@ cdef void gemm(bint trans_a, bint trans_b, int m, int n, int k,
     t.b = <const char*>b
     t.c = <char*>c
     ffc_pool_run(_gemm_part, &t)
+
+
+cdef int _time_shape(int flags, bint trans_a, bint trans_b, int m, int n, int k,
+                     float alpha, const float* a, int lda, const float* b, int ldb,
+                     float beta) noexcept nogil:
+    """Time every loaded backend at this float32 product (into scratch, as the step
+    would run it), add the fastest as the shape's route and return it.
+
+    One untimed run per backend, then rounds that run each backend once in turn (so a
+    burst of load elsewhere hits them alike); the fastest run of each counts.  At least
+    2 rounds, at most _TIME_REPS, no more once the rounds took _TIME_BUDGET s.
+    """
+    cdef float* scratch = <float*>calloc(<size_t>m * n if m > 0 and n > 0 else 1,
+                                         sizeof(float))
+    cdef int bk, best = 0, rounds = 0
+    cdef double best_t = 1e300, total = 0, t0, dt, score
+    cdef double t_min[FFC_BK_N]
+    if scratch == NULL:
+        return 0
+    for bk in range(FFC_BK_N):
+        t_min[bk] = 1e300
+        if bk == 0 or ffc_backends[bk].sgemm != NULL:
+            _run(bk, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, scratch, n)
+    while rounds < _TIME_REPS and (rounds < 2 or total < _TIME_BUDGET):
+        for bk in range(FFC_BK_N):
+            if bk != 0 and ffc_backends[bk].sgemm == NULL:
+                continue
+            t0 = ffc_seconds()
+            _run(bk, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, scratch, n)
+            dt = ffc_seconds() - t0
+            total += dt
+            if dt < t_min[bk]:
+                t_min[bk] = dt
+        rounds += 1
+    for bk in range(FFC_BK_N):
+        if t_min[bk] >= 1e300:
+            continue
+        score = t_min[bk] * (1.0 + _TIME_MARGIN if bk != 0 else 1.0)
+        if score < best_t:
+            best_t = score
+            best = bk
+    free(scratch)
+    return ffc_route_add(m, n, k, flags, best, 1)
+
+
+ctypedef struct ConvTask:
+    const float* a
+    int a_rows, a_cols, lda
+    uint16_t* a_out
+    const float* b
+    int b_rows, b_cols, ldb
+    uint16_t* b_out
+
+
+cdef void _conv_part(void* arg, int part, int nparts) noexcept nogil:
+    """Rows of both operands rounded to bfloat16, part `part` of each."""
+    cdef ConvTask* t = <ConvTask*>arg
+    cdef long lo, hi
+    ffc_part_range(t.a_rows, part, nparts, 1, &lo, &hi)
+    if hi > lo:
+        ffc_bf16_rows(t.a, t.lda, lo, hi, t.a_cols, t.a_out)
+    ffc_part_range(t.b_rows, part, nparts, 1, &lo, &hi)
+    if hi > lo:
+        ffc_bf16_rows(t.b, t.ldb, lo, hi, t.b_cols, t.b_out)
+
+
+cdef bint _gemm_bf16(bint trans_a, bint trans_b, int m, int n, int k,
+                     float alpha, const float* a, int lda, const float* b, int ldb,
+                     float beta, float* c, int ldc) noexcept nogil:
+    """C = alpha * bf16(op(A)) @ bf16(op(B)) + beta * C, accumulated in float32 by MKL.
+
+    The operands are rounded into this thread's scratch (split over the pool in a step),
+    then the product is split like any other.  False if the scratch could not grow.
+    """
+    cdef ConvTask ct
+    cdef GemmTask t
+    cdef size_t na, nb
+    cdef uint16_t* buf
+    ct.a_rows = k if trans_a else m
+    ct.a_cols = m if trans_a else k
+    ct.b_rows = n if trans_b else k
+    ct.b_cols = k if trans_b else n
+    na = <size_t>ct.a_rows * ct.a_cols
+    nb = <size_t>ct.b_rows * ct.b_cols
+    buf = ffc_bf16_buffer(na + nb + 1)
+    if buf == NULL:
+        return False
+    ct.a = a
+    ct.lda = lda
+    ct.a_out = buf
+    ct.b = b
+    ct.ldb = ldb
+    ct.b_out = buf + na
+    if ffc_pool_parts() >= 2 and na + nb >= 65536:
+        ffc_pool_run(_conv_part, &ct)
+    else:
+        _conv_part(&ct, 0, 1)
+    if not _splits(1, m, n, k):
+        _bf16_1(trans_a, trans_b, m, n, k, alpha, ct.a_out, ct.a_cols, ct.b_out, ct.b_cols,
+                beta, c, ldc)
+        return True
+    t.kind = KIND_BF16
+    t.backend = 1
+    t.trans_a = trans_a
+    t.trans_b = trans_b
+    t.split_rows = m >= n
+    t.m = m
+    t.n = n
+    t.k = k
+    t.lda = ct.a_cols
+    t.ldb = ct.b_cols
+    t.ldc = ldc
+    t.alpha = alpha
+    t.beta = beta
+    t.a = <const char*>ct.a_out
+    t.b = <const char*>ct.b_out
+    t.c = <char*>c
+    ffc_pool_run(_gemm_part, &t)
+    return True
+
+
+cdef void gemm(bint trans_a, bint trans_b, int m, int n, int k,
+               floating alpha, const floating* a, int lda,
+               const floating* b, int ldb,
+               floating beta, floating* c, int ldc) noexcept nogil:
+    """C = alpha * op(A) @ op(B) + beta * C, row-major; op(A) is (m, k), op(B) is (k, n).
+
+    The one GEMM of every kernel.  It picks the backend (the forced one, or in "auto"
+    the route of this float32 shape, timed at its first product), rounds float32
+    operands to bfloat16 when that compute dtype is on, and inside
+    parallel_begin/parallel_end splits a large product into row (or column) blocks of
+    C, one per thread of the pool, when the backend runs one thread.
+    """
+    cdef int bk, flags
+    if floating is float:
+        if _bf16 and m > 0 and n > 0 and k > 0:
+            if _gemm_bf16(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc):
+                return
+        if _mode >= 0:
+            bk = _mode
+        else:
+            flags = ffc_route_flags(trans_a, trans_b, ffc_pool_parts())
+            if <double>m * n * k < _TIME_MIN:
+                bk = 0      # too small to tell the backends apart: no lookup either
+            else:
+                bk = ffc_route_find(m, n, k, flags)
+            if bk < 0 and ffc_n_routes >= FFC_MAX_ROUTES:
+                bk = 0      # no room to remember another shape
+            elif bk < 0:
+                bk = _time_shape(flags, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb,
+                                 beta)
+    else:
+        bk = _mode if _mode > 0 else 0
+    _run(bk, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 
 
 # ----------------------------------------------------------------- the pool
@@ -174,9 +430,10 @@ cdef int parallel_begin() noexcept nogil:
         ffc_pool_release()
         return 0
     _split_gemm = blas_threads == 1
-    # idle workers spin between the tasks of a step only when the GEMMs are theirs too;
-    # otherwise they sleep at once and leave the cores to OpenBLAS's threads
-    ffc_pool_set_spin(FFC_SPIN_NS if _split_gemm else 0)
+    # idle workers spin between the tasks of a step only when the GEMMs are theirs too
+    # (OpenBLAS single-threaded, or another backend or bf16 may serve them); otherwise
+    # they sleep at once and leave the cores to OpenBLAS's threads
+    ffc_pool_set_spin(FFC_SPIN_NS if (_split_gemm or _mode != 0 or _bf16) else 0)
     return 1
 
 
@@ -344,6 +601,117 @@ def backend():
     return _backend
 
 
+# ----------------------------------------------------------------- backends (fastfc._gemm)
+
+def set_backend(int index, size_t sgemm, size_t dgemm, size_t bf16=0, size_t set_local=0):
+    """Fill slot `index` (1 MKL, 2 private OpenBLAS) with CBLAS functions (0: empty).
+
+    ``sgemm``/``dgemm`` are ``cblas_sgemm``/``cblas_dgemm``, ``bf16`` is
+    ``cblas_gemm_bf16bf16f32`` (or 0), ``set_local`` a thread-local thread-count setter
+    called with 1 around each call (``mkl_set_num_threads_local``; 0 when the library
+    already runs one thread).  Only while no GEMM runs (fastfc._gemm's contract).
+    """
+    if not 1 <= index < FFC_BK_N:
+        raise ValueError(f"index must be in [1, {FFC_BK_N}), got {index}")
+    if (sgemm == 0) != (dgemm == 0):
+        raise ValueError("sgemm and dgemm must both be given or both be 0")
+    ffc_backends[index].sgemm = <ffc_cblas_sgemm><void*>sgemm
+    ffc_backends[index].dgemm = <ffc_cblas_dgemm><void*>dgemm
+    ffc_backends[index].bf16 = <ffc_cblas_bf16><void*>bf16
+    ffc_backends[index].set_local = <ffc_threads_local><void*>set_local
+
+
+def backend_loaded(int index):
+    """Whether backend `index` can run a product (0, SciPy's OpenBLAS, always can)."""
+    if not 0 <= index < FFC_BK_N:
+        raise ValueError(f"index must be in [0, {FFC_BK_N}), got {index}")
+    return index == 0 or ffc_backends[index].sgemm != NULL
+
+
+def set_mode(int mode):
+    """Backend of every product (0, 1, 2) or -1 (per float32 shape); returns the old mode."""
+    global _mode
+    if not -1 <= mode < FFC_BK_N:
+        raise ValueError(f"mode must be in [-1, {FFC_BK_N}), got {mode}")
+    if mode > 0 and ffc_backends[mode].sgemm == NULL:
+        raise ValueError(f"backend {mode} is not loaded")
+    old = _mode
+    _mode = mode
+    return old
+
+
+def get_mode():
+    """The mode set_mode set (0 by default: SciPy's OpenBLAS for every product)."""
+    return _mode
+
+
+def set_bf16(bint on):
+    """float32 products in bfloat16 through MKL (needs its bf16 GEMM); returns the old value."""
+    global _bf16
+    if on and ffc_backends[1].bf16 == NULL:
+        raise ValueError("no bfloat16 GEMM is loaded")
+    old = _bf16
+    _bf16 = on
+    return bool(old)
+
+
+def routes():
+    """The routes as (m, n, k, flags, backend) tuples, in the order they were added."""
+    cdef int i
+    cdef int count = ffc_n_routes
+    cdef const ffc_route* r
+    out = []
+    for i in range(count):
+        r = ffc_route_at(i)
+        out.append((r.m, r.n, r.k, r.flags, r.backend))
+    return out
+
+
+def add_route(int m, int n, int k, int flags, int backend):
+    """Route float32 products of this shape (flags: see gemm_dispatch.h) to `backend`;
+    a shape that has a route keeps it.  Returns the backend the shape now uses."""
+    if not 0 <= backend < FFC_BK_N:
+        raise ValueError(f"backend must be in [0, {FFC_BK_N}), got {backend}")
+    if m < 0 or n < 0 or k < 0 or flags < 0:
+        raise ValueError("m, n, k and flags must be >= 0")
+    return ffc_route_add(m, n, k, flags, backend, 0)
+
+
+def clear_routes():
+    """Forget every route (the next product of each shape is timed again)."""
+    ffc_routes_clear()
+
+
+def routes_timed():
+    """Routes chosen by timing since the last clear_routes (not from the cache)."""
+    return ffc_routes_timed
+
+
+def route_flags(bint trans_a, bint trans_b, int parts):
+    """The flags of a route (its transposes and the pool's parts)."""
+    return ffc_route_flags(trans_a, trans_b, parts)
+
+
+def _set_timing(double margin, int reps, double budget):
+    """Set the timing's margin, most runs and budget (s); returns the old three."""
+    global _TIME_MARGIN, _TIME_REPS, _TIME_BUDGET
+    if not margin >= 0 or reps < 1 or not budget >= 0:
+        raise ValueError("margin >= 0, reps >= 1 and budget >= 0 expected")
+    old = (_TIME_MARGIN, _TIME_REPS, _TIME_BUDGET)
+    _TIME_MARGIN, _TIME_REPS, _TIME_BUDGET = margin, reps, budget
+    return old
+
+
+def _bf16_round(const float[::1] x, uint16_t[::1] out):
+    """out = the bfloat16 bits of x (round to nearest, ties to even)."""
+    if out.shape[0] != x.shape[0]:
+        raise ValueError("x and out must have the same length")
+    if x.shape[0] == 0:
+        return
+    with nogil:
+        ffc_bf16_rows(&x[0], x.shape[0], 0, 1, x.shape[0], &out[0])
+
+
 # ----------------------------------------------------------------- def twins for tests
 
 def _gemm(const floating[:, ::1] a, const floating[:, ::1] b, floating[:, ::1] c,
@@ -354,6 +722,20 @@ def _gemm(const floating[:, ::1] a, const floating[:, ::1] b, floating[:, ::1] c
     with nogil:
         gemm(trans_a, trans_b, m, n, k, alpha, &a[0, 0], a.shape[1],
              &b[0, 0], b.shape[1], beta, &c[0, 0], n)
+
+
+def _gemm_step(const floating[:, ::1] a, const floating[:, ::1] b, floating[:, ::1] c,
+               bint trans_a=False, bint trans_b=False):
+    """c = op(a) @ op(b) as inside a Net step: with fastfc's pool owned for the call, so
+    a product is split over it as a step would split it (for benchmarks)."""
+    cdef int m = c.shape[0], n = c.shape[1]
+    cdef int k = a.shape[0] if trans_a else a.shape[1]
+    cdef int token
+    with nogil:
+        token = parallel_begin()
+        gemm(trans_a, trans_b, m, n, k, <floating>1, &a[0, 0], a.shape[1],
+             &b[0, 0], b.shape[1], <floating>0, &c[0, 0], n)
+        parallel_end(token)
 
 
 def _axpy(double alpha, const floating[::1] x, floating[::1] y):

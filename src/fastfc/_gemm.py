@@ -1,0 +1,573 @@
+"""The GEMM backends of fastfc's kernels and which one serves which product.
+
+Every matrix product of the kernels goes through one dispatch point
+(``fastfc._kernels.blas.gemm``), which can call
+
+``openblas``
+    SciPy's bundled OpenBLAS through ``scipy.linalg.cython_blas`` -- always there, the
+    default for float64 and for every product unless another backend is faster.
+``mkl``
+    Intel MKL from the ``mkl`` wheel (``pip install "fastfc[mkl]"``): ``libmkl_rt`` is
+    found and loaded at first use (the first ``Net``, or a setter here), never at
+    ``import fastfc``.  It runs its sequential layer, one thread per call: inside a Net
+    step fastfc's own pool splits a large product over its threads, so no OpenMP
+    runtime runs beside OpenBLAS's threads.  Also the only bfloat16 GEMM
+    (``cblas_gemm_bf16bf16f32``).
+``openblas-private``
+    A private OpenBLAS from the ``scipy-openblas32`` wheel, held at one thread (a setting
+    of that copy only, which nothing else in the process uses) so that fastfc's pool
+    splits its products, without touching the thread count of SciPy's copy (which
+    other code sees).  Loaded when installed (``pip install scipy-openblas32``); see
+    bench/README.md for what it measured.
+
+The mode comes from ``FASTFC_GEMM`` (``auto``, the default, ``openblas``, ``mkl`` or
+``openblas-private``), :func:`set_gemm_backend`, or ``fastfc train --gemm``.  A forced
+backend serves every product (float32 and float64).  ``auto`` routes each float32 shape
+(sizes, transposes, parts of the pool) to the fastest backend: the first product of a
+shape is timed on each loaded backend (into scratch memory: one untimed run each, then
+2 to 5 rounds that run every backend once in turn, no more once the rounds took 2 ms;
+the fastest run of each backend counts -- so three products per backend for a large
+shape, a few ms in all for small ones; the first W3 step of bench/ took 2.5 s with three
+backends on the loaded 2-core development machine, once per machine) and another
+backend must beat OpenBLAS by 3% to win.  Products under 32768 multiply-adds stay on
+OpenBLAS untimed.  float64 products stay on OpenBLAS in ``auto``, so float64 results
+do not depend on the machine's timing.  The choices are cached on disk
+(:func:`cache_path`), keyed by the CPU model and the versions of the libraries; an
+unreadable, corrupt or foreign cache file is ignored and rewritten.  With the cache,
+auto-selection is deterministic.
+"""
+import atexit
+import contextlib
+import glob
+import hashlib
+import json
+import os
+import sys
+import threading
+
+__all__ = ["set_gemm_backend", "get_gemm_backend", "set_compute_dtype", "compute_dtype",
+           "gemm_info", "cache_path", "save_cache"]
+
+BACKENDS = ("openblas", "mkl", "openblas-private")
+MODES = ("auto",) + BACKENDS
+_INDEX = {name: i for i, name in enumerate(BACKENDS)}
+_MKL_THREADING_SEQUENTIAL = 1
+_CACHE_FORMAT = 1
+
+_lock = threading.RLock()
+_configured = False
+_mode_name = "openblas"
+_libs = {}              # backend name -> dict(path, version, handle, ...)
+_load_errors = {}       # backend name -> why it could not be loaded
+_cache_status = "not read"
+_cache_loaded = 0
+_atexit_done = False
+_compute_dtype = "float32"
+
+
+# ----------------------------------------------------------------- finding libraries
+
+def _mkl_candidates():
+    """Paths where libmkl_rt may be: the ``mkl`` wheel's files, the prefix, the loader."""
+    found = []
+    env = os.environ.get("FASTFC_MKL_LIBRARY")
+    if env:
+        found.append(env)
+    try:
+        from importlib import metadata
+        dist = metadata.distribution("mkl")
+        for f in dist.files or ():
+            name = os.path.basename(str(f))
+            if name.startswith("libmkl_rt.so") or name in ("libmkl_rt.dylib", "mkl_rt.2.dll"):
+                found.append(str(dist.locate_file(f)))
+    except Exception:      # no mkl distribution, or broken metadata
+        pass
+    for prefix in dict.fromkeys((sys.prefix, sys.base_prefix)):
+        found += sorted(glob.glob(os.path.join(prefix, "lib", "libmkl_rt.so*")), reverse=True)
+    import ctypes.util
+    name = ctypes.util.find_library("mkl_rt")
+    if name:
+        found.append(name)
+    return list(dict.fromkeys(p for p in found if p))
+
+
+def _already_mapped(fragment):
+    """Whether a library whose path contains `fragment` is mapped in this process."""
+    try:
+        with open("/proc/self/maps") as f:
+            return any(fragment in line for line in f)
+    except OSError:
+        return False
+
+
+def _load_mkl():
+    """Load libmkl_rt (sequential layer) and fill the MKL slot; returns its info dict."""
+    import ctypes
+    from fastfc._kernels import blas
+    errors = []
+    for path in _mkl_candidates():
+        try:
+            was_mapped = _already_mapped("libmkl_rt")
+            lib = ctypes.CDLL(path)
+        except OSError as exc:
+            errors.append(f"{path}: {exc}")
+            continue
+        try:
+            sgemm, dgemm = lib.cblas_sgemm, lib.cblas_dgemm
+        except AttributeError:
+            errors.append(f"{path}: no cblas_sgemm")
+            continue
+        bf16 = getattr(lib, "cblas_gemm_bf16bf16f32", None)
+        set_local = lib.mkl_set_num_threads_local
+        set_local.restype = ctypes.c_int
+        set_local.argtypes = [ctypes.c_int]
+        layer = "sequential"
+        if was_mapped or os.environ.get("MKL_THREADING_LAYER"):
+            # another user of MKL in this process (or the user) owns the threading
+            # layer: leave it, and ask for one thread on the calling thread per call
+            layer = os.environ.get("MKL_THREADING_LAYER", "as loaded").lower()
+            local = ctypes.cast(set_local, ctypes.c_void_p).value
+        else:
+            lib.MKL_Set_Threading_Layer.restype = ctypes.c_int
+            got = lib.MKL_Set_Threading_Layer(ctypes.c_int(_MKL_THREADING_SEQUENTIAL))
+            if got == _MKL_THREADING_SEQUENTIAL:
+                local = 0
+            else:       # the layer was fixed already: one thread per call instead
+                layer = "as loaded"
+                local = ctypes.cast(set_local, ctypes.c_void_p).value
+        buf = ctypes.create_string_buffer(256)
+        lib.MKL_Get_Version_String(buf, ctypes.c_int(len(buf)))
+        version = buf.value.decode(errors="replace").strip()
+        blas.set_backend(_INDEX["mkl"], ctypes.cast(sgemm, ctypes.c_void_p).value,
+                         ctypes.cast(dgemm, ctypes.c_void_p).value,
+                         ctypes.cast(bf16, ctypes.c_void_p).value if bf16 else 0, local)
+        return {"path": os.path.realpath(path), "version": version, "handle": lib,
+                "threading": layer, "bf16": bf16 is not None}
+    raise ImportError("MKL was not found (install it with: pip install 'fastfc[mkl]')"
+                      + (f"; tried {'; '.join(errors)}" if errors else ""))
+
+
+def _load_private_openblas():
+    """Load the scipy-openblas32 wheel's OpenBLAS, one thread; returns its info dict."""
+    import ctypes
+    from fastfc._kernels import blas
+    try:
+        import scipy_openblas32
+    except ImportError:
+        raise ImportError("the private OpenBLAS needs the scipy-openblas32 wheel "
+                          "(pip install scipy-openblas32)") from None
+    folder = scipy_openblas32.get_lib_dir()
+    paths = sorted(glob.glob(os.path.join(folder, "lib*openblas*.so*"))
+                   + glob.glob(os.path.join(folder, "lib*openblas*.dylib")))
+    if not paths:
+        raise ImportError(f"no OpenBLAS library in {folder}")
+    lib = ctypes.CDLL(paths[0])
+    prefix = scipy_openblas32.get_symbol_prefix() if hasattr(
+        scipy_openblas32, "get_symbol_prefix") else "scipy_"
+    sgemm = getattr(lib, f"{prefix}cblas_sgemm")
+    dgemm = getattr(lib, f"{prefix}cblas_dgemm")
+    getattr(lib, f"{prefix}openblas_set_num_threads")(ctypes.c_int(1))
+    config = getattr(lib, f"{prefix}openblas_get_config")
+    config.restype = ctypes.c_char_p
+    blas.set_backend(_INDEX["openblas-private"], ctypes.cast(sgemm, ctypes.c_void_p).value,
+                     ctypes.cast(dgemm, ctypes.c_void_p).value, 0, 0)
+    return {"path": os.path.realpath(paths[0]), "version": config().decode(errors="replace"),
+            "handle": lib, "threading": "1 thread (fastfc's pool splits)", "bf16": False}
+
+
+_LOADERS = {"mkl": _load_mkl, "openblas-private": _load_private_openblas}
+
+
+def _load(name):
+    """Load backend `name` once; returns its info dict or raises ImportError."""
+    if name == "openblas":
+        return None
+    if name not in _libs:
+        _libs[name] = _LOADERS[name]()
+        _load_errors.pop(name, None)
+    return _libs[name]
+
+
+# ----------------------------------------------------------------- CPU
+
+def _cpu():
+    """(model name, flags) of the first CPU in /proc/cpuinfo ('' and empty elsewhere)."""
+    model, flags = "", set()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                key = key.strip()
+                if key == "model name" and not model:
+                    model = value.strip()
+                elif key == "flags":
+                    flags = set(value.split())
+                    break
+    except OSError:
+        pass
+    return model, flags
+
+
+def bf16_isa():
+    """'AMX', 'AVX512-BF16' or None: how this CPU runs a bfloat16 GEMM natively.
+
+    Read from the kernel's CPUID flags at run time (``amx_bf16``, ``avx512_bf16``).
+    """
+    _, flags = _cpu()
+    if "amx_bf16" in flags and "amx_tile" in flags:
+        return "AMX"
+    if "avx512_bf16" in flags:
+        return "AVX512-BF16"
+    return None
+
+
+def _vendor():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip() == "vendor_id":
+                    return value.strip()
+    except OSError:
+        pass
+    return ""
+
+
+def bf16_accelerated():
+    """The bf16 ISA MKL's bf16 GEMM uses here, or None when it emulates bf16.
+
+    MKL picks its AVX-512 / AMX code paths on Intel CPUs only (``MKL_VERBOSE`` on an AMD
+    Zen 4 with AVX512-BF16 reports its generic "Intel(R) Architecture processors" path,
+    and its bf16 GEMM ran slower than its float32 one there), so on other vendors the
+    CPU's bf16 instructions are listed by :func:`bf16_isa` but not counted as used.
+    """
+    isa = bf16_isa()
+    return isa if isa is not None and _vendor() == "GenuineIntel" else None
+
+
+def _isa():
+    _, flags = _cpu()
+    if "avx512f" in flags:
+        return "AVX-512"
+    if "avx2" in flags:
+        return "AVX2"
+    return "baseline"
+
+
+# ----------------------------------------------------------------- the cache
+
+def cache_path():
+    """The file that keeps auto-selection's choices for this machine and these libraries.
+
+    In ``$FASTFC_CACHE_DIR``, else ``$XDG_CACHE_HOME/fastfc``, else ``~/.cache/fastfc``;
+    the name carries a hash of the key (CPU model, library versions, fastfc's version).
+    """
+    folder = os.environ.get("FASTFC_CACHE_DIR")
+    if not folder:
+        base = os.environ.get("XDG_CACHE_HOME") or os.path.join(
+            os.path.expanduser("~"), ".cache")
+        folder = os.path.join(base, "fastfc")
+    digest = hashlib.sha256(json.dumps(_cache_key(), sort_keys=True).encode()).hexdigest()
+    return os.path.join(folder, f"gemm-routes-{digest[:16]}.json")
+
+
+def _cache_key():
+    from fastfc._config import __version__
+    model, _ = _cpu()
+    return {"cpu": model, "isa": _isa(), "fastfc": __version__,
+            "openblas": _scipy_openblas_version(),
+            "backends": {name: info["version"] for name, info in sorted(_libs.items())}}
+
+
+def _scipy_openblas_version():
+    import ctypes
+    from fastfc import _openblas
+    lib = _openblas._handle
+    for prefix in ("scipy_", ""):
+        fn = getattr(lib, f"{prefix}openblas_get_config", None) if lib is not None else None
+        if fn is not None:
+            fn.restype = ctypes.c_char_p
+            return fn().decode(errors="replace")
+    try:
+        import scipy
+        return f"scipy {scipy.__version__}"
+    except ImportError:
+        return "unknown"
+
+
+def _read_cache():
+    """Add the cached routes; returns (count, status)."""
+    from fastfc._kernels import blas
+    path = cache_path()
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except FileNotFoundError:
+        return 0, "none yet"
+    except (OSError, ValueError, UnicodeDecodeError) as exc:
+        return 0, f"ignored (unreadable: {type(exc).__name__})"
+    if (not isinstance(data, dict) or data.get("format") != _CACHE_FORMAT
+            or data.get("key") != _cache_key() or not isinstance(data.get("routes"), list)):
+        return 0, "ignored (stale or not a fastfc cache)"
+    good = []
+    for entry in data["routes"]:
+        if (not isinstance(entry, list) or len(entry) != 5
+                or not all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 2**31
+                           for v in entry[:4])
+                or entry[4] not in BACKENDS or not blas.backend_loaded(_INDEX[entry[4]])):
+            return 0, "ignored (corrupt entry)"
+        good.append(entry)
+    for m, n, k, flags, name in good:
+        blas.add_route(m, n, k, flags, _INDEX[name])
+    return len(good), f"read {len(good)} routes"
+
+
+def save_cache():
+    """Write the routes of this process to :func:`cache_path`; returns the path or None.
+
+    Called at exit when auto-selection timed a new shape.  Written to a temporary file
+    and renamed, so a reader never sees half a file; a failure to write is ignored.
+    """
+    from fastfc._kernels import blas
+    with _lock:
+        if not _configured or _mode_name != "auto":
+            return None
+        routes = [[m, n, k, flags, BACKENDS[b]] for m, n, k, flags, b in blas.routes()]
+        path = cache_path()
+        data = {"format": _CACHE_FORMAT, "key": _cache_key(), "routes": routes}
+        try:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            tmp = f"{path}.{os.getpid()}.tmp"
+            with open(tmp, "w", encoding="utf-8") as f:
+                json.dump(data, f)
+            os.replace(tmp, path)
+        except OSError:
+            return None
+        return path
+
+
+def _save_at_exit():
+    from fastfc._kernels import blas
+    if blas.routes_timed() > 0:
+        save_cache()
+
+
+# ----------------------------------------------------------------- modes
+
+def _env_mode():
+    mode = os.environ.get("FASTFC_GEMM", "auto").strip().lower() or "auto"
+    if mode not in MODES:
+        import warnings
+        warnings.warn(f"FASTFC_GEMM must be one of {', '.join(MODES)}, got {mode!r}; "
+                      "using 'auto'", RuntimeWarning, stacklevel=4)
+        mode = "auto"
+    return mode
+
+
+def configure():
+    """Set the GEMM mode from ``FASTFC_GEMM`` (once; called with fastfc's pool at first use)."""
+    global _configured
+    with _lock:
+        if _configured:
+            return
+        mode = _env_mode()
+        try:
+            _apply(mode)
+        except ImportError as exc:
+            import warnings
+            warnings.warn(f"FASTFC_GEMM={mode}: {exc}; using 'openblas'", RuntimeWarning,
+                          stacklevel=3)
+            _apply("openblas")
+        _configured = True
+
+
+def _apply(mode):
+    """Switch the kernels to `mode` (loads what it needs; ImportError if it cannot)."""
+    global _mode_name, _cache_status, _cache_loaded, _atexit_done
+    from fastfc._kernels import blas
+    if mode in ("mkl", "openblas-private"):
+        _load(mode)
+        blas.set_mode(_INDEX[mode])
+    elif mode == "openblas":
+        blas.set_mode(0)
+    else:
+        # auto: every other backend that is installed competes with SciPy's OpenBLAS
+        for name in BACKENDS[1:]:
+            try:
+                _load(name)
+            except (ImportError, OSError) as exc:
+                _load_errors[name] = str(exc)
+        others = any(name in _libs for name in BACKENDS[1:])
+        blas.set_mode(-1 if others else 0)
+        blas.clear_routes()
+        if others:
+            _cache_loaded, _cache_status = _read_cache()
+            if not _atexit_done:
+                atexit.register(_save_at_exit)
+                _atexit_done = True
+        else:
+            _cache_loaded, _cache_status = 0, "unused (only one backend)"
+    _mode_name = mode
+
+
+def set_gemm_backend(name):
+    """Choose the GEMM backend of fastfc's kernels; returns the previous mode.
+
+    Parameters
+    ----------
+    name : {'auto', 'openblas', 'mkl', 'openblas-private'}
+        ``auto`` times each loaded backend at each float32 product shape and keeps the
+        fastest (cached on disk); the others serve every product.
+
+    Raises
+    ------
+    ValueError
+        If `name` is not one of these.
+    ImportError
+        If the backend's library is not installed (``pip install "fastfc[mkl]"``).
+    """
+    if not isinstance(name, str) or name.strip().lower() not in MODES:
+        raise ValueError(f"name must be one of {', '.join(MODES)}, got {name!r}")
+    from fastfc import _openblas
+    _openblas.connect()
+    with _lock:
+        old = _mode_name
+        _apply(name.strip().lower())
+        if _compute_dtype == "bfloat16" and "mkl" not in _libs:
+            set_compute_dtype("float32")
+        return old
+
+
+def get_gemm_backend():
+    """The mode in use: 'auto', 'openblas', 'mkl' or 'openblas-private'."""
+    from fastfc import _openblas
+    _openblas.connect()
+    return _mode_name
+
+
+def set_compute_dtype(dtype):
+    """Compute the float32 GEMMs in bfloat16 (or back in float32); returns the previous.
+
+    With ``"bfloat16"`` every float32 product of the kernels (a Net's steps and the
+    layer functions) rounds its two operands to bfloat16 (round to nearest, ties to
+    even) and accumulates in float32 with MKL's ``cblas_gemm_bf16bf16f32``.  Parameters,
+    optimiser state, losses and normalisation statistics stay float32 (the master
+    copy), so checkpoints are unchanged.  float64 products are not affected.  Natively
+    fast on Intel CPUs with AMX or AVX512-BF16 (:func:`bf16_accelerated`); MKL emulates
+    it elsewhere (correct, but no faster than float32).
+
+    Raises
+    ------
+    ValueError
+        If `dtype` is neither 'float32' nor 'bfloat16'.
+    RuntimeError
+        For 'bfloat16' when MKL (with its bf16 GEMM) is not installed.
+    """
+    global _compute_dtype
+    name = getattr(dtype, "name", dtype)
+    if name not in ("float32", "bfloat16"):
+        raise ValueError(f"dtype must be 'float32' or 'bfloat16', got {dtype!r}")
+    from fastfc import _openblas
+    from fastfc._kernels import blas
+    _openblas.connect()
+    with _lock:
+        if name == "bfloat16":
+            try:
+                info = _load("mkl")
+            except (ImportError, OSError) as exc:
+                raise RuntimeError(
+                    "compute dtype 'bfloat16' needs MKL's bfloat16 GEMM, which is not "
+                    f"available: {exc}") from None
+            if not info["bf16"]:
+                raise RuntimeError("compute dtype 'bfloat16' needs cblas_gemm_bf16bf16f32, "
+                                   f"which {info['path']} does not export")
+        old = _compute_dtype
+        blas.set_bf16(name == "bfloat16")
+        _compute_dtype = name
+        return old
+
+
+@contextlib.contextmanager
+def compute_dtype(dtype):
+    """Context manager: :func:`set_compute_dtype` for the block, the previous one after."""
+    old = set_compute_dtype(dtype)
+    try:
+        yield
+    finally:
+        set_compute_dtype(old)
+
+
+def gemm_info():
+    """The backends, their versions, the mode and the choices, as a dict (for show_config)."""
+    from fastfc import _openblas
+    from fastfc._kernels import blas
+    _openblas.connect()
+    backends = {"openblas": {"loaded": True, "version": _scipy_openblas_version(),
+                             "path": _openblas.thread_control_library,
+                             "threading": "OpenBLAS's own threads, or fastfc's pool when "
+                                          "OpenBLAS runs one"}}
+    for name in BACKENDS[1:]:
+        info = _libs.get(name)
+        if info is not None:
+            backends[name] = {"loaded": True, "version": info["version"], "path": info["path"],
+                              "threading": info["threading"], "bf16": info["bf16"]}
+        else:
+            backends[name] = {"loaded": False, "why": _load_errors.get(name, "not loaded")}
+    counts = {}
+    for *_, b in blas.routes():
+        counts[BACKENDS[b]] = counts.get(BACKENDS[b], 0) + 1
+    isa = bf16_accelerated()
+    return {"mode": _mode_name, "isa": _isa(), "backends": backends,
+            "routes": [(m, n, k, flags & 1, (flags >> 1) & 1, flags >> 2, BACKENDS[b])
+                       for m, n, k, flags, b in blas.routes()],
+            "route_counts": counts,
+            "cache": {"path": cache_path() if _mode_name == "auto" else None,
+                      "status": _cache_status if _mode_name == "auto" else "unused"},
+            "compute_dtype": _compute_dtype,
+            "bf16": {"available": bool(_libs.get("mkl", {}).get("bf16")),
+                     "cpu_isa": bf16_isa(), "accelerated": isa, "emulated": isa is None}}
+
+
+def format_info(info, row_width=15):
+    """The lines of :func:`gemm_info` in ``show_config()``'s layout."""
+    lines = ["GEMM backends"]
+
+    def row(key, value):
+        lines.append(f"  {key:<{row_width}} {value}")
+
+    if "error" in info:
+        row("error", info["error"])
+        return lines
+    row("mode", f"{info['mode']} (FASTFC_GEMM, fastfc.set_gemm_backend or fastfc train "
+                f"--gemm; auto: float32 shapes timed, float64 on openblas)")
+    row("CPU ISA", info["isa"])
+    for name, b in info["backends"].items():
+        if b["loaded"]:
+            extra = f", bf16 GEMM" if b.get("bf16") else ""
+            row(name, f"{b['version']} ({b['threading']}{extra})")
+            if b.get("path"):
+                row("", b["path"])
+        else:
+            row(name, f"not available: {b['why']}")
+    counts = ", ".join(f"{n} {c}" for n, c in sorted(info["route_counts"].items()))
+    row("choices", f"{len(info['routes'])} float32 shapes routed" +
+        (f" ({counts})" if counts else ""))
+    for m, n, k, ta, tb, parts, name in info["routes"][:12]:
+        row("", f"{m}x{n}x{k} {'T' if ta else 'N'}{'T' if tb else 'N'} "
+                f"{parts} thread{'s' if parts > 1 else ''} -> {name}")
+    if len(info["routes"]) > 12:
+        row("", f"... {len(info['routes']) - 12} more")
+    if info["cache"]["path"]:
+        row("cache", f"{info['cache']['path']} ({info['cache']['status']})")
+    bf = info["bf16"]
+    if bf["accelerated"]:
+        speed = f"accelerated ({bf['accelerated']})"
+    elif bf.get("cpu_isa"):
+        speed = (f"emulated (the CPU has {bf['cpu_isa']}, but MKL uses it on Intel CPUs "
+                 "only)")
+    else:
+        speed = "emulated (no AVX512-BF16 or AMX on this CPU)"
+    row("bfloat16", f"compute dtype {info['compute_dtype']}; bf16 GEMM "
+                    + (f"available, {speed}" if bf["available"]
+                       else "not available (needs MKL: pip install 'fastfc[mkl]')"))
+    return lines

@@ -1,0 +1,545 @@
+"""Tests of the GEMM dispatch (fastfc._gemm, csrc/gemm_dispatch.h, fastfc._kernels.blas).
+
+Backends: SciPy's OpenBLAS (always), MKL (the ``fastfc[mkl]`` extra: its tests run when
+it is installed and are skipped, saying so, when not), a private OpenBLAS
+(scipy-openblas32, when installed).  Covered: forced and auto selection, the on-disk
+cache (written, read back, corrupt, stale), a missing MKL, bfloat16 rounding against a
+NumPy formula, bf16 products and Net steps against float32 with stated tolerances,
+resume exactness with bf16, and thread counts other threads see.
+
+Tolerances of bfloat16.  bf16 keeps 8 significant bits: rounding an operand moves it by
+at most 2**-8 relative.  A product of two rounded operands is thus within about
+2 * 2**-8 = 0.8% of the float32 one, entry by entry, before cancellation in the sum;
+compared as norms of whole matrices (where the independent errors average) the bound
+below is 1%.
+Against the float64 product of the *rounded* operands only float32 accumulation
+differs: 1e-5 relative to the norm.
+"""
+import json
+import os
+import subprocess
+import sys
+import threading
+
+import numpy as np
+import pytest
+
+import fastfc
+from fastfc import _gemm, _openblas
+from fastfc._kernels import blas
+from fastfc.net import Net
+
+_openblas.connect()
+
+
+def _mkl_installed():
+    try:
+        _gemm._load("mkl")
+        return True
+    except (ImportError, OSError):
+        return False
+
+
+HAVE_MKL = _mkl_installed()
+needs_mkl = pytest.mark.skipif(not HAVE_MKL, reason="MKL not installed (pip install 'fastfc[mkl]')")
+try:
+    import scipy_openblas32  # noqa: F401
+    HAVE_PRIVATE = True
+except ImportError:
+    HAVE_PRIVATE = False
+
+
+@pytest.fixture(autouse=True)
+def restore_mode(tmp_path, monkeypatch):
+    """Each test starts from the mode it found and a private cache directory."""
+    monkeypatch.setenv("FASTFC_CACHE_DIR", str(tmp_path / "cache"))
+    mode = _gemm._mode_name
+    dtype = _gemm._compute_dtype
+    yield
+    _gemm.set_compute_dtype("float32")
+    _gemm.set_gemm_backend(mode)
+    if dtype != "float32":
+        _gemm.set_compute_dtype(dtype)
+
+
+def _operands(m, n, k, ta, tb, dtype, seed=0):
+    rng = np.random.default_rng(seed)
+    a = rng.standard_normal((k, m) if ta else (m, k)).astype(dtype)
+    b = rng.standard_normal((n, k) if tb else (k, n)).astype(dtype)
+    return a, b
+
+
+def _product(a, b, ta, tb, alpha=1.0, beta=0.0, c=None):
+    m = a.shape[1] if ta else a.shape[0]
+    n = b.shape[0] if tb else b.shape[1]
+    out = np.zeros((m, n), a.dtype) if c is None else c.copy()
+    blas._gemm(a, b, out, ta, tb, a.dtype.type(alpha), a.dtype.type(beta))
+    return out
+
+
+def _expected(a, b, ta, tb):
+    a64 = a.astype(np.float64).T if ta else a.astype(np.float64)
+    b64 = b.astype(np.float64).T if tb else b.astype(np.float64)
+    return a64 @ b64
+
+
+def _rel(x, y):
+    return np.linalg.norm(np.asarray(x, np.float64) - y) / np.linalg.norm(y)
+
+
+# ------------------------------------------------------------------ forced modes
+
+def test_modes_and_bad_names():
+    assert _gemm.get_gemm_backend() in _gemm.MODES
+    old = fastfc.set_gemm_backend("openblas")
+    assert fastfc.get_gemm_backend() == "openblas"
+    assert blas.get_mode() == 0
+    fastfc.set_gemm_backend(old)
+    for bad in ("cuda", "", None, 3):
+        with pytest.raises(ValueError, match="name must be one of"):
+            fastfc.set_gemm_backend(bad)
+
+
+def test_openblas_mode_is_the_old_path_bit_for_bit():
+    """Forced openblas calls SciPy's OpenBLAS exactly as before the dispatch existed;
+    float64 in auto does too (it never leaves OpenBLAS)."""
+    a, b = _operands(70, 50, 300, False, True, np.float64)
+    fastfc.set_gemm_backend("openblas")
+    forced = _product(a, b, False, True)
+    fastfc.set_gemm_backend("auto")
+    auto = _product(a, b, False, True)
+    np.testing.assert_array_equal(forced, auto)
+    np.testing.assert_allclose(forced, _expected(a, b, False, True), rtol=1e-12, atol=1e-10)
+
+
+@pytest.mark.parametrize("backend", ["mkl", "openblas-private"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("ta,tb", [(False, False), (True, False), (False, True), (True, True)])
+def test_forced_backend_products(backend, dtype, ta, tb):
+    if backend == "mkl" and not HAVE_MKL:
+        pytest.skip("MKL not installed")
+    if backend == "openblas-private" and not HAVE_PRIVATE:
+        pytest.skip("scipy-openblas32 not installed")
+    fastfc.set_gemm_backend(backend)
+    a, b = _operands(37, 29, 41, ta, tb, dtype)
+    c0 = np.random.default_rng(1).standard_normal((37, 29)).astype(dtype)
+    got = _product(a, b, ta, tb, alpha=0.5, beta=2.0, c=c0)
+    want = 0.5 * _expected(a, b, ta, tb) + 2.0 * c0
+    tol = dict(rtol=1e-4, atol=1e-4) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(got, want, **tol)
+
+
+@needs_mkl
+def test_mkl_net_steps_match_openblas_and_split_matches_serial():
+    """A Net trained on MKL (products split over fastfc's pool) follows the OpenBLAS
+    run to float32 tolerance, and the pooled run matches a serial one."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((128, 384)).astype(np.float32)
+    y = rng.integers(0, 10, 128)
+
+    def run(backend, threads):
+        fastfc.set_gemm_backend(backend)
+        net = Net([384, 256, 128, 10], seed=3, reg=1e-3)
+        net.set_optimizer("sgd", learning_rate=1e-2)
+        with fastfc.threads(threads):
+            losses = [net.train_step(X, y) for _ in range(4)]
+        return np.array(losses), net.params["W1"].copy()
+
+    ref = run("openblas", 1)
+    serial = run("mkl", 1)
+    pooled = run("mkl", 2)
+    np.testing.assert_allclose(serial[0], ref[0], rtol=1e-5)
+    np.testing.assert_allclose(serial[1], ref[1], rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(pooled[0], serial[0], rtol=1e-5)
+    np.testing.assert_allclose(pooled[1], serial[1], rtol=1e-4, atol=1e-6)
+
+
+@needs_mkl
+@pytest.mark.parametrize("bf16", [False, True])
+def test_mkl_products_split_over_the_pool(bf16):
+    """Inside a step (the pool owned) an MKL product is split over fastfc's threads, even
+    with OpenBLAS on its own threads, and gives the serial product's numbers."""
+    fastfc.set_gemm_backend("mkl")
+    a, b = _operands(256, 192, 300, False, True, np.float32)
+    with fastfc.compute_dtype("bfloat16" if bf16 else "float32"):
+        serial = _product(a, b, False, True)
+        out = np.zeros_like(serial)
+        with fastfc.threads(2):
+            before = blas.pool_info()["tasks_run"]
+            blas._gemm_step(a, b, out, False, True)
+            split = blas.pool_info()["tasks_run"] - before
+    if blas.pool_info()["thread_control"]:
+        assert split >= 1
+    np.testing.assert_allclose(out, serial, rtol=1e-5, atol=1e-4)
+
+
+# ------------------------------------------------------------------ auto and the cache
+
+@needs_mkl
+def test_auto_times_each_shape_once_and_caches_it(tmp_path):
+    fastfc.set_gemm_backend("auto")
+    assert blas.get_mode() == -1
+    assert blas.routes() == []                      # an empty cache directory
+    a, b = _operands(64, 96, 128, True, False, np.float32)
+    first = _product(a, b, True, False)
+    routes = blas.routes()
+    assert len(routes) == 1 and routes[0][:3] == (64, 96, 128)
+    assert routes[0][3] == blas.route_flags(True, False, 1)
+    assert blas.routes_timed() == 1
+    np.testing.assert_array_equal(_product(a, b, True, False), first)   # same route
+    assert len(blas.routes()) == 1
+    # float64 and tiny float32 products are not timed
+    _product(*_operands(64, 96, 128, False, False, np.float64), False, False)
+    _product(*_operands(4, 4, 4, False, False, np.float32), False, False)
+    assert len(blas.routes()) == 1
+    path = _gemm.save_cache()
+    assert path == _gemm.cache_path() and path.startswith(str(tmp_path))
+    data = json.load(open(path))
+    assert data["routes"] == [[64, 96, 128, routes[0][3], _gemm.BACKENDS[routes[0][4]]]]
+    assert data["key"]["cpu"] == _gemm._cpu()[0]
+    # a new session reads the choice back and times nothing: the same numbers
+    fastfc.set_gemm_backend("auto")
+    assert blas.routes() == routes and blas.routes_timed() == 0
+    assert _gemm.gemm_info()["cache"]["status"] == "read 1 routes"
+    np.testing.assert_array_equal(_product(a, b, True, False), first)
+    assert blas.routes_timed() == 0
+
+
+@needs_mkl
+@pytest.mark.parametrize("content", [b"{not json", b"\xff\xfe garbage", b"[]", b"null"])
+def test_corrupt_cache_is_ignored_and_rewritten(content):
+    fastfc.set_gemm_backend("openblas")
+    path = _gemm.cache_path()
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "wb") as f:
+        f.write(content)
+    fastfc.set_gemm_backend("auto")
+    assert blas.routes() == []
+    assert _gemm.gemm_info()["cache"]["status"].startswith("ignored")
+    _product(*_operands(64, 64, 64, False, False, np.float32), False, False)
+    assert _gemm.save_cache() == path
+    assert len(json.load(open(path))["routes"]) == 1
+
+
+@needs_mkl
+@pytest.mark.parametrize("bad", ["stale", "backend", "negative", "short", "bool"])
+def test_stale_or_bad_entries_are_ignored(bad):
+    fastfc.set_gemm_backend("auto")
+    path = _gemm.cache_path()
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    data = {"format": 1, "key": _gemm._cache_key(), "routes": [[64, 64, 64, 4, "mkl"]]}
+    if bad == "stale":
+        data["key"] = dict(data["key"], cpu="another CPU")
+    elif bad == "backend":
+        data["routes"][0][4] = "cuda"
+    elif bad == "negative":
+        data["routes"][0][0] = -1
+    elif bad == "short":
+        data["routes"][0] = data["routes"][0][:4]
+    else:
+        data["routes"][0][1] = True
+    with open(path, "w") as f:
+        json.dump(data, f)
+    fastfc.set_gemm_backend("auto")
+    assert blas.routes() == []
+    assert _gemm.gemm_info()["cache"]["status"].startswith("ignored")
+
+
+@needs_mkl
+def test_auto_in_a_net_is_deterministic_given_the_cache():
+    """Two processes with the same cache give the same float32 training run."""
+    code = ("import numpy as np, fastfc\n"
+            "rng = np.random.default_rng(0)\n"
+            "X = rng.standard_normal((64, 300)).astype(np.float32); y = rng.integers(0, 10, 64)\n"
+            "net = fastfc.Net([300, 200, 10], seed=1)\n"
+            "net.set_optimizer('adam', learning_rate=1e-3)\n"
+            "print(repr([float(net.train_step(X, y)) for _ in range(3)]))\n"
+            "from fastfc._kernels import blas; print(blas.routes_timed())\n")
+    env = dict(os.environ, FASTFC_GEMM="auto",
+               PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    outs = [subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                           env=env, timeout=120) for _ in range(2)]
+    for o in outs:
+        assert o.returncode == 0, o.stderr
+    first, second = (o.stdout.split("\n") for o in outs)
+    assert int(first[1]) > 0 and int(second[1]) == 0     # the second run only read the cache
+    assert first[0] == second[0]
+
+
+# ------------------------------------------------------------------ a missing MKL
+
+def _no_private():
+    raise ImportError("the private OpenBLAS needs the scipy-openblas32 wheel")
+
+
+def test_missing_mkl(monkeypatch):
+    with monkeypatch.context() as mp:      # undone before the mode is restored
+        mp.setattr(_gemm, "_mkl_candidates", lambda: [])
+        mp.setattr(_gemm, "_libs", {})
+        # and no private OpenBLAS either: auto then has SciPy's OpenBLAS alone
+        mp.setitem(_gemm._LOADERS, "openblas-private", _no_private)
+        _gemm.set_compute_dtype("float32")
+        _gemm.set_gemm_backend("openblas")      # MKL's slot may stay filled: use mode 0
+        with pytest.raises(ImportError, match=r"pip install 'fastfc\[mkl\]'"):
+            fastfc.set_gemm_backend("mkl")
+        with pytest.raises(RuntimeError, match="bfloat16.*MKL"):
+            fastfc.set_compute_dtype("bfloat16")
+        assert fastfc.get_gemm_backend() == "openblas"
+        fastfc.set_gemm_backend("auto")         # auto without MKL: OpenBLAS only
+        assert blas.get_mode() == 0
+        info = _gemm.gemm_info()
+        assert info["backends"]["mkl"]["loaded"] is False
+        assert "not found" in info["backends"]["mkl"]["why"]
+        assert info["bf16"]["available"] is False
+
+
+def test_env_forcing_a_missing_mkl_warns_and_uses_openblas():
+    code = ("import warnings, fastfc\n"
+            "from fastfc import _gemm\n"
+            "_gemm._mkl_candidates = lambda: []\n"
+            "with warnings.catch_warnings(record=True) as w:\n"
+            "    warnings.simplefilter('always')\n"
+            "    print(fastfc.get_gemm_backend()); print(w[0].message if w else '')\n")
+    env = dict(os.environ, FASTFC_GEMM="mkl", PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env=env, timeout=60)
+    assert out.returncode == 0, out.stderr
+    mode, message = out.stdout.splitlines()[:2]
+    assert mode == "openblas"
+    assert "FASTFC_GEMM=mkl" in message and "not found" in message
+
+
+def test_env_bad_value_warns():
+    code = "import fastfc\nprint(fastfc.get_gemm_backend())\n"
+    env = dict(os.environ, FASTFC_GEMM="cuda", PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    out = subprocess.run([sys.executable, "-W", "always", "-c", code], capture_output=True,
+                         text=True, env=env, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "auto"
+    assert "FASTFC_GEMM must be one of" in out.stderr
+
+
+def test_import_loads_no_backend():
+    code = ("import fastfc, sys\n"
+            "maps = open('/proc/self/maps').read() if sys.platform == 'linux' else ''\n"
+            "print('libmkl_rt' in maps, 'fastfc._kernels.blas' in sys.modules)\n")
+    env = dict(os.environ, FASTFC_GEMM="mkl", PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env=env, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split()[0] == "False"
+
+
+# ------------------------------------------------------------------ bfloat16
+
+def _bf16_numpy(x):
+    """bf16 bits by the formula: top 16 bits of u + 0x7FFF + ((u >> 16) & 1); NaN quiet."""
+    u = np.asarray(x, np.float32).view(np.uint32).astype(np.uint64)
+    r = ((u + 0x7FFF + ((u >> 16) & 1)) >> 16).astype(np.uint16)
+    nan = (u & 0x7FFFFFFF) > 0x7F800000
+    r[nan] = ((u[nan] >> 16) | 0x40).astype(np.uint16)
+    return r
+
+
+def _bf16_to_f32(bits):
+    return (bits.astype(np.uint32) << 16).view(np.float32)
+
+
+def _round_bf16(x):
+    return _bf16_to_f32(_bf16_numpy(x)).reshape(np.shape(x))
+
+
+def test_bf16_rounding_against_numpy_formula():
+    rng = np.random.default_rng(0)
+    special = np.array([0.0, -0.0, 1.0, -1.0, np.inf, -np.inf, np.nan, -np.nan,
+                        np.finfo(np.float32).max, -np.finfo(np.float32).max,
+                        np.finfo(np.float32).tiny, 1e-45, -1e-45,
+                        # exact ties: 1 + 2**-8 (to even: down), 1 + 3 * 2**-8 (up)
+                        1 + 2.0**-8, 1 + 3 * 2.0**-8, 1 + 2.0**-8 + 2.0**-20],
+                       dtype=np.float32)
+    x = np.concatenate([special, rng.standard_normal(10_000).astype(np.float32) * 1e3,
+                        rng.integers(0, 2**32, 10_000, dtype=np.uint64)
+                        .astype(np.uint32).view(np.float32)])
+    out = np.empty(x.shape, np.uint16)
+    blas._bf16_round(x, out)
+    np.testing.assert_array_equal(out, _bf16_numpy(x))
+    back = _bf16_to_f32(out)
+    assert back[2] == 1.0 and back[13] == 1.0 and back[14] == 1 + 4 * 2.0**-8
+    assert back[15] == 1 + 2 * 2.0**-8          # above the tie: up
+    assert np.isinf(back[8]) and back[8] > 0     # float32 max rounds up to infinity
+    assert np.isnan(back[6]) and np.isnan(back[7])
+    assert np.signbit(back[1])
+    finite = np.isfinite(x) & np.isfinite(back) & (np.abs(x) > 1e-30)
+    assert np.max(np.abs(back[finite] / x[finite] - 1)) <= 2.0**-8
+
+
+def test_bf16_rounding_matches_ml_dtypes_when_installed():
+    ml_dtypes = pytest.importorskip("ml_dtypes")
+    x = np.random.default_rng(1).standard_normal(5000).astype(np.float32) * 7
+    out = np.empty(x.shape, np.uint16)
+    blas._bf16_round(x, out)
+    np.testing.assert_array_equal(out, x.astype(ml_dtypes.bfloat16).view(np.uint16))
+
+
+@needs_mkl
+@pytest.mark.parametrize("ta,tb", [(False, False), (True, False), (False, True), (True, True)])
+def test_bf16_products(ta, tb):
+    a, b = _operands(150, 70, 300, ta, tb, np.float32)
+    with fastfc.compute_dtype("bfloat16"):
+        got = _product(a, b, ta, tb)
+        with fastfc.threads(2):      # outside a step: serial, same numbers
+            again = _product(a, b, ta, tb)
+    np.testing.assert_array_equal(got, again)
+    exact = _expected(_round_bf16(a), _round_bf16(b), ta, tb)   # rounded operands, float64
+    assert _rel(got, exact) < 1e-5                # only float32 accumulation differs
+    full = _expected(a, b, ta, tb)
+    assert 1e-4 < _rel(got, full) < 1e-2          # bf16 shows, within 8 bits' error
+    # float64 products never change
+    a64, b64 = _operands(40, 30, 20, ta, tb, np.float64)
+    with fastfc.compute_dtype("bfloat16"):
+        np.testing.assert_allclose(_product(a64, b64, ta, tb), _expected(a64, b64, ta, tb),
+                                   rtol=1e-12, atol=1e-12)
+
+
+def test_bf16_rejects_bad_dtype():
+    with pytest.raises(ValueError, match="'float32' or 'bfloat16'"):
+        fastfc.set_compute_dtype("float16")
+
+
+def test_bf16_unavailable_is_a_clear_error(monkeypatch):
+    def no_mkl(name):
+        raise ImportError("MKL was not found (install it with: pip install 'fastfc[mkl]')")
+    with monkeypatch.context() as mp:      # undone before the mode is restored
+        mp.setattr(_gemm, "_load", no_mkl)
+        with pytest.raises(RuntimeError, match=r"needs MKL's bfloat16 GEMM.*fastfc\[mkl\]"):
+            fastfc.set_compute_dtype("bfloat16")
+        assert _gemm._compute_dtype == "float32"
+
+
+def _bf16_net(seed=3, normalization="batchnorm"):
+    """A net whose parameters and inputs are bf16 numbers (first GEMMs exact in bf16)."""
+    net = Net([200, 128, 64, 10], seed=seed, reg=1e-3, normalization=normalization)
+    net.params = {k: _round_bf16(v) for k, v in net.params.items()}
+    rng = np.random.default_rng(seed)
+    X = _round_bf16(rng.standard_normal((64, 200)).astype(np.float32))
+    return net, X, rng.integers(0, 10, 64)
+
+
+@needs_mkl
+def test_bf16_net_gradients_against_float32():
+    """Loss and gradients of a bf16 step against float32 on the same bf16-valued inputs
+    and weights: the loss within 1%, each gradient's relative norm error within 3% (the
+    hidden activations and upstream gradients are rounded: 2**-8 each at most, through
+    two layers).  No batch norm here: it makes the biases before it have a gradient of
+    zero, which only rounding noise fills (their relative error means nothing)."""
+    net, X, y = _bf16_net(normalization=None)
+    loss32, grads32 = net.loss(X, y)
+    with fastfc.compute_dtype("bfloat16"):
+        loss16, grads16 = net.loss(X, y)
+    assert abs(loss16 - loss32) <= 1e-2 * abs(loss32)
+    for k in grads32:
+        err = _rel(grads16[k], grads32[k].astype(np.float64))
+        assert err < 3e-2, (k, err)
+    # and it is not float32 in disguise
+    assert any(not np.array_equal(grads16[k], grads32[k]) for k in grads32 if k.startswith("W"))
+
+
+@needs_mkl
+def test_bf16_training_keeps_float32_masters_and_resumes_exactly(tmp_path):
+    net, X, y = _bf16_net()
+    net.set_optimizer("sgd_momentum", learning_rate=1e-2)
+    with fastfc.compute_dtype("bfloat16"):
+        for _ in range(3):
+            net.train_step(X, y)
+        assert all(v.dtype == np.float32 for v in net.params.values())
+        # masters are float32: an update smaller than bf16's spacing is kept
+        assert any(not np.array_equal(v, _round_bf16(v)) for v in net.params.values())
+        net.save(tmp_path / "net.npz")
+        twin = Net.load(tmp_path / "net.npz")
+        for k, v in net.params.items():
+            np.testing.assert_array_equal(twin.params[k], v)
+        net.set_optimizer("sgd", learning_rate=1e-2)
+        twin.set_optimizer("sgd", learning_rate=1e-2)
+        a = [net.train_step(X, y) for _ in range(3)]
+        b = [twin.train_step(X, y) for _ in range(3)]
+    assert a == b
+    for k, v in net.params.items():
+        np.testing.assert_array_equal(twin.params[k], v)
+
+
+# ------------------------------------------------------------------ threads
+
+@needs_mkl
+def test_thread_counts_seen_by_others_do_not_change():
+    """A pooled MKL step leaves OpenBLAS's count and MKL's process-wide count alone, as
+    seen from another thread while the step runs and after it."""
+    from threadpoolctl import threadpool_info
+    mkl = _gemm._libs["mkl"]["handle"]
+    mkl.MKL_Get_Max_Threads.restype = int
+
+    def counts():
+        return ([lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"
+                 and "openblas" in lib["internal_api"]], mkl.MKL_Get_Max_Threads())
+
+    before = counts()
+    fastfc.set_gemm_backend("mkl")
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((256, 1024)).astype(np.float32)
+    y = rng.integers(0, 10, 256)
+    net = Net([1024, 512, 10], seed=0)
+    net.set_optimizer("sgd", learning_rate=1e-3)
+    seen, stop = [], threading.Event()
+
+    def watch():
+        while not stop.is_set():
+            seen.append(mkl.MKL_Get_Max_Threads())
+
+    w = threading.Thread(target=watch)
+    w.start()
+    try:
+        with fastfc.threads(2):
+            for _ in range(5):
+                net.train_step(X, y)
+            with fastfc.compute_dtype("bfloat16"):
+                for _ in range(3):
+                    net.train_step(X, y)
+    finally:
+        stop.set()
+        w.join()
+    assert counts() == before
+    assert seen and set(seen) == {before[1]}
+    if _gemm._libs["mkl"]["threading"] == "sequential" and sys.platform == "linux":
+        # MKL's sequential layer: not its OpenMP runtime beside OpenBLAS's threads
+        maps = open("/proc/self/maps").read()
+        assert "libmkl_sequential" in maps
+        assert "libiomp5" not in maps      # (libgomp may come from torch or sklearn)
+
+
+# ------------------------------------------------------------------ reporting and CLI
+
+def test_show_config_lists_backends(capsys):
+    cfg = fastfc.show_config(mode="dicts")
+    g = cfg["kernels"]["gemm"]
+    assert g["mode"] == _gemm._mode_name
+    assert g["backends"]["openblas"]["loaded"] is True
+    assert "OpenBLAS" in g["backends"]["openblas"]["version"]
+    assert g["backends"]["mkl"]["loaded"] is HAVE_MKL
+    assert g["bf16"]["cpu_isa"] == _gemm.bf16_isa()
+    assert g["bf16"]["accelerated"] == _gemm.bf16_accelerated()
+    assert g["bf16"]["accelerated"] in (None, g["bf16"]["cpu_isa"])
+    fastfc.show_config()
+    text = capsys.readouterr().out
+    assert "GEMM backends" in text and "bfloat16" in text
+
+
+def test_cli_gemm_options():
+    from argparse import Namespace
+    from fastfc import _cli_train
+    _cli_train._gemm_options(Namespace(gemm="openblas", compute_dtype=None))
+    assert fastfc.get_gemm_backend() == "openblas"
+    if not HAVE_MKL:
+        with pytest.raises(_cli_train.BadOption, match="bfloat16"):
+            _cli_train._gemm_options(Namespace(gemm=None, compute_dtype="bfloat16"))
+    else:
+        _cli_train._gemm_options(Namespace(gemm="mkl", compute_dtype="bfloat16"))
+        assert _gemm._compute_dtype == "bfloat16"
