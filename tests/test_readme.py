@@ -281,3 +281,37 @@ def test_lazy_loading_knows_only_public_submodules():
     namespace = {}
     exec("from fastfc import *", namespace)
     assert "sklearn" not in namespace and "Net" in namespace
+
+
+# ------------------------------------------------------- fastfc bench: help = behaviour
+
+def test_bench_help_names_options_the_harness_accepts(capsys):
+    """``fastfc bench --help`` suggests ``--quick`` and other harness options; each of
+    them is one the harness parses, and ``fastfc bench --quick`` hands it on."""
+    from fastfc import cli
+
+    assert cli.main(["bench", "--help"]) == 0
+    text = capsys.readouterr().out
+    assert "fastfc bench --quick" in text
+    suggested = sorted(set(re.findall(r"(?<![\w-])(--[a-z][\w-]*)", text)) - {"--help"})
+    assert "--quick" in suggested
+    # what main() hands to the harness
+    assert cli._split_bench(["bench", "--quick", "--rounds", "3"])[1] == \
+        ["--quick", "--rounds", "3"]
+    assert cli._split_bench(["bench", "--", "--help"])[1] == ["--help"]
+    harness = ROOT / "bench" / "__main__.py"
+    if not harness.exists():
+        pytest.skip("bench/ is not part of this tree (an sdist)")
+    before = {k for k in sys.modules if k == "bench" or k.startswith("bench.")}
+    sys.path.insert(0, str(ROOT))
+    try:
+        import importlib
+        bench_main = importlib.import_module("bench.__main__")
+        for option in suggested:
+            args = bench_main.parse_args([option] + ([] if option == "--quick" else ["1"]))
+            assert args is not None, option
+    finally:
+        sys.path.remove(str(ROOT))
+        for name in [k for k in sys.modules
+                     if (k == "bench" or k.startswith("bench.")) and k not in before]:
+            del sys.modules[name]
