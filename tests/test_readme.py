@@ -159,6 +159,22 @@ def test_readme_results_table_is_the_benchmarks():
         "paste the headline table of bench/RESULTS.md into README.md"
 
 
+def test_ci_runs_the_commands_readme_leaves_to_it():
+    """The commands NOT_RUN leaves to CI (the test command, the docs build) are the
+    ones .ci/run runs, so README cannot drift from what CI checks."""
+    ci = ROOT / ".ci" / "run"
+    if not ci.exists():
+        pytest.skip(".ci/ is not part of this tree (an sdist)")
+    ci_commands = [" ".join(c.replace("--quiet", "").split())
+                   for line in ci.read_text(encoding="utf-8").splitlines()
+                   for c in shell_commands(line)]
+    for command, reason in NOT_RUN.items():
+        if ".ci/run" not in reason:
+            continue
+        assert any(c == command or c.startswith(command + " ") for c in ci_commands), \
+            f"README's {command!r} is not what .ci/run runs"
+
+
 def _environment(tmp_path):
     """Environment of a first visitor: no FASTFC_DATA, headless plots, and ``fastfc`` /
     ``python`` meaning this interpreter with the fastfc under test."""
