@@ -57,9 +57,17 @@ EXPECT = {
 _FENCE = re.compile(r"^```(\w*)[^\n]*\n(.*?)^```[ \t]*$", re.S | re.M)
 
 
+def _readme_text():
+    """README.md's text; the README tests skip in a copy of tests/ without it (the
+    install test runs tests/ against an installed wheel, away from the source tree)."""
+    if not README.exists():
+        pytest.skip("README.md is not beside tests/ (tests run away from the source tree)")
+    return README.read_text(encoding="utf-8")
+
+
 def readme_blocks(text=None):
     """(language, body, line number) of every fenced block of the README."""
-    text = README.read_text(encoding="utf-8") if text is None else text
+    text = _readme_text() if text is None else text
     return [(m.group(1), m.group(2), text.count("\n", 0, m.start()) + 1)
             for m in _FENCE.finditer(text)]
 
@@ -134,7 +142,9 @@ def test_every_block_is_accounted_for():
 
 def test_readme_names_no_file_outside_the_repository():
     """The repository stands alone: no ../shared paths, no made-up wheel names."""
-    text = README.read_text(encoding="utf-8")
+    text = _readme_text()
+    if not (ROOT / "docs").is_dir():
+        pytest.skip("docs/ is not part of this tree (an sdist)")
     assert "../" not in text
     for path in re.findall(r"`((?:docs|bench|examples|src|tests|\.ci)/[\w./-]+)`", text):
         if path.startswith("docs/_build/"):
@@ -148,6 +158,8 @@ def test_readme_names_no_file_outside_the_repository():
 
 def test_readme_results_table_is_the_benchmarks():
     """README's table is the headline of bench/RESULTS.md, pasted unchanged."""
+    _readme_text()
+
     def table(path):
         text = path.read_text(encoding="utf-8")
         start = text.index("<!-- README table: paste from here -->")
@@ -202,6 +214,8 @@ def _run(argv, cwd, env, what):
 
 
 def _blocks(lang):
+    if not README.exists():
+        return []  # pytest reports the test as skipped (empty parameter set)
     return [pytest.param(body, id=f"line{line}")
             for block_lang, body, line in readme_blocks() if block_lang == lang]
 
