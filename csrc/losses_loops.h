@@ -1,7 +1,15 @@
 /*
- * losses_loops.h -- the classifier losses of fastfc/_kernels/losses.pyx: softmax
- * cross-entropy, plain softmax, multiclass SVM.  Each loss returns its value (in double)
- * and writes the gradient with respect to the scores.
+ * losses_loops.h -- the losses of fastfc/_kernels/losses.pyx: softmax cross-entropy,
+ * plain softmax, multiclass SVM (classification) and mean squared error (regression).
+ * Each loss returns its value (in double) and writes the gradient with respect to the
+ * scores.
+ *
+ * Per-sample weights.  Every loss takes an optional weight vector w (NULL: unweighted).
+ * With per-sample losses l_i the loss is then the weighted mean
+ *     L = sum_i w_i l_i / sum_i w_i,     dL/ds_i = (w_i / sum_i w_i) dl_i/ds_i,
+ * which is the plain mean when every w_i is equal.  The caller guarantees w_i >= 0 and
+ * sum_i w_i > 0.  With w NULL each loop runs exactly the operations it ran before
+ * weights existed (scale 1/n), so unweighted results are bit-for-bit unchanged.
  */
 #ifndef FFC_REAL
 /* ---- included by a .pyx: type-independent part, then the loops for float and double */
@@ -9,6 +17,21 @@
 #define FASTFC_LOSSES_LOOPS_H
 
 #include "loops_common.h"
+
+/* sum of the n weights, accumulated in double (the normaliser of a weighted loss) */
+static inline double ffc_weight_sum_s(const float *w, ptrdiff_t n)
+{
+    double total = 0.0;
+    for (ptrdiff_t i = 0; i < n; ++i) total += (double)w[i];
+    return total;
+}
+
+static inline double ffc_weight_sum_d(const double *w, ptrdiff_t n)
+{
+    double total = 0.0;
+    for (ptrdiff_t i = 0; i < n; ++i) total += w[i];
+    return total;
+}
 
 #define FFC_TEMPLATE "losses_loops.h"
 #include "loops_instantiate.h"
@@ -22,14 +45,19 @@
  * Softmax cross-entropy, row by row, in one pass over the scores:
  *   shifted = s - s.max(1); p = exp(shifted) / exp(shifted).sum(1)
  *   loss = -log(p[arange(n), y]).mean();  dscores = (p - onehot(y)) / n
- * dscores may be the scores buffer itself.  Returns the loss.
+ * (weighted: the mean and the 1/n as in the header).  dscores may be the scores buffer
+ * itself.  Returns the loss.
  */
 static FFC_HOT double FFC_SUF(ffc_softmax_xent)(const FFC_REAL *scores, const intptr_t *y,
-                                               ptrdiff_t n, ptrdiff_t c, FFC_REAL *dscores)
+                                               const FFC_REAL *w, ptrdiff_t n, ptrdiff_t c,
+                                               FFC_REAL *dscores)
 {
     double loss = 0.0;
     const FFC_REAL inv_n = (FFC_REAL)1 / (FFC_REAL)n;
+    const double wsum = w != NULL ? FFC_SUF(ffc_weight_sum)(w, n) : (double)n;
     for (ptrdiff_t i = 0; i < n; ++i) {
+        /* this row's share of the mean: 1/n, or w_i / sum(w) */
+        const FFC_REAL g = w != NULL ? (FFC_REAL)((double)w[i] / wsum) : inv_n;
         const FFC_REAL *row = scores + i * c;
         FFC_REAL *drow = dscores + i * c;
         FFC_REAL mx = row[0];
@@ -41,12 +69,14 @@ static FFC_HOT double FFC_SUF(ffc_softmax_xent)(const FFC_REAL *scores, const in
             drow[j] = e;
             total += e;
         }
-        loss += (double)FFC_LOG(total) - (double)shifted_y;
-        const FFC_REAL scale = inv_n / total;
+        const double li = (double)FFC_LOG(total) - (double)shifted_y;
+        if (w != NULL) loss += (double)w[i] * li;
+        else loss += li;
+        const FFC_REAL scale = g / total;
         for (ptrdiff_t j = 0; j < c; ++j) drow[j] *= scale;
-        drow[y[i]] -= inv_n;
+        drow[y[i]] -= g;
     }
-    return loss / (double)n;
+    return loss / wsum;
 }
 
 /* p = softmax(s, axis=1), max-subtracted; p may be s */
@@ -73,32 +103,68 @@ static FFC_HOT void FFC_SUF(ffc_softmax_rows)(const FFC_REAL *scores, ptrdiff_t 
  * Multiclass SVM (hinge, margin 1), row by row:
  *   margins = max(0, s - s[y] + 1), margins[y] = 0; loss = margins.sum() / n
  *   dscores = (margins > 0) / n, dscores[y] = -(margins > 0).sum(1) / n
- * dscores may be the scores buffer itself.  Returns the loss.
+ * (weighted: the mean and the 1/n as in the header).  dscores may be the scores buffer
+ * itself.  Returns the loss.
  */
 static FFC_HOT double FFC_SUF(ffc_svm)(const FFC_REAL *scores, const intptr_t *y,
-                                      ptrdiff_t n, ptrdiff_t c, FFC_REAL *dscores)
+                                      const FFC_REAL *w, ptrdiff_t n, ptrdiff_t c,
+                                      FFC_REAL *dscores)
 {
     double loss = 0.0;
     const FFC_REAL inv_n = (FFC_REAL)1 / (FFC_REAL)n;
+    const double wsum = w != NULL ? FFC_SUF(ffc_weight_sum)(w, n) : (double)n;
     for (ptrdiff_t i = 0; i < n; ++i) {
         const FFC_REAL *row = scores + i * c;
         FFC_REAL *drow = dscores + i * c;
         const ptrdiff_t yi = (ptrdiff_t)y[i];
         const FFC_REAL sy = row[yi];
+        const FFC_REAL g = w != NULL ? (FFC_REAL)((double)w[i] / wsum) : inv_n;
+        double li = 0.0;
         ptrdiff_t positive = 0;
         for (ptrdiff_t j = 0; j < c; ++j) {
             FFC_REAL margin = row[j] - sy + (FFC_REAL)1;
             if (j != yi && margin > 0) {
-                loss += (double)margin;
-                drow[j] = inv_n;
+                if (w != NULL) li += (double)margin;
+                else loss += (double)margin;
+                drow[j] = g;
                 ++positive;
             } else {
                 drow[j] = 0;
             }
         }
-        drow[yi] = -(FFC_REAL)positive * inv_n;
+        if (w != NULL) loss += (double)w[i] * li;
+        drow[yi] = -(FFC_REAL)positive * g;
     }
-    return loss / (double)n;
+    return loss / wsum;
+}
+
+/*
+ * Mean squared error over d outputs, row by row:
+ *   loss = 0.5 * ((s - t) ** 2).sum() / n;  dscores = (s - t) / n
+ * (weighted: the mean and the 1/n as in the header).  dscores may be the scores buffer
+ * itself (not the targets).  Returns the loss.
+ */
+static FFC_HOT double FFC_SUF(ffc_mse)(const FFC_REAL *scores, const FFC_REAL *t,
+                                      const FFC_REAL *w, ptrdiff_t n, ptrdiff_t d,
+                                      FFC_REAL *dscores)
+{
+    double loss = 0.0;
+    const FFC_REAL inv_n = (FFC_REAL)1 / (FFC_REAL)n;
+    const double wsum = w != NULL ? FFC_SUF(ffc_weight_sum)(w, n) : (double)n;
+    for (ptrdiff_t i = 0; i < n; ++i) {
+        const FFC_REAL *row = scores + i * d;
+        const FFC_REAL *trow = t + i * d;
+        FFC_REAL *drow = dscores + i * d;
+        const FFC_REAL g = w != NULL ? (FFC_REAL)((double)w[i] / wsum) : inv_n;
+        double li = 0.0;
+        for (ptrdiff_t j = 0; j < d; ++j) {
+            const FFC_REAL diff = row[j] - trow[j];
+            li += (double)diff * (double)diff;
+            drow[j] = diff * g;
+        }
+        loss += w != NULL ? (double)w[i] * li : li;
+    }
+    return 0.5 * loss / wsum;
 }
 
 #endif /* FFC_REAL */

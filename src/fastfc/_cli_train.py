@@ -69,12 +69,18 @@ DEFAULTS = dict(dataset="digits", data=None, hidden_dims=list(_FD["hidden_dims"]
                 schedule=None, time_budget=None, num_epochs=50,
                 batch_size=_FD["batch_size"], shuffle=False, augment=None,
                 preprocess="standardize", dtype="float32", threads=None, seed=0,
-                print_every=None, checkpoint_every=1, num_test=None)
+                print_every=None, checkpoint_every=1, num_test=None, loss=None)
 
-DATASETS = ("digits", "cifar10")
-#: (C, H, W) of one image and the number of test images each data set offers
-IMAGE_SHAPES = {"digits": (1, 8, 8), "cifar10": (3, 32, 32)}
-TEST_IMAGES = {"digits": 270, "cifar10": 10000}
+DATASETS = ("digits", "cifar10", "diabetes")
+#: data sets of real-valued targets (trained with the 'mse' loss, scored by R^2)
+REGRESSION_DATASETS = ("diabetes",)
+#: shape of one sample -- (C, H, W) of an image -- and the number of test samples each
+#: data set offers
+IMAGE_SHAPES = {"digits": (1, 8, 8), "cifar10": (3, 32, 32), "diabetes": (10,)}
+TEST_IMAGES = {"digits": 270, "cifar10": 10000, "diabetes": 66}
+#: the losses --loss offers: the classifiers' (integer labels) and regression's
+CLASSIFICATION_LOSSES = ("softmax", "svm")
+LOSSES = CLASSIFICATION_LOSSES + ("mse",)
 #: data sets whose classes change under a left-right flip (a mirrored 2 is no 2)
 NOT_MIRROR_SYMMETRIC = {"digits": "handwritten digits are not left-right symmetric "
                                   "(a mirrored 2, 3, 4, 5, 7 or 9 is no longer that digit)"}
@@ -121,7 +127,12 @@ def train_arguments(parser):
     a("--preset", choices=sorted(PRESETS),
       help="bundle of settings: 'course' (five layers of 100, the course's baseline) or "
            "'best' (the CIFAR-10 recipe); options given explicitly win")
-    a("--dataset", choices=DATASETS, help="digits (embedded, the default) or cifar10")
+    a("--dataset", choices=DATASETS,
+      help="digits (embedded, the default), cifar10, or diabetes (embedded regression "
+           "data: 442 patients, 10 features, one real-valued target)")
+    a("--loss", choices=LOSSES,
+      help="softmax (cross-entropy) or svm (hinge) for the classification data sets, mse "
+           "(half squared error) for regression (default: softmax, or mse for diabetes)")
     a("--data", metavar="DIR", help="CIFAR-10 directory (default: $FASTFC_DATA)")
     _option(a, "hidden_dims", type=str, metavar="H1,H2,...",
             help=f"widths of the hidden layers, comma-separated, e.g. 512,256 (default "
@@ -208,6 +219,8 @@ def resolve_settings(args):
         settings["schedule"] = "cosine"
     if settings["weight_scale"] is not None and "init" not in given:
         settings["init"] = None
+    if settings["loss"] is None:
+        settings["loss"] = "mse" if settings["dataset"] in REGRESSION_DATASETS else "softmax"
     validate_settings(settings)
     return settings
 
@@ -224,6 +237,8 @@ def _upgrade(settings):
     if "preprocess" not in settings and "standardize" in settings:
         settings["preprocess"] = "standardize" if settings["standardize"] else "mean"
     settings.pop("standardize", None)
+    # runs before --loss existed all trained the softmax loss
+    settings.setdefault("loss", "softmax")
     return settings
 
 
@@ -295,6 +310,7 @@ def validate_settings(settings, source=None, given=()):
         choice("schedule", (None, "cosine"))
         choice("preprocess", PREPROCESSING)
         choice("dtype", ("float32", "float64"))
+        choice("loss", LOSSES)
         if "preset" in settings and settings["preset"] not in PRESETS:
             fail("preset", "one of " + ", ".join(sorted(PRESETS)))
         for key in ("data", "augment"):
@@ -322,6 +338,17 @@ def validate_settings(settings, source=None, given=()):
     if settings["weight_scale"] is not None and settings["init"] is not None:
         raise BadOption(f"{where('weight_scale')} and {where('init')} both set the initial "
                         "weights; give one of them")
+    regression = settings["dataset"] in REGRESSION_DATASETS
+    if regression != (settings["loss"] == "mse"):
+        raise BadOption(f"{where('loss')} {settings['loss']} does not fit the data set "
+                        f"{settings['dataset']}: use mse for "
+                        f"{', '.join(REGRESSION_DATASETS)} (real-valued targets) and "
+                        f"{' or '.join(CLASSIFICATION_LOSSES)} for "
+                        f"{', '.join(d for d in DATASETS if d not in REGRESSION_DATASETS)} "
+                        "(class labels)")
+    if regression and settings["preprocess"] == "mean":
+        raise BadOption(f"{where('preprocess')} mean is for images; the {settings['dataset']} "
+                        "data take standardize (features and target) or none")
     if settings["schedule"] == "cosine" and settings["lr_decay"] != 1:
         raise BadOption(f"{where('lr_decay')} must stay 1 with the cosine schedule, which "
                         f"replaces it; got {settings['lr_decay']!r}")
@@ -334,6 +361,11 @@ def _check_augment(settings, name):
 
     spec = settings["augment"]
     dataset = settings["dataset"]
+    if dataset in REGRESSION_DATASETS:
+        if spec is not None:
+            raise BadOption(f"{name} {spec!r}: augmentation flips and shifts images; the "
+                            f"{dataset} data are not images")
+        return
     try:
         augmenter = parse_augment(spec, IMAGE_SHAPES[dataset])
     except (TypeError, ValueError) as exc:
@@ -394,6 +426,13 @@ def load_data(settings):
     dtype = np.dtype(settings["dtype"]).type
     preprocess = settings["preprocess"]
     shape = IMAGE_SHAPES[settings["dataset"]]
+    if settings["dataset"] in REGRESSION_DATASETS:
+        data = data_utils.load_regression_data(dtype=dtype,
+                                               standardize=preprocess == "standardize")
+        if settings["num_test"] is not None:
+            data["X_test"] = data["X_test"][:settings["num_test"]]
+            data["y_test"] = data["y_test"][:settings["num_test"]]
+        return data, shape
     if settings["dataset"] == "digits":
         if preprocess == "standardize":
             data = data_utils.load_default_data(dtype=np.float64, scale=False,
@@ -434,13 +473,17 @@ def _build_net(settings, data):
     from fastfc import Net
 
     n_features = int(np.prod(data["X_train"].shape[1:]))
-    n_classes = int(max(data["y_train"].max(), data["y_val"].max())) + 1
+    if settings["loss"] == "mse":
+        n_classes = int(np.prod(data["y_train"].shape[1:]))    # outputs of a regression
+    else:
+        n_classes = int(max(data["y_train"].max(), data["y_val"].max())) + 1
     dims = [n_features] + list(settings["hidden_dims"]) + [n_classes]
     return Net(dims, activation=settings["activation"],
                dropout_keep_ratio=settings["dropout_keep_ratio"],
                normalization=settings["normalization"], reg=settings["reg"],
                weight_scale=settings["weight_scale"], init=settings["init"],
-               dtype=np.dtype(settings["dtype"]).type, seed=settings["seed"])
+               dtype=np.dtype(settings["dtype"]).type, seed=settings["seed"],
+               loss=settings["loss"])
 
 
 def _build_solver(settings, net, data, image_shape, checkpoint, progress, verbose):
@@ -462,7 +505,14 @@ def _build_solver(settings, net, data, image_shape, checkpoint, progress, verbos
 
 
 def _accuracy(net, X, y, batch_size=1000):
-    return float(np.mean(net.predict(X, batch_size=batch_size) == y)) if len(y) else None
+    """Accuracy of a classifier, or R^2 (clipped at 0, as the Solver's) of a regression
+    net, on (X, y)."""
+    if not len(y):
+        return None
+    if net.loss_name == "mse":
+        from fastfc.solver import _r2_score
+        return _r2_score(y, net.predict(X, batch_size=batch_size))
+    return float(np.mean(net.predict(X, batch_size=batch_size) == y))
 
 
 def _versions():
@@ -688,8 +738,9 @@ def cmd_train(args):
                 else:
                     config_path = _claim(run_dir)
                     _write_json(config_path, settings)
+                unit = "samples" if settings["loss"] == "mse" else "images"
                 _say(args, f"data: {settings['dataset']}, {len(data['y_train'])} train / "
-                           f"{len(data['y_val'])} val / {len(data['y_test'])} test images, "
+                           f"{len(data['y_val'])} val / {len(data['y_test'])} test {unit}, "
                            f"{_PREPROCESS_WORDS[settings['preprocess']]}, loaded in "
                            f"{t_load:.2f} s")
                 _say(args, f"model: {net!r}")
@@ -740,13 +791,16 @@ def cmd_train(args):
         try:
             from fastfc.vis_utils import plot_history, show_net_weights
             pictures["history"] = plot_history(solver, os.path.join(run_dir, "history.png"))
-            pictures["weights"] = show_net_weights(
-                net, os.path.join(run_dir, "weights.png"), image_shape=image_shape)
+            if len(image_shape) == 3:      # first-layer weights as images
+                pictures["weights"] = show_net_weights(
+                    net, os.path.join(run_dir, "weights.png"), image_shape=image_shape)
         except ImportError as exc:
             _say(args, f"pictures skipped: {exc}")
         t_total = time.perf_counter() - t_start
         metrics = {
             "dataset": settings["dataset"],
+            # for a regression run (loss mse) the "accuracies" are R^2, clipped at 0
+            "metric": "r2" if settings["loss"] == "mse" else "accuracy",
             "final_accuracy": accuracies,
             "train_accuracy_samples": int(min(10000, len(data["y_train"]))),
             "test_images": int(len(data["y_test"])),
@@ -770,8 +824,10 @@ def cmd_train(args):
     def fmt(v):
         return "n/a" if v is None else f"{v:.4f}"
 
-    print(f"train acc {fmt(accuracies['train'])}  val acc {fmt(accuracies['val'])}  "
-          f"test acc {fmt(accuracies['test'])} ({len(data['y_test'])} images)  "
+    # a regression run's "accuracy" is R^2 (clipped at 0)
+    word, unit = ("R2", "samples") if settings["loss"] == "mse" else ("acc", "images")
+    print(f"train {word} {fmt(accuracies['train'])}  val {word} {fmt(accuracies['val'])}  "
+          f"test {word} {fmt(accuracies['test'])} ({len(data['y_test'])} {unit})  "
           f"epochs {solver.epoch}  wall {t_total:.1f} s  -> {run_dir}")
     return 130 if solver.interrupted else 0
 
@@ -844,6 +900,11 @@ def cmd_evaluate(args):
     data, _ = _load_data_checked(settings)
     X, y = data[f"X_{args.split}"], data[f"y_{args.split}"]
     acc = _accuracy(net, X, y)
+    if net.loss_name == "mse":
+        mse = float(np.mean(np.sum((net.predict(X) - y) ** 2, axis=1)))
+        print(f"{settings['dataset']} {args.split}: R2 {acc:.4f}, mean squared error "
+              f"{mse:.4f} on {len(y)} samples")
+        return 0
     print(f"{settings['dataset']} {args.split}: accuracy {acc:.4f} on {len(y)} images")
     return 0
 
@@ -877,7 +938,11 @@ def gradcheck_arguments(parser):
     a("--reg", type=float, default=0.1, help="L2 strength (default 0.1)")
     a("--input-dim", type=int, default=6, help="features per sample (default 6)")
     a("--num-classes", "--classes", dest="num_classes", type=int, default=4, metavar="C",
-      help="how many classes the net scores, 2 or more (default 4)")
+      help="how many classes the net scores, 2 or more (default 4); with --loss mse the "
+           "number of outputs")
+    a("--loss", default="softmax", choices=LOSSES,
+      help="the loss checked: softmax, svm (random labels) or mse (random real targets) "
+           "(default softmax)")
     a("--batch-size", "--batch", dest="batch_size", type=int, default=8, metavar="N",
       help="how many random samples the loss is checked on (default 8)")
     a("--seed", type=int, default=0, help="seed of the net and the samples (default 0)")
@@ -896,7 +961,8 @@ def cmd_gradcheck(args):
     from fastfc.gradient_check import eval_numerical_gradient, rel_error
 
     for name, value, low in (("--input-dim", args.input_dim, 1),
-                             ("--num-classes", args.num_classes, 2),
+                             ("--num-classes", args.num_classes,
+                              1 if args.loss == "mse" else 2),
                              ("--batch-size", args.batch_size, 1)):
         if value < low:
             raise BadOption(f"{name} must be an integer >= {low}, got {value}")
@@ -912,9 +978,12 @@ def cmd_gradcheck(args):
     net = Net(dims, activation=args.activation,
               normalization=None if args.normalization == "none" else args.normalization,
               dropout_keep_ratio=args.dropout_keep_ratio, reg=args.reg, seed=args.seed,
-              dtype=np.float64)
+              dtype=np.float64, loss=args.loss)
     X = rng.standard_normal((args.batch_size, args.input_dim))
-    y = rng.integers(0, args.num_classes, size=args.batch_size)
+    if args.loss == "mse":
+        y = rng.standard_normal((args.batch_size, args.num_classes))
+    else:
+        y = rng.integers(0, args.num_classes, size=args.batch_size)
     loss, grads = net.loss(X, y)
     grads = {k: np.array(v, copy=True) for k, v in grads.items()}
     rtol = gradcheck_tolerance(len(dims) - 1)

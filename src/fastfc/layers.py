@@ -21,7 +21,7 @@ __all__ = [
     "sigmoid_forward", "sigmoid_backward",
     "tanh_forward", "tanh_backward",
     "swish_forward", "swish_backward",
-    "softmax_loss", "svm_loss", "softmax",
+    "softmax_loss", "svm_loss", "mse_loss", "softmax",
     "dropout_forward", "dropout_backward",
     "batchnorm_forward", "batchnorm_backward", "batchnorm_backward_alt",
     "layernorm_forward", "layernorm_backward",
@@ -203,7 +203,22 @@ def _scores_and_labels(x, y):
     return x, y
 
 
-def softmax_loss(x, y):
+def _sample_weight(sample_weight, n_samples, dtype):
+    """Per-sample weights (N,) of ``dtype``: finite, >= 0, with a positive sum."""
+    if sample_weight is None:
+        return None
+    w = V.as_array(sample_weight, "sample_weight")
+    w = V.as_float(w, "sample_weight", dtype, shape=(n_samples,))
+    if not np.isfinite(w).all():
+        raise ValueError("sample_weight must hold finite values")
+    if (w < 0).any():
+        raise ValueError("sample_weight must be >= 0")
+    if not w.sum(dtype=np.float64) > 0:
+        raise ValueError(f"sample_weight must have a positive sum (in {dtype.name})")
+    return w
+
+
+def softmax_loss(x, y, sample_weight=None):
     """Softmax cross-entropy loss, mean over the minibatch.
 
     Parameters
@@ -212,6 +227,11 @@ def softmax_loss(x, y):
         Class scores; x[i, j] is the score of class j for sample i.
     y : ndarray of shape (N,), integer
         Labels in [0, C).
+    sample_weight : ndarray of shape (N,), optional
+        Non-negative weights (fastfc extension).  The loss becomes the weighted mean
+        ``sum(w_i * l_i) / sum(w_i)`` of the per-sample losses ``l_i`` -- normalised by
+        the sum of the weights, so equal weights give the plain mean -- and ``dx``
+        follows it.
 
     Returns
     -------
@@ -219,19 +239,58 @@ def softmax_loss(x, y):
     dx : ndarray of shape (N, C), gradient of the loss with respect to x.
     """
     x, y = _scores_and_labels(x, y)
+    w = _sample_weight(sample_weight, x.shape[0], x.dtype)
     dx = np.empty_like(x)
-    loss = _losses._softmax_loss(x, y, dx)
+    loss = _losses._softmax_loss(x, y, dx, w)
     return loss, dx
 
 
-def svm_loss(x, y):
+def svm_loss(x, y, sample_weight=None):
     """Multiclass SVM (hinge) loss with margin 1, mean over the minibatch.
 
     Same arguments and returns as :func:`softmax_loss`.
     """
     x, y = _scores_and_labels(x, y)
+    w = _sample_weight(sample_weight, x.shape[0], x.dtype)
     dx = np.empty_like(x)
-    loss = _losses._svm_loss(x, y, dx)
+    loss = _losses._svm_loss(x, y, dx, w)
+    return loss, dx
+
+
+def mse_loss(x, y, sample_weight=None):
+    """Mean squared error for regression: half the squared error, mean over the minibatch.
+
+    ``loss = 0.5 * sum((x - y) ** 2) / N`` -- summed over the D outputs, averaged over
+    the N samples -- and ``dx = (x - y) / N``.
+
+    Parameters
+    ----------
+    x : ndarray of shape (N, D), float32 or float64
+        Predictions.
+    y : ndarray of shape (N, D), or (N,) when D == 1
+        Real-valued targets; cast to the dtype of ``x``.
+    sample_weight : ndarray of shape (N,), optional
+        Non-negative weights: the loss becomes ``sum(w_i * l_i) / sum(w_i)`` with
+        ``l_i = 0.5 * ||x_i - y_i||^2`` (normalised by the sum of the weights) and
+        ``dx_i = w_i * (x_i - y_i) / sum(w)``.
+
+    Returns
+    -------
+    loss : float
+    dx : ndarray of shape (N, D), gradient of the loss with respect to x.
+    """
+    x = V.as_array(x, "x")
+    x = V.as_float(x, "x", V.float_dtype_of(("x", x)), ndim=2)
+    y = V.as_array(y, "y")
+    if y.ndim == 1 and x.shape[1] == 1:
+        y = y.reshape(-1, 1)
+    if y.shape != x.shape:
+        raise ValueError(f"y must have the shape of x, {x.shape} (one target per output), "
+                         f"got shape {y.shape}")
+    y = np.ascontiguousarray(y, dtype=x.dtype)
+    w = _sample_weight(sample_weight, x.shape[0], x.dtype)
+    dx = np.empty_like(x)
+    loss = _losses._mse_loss(x, y, dx, w)
     return loss, dx
 
 

@@ -143,7 +143,11 @@ class Net:
         ``np.random.seed`` both nets start from the same weights.
     alpha : float
         Slope of leaky_relu for negative inputs.
-    loss : {'softmax', 'svm'}
+    loss : {'softmax', 'svm', 'mse'}
+        'softmax' (cross-entropy) and 'svm' (multiclass hinge) take integer labels;
+        'mse' (regression) takes float targets of shape (N, num_outputs) -- the last of
+        ``layer_dims`` -- and is ``0.5 * ||scores - y||^2`` summed over the outputs and
+        averaged over the batch.  For an 'mse' net :meth:`predict` returns the outputs.
     bn_momentum, eps : float
         Running-statistics momentum and variance epsilon of the normalisation.
 
@@ -166,7 +170,8 @@ class Net:
             raise ValueError("normalization must be None, 'batchnorm' or 'layernorm', "
                              f"got {normalization!r}")
         if loss not in _knet.LOSS_CODES:
-            raise ValueError(f"loss must be 'softmax' or 'svm', got {loss!r}")
+            raise ValueError(f"loss must be one of {', '.join(_knet.LOSS_CODES)}, "
+                             f"got {loss!r}")
         keep = V.check_scalar(dropout_keep_ratio, "dropout_keep_ratio", low=0.0, high=1.0,
                               low_open=True)
         reg = V.check_scalar(reg, "reg", low=0.0)
@@ -268,6 +273,7 @@ class Net:
         self.update_rule = None
         self._optim_config = None
         self._train_rows = 0     # largest train_step batch so far
+        self._float_targets = self.loss_name == "mse"   # y holds targets, not labels
 
     @property
     def params(self):
@@ -404,17 +410,49 @@ class Net:
     def _as_labels(self, y, n):
         return V.as_labels(y, "y", n, self.layer_dims[-1])
 
+    def _as_targets(self, y, n):
+        """Regression targets of an 'mse' net as a C-contiguous (n, num_outputs) array
+        of the net's dtype (a 1-d y is taken as one output per sample)."""
+        d = self.layer_dims[-1]
+        if type(y) is np.ndarray and y.dtype == self.dtype and y.shape == (n, d) \
+                and y.flags.c_contiguous:
+            return y
+        y = V.as_array(y, "y")
+        if y.ndim == 1 and d == 1:
+            y = y.reshape(-1, 1)
+        if y.shape != (n, d):
+            raise ValueError(f"y must hold the regression targets, shape ({n}, {d}) for "
+                             f"{n} samples of {d} outputs, got shape {y.shape}")
+        return np.ascontiguousarray(y, dtype=self.dtype)
+
+    def _as_sample_weight(self, sample_weight, n):
+        """Per-sample loss weights: (n,) finite, >= 0, positive sum, net's dtype."""
+        w = V.as_array(sample_weight, "sample_weight")
+        if w.ndim != 1 or w.shape[0] != n:
+            raise ValueError(f"sample_weight must have shape ({n},), one weight per sample "
+                             f"of the minibatch, got shape {w.shape}")
+        w = np.ascontiguousarray(w, dtype=self.dtype)
+        if not np.isfinite(w).all():
+            raise ValueError("sample_weight must hold finite values")
+        if (w < 0).any():
+            raise ValueError("sample_weight must be >= 0")
+        if not w.sum(dtype=np.float64) > 0:
+            raise ValueError("sample_weight must have a positive sum (in the net's dtype)")
+        return w
+
     def _checked(self, X, y):
         if (type(X) is not np.ndarray or X.dtype not in V.FLOAT_DTYPES
                 or not X.flags.c_contiguous or not X.flags.aligned or X.ndim < 2
                 or X.size != X.shape[0] * self.layer_dims[0] or X.shape[0] == 0):
             X = self._as_input(X)
-        if y is not None and (type(y) is not np.ndarray or y.dtype != np.intp
-                              or y.ndim != 1 or not y.flags.c_contiguous):
+        if y is not None and self._float_targets:
+            y = self._as_targets(y, X.shape[0])
+        elif y is not None and (type(y) is not np.ndarray or y.dtype != np.intp
+                                or y.ndim != 1 or not y.flags.c_contiguous):
             y = self._as_labels(y, X.shape[0])
         return X, y
 
-    def train_step(self, X, y, indices=None):
+    def train_step(self, X, y, indices=None, sample_weight=None):
         """One training step in one compiled call; returns the loss (with the L2 term).
 
         Parameters
@@ -422,10 +460,16 @@ class Net:
         X : ndarray of shape (N, D) or (N, d1, ...), float32 or float64
             The minibatch, or the whole training set when ``indices`` is given.
         y : ndarray of shape (N,) or (len(indices),), integer
-            Labels of the minibatch (already gathered, as X[indices] would be).
+            Labels of the minibatch (already gathered, as X[indices] would be); for an
+            'mse' net float targets of shape (N, num_outputs), gathered alike.
         indices : ndarray of int, optional
             Rows of X that form the minibatch; they are gathered (and cast to the net's
             dtype) straight into a preallocated buffer.
+        sample_weight : ndarray of shape (N,) or (len(indices),), optional
+            Non-negative weight of each sample's loss, gathered like ``y``.  The data
+            loss is then the weighted mean ``sum(w_i * l_i) / sum(w_i)`` (normalised by
+            the sum of the weights, so equal weights give the unweighted loss) and the
+            gradients follow it; the L2 term is not weighted.
         """
         with self._lock:
             if self.update_rule is None:
@@ -436,11 +480,18 @@ class Net:
                 n = indices.shape[0]
             else:
                 n = X.shape[0]
-            if type(y) is not np.ndarray or y.dtype != np.intp or y.ndim != 1 \
+            if self._float_targets:
+                y = self._as_targets(y, n)
+            elif type(y) is not np.ndarray or y.dtype != np.intp or y.ndim != 1 \
                     or not y.flags.c_contiguous:
                 y = self._as_labels(y, n)
-            # the core copies y and indices into its own buffers before it checks them
-            loss = self._core.run(X, y, indices, True, True, True)
+            # the core copies labels and indices into its own buffers before it checks
+            # them (float targets and weights it reads in place)
+            if sample_weight is None:
+                loss = self._core.run(X, y, indices, True, True, True)
+            else:
+                loss = self._core.run(X, y, indices, True, True, True,
+                                      self._as_sample_weight(sample_weight, n))
             if n > self._train_rows:
                 self._train_rows = n
             return loss
@@ -463,20 +514,24 @@ class Net:
             raise ValueError("indices must pick at least one row")
         return indices
 
-    def loss(self, X, y=None):
+    def loss(self, X, y=None, sample_weight=None):
         """CS231n model contract.
 
         Returns the class scores (N, C) when ``y`` is None (test mode: batch norm uses
         the running statistics, no dropout), else ``(loss, grads)`` with ``grads``
-        keyed like ``params`` (weights' gradients include ``reg * W``).
+        keyed like ``params`` (weights' gradients include ``reg * W``).  ``y`` holds
+        labels, or float targets (N, num_outputs) for an 'mse' net; ``sample_weight``
+        (N,) weights the data loss as in :meth:`train_step`.
         """
         X, y = self._checked(X, y)
+        if sample_weight is not None and y is not None:
+            sample_weight = self._as_sample_weight(sample_weight, X.shape[0])
         with self._lock:
             before = self._core.capacity
             try:
                 if y is None:
                     return self._scores_of(X)
-                loss = self._core.run(X, y, None, True, True, False)
+                loss = self._core.run(X, y, None, True, True, False, sample_weight)
                 grads = {}
                 for name, view in self._grad_views.items():
                     grads[name] = np.array(view, copy=True)
@@ -519,9 +574,17 @@ class Net:
         return self.loss(X)
 
     def predict(self, X, batch_size=1000):
-        """Predicted class of each row of X (argmax of the scores), in batches."""
+        """Predicted class of each row of X (argmax of the scores), in batches; for an
+        'mse' net the outputs themselves, shape (N, num_outputs)."""
         batch_size = V.check_scalar(batch_size, "batch_size", low=1, integer=True)
         X = self._as_input(X)
+        if self._float_targets:
+            with self._lock:
+                before = self._core.capacity
+                try:
+                    return self._scores_of(X)
+                finally:
+                    self._trim_workspace(before)
         out = np.empty(X.shape[0], dtype=np.intp)
         with self._lock:
             before = self._core.capacity
@@ -536,6 +599,14 @@ class Net:
     def _workspace_bytes(self):
         """Bytes of batch workspace the net holds now (for tests and diagnostics)."""
         return self._core.workspace_bytes
+
+    def to_onnx(self, path, **options):
+        """Write the net's inference pass to ``path`` as an ONNX graph; returns the
+        ``onnx.ModelProto``.  Needs the ``onnx`` package; ``options`` (outputs, classes,
+        opset, dtype, input_shape, fold_batchnorm, ...) are those of
+        :func:`fastfc.onnx.to_onnx_model`."""
+        from fastfc.onnx import export_onnx
+        return export_onnx(self, path, **options)
 
     # ------------------------------------------------------------------ copies and state
 
@@ -685,6 +756,8 @@ class Net:
             extras.append(f"dropout_keep_ratio={self.dropout_keep_ratio}")
         if self.reg:
             extras.append(f"reg={self.reg}")
+        if self.loss_name != "softmax":
+            extras.append(f"loss={self.loss_name!r}")
         tail = "".join(", " + e for e in extras)
         return (f"Net({self.layer_dims}, activation={self.activation!r}{tail}, "
                 f"dtype={np.dtype(self.dtype).name})")

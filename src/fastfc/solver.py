@@ -167,6 +167,22 @@ def _sampling_source(random_state):
                     f"{random_state!r}")
 
 
+def _r2_score(y, pred):
+    """Coefficient of determination of predictions (N, D) for targets (N, D) or (N,),
+    averaged over the outputs (as scikit-learn's r2_score), clipped below at 0 so that
+    it is read like an accuracy in [0, 1].  An output whose targets are constant counts
+    1 when predicted exactly, else 0."""
+    y = np.asarray(y, dtype=np.float64).reshape(len(y), -1)
+    pred = np.asarray(pred, dtype=np.float64).reshape(y.shape)
+    ss_res = ((y - pred) ** 2).sum(axis=0)
+    ss_tot = ((y - y.mean(axis=0)) ** 2).sum(axis=0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r2 = np.where(ss_tot > 0, 1.0 - ss_res / ss_tot, np.where(ss_res == 0, 1.0, 0.0))
+    if not np.isfinite(r2).all():
+        return 0.0
+    return float(max(0.0, r2.mean()))
+
+
 def _in_notebook():
     """True inside a Jupyter (IPython kernel) session."""
     ipython = sys.modules.get("IPython")
@@ -241,7 +257,11 @@ class Solver:
         ``set_optimizer``, ``learning_rate``, ``optimizer_state``,
         ``nonfinite_params``) is trained through it.  See :mod:`fastfc._protocols`.
     data : dict
-        'X_train', 'y_train', 'X_val', 'y_val'.
+        'X_train', 'y_train', 'X_val', 'y_val'.  For a regression model (a
+        ``Net(loss='mse')``) y holds float targets, (N, D) or (N,) for one output, and
+        every "accuracy" below (histories, best model, early stopping) is the
+        coefficient of determination R^2 of the predictions, clipped below at 0 (a
+        model no better than the targets' mean scores 0).
     update_rule : str or callable, default 'sgd'
         A rule name in :mod:`fastfc.optim` or a function ``(w, dw, config) -> (next_w, config)``.
     optim_config : dict
@@ -328,9 +348,13 @@ class Solver:
         self.y_train = _as_data(data["y_train"], "y_train")
         self.X_val = _as_data(data["X_val"], "X_val")
         self.y_val = _as_data(data["y_val"], "y_val")
+        # a model fitting float targets (Net(loss='mse')) is scored by R^2
+        self._regression = getattr(model, "loss_name", None) == "mse"
         for xs, ys in (("X_train", "y_train"), ("X_val", "y_val")):
             X, y = getattr(self, xs), getattr(self, ys)
-            if X.ndim == 0 or y.ndim != 1:
+            if self._regression and y.ndim == 2:
+                pass        # (N, D) targets
+            elif X.ndim == 0 or y.ndim != 1:
                 raise ValueError(f"{xs} must have shape (N, ...) and {ys} shape (N,), got "
                                  f"{X.shape} and {y.shape}")
             if len(X) != len(y):
@@ -496,12 +520,17 @@ class Solver:
         if X.dtype not in V.FLOAT_DTYPES:
             X = X.astype(self._model_dtype())
         self._X_fast = np.ascontiguousarray(X)
-        # labels were checked against the score width (when known) by the constructor
-        n_classes = self._n_classes
-        if n_classes is None:
-            n_classes = np.iinfo(np.intp).max
-        self._y_fast = V.as_labels(self.y_train, "y_train", len(self.y_train), n_classes)
-        self._y_batch = np.empty(self.batch_size, dtype=np.intp)
+        if self._regression:
+            dtype = self._model_dtype()
+            self._y_fast = np.ascontiguousarray(self.y_train, dtype=dtype)
+            self._y_batch = np.empty((self.batch_size,) + self._y_fast.shape[1:], dtype=dtype)
+        else:
+            # labels were checked against the score width (when known) by the constructor
+            n_classes = self._n_classes
+            if n_classes is None:
+                n_classes = np.iinfo(np.intp).max
+            self._y_fast = V.as_labels(self.y_train, "y_train", len(self.y_train), n_classes)
+            self._y_batch = np.empty(self.batch_size, dtype=np.intp)
         self._fast_ready = True
 
     def _model_dtype(self):
@@ -543,7 +572,7 @@ class Solver:
         batch_mask = self._next_batch()
         if self.fast:
             self._prepare_fast()
-            np.take(self._y_fast, batch_mask, out=self._y_batch)
+            np.take(self._y_fast, batch_mask, axis=0, out=self._y_batch)
             if self.augment is not None:
                 buf = self._augment_buffer(self._model_dtype())
                 self.augment(self._X_fast, batch_mask, out=buf)
@@ -639,6 +668,10 @@ class Solver:
         num_batches = N // batch_size
         if N % batch_size != 0:
             num_batches += 1
+        if self._regression:
+            return _r2_score(y, np.concatenate([
+                self.model.loss(X[i * batch_size:(i + 1) * batch_size])
+                for i in range(num_batches)]))
         y_pred = []
         for i in range(num_batches):
             start = i * batch_size
@@ -1378,7 +1411,8 @@ class Solver:
         self.val_acc_history.append(val_acc)
         self._save_checkpoint()
         if self.verbose:
-            self._print("(Epoch %d / %d) train acc: %f; val_acc: %f"
+            self._print(("(Epoch %d / %d) train R2: %f; val_R2: %f" if self._regression
+                         else "(Epoch %d / %d) train acc: %f; val_acc: %f")
                         % (self.epoch, self.num_epochs, train_acc, val_acc))
         if t == 0 and not self._unscaled_checked:
             self._check_first_loss()
@@ -1388,7 +1422,7 @@ class Solver:
         """Warn once when the first loss is far above log(C): inputs look unscaled."""
         self._unscaled_checked = True
         C = self._n_classes
-        if not self.loss_history or C is None or C < 2:
+        if not self.loss_history or C is None or C < 2 or self._regression:
             return
         first = float(self.loss_history[0])
         if math.isfinite(first) and first > UNSCALED_FACTOR * math.log(C):

@@ -53,12 +53,14 @@ class NetCore:
     @property
     def workspace_bytes(self) -> int:
         """Bytes held by the batch workspaces (not the parameters or optimiser state)."""
-    def run(self, X: _Floats, y: npt.NDArray[np.intp] | None,
+    def run(self, X: _Floats, y: npt.NDArray[np.intp] | _Floats | None,
             indices: npt.NDArray[np.intp] | None, train: bool, backward: bool,
-            update: bool) -> float:
+            update: bool, sample_weight: _Floats | None = None) -> float:
         """Forward [+ loss, backward, update] on a minibatch; returns the loss.
 
-        y and indices are copied into the core's own buffers (under the GIL) and checked
-        there; the step never reads the caller's arrays after that."""
+        Labels (softmax, svm) and indices are copied into the core's own buffers (under
+        the GIL) and checked there; the step never reads the caller's arrays after that.
+        Float targets (mse: n * n_outputs values of the net's dtype) and sample_weight
+        (n values of the net's dtype, checked by the caller) are read in place."""
     def scores(self, n: int) -> _Floats:
         """A view (n, num_classes) of the scores written by the last call."""

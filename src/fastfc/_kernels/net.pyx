@@ -7,7 +7,8 @@ layer:
 2. the forward pass: per hidden layer ``z = x @ W`` (GEMM), then in one pass over z
    the bias, the normalisation (batch or layer norm), the activation and dropout;
    the output affine layer;
-3. the softmax (or SVM) loss, writing dscores;
+3. the softmax, SVM or mean-squared-error loss (optionally weighted per sample),
+   writing dscores;
 4. the backward pass, reusing the forward buffers (no dX for the first layer);
 5. the update rule over all parameters, with the L2 term ``reg * W`` fused in.
 
@@ -29,7 +30,7 @@ from fastfc._kernels._dense_loops cimport *
 from fastfc._kernels._net_loops cimport *
 from fastfc._kernels.blas cimport (POOL_MAX_PARTS, gemm, dot, parallel_begin, parallel_end,
                                    parallel_parts, parallel_run, part_range)
-from fastfc._kernels.losses cimport softmax_xent, svm_hinge
+from fastfc._kernels.losses cimport softmax_xent, svm_hinge, mse
 from fastfc._kernels.norm cimport (bn_forward_train, bn_forward_test, bn_backward,
                                    ln_forward, ln_backward)
 from fastfc._kernels.optim cimport (RuleParams, rule_step, RULE_SGD, RULE_MOMENTUM,
@@ -39,7 +40,11 @@ NORM_CODES = {None: 0, "batchnorm": 1, "layernorm": 2}
 RULE_CODES = {"sgd": RULE_SGD, "sgd_momentum": RULE_MOMENTUM,
               "sgd_nesterov_momentum": RULE_NESTEROV, "rmsprop": RULE_RMSPROP,
               "adam": RULE_ADAM}
-LOSS_CODES = {"softmax": 0, "svm": 1}
+# losses taking integer labels (0, 1) or float targets of shape (n, n_outputs) (2)
+LOSS_CODES = {"softmax": 0, "svm": 1, "mse": LOSS_MSE}
+
+cdef enum:
+    LOSS_MSE = 2
 
 cdef enum:
     NORM_NONE = 0
@@ -394,9 +399,11 @@ cdef void _gather_rows(const void* X, bint x_is_float, const intptr_t* idx, Py_s
 
 
 cdef double _step(NetState* st, const void* X, bint x_is_float, bint gather,
-                  const intptr_t* idx, const intptr_t* labels, Py_ssize_t n, bint train,
+                  const intptr_t* idx, const intptr_t* labels, const void* targets,
+                  const void* weights, Py_ssize_t n, bint train,
                   bint backward, bint update, floating dummy) noexcept nogil:
-    """Forward [+ loss + backward [+ update]]; returns the data loss (0 without labels)."""
+    """Forward [+ loss + backward [+ update]]; returns the data loss (0 without labels
+    or targets).  ``weights``: per-sample weights of the loss, or NULL."""
     cdef const floating* x_in
     cdef Layer* last = &st.layers[st.n_layers - 1]
     cdef double loss = 0
@@ -407,12 +414,17 @@ cdef double _step(NetState* st, const void* X, bint x_is_float, bint gather,
     else:
         x_in = <const floating*>X
     _forward(st, x_in, n, train)
-    if labels == NULL:
+    if labels == NULL and targets == NULL:
         return 0
     if st.loss_kind == 0:
-        loss = softmax_xent(<floating*>last.z, labels, n, last.d_out, <floating*>st.g_a)
+        loss = softmax_xent(<floating*>last.z, labels, <const floating*>weights, n,
+                            last.d_out, <floating*>st.g_a)
+    elif st.loss_kind == LOSS_MSE:
+        loss = mse(<floating*>last.z, <const floating*>targets, <const floating*>weights, n,
+                   last.d_out, <floating*>st.g_a)
     else:
-        loss = svm_hinge(<floating*>last.z, labels, n, last.d_out, <floating*>st.g_a)
+        loss = svm_hinge(<floating*>last.z, labels, <const floating*>weights, n,
+                         last.d_out, <floating*>st.g_a)
     if backward:
         _backward(st, x_in, n)
     if update:
@@ -665,16 +677,27 @@ cdef class NetCore:
             memcpy(dst, src.buf, n * sizeof(intptr_t))
         return dst
 
-    def run(self, X, y, indices, bint train, bint backward, bint update):
+    def run(self, X, y, indices, bint train, bint backward, bint update,
+            sample_weight=None):
         """Forward [+ loss, backward, update] on a minibatch; returns the loss.
 
         X: C-contiguous float32/float64 array with rows of dims[0] features (any
         trailing shape), or the whole data set when ``indices`` (intp) picks the rows.
-        y: intp labels or None (forward only).  Checks labels before any work.
+        y: intp labels (softmax, svm), C-contiguous targets of the net's dtype with
+        n * n_outputs values (mse), or None (forward only).  Checks labels before any
+        work.  sample_weight: None or n values of the net's dtype, which the caller has
+        checked (>= 0, finite, positive sum); like float targets it is read in place.
         """
         cdef Py_buffer xb
         cdef Py_buffer yb
         cdef Py_buffer ib
+        cdef Py_buffer tb
+        cdef Py_buffer wb
+        cdef bint have_t = False
+        cdef bint have_w = False
+        cdef const void* targets = NULL
+        cdef const void* weights = NULL
+        cdef char want = b'f' if self.is_float else b'd'
         cdef const intptr_t* labels = NULL
         cdef const intptr_t* idx = NULL
         cdef Py_ssize_t n, rows, bad
@@ -711,7 +734,20 @@ cdef class NetCore:
                     raise ValueError(f"indices[{bad}] = {idx[bad]} is outside [0, {rows})")
             if n == 0:
                 raise ValueError("X must hold at least one sample")
-            if y is not None:
+            if y is not None and self.st.loss_kind == LOSS_MSE:
+                # float targets are read in place (a change by another thread while the
+                # step runs can only change values, never where the step reads)
+                PyObject_GetBuffer(y, &tb, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT)
+                have_t = True
+                if tb.format[0] != want or tb.format[1] != 0:
+                    raise TypeError(f"y must hold {self.dtype} targets, got format "
+                                    f"{tb.format!r}")
+                n_out = self.dims[self.st.n_layers]
+                if tb.len // tb.itemsize != n * n_out:
+                    raise ValueError(f"y has {tb.len // tb.itemsize} values for {n} samples "
+                                     f"of {n_out} outputs")
+                targets = tb.buf
+            elif y is not None:
                 PyObject_GetBuffer(y, &yb, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT)
                 try:
                     if yb.itemsize != sizeof(intptr_t):
@@ -726,6 +762,16 @@ cdef class NetCore:
                 if bad >= 0:
                     raise ValueError(f"y[{bad}] = {labels[bad]} is outside "
                                      f"[0, {n_classes}) for {n_classes} classes")
+            if sample_weight is not None and (y is not None):
+                PyObject_GetBuffer(sample_weight, &wb, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT)
+                have_w = True
+                if wb.format[0] != want or wb.format[1] != 0:
+                    raise TypeError(f"sample_weight must hold {self.dtype} values, got "
+                                    f"format {wb.format!r}")
+                if wb.len // wb.itemsize != n:
+                    raise ValueError(f"sample_weight has {wb.len // wb.itemsize} values for "
+                                     f"{n} samples")
+                weights = wb.buf
             self.ensure_capacity(n)
             # Every step owns the pool when it can, so the BLAS runs single-threaded in
             # all of them, as it always did (a step's rounding does not change with the
@@ -736,15 +782,19 @@ cdef class NetCore:
             with nogil:
                 token = parallel_begin()
                 if self.is_float:
-                    loss = _step(&self.st, xb.buf, x_is_float, gather, idx, labels, n,
-                                 train, backward, update, <float>0)
+                    loss = _step(&self.st, xb.buf, x_is_float, gather, idx, labels,
+                                 targets, weights, n, train, backward, update, <float>0)
                 else:
-                    loss = _step(&self.st, xb.buf, x_is_float, gather, idx, labels, n,
-                                 train, backward, update, <double>0)
+                    loss = _step(&self.st, xb.buf, x_is_float, gather, idx, labels,
+                                 targets, weights, n, train, backward, update, <double>0)
                 parallel_end(token)
             if update:
                 self.st.step += 1
         finally:
+            if have_w:
+                PyBuffer_Release(&wb)
+            if have_t:
+                PyBuffer_Release(&tb)
             PyBuffer_Release(&xb)
         return loss
 
