@@ -248,7 +248,7 @@ def test_shell_block_runs(body, tmp_path):
 # ------------------------------------------------------- import fastfc, PEP 562
 
 OPTIONAL = ("matplotlib", "sklearn", "optuna", "dask", "distributed", "tqdm", "torch",
-            "pandas", "sphinx")
+            "pandas", "sphinx", "onnx", "onnxruntime")
 
 
 def _python(code):
@@ -270,7 +270,7 @@ def test_import_fastfc_imports_no_optional_dependency():
     optional, loaded = (json.loads(line) for line in out.splitlines())
     assert optional == [], f"import fastfc imported optional dependencies: {optional}"
     for lazy in ("fastfc.vis_utils", "fastfc.augment", "fastfc.sweep", "fastfc.sklearn",
-                 "fastfc.cli", "fastfc.nndl", "fastfc.data_utils"):
+                 "fastfc.cli", "fastfc.nndl", "fastfc.data_utils", "fastfc.onnx"):
         assert lazy not in loaded, f"import fastfc imported {lazy}"
 
 
@@ -286,7 +286,9 @@ def test_submodules_load_on_first_attribute_access():
         "      fastfc.data_utils.load_default_data.__name__,\n"
         "      fastfc.nndl.layers.affine_forward.__name__,\n"
         "      fastfc.classifiers.TwoLayerNet.__name__,\n"
-        "      fastfc.schedules.__name__, fastfc.checkpoint.__name__, fastfc.cli.main.__name__)\n")
+        "      fastfc.schedules.__name__, fastfc.checkpoint.__name__, fastfc.cli.main.__name__)\n"
+        "assert 'onnx' not in sys.modules and fastfc.onnx.__name__ == 'fastfc.onnx'\n"
+        "assert 'onnx' not in sys.modules  # exporting imports it, not the module\n")
     assert out.split() == ["Augmenter", "sweep", "load_default_data", "affine_forward",
                            "TwoLayerNet", "fastfc.schedules", "fastfc.checkpoint", "main"]
 

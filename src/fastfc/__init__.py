@@ -53,6 +53,7 @@ _LAZY_SUBMODULES = (
     "data_utils",
     "net",
     "nndl",
+    "onnx",
     "schedules",
     "sklearn",
     "solver",
@@ -62,7 +63,7 @@ _LAZY_SUBMODULES = (
 
 if _TYPE_CHECKING:  # let type checkers see the lazily imported submodules
     from fastfc import (augment, checkpoint, classifiers, cli, data_utils,  # noqa: F401
-                        nndl, schedules, sklearn, sweep, vis_utils)
+                        nndl, onnx, schedules, sklearn, sweep, vis_utils)
 
 
 def __getattr__(name: str) -> object:
