@@ -83,9 +83,18 @@ def _sweep_run(args: argparse.Namespace) -> int:
 
 
 def _bench_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("bench_args", nargs=argparse.REMAINDER,
-                        help="options of the benchmark (python -m bench --help), "
-                             "e.g. --quick")
+    parser.usage = "fastfc bench [-h] [HARNESS OPTION ...]"
+    parser.description = (
+        "Measure fastfc against NumPy, PyTorch and scikit-learn with the benchmark "
+        "harness of the source tree this fastfc runs from (bench/, not part of an "
+        "installed wheel).  Every option after 'bench' goes to the harness unchanged.")
+    parser.epilog = (
+        "examples: 'fastfc bench --quick' (under 2 minutes), 'fastfc bench' (the full "
+        "run, about 6 minutes, writes bench/RESULTS.md), 'fastfc bench -- --help' (the "
+        "harness's own options, as 'python -m bench --help')")
+    parser.add_argument("bench_args", nargs=argparse.REMAINDER, metavar="HARNESS OPTION",
+                        help="an option of the harness, e.g. --quick, --workloads W1,W6, "
+                             "--rounds 3")
 
 
 #: the folder of this package; ``fastfc bench`` looks for the harness beside it

@@ -133,7 +133,7 @@ def to_onnx_model(net, *, outputs=None, classes=None, opset=None, dtype=None,
         Float type of the graph's input, weights and outputs (default: the net's).
     input_shape : tuple of int, optional
         Shape of one sample when the net is fed images, e.g. (3, 32, 32): the input is
-        then (N, *input_shape) and a ``Flatten`` node makes it (N, D).  Default: (D,).
+        then ``(N, *input_shape)`` and a ``Flatten`` node makes it (N, D).  Default: (D,).
     fold_batchnorm : bool
         Fold batch norm into the preceding Gemm (W * s, (b - mean) * s + beta with
         s = gamma / sqrt(var + eps)) instead of a BatchNormalization node.

@@ -37,9 +37,13 @@ class Schedule(Protocol):
     docstring).  Either method may be missing; this protocol names both."""
 
     def before_step(self, step: int, base_lr: float) -> Optional[float]:
+        """The learning rate for step ``step`` (0-based), given the run's base rate;
+        None leaves the rate unchanged."""
         ...
 
     def after_epoch(self, epoch: int, lr: float) -> Optional[float]:
+        """The new learning rate after ``epoch`` epochs, given the current one (called
+        once per rate the optimiser holds); None leaves it unchanged."""
         ...
 
 
