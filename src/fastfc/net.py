@@ -20,18 +20,19 @@ import threading
 
 import numpy as np
 
+from fastfc import _registry
 from fastfc import _validation as V
 from fastfc import checkpoint as _checkpoint
 from fastfc import optim as _optim
 from fastfc.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from fastfc import _openblas
-from fastfc._kernels import dense as _dense
 from fastfc._kernels import net as _knet
 
 __all__ = ["Net"]
 
-ACTIVATIONS = ("relu", "leaky_relu", "sigmoid", "tanh", "swish")
-INITS = ("he", "xavier")
+#: the hidden-layer activations (rows of fastfc._registry.ACTIVATIONS)
+ACTIVATIONS = tuple(_registry.ACTIVATIONS)
+INITS = _registry.INITS
 NET_FORMAT = 1              # version of the "net" part of a saved Net's header
 # test-mode scores are computed this many rows at a time (or the training batch, if
 # larger), so that one big loss(X) does not leave a workspace sized for all of X
@@ -121,29 +122,33 @@ class Net:
     ----------
     layer_dims : sequence of int
         ``[input_dim, hidden_1, ..., hidden_{L-1}, num_classes]``.
-    activation : {'relu', 'leaky_relu', 'sigmoid', 'tanh', 'swish'}
+    activation : str
+        Any name in ``fastfc.net.ACTIVATIONS`` (default 'relu').
     dropout_keep_ratio : float in (0, 1]
         Probability of keeping a hidden unit (1 = no dropout).  Masks come from a
         counter-based generator keyed by the seed and the step number: repeated
         ``loss`` calls at one step draw the same masks (gradient checks work), every
         ``train_step`` draws new ones.
-    normalization : {None, 'batchnorm', 'layernorm'}
+    normalization : None or str
+        None or a name in ``fastfc._registry.NORMALIZATIONS``.
     reg : float
         L2 strength; the loss adds ``0.5 * reg * sum(W**2)`` over the weights.
     weight_scale : float or None
         Weights ``weight_scale * randn`` (as FullyConnectedNet).  Give this or ``init``.
     init : {'he', 'xavier'} or None
         'he': ``randn * sqrt(2 / fan_in)``; 'xavier': ``randn * sqrt(2 / (fan_in +
-        fan_out))``.  Default when neither is given: 'he' for relu, leaky_relu and
-        swish, 'xavier' for sigmoid and tanh.
+        fan_out))``.  Default when neither is given: the activation's own (its
+        ``init`` in ``fastfc._registry.ACTIVATIONS``: 'he' for the rectifiers, 'xavier'
+        for the saturating ones).
     dtype : np.float32 or np.float64
     seed : int or None
         Seeds the weights and dropout.  None draws them from NumPy's global generator,
         in the order FullyConnectedNet does (W1, W2, ...), so that after the same
         ``np.random.seed`` both nets start from the same weights.
     alpha : float
-        Slope of leaky_relu for negative inputs.
-    loss : {'softmax', 'svm'}
+        Slope of the leaky rectifier for negative inputs.
+    loss : str
+        A name in ``fastfc._registry.LOSSES`` (default 'softmax').
     bn_momentum, eps : float
         Running-statistics momentum and variance epsilon of the normalisation.
 
@@ -162,11 +167,13 @@ class Net:
         if activation not in ACTIVATIONS:
             raise ValueError(f"activation must be one of {', '.join(ACTIVATIONS)}, "
                              f"got {activation!r}")
-        if normalization not in _knet.NORM_CODES:
-            raise ValueError("normalization must be None, 'batchnorm' or 'layernorm', "
+        if normalization not in _registry.NORMALIZATIONS:
+            raise ValueError("normalization must be "
+                             f"{_registry.choices(_registry.NORMALIZATIONS)}, "
                              f"got {normalization!r}")
-        if loss not in _knet.LOSS_CODES:
-            raise ValueError(f"loss must be 'softmax' or 'svm', got {loss!r}")
+        if loss not in _registry.LOSSES:
+            raise ValueError(f"loss must be {_registry.choices(_registry.LOSSES)}, "
+                             f"got {loss!r}")
         keep = V.check_scalar(dropout_keep_ratio, "dropout_keep_ratio", low=0.0, high=1.0,
                               low_open=True)
         reg = V.check_scalar(reg, "reg", low=0.0)
@@ -178,9 +185,9 @@ class Net:
         if weight_scale is not None:
             weight_scale = V.check_scalar(weight_scale, "weight_scale", low=0.0)
         if init is None and weight_scale is None:
-            init = "xavier" if activation in ("sigmoid", "tanh") else "he"
+            init = _registry.ACTIVATIONS[activation].init
         if init is not None and init not in INITS:
-            raise ValueError(f"init must be 'he' or 'xavier', got {init!r}")
+            raise ValueError(f"init must be {_registry.choices(INITS)}, got {init!r}")
         dtype = V.check_float_dtype(dtype)
         if seed is not None:
             seed = V.check_scalar(seed, "seed", low=0, integer=True)
@@ -240,9 +247,10 @@ class Net:
         self._lock = threading.RLock()
         _openblas.connect()     # fastfc's step-level pool, set up at first use
         self._core = _knet.NetCore(
-            self.layer_dims, self.dtype, _dense.ACT_CODES[self.activation], self.alpha,
-            _knet.NORM_CODES[self.normalization], self.dropout_keep_ratio, self.eps,
-            self.bn_momentum, _knet.LOSS_CODES[self.loss_name], drop_key)
+            self.layer_dims, self.dtype, _registry.ACTIVATIONS[self.activation].code,
+            self.alpha, _registry.NORMALIZATIONS[self.normalization].code,
+            self.dropout_keep_ratio, self.eps, self.bn_momentum,
+            _registry.LOSSES[self.loss_name].code, drop_key)
         size = self._core.n_params
         self._flat = np.zeros(size, dtype=self.dtype)
         self._grad_flat = np.zeros(size, dtype=self.dtype)
@@ -314,19 +322,18 @@ class Net:
         Parameters
         ----------
         update_rule : str
-            A rule of :mod:`fastfc.optim`: 'sgd', 'sgd_momentum',
-            'sgd_nesterov_momentum', 'rmsprop' or 'adam'.
+            Any name in ``fastfc.optim.UPDATE_RULES``.
         **config
             Its config keys (learning_rate, momentum, beta1, ...), defaults as in
-            fastfc.optim.  State arrays (velocity, m, v, cache) may be given flat, with
+            fastfc.optim.  State arrays (velocity, m, v, ...) may be given flat, with
             one entry per parameter in the order of ``params``.  A writable array given
             here becomes the Net's state (updated in place); a read-only one is copied.
 
         Returns self.  L2 regularisation comes from ``reg``, fused into the update.
         """
-        if not isinstance(update_rule, str) or update_rule not in _knet.RULE_CODES:
-            raise ValueError(f"update_rule must be one of {', '.join(_knet.RULE_CODES)}, "
-                             f"got {update_rule!r}")
+        if not isinstance(update_rule, str) or update_rule not in _registry.UPDATE_RULES:
+            raise ValueError("update_rule must be one of "
+                             f"{', '.join(_registry.UPDATE_RULES)}, got {update_rule!r}")
         if "weight_decay" in config:
             raise ValueError("Net takes L2 regularisation from reg, not weight_decay")
         # a state array given writable is shared (the fused Solver path updates its own
@@ -336,10 +343,10 @@ class Net:
                   for k, v in config.items()}
         config, hyper, states = _optim.prepare_config(update_rule, config, self._flat)
         states = states + [None] * (2 - len(states))
-        self._core.set_optimizer(
-            _knet.RULE_CODES[update_rule], hyper["learning_rate"], hyper.get("momentum", 0.0),
-            hyper.get("decay_rate", 0.0), hyper.get("beta1", 0.0), hyper.get("beta2", 0.0),
-            hyper.get("epsilon", 0.0), hyper.get("t", 0), states[0], states[1])
+        spec = _registry.UPDATE_RULES[update_rule]
+        lr, mom, decay_rate, beta1, beta2, epsilon, t = _optim.kernel_args(hyper)
+        self._core.set_optimizer(spec.code, lr, mom, decay_rate, beta1, beta2, epsilon,
+                                 spec.counts_steps, t, states[0], states[1])
         self.update_rule = update_rule
         self._optim_config = config
         return self
@@ -721,7 +728,7 @@ def _saved_net_layout(path, header):
         raise bad(f"layer_dims must be a list of 2 to {MAX_LOADED_LAYERS + 1} positive "
                   "integers")
     norm = args.get("normalization")
-    if not (norm is None or (isinstance(norm, str) and norm in _knet.NORM_CODES)):
+    if not (norm is None or (isinstance(norm, str) and norm in _registry.NORMALIZATIONS)):
         raise bad(f"unknown normalization {norm!r}")
     dtype = args.get("dtype", "float32")
     if dtype not in ("float32", "float64"):

@@ -10,10 +10,6 @@ import numpy.typing as npt
 
 _Floats = npt.NDArray[np.float32] | npt.NDArray[np.float64]
 
-NORM_CODES: dict[str | None, int]
-RULE_CODES: dict[str, int]
-LOSS_CODES: dict[str, int]
-
 class NetCore:
     """Pointers and settings of one Net; see fastfc.net.Net for the public interface."""
 
@@ -41,8 +37,8 @@ class NetCore:
              running: list[tuple[_Floats, _Floats]] | None) -> None:
         """Point the kernels at the flat parameter/gradient buffers and running stats."""
     def set_optimizer(self, rule: int, lr: float, mom: float, decay_rate: float,
-                      beta1: float, beta2: float, epsilon: float, t: int,
-                      state1: _Floats | None, state2: _Floats | None) -> None:
+                      beta1: float, beta2: float, epsilon: float, counts_steps: bool,
+                      t: int, state1: _Floats | None, state2: _Floats | None) -> None:
         """Select the update rule, its hyper-parameters and flat state buffers."""
     def ensure_capacity(self, n: int) -> None:
         """Allocate the workspaces for minibatches of up to n rows (grow only)."""

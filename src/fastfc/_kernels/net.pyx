@@ -32,15 +32,10 @@ from fastfc._kernels.blas cimport (POOL_MAX_PARTS, gemm, dot, parallel_begin, pa
 from fastfc._kernels.losses cimport softmax_xent, svm_hinge
 from fastfc._kernels.norm cimport (bn_forward_train, bn_forward_test, bn_backward,
                                    ln_forward, ln_backward)
-from fastfc._kernels.optim cimport (RuleParams, rule_step, RULE_SGD, RULE_MOMENTUM,
-                                    RULE_NESTEROV, RULE_RMSPROP, RULE_ADAM)
+from fastfc._kernels.optim cimport RuleParams, rule_step
 
-NORM_CODES = {None: 0, "batchnorm": 1, "layernorm": 2}
-RULE_CODES = {"sgd": RULE_SGD, "sgd_momentum": RULE_MOMENTUM,
-              "sgd_nesterov_momentum": RULE_NESTEROV, "rmsprop": RULE_RMSPROP,
-              "adam": RULE_ADAM}
-LOSS_CODES = {"softmax": 0, "svm": 1}
-
+# The codes of the normalisations, losses and update rules are those of
+# fastfc._registry (NORMALIZATIONS, LOSSES, UPDATE_RULES): Net passes them in.
 cdef enum:
     NORM_NONE = 0
     NORM_BATCH = 1
@@ -313,7 +308,7 @@ cdef double _update(NetState* st, floating dummy) noexcept nogil:
         task.weights[p].nonfinite = 0
         task.others[p].sumsq = 0
         task.others[p].nonfinite = 0
-    if st.opt.rule == RULE_ADAM:
+    if st.opt.counts_steps:
         st.opt.t += 1
     if st.layers[st.n_layers - 1].end_off < UPDATE_SPLIT_MIN:
         _update_part(&task, 0, 1)       # too small to pay for the pool
@@ -472,8 +467,9 @@ cdef class NetCore:
         st.drop_key = drop_key
         st.step = 0
         st.nonfinite = 0
-        st.opt.rule = RULE_SGD
+        st.opt.rule = 0             # set_optimizer chooses the rule before any step
         st.opt.lr = 1e-2
+        st.opt.counts_steps = False
         st.opt.t = 0
         st.reg = 0
         st.s1 = NULL
@@ -528,9 +524,11 @@ cdef class NetCore:
                 self.st.layers[i].running_var = _data_ptr(var, self.dtype, self.dims[i + 1])
 
     def set_optimizer(self, int rule, double lr, double mom, double decay_rate,
-                      double beta1, double beta2, double epsilon, long long t, state1, state2):
+                      double beta1, double beta2, double epsilon, bint counts_steps,
+                      long long t, state1, state2):
         """Select the update rule, its hyper-parameters and flat state buffers."""
         self.st.opt.rule = rule
+        self.st.opt.counts_steps = counts_steps
         self.st.opt.lr = lr
         self.st.opt.mom = mom
         self.st.opt.decay_rate = decay_rate
