@@ -14,7 +14,7 @@ use for it (the enums of ``csrc/dense_loops.h``, ``_kernels/optim.pyx`` and
 from types import MappingProxyType
 from typing import Mapping, NamedTuple, Optional, Tuple
 
-__all__ = ["Activation", "UpdateRule", "Loss", "Normalization", "ACTIVATIONS",
+__all__ = ["Activation", "UpdateRule", "Loss", "Normalization", "ALL_ACTIVATIONS", "ACTIVATIONS",
            "UPDATE_RULES", "LOSSES", "NORMALIZATIONS", "INITS", "choices"]
 
 
@@ -31,7 +31,7 @@ class Activation(NamedTuple):
 
 #: every activation the kernels compute, by name; 'identity' is the kernels' "no
 #: activation" (the output layer) and is not offered as a hidden-layer choice
-_ALL_ACTIVATIONS = {a.name: a for a in (
+ALL_ACTIVATIONS = {a.name: a for a in (
     Activation("identity", 0, "xavier", "x"),
     Activation("relu", 1, "he", "max(x, 0)"),
     Activation("leaky_relu", 2, "he", "where(x > 0, x, alpha * x)"),
@@ -41,7 +41,7 @@ _ALL_ACTIVATIONS = {a.name: a for a in (
 )}
 
 #: the hidden-layer activations (Net, the estimator, the command line), by name
-ACTIVATIONS = MappingProxyType({k: v for k, v in _ALL_ACTIVATIONS.items()
+ACTIVATIONS = MappingProxyType({k: v for k, v in ALL_ACTIVATIONS.items()
                                 if k != "identity"})
 
 #: the initialisation schemes of Net's ``init``

@@ -3,6 +3,7 @@
 Compatible with the CS231n ``layer_utils.py``: ``affine_relu_forward(x, w, b)`` returns
 ``(out, (fc_cache, relu_cache))`` and its backward returns ``(dx, dw, db)``.
 """
+from fastfc import _registry
 from fastfc import layers as L
 # The course's layer_utils.py starts with ``from .layers import *``, so notebooks that do
 # ``from cs231n.layer_utils import *`` get the layer functions as well: so does this one.
@@ -15,10 +16,9 @@ __all__ = [
     "affine_ln_relu_forward", "affine_ln_relu_backward",
 ] + list(L.__all__)
 
-_NORMS = {
-    "batchnorm": (L.batchnorm_forward, L.batchnorm_backward),
-    "layernorm": (L.layernorm_forward, L.layernorm_backward),
-}
+#: forward and backward layer of each normalisation of fastfc._registry
+_NORMS = {name: (getattr(L, f"{name}_forward"), getattr(L, f"{name}_backward"))
+          for name in _registry.NORMALIZATIONS if name is not None}
 
 
 def affine_relu_forward(x, w, b):
@@ -40,7 +40,7 @@ def _norm_pair(normalization):
         return _NORMS[normalization]
     except (KeyError, TypeError):
         raise ValueError(
-            f"normalization must be 'batchnorm' or 'layernorm', got {normalization!r}"
+            f"normalization must be {_registry.choices(_NORMS)}, got {normalization!r}"
         ) from None
 
 
