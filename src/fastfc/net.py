@@ -391,33 +391,15 @@ class Net:
 
     # ------------------------------------------------------------------ compute
 
-    def _as_input(self, X):
-        X = V.as_array(X, "X")
-        if X.dtype not in V.FLOAT_DTYPES:   # ints, float16, byte-swapped floats
-            X = X.astype(self.dtype)
-        X = np.require(X, requirements=("C", "A"))
-        if X.ndim < 2:
-            raise ValueError(f"X must have shape (N, {self.layer_dims[0]}) or (N, d1, ...), "
-                             f"got {X.shape}")
-        if X.shape[0] == 0 or X.size != X.shape[0] * self.layer_dims[0]:
-            raise ValueError(f"X has shape {X.shape} but the net takes "
-                             f"{self.layer_dims[0]} features per sample")
-        return X
-
-    def _as_labels(self, y, n):
-        return V.as_labels(y, "y", n, self.layer_dims[-1])
-
     def _checked(self, X, y):
-        if (type(X) is not np.ndarray or X.dtype not in V.FLOAT_DTYPES
-                or not X.flags.c_contiguous or not X.flags.aligned or X.ndim < 2
-                or X.size != X.shape[0] * self.layer_dims[0] or X.shape[0] == 0):
-            X = self._as_input(X)
-        if y is not None and (type(y) is not np.ndarray or y.dtype != np.intp
-                              or y.ndim != 1 or not y.flags.c_contiguous):
-            y = self._as_labels(y, X.shape[0])
+        """X (and y) checked for the core: types and shapes here, the labels' range by
+        the core on its private copy (see fastfc._validation)."""
+        X = V.as_row_batch(X, "X", self.layer_dims[0], self.dtype)
+        if y is not None:
+            y = V.as_label_array(y, "y", X.shape[0])
         return X, y
 
-    def train_step(self, X, y, indices=None):
+    def train_step(self, X, y, indices=None, *, check_input=True):
         """One training step in one compiled call; returns the loss (with the L2 term).
 
         Parameters
@@ -429,42 +411,30 @@ class Net:
         indices : ndarray of int, optional
             Rows of X that form the minibatch; they are gathered (and cast to the net's
             dtype) straight into a preallocated buffer.
+        check_input : bool, default True
+            False skips every check of X, y and indices, for trusted callers only
+            (fastfc's own training loops) that pass exactly what the checks would
+            produce: X a C-contiguous float32/float64 array of rows of ``D`` features,
+            y a C-contiguous intp array of labels in ``[0, num_classes)``, indices None
+            or a non-empty C-contiguous intp array of row numbers of X.  Anything else
+            is undefined behaviour (a release build does not check it).
         """
         with self._lock:
             if self.update_rule is None:
                 raise RuntimeError("call set_optimizer(...) before train_step")
-            X, _ = self._checked(X, None)
-            if indices is not None:
-                indices = self._as_indices(indices)
-                n = indices.shape[0]
-            else:
-                n = X.shape[0]
-            if type(y) is not np.ndarray or y.dtype != np.intp or y.ndim != 1 \
-                    or not y.flags.c_contiguous:
-                y = self._as_labels(y, n)
+            if check_input:
+                X = V.as_row_batch(X, "X", self.layer_dims[0], self.dtype)
+                if indices is not None:
+                    indices = V.as_indices(indices, "indices")
+                    n = indices.shape[0]
+                else:
+                    n = X.shape[0]
+                y = V.as_label_array(y, "y", n)
             # the core copies y and indices into its own buffers before it checks them
-            loss = self._core.run(X, y, indices, True, True, True)
-            if n > self._train_rows:
-                self._train_rows = n
+            loss = self._core.run(X, y, indices, True, True, True, check_input)
+            if y.shape[0] > self._train_rows:
+                self._train_rows = y.shape[0]
             return loss
-
-    @staticmethod
-    def _as_indices(indices):
-        if type(indices) is np.ndarray and indices.dtype == np.intp and indices.ndim == 1 \
-                and indices.flags.c_contiguous:
-            pass
-        else:
-            indices = np.asarray(indices)
-            if indices.dtype.kind not in "iu":
-                raise TypeError(f"indices must be integers, got {indices.dtype}")
-            if indices.ndim != 1:
-                raise ValueError(f"indices must be 1-dimensional, got shape {indices.shape}")
-            if indices.size and (indices.max() > np.iinfo(np.intp).max):
-                raise ValueError("indices holds values too large for a row index")
-            indices = np.ascontiguousarray(indices, dtype=np.intp)
-        if indices.shape[0] == 0:
-            raise ValueError("indices must pick at least one row")
-        return indices
 
     def loss(self, X, y=None):
         """CS231n model contract.
@@ -524,7 +494,7 @@ class Net:
     def predict(self, X, batch_size=1000):
         """Predicted class of each row of X (argmax of the scores), in batches."""
         batch_size = V.check_scalar(batch_size, "batch_size", low=1, integer=True)
-        X = self._as_input(X)
+        X = V.as_row_batch(X, "X", self.layer_dims[0], self.dtype)
         out = np.empty(X.shape[0], dtype=np.intp)
         with self._lock:
             before = self._core.capacity

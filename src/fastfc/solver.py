@@ -400,8 +400,8 @@ class Solver:
         if X.dtype not in V.FLOAT_DTYPES:
             X = X.astype(self.model.dtype)
         self._X_fast = np.ascontiguousarray(X)
-        self._y_fast = V.as_labels(self.y_train, "y_train", len(self.y_train),
-                                   self.model.layer_dims[-1])
+        # range: checked once by the constructor (_check_labels), per batch by the Net
+        self._y_fast = V.as_label_array(self.y_train, "y_train", len(self.y_train))
         self._y_batch = np.empty(self.batch_size, dtype=np.intp)
         self._fast_ready = True
 

@@ -1,7 +1,9 @@
 """The whole-network training step behind fastfc.Net.
 
 Stub of the compiled module fastfc._kernels.net.  ``NetCore`` trusts its caller,
-fastfc.net.Net, which owns the arrays and validates every argument.
+fastfc.net.Net, which owns the arrays and validates every argument (the core checks
+their structure in the debug build only, and the range of labels and indices on its
+private copies unless told not to).
 """
 from typing import Any
 
@@ -51,10 +53,12 @@ class NetCore:
         """Bytes held by the batch workspaces (not the parameters or optimiser state)."""
     def run(self, X: _Floats, y: npt.NDArray[np.intp] | None,
             indices: npt.NDArray[np.intp] | None, train: bool, backward: bool,
-            update: bool) -> float:
+            update: bool, check: bool = True) -> float:
         """Forward [+ loss, backward, update] on a minibatch; returns the loss.
 
-        y and indices are copied into the core's own buffers (under the GIL) and checked
-        there; the step never reads the caller's arrays after that."""
+        The caller guarantees the arrays' types and shapes (checked in the debug build
+        only).  y and indices are copied into the core's own buffers (under the GIL) and,
+        with ``check``, their values are range-checked there; the step never reads the
+        caller's arrays after that."""
     def scores(self, n: int) -> _Floats:
         """A view (n, num_classes) of the scores written by the last call."""

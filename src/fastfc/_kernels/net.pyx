@@ -14,7 +14,12 @@ layer:
 All parameters live in one flat buffer (W1, b1[, gamma1, beta1], W2, ...), their
 gradients and the optimiser state in flat buffers of the same layout; the workspaces
 are allocated once per batch capacity.  The Python class ``fastfc.net.Net`` owns the
-arrays and validates its arguments; this module trusts it.
+arrays and validates its arguments (through fastfc._validation); this module trusts it
+and checks the structure of what it is given only in the debug build
+(FASTFC_CYTHON_DEBUG=1).  The one check it makes in every build is the range of the
+labels and row indices, on the private copies the step reads (another thread may change
+the caller's arrays after any check made before the call); Net's trusted callers turn
+it off with ``check_input=False``.
 """
 from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_C_CONTIGUOUS, PyBUF_FORMAT
 from libc.stdint cimport uint8_t, uint32_t, uint64_t, intptr_t
@@ -33,6 +38,15 @@ from fastfc._kernels.losses cimport softmax_xent, svm_hinge
 from fastfc._kernels.norm cimport (bn_forward_train, bn_forward_test, bn_backward,
                                    ln_forward, ln_backward)
 from fastfc._kernels.optim cimport RuleParams, rule_step
+
+cdef extern from *:
+    """
+    #ifndef FASTFC_DEBUG_BUILD
+    #define FASTFC_DEBUG_BUILD 0
+    #endif
+    """
+    # 1 in the debug build (setup.py: FASTFC_CYTHON_DEBUG=1): the core checks its inputs
+    const bint FASTFC_DEBUG_BUILD
 
 # The codes of the normalisations, losses and update rules are those of
 # fastfc._registry (NORMALIZATIONS, LOSSES, UPDATE_RULES): Net passes them in.
@@ -663,12 +677,15 @@ cdef class NetCore:
             memcpy(dst, src.buf, n * sizeof(intptr_t))
         return dst
 
-    def run(self, X, y, indices, bint train, bint backward, bint update):
+    def run(self, X, y, indices, bint train, bint backward, bint update, bint check=True):
         """Forward [+ loss, backward, update] on a minibatch; returns the loss.
 
         X: C-contiguous float32/float64 array with rows of dims[0] features (any
-        trailing shape), or the whole data set when ``indices`` (intp) picks the rows.
-        y: intp labels or None (forward only).  Checks labels before any work.
+        trailing shape), or the whole data set when ``indices`` (intp, non-empty) picks
+        the rows.  y: intp labels, one per row, or None (forward only).  The caller
+        (fastfc.net.Net) guarantees these; the debug build checks them.  ``check``:
+        check the range of the labels and indices (on the private copies) before any
+        work; a trusted caller whose values are known to be in range passes False.
         """
         cdef Py_buffer xb
         cdef Py_buffer yb
@@ -680,50 +697,55 @@ cdef class NetCore:
         cdef double loss
         cdef int token
         cdef Py_ssize_t d0 = self.dims[0]
+        cdef bint check_values = check or FASTFC_DEBUG_BUILD
         PyObject_GetBuffer(X, &xb, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT)
         try:
             x_is_float = xb.format[0] == b'f' and xb.format[1] == 0
-            if not x_is_float and not (xb.format[0] == b'd' and xb.format[1] == 0):
-                raise TypeError(f"X must be float32 or float64, got format {xb.format!r}")
-            if xb.itemsize == 0 or xb.len % (xb.itemsize * d0) != 0:
-                raise ValueError(f"X does not hold rows of {d0} features")
+            if FASTFC_DEBUG_BUILD:
+                if not x_is_float and not (xb.format[0] == b'd' and xb.format[1] == 0):
+                    raise TypeError(f"X must be float32 or float64, got format {xb.format!r}")
+                if xb.itemsize == 0 or xb.len % (xb.itemsize * d0) != 0:
+                    raise ValueError(f"X does not hold rows of {d0} features")
             rows = xb.len // (xb.itemsize * d0)
             if indices is None:
                 n = rows
                 gather = x_is_float != self.is_float   # a cast: idx stays NULL
             else:
                 gather = True
-            if indices is not None:
                 PyObject_GetBuffer(indices, &ib, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT)
                 try:
-                    if ib.itemsize != sizeof(intptr_t):
+                    if FASTFC_DEBUG_BUILD and ib.itemsize != sizeof(intptr_t):
                         raise TypeError("indices must be an intp array")
                     n = ib.len // sizeof(intptr_t)
-                    # checked and used as a private copy: another thread may change
-                    # the caller's array while the step runs without the GIL
+                    # used as a private copy: another thread may change the caller's
+                    # array while the step runs without the GIL
                     idx = self._copy_ints(&ib, n, False)
                 finally:
                     PyBuffer_Release(&ib)
-                bad = _bad_label(idx, n, rows) if n > 0 else -1
-                if bad >= 0:
-                    raise ValueError(f"indices[{bad}] = {idx[bad]} is outside [0, {rows})")
-            if n == 0:
+                if check_values and n > 0:
+                    bad = _bad_label(idx, n, rows)
+                    if bad >= 0:
+                        raise ValueError(f"indices[{bad}] = {idx[bad]} is outside [0, {rows})")
+            if FASTFC_DEBUG_BUILD and n == 0:
                 raise ValueError("X must hold at least one sample")
             if y is not None:
                 PyObject_GetBuffer(y, &yb, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT)
                 try:
-                    if yb.itemsize != sizeof(intptr_t):
-                        raise TypeError("y must be an intp array")
-                    if yb.len // <Py_ssize_t>sizeof(intptr_t) != n:
-                        raise ValueError(f"y has {yb.len // sizeof(intptr_t)} labels for {n} samples")
+                    if FASTFC_DEBUG_BUILD:
+                        if yb.itemsize != sizeof(intptr_t):
+                            raise TypeError("y must be an intp array")
+                        if yb.len // <Py_ssize_t>sizeof(intptr_t) != n:
+                            raise ValueError(f"y has {yb.len // sizeof(intptr_t)} labels "
+                                             f"for {n} samples")
                     labels = self._copy_ints(&yb, n, True)
                 finally:
                     PyBuffer_Release(&yb)
-                n_classes = self.dims[self.st.n_layers]
-                bad = _bad_label(labels, n, n_classes)
-                if bad >= 0:
-                    raise ValueError(f"y[{bad}] = {labels[bad]} is outside "
-                                     f"[0, {n_classes}) for {n_classes} classes")
+                if check_values:
+                    n_classes = self.dims[self.st.n_layers]
+                    bad = _bad_label(labels, n, n_classes)
+                    if bad >= 0:
+                        raise ValueError(f"y[{bad}] = {labels[bad]} is outside "
+                                         f"[0, {n_classes}) for {n_classes} classes")
             self.ensure_capacity(n)
             # Every step owns the pool when it can, so the BLAS runs single-threaded in
             # all of them, as it always did (a step's rounding does not change with the
