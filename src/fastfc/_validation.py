@@ -21,6 +21,8 @@ import numbers
 import numpy as np
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+_F32, _F64 = FLOAT_DTYPES
+_INTP = np.dtype(np.intp)
 _INT32_MAX = 2**31 - 1
 
 
@@ -136,9 +138,11 @@ def as_labels(y, name, n_samples, n_classes):
 def as_label_array(y, name, n_samples):
     """Integer labels of shape (n_samples,) as a C-contiguous intp array (no copy when
     ``y`` is one already).  Their range is not checked here: see the module docstring."""
-    if (type(y) is np.ndarray and y.dtype == np.intp and y.ndim == 1
-            and y.flags.c_contiguous and y.shape[0] == n_samples):
-        return y
+    if type(y) is np.ndarray:
+        dt = y.dtype
+        if ((dt is _INTP or dt == _INTP) and y.shape == (n_samples,)
+                and y.flags.c_contiguous):
+            return y
     arr = np.asarray(y)
     if arr.dtype.kind not in "iu":
         raise TypeError(
@@ -158,7 +162,8 @@ def as_label_array(y, name, n_samples):
 def as_indices(indices, name):
     """Row indices: a non-empty 1-D C-contiguous intp array (no copy when ``indices`` is
     one already).  Their range is checked where the rows are read (module docstring)."""
-    if not (type(indices) is np.ndarray and indices.dtype == np.intp and indices.ndim == 1
+    if not (type(indices) is np.ndarray and indices.ndim == 1
+            and (indices.dtype is _INTP or indices.dtype == _INTP)
             and indices.flags.c_contiguous):
         indices = np.asarray(indices)
         if indices.dtype.kind not in "iu":
@@ -177,10 +182,14 @@ def as_row_batch(X, name, n_features, dtype):
     """A batch of samples with ``n_features`` values each, shape (N, n_features) or
     (N, d1, ...), N >= 1: float32/float64 C-contiguous as given (no copy), other numeric
     data cast to ``dtype``."""
-    if (type(X) is np.ndarray and X.dtype in FLOAT_DTYPES and X.flags.c_contiguous
-            and X.flags.aligned and X.ndim >= 2 and X.shape[0] != 0
-            and X.size == X.shape[0] * n_features):
-        return X
+    if type(X) is np.ndarray:
+        shape = X.shape
+        if len(shape) >= 2 and shape[0] and X.size == shape[0] * n_features:
+            dt = X.dtype
+            if dt is _F32 or dt is _F64 or dt in FLOAT_DTYPES:
+                flags = X.flags
+                if flags.c_contiguous and flags.aligned:
+                    return X
     X = as_array(X, name)
     if X.dtype not in FLOAT_DTYPES:   # ints, float16, byte-swapped floats
         X = X.astype(dtype)
