@@ -250,3 +250,22 @@ def test_estimator_accepts_exactly_the_registry_names():
             FCClassifier(update_rule=name)._check_params()
     with pytest.raises(ValueError, match="normalization"):
         FCClassifier(normalization="none")._check_params()
+
+
+def test_describe_rule_reads_the_rules_default():
+    from fastfc._defaults import describe_rule
+    for name, spec in R.UPDATE_RULES.items():
+        assert describe_rule(name) == \
+            f"update rule: {name}, learning rate {spec.defaults['learning_rate']:g}"
+    assert describe_rule("swept", 1e-3) == "update rule: swept, learning rate 0.001"
+
+
+
+def test_the_registry_is_a_leaf_module():
+    """It imports nothing of fastfc, so that any module can read it without a cycle."""
+    import ast
+    tree = ast.parse(Path(R.__file__).read_text(encoding="utf-8"))
+    imported = [n.module if isinstance(n, ast.ImportFrom) else a.name
+                for n in ast.walk(tree) if isinstance(n, (ast.Import, ast.ImportFrom))
+                for a in (n.names if isinstance(n, ast.Import) else [None])]
+    assert not [m for m in imported if m and m.startswith("fastfc")], imported

@@ -6,8 +6,8 @@ checks and kernel codes, :mod:`fastfc.optim`'s public rules and their defaults,
 estimator's validation, the sweep's routing and the docstrings that list the choices.
 Adding an entry means adding its compiled loop and one row here (see CONTRIBUTING.md).
 
-The module imports nothing compiled, so that the command line can offer its choices
-without loading the kernels.  The ``code`` of a row is the number the compiled kernels
+The module imports nothing of fastfc, so that any module can read it without an import
+cycle.  The ``code`` of a row is the number the compiled kernels
 use for it (the enums of ``csrc/dense_loops.h``, ``_kernels/optim.pyx`` and
 ``_kernels/net.pyx``); ``tests/test_registry.py`` checks that the two agree.
 """
