@@ -130,3 +130,24 @@ def test_the_core_trusts_its_caller_except_for_value_ranges():
     idx = np.array([0, 25], dtype=np.intp)
     with pytest.raises(ValueError, match=r"indices\[1\] = 25"):
         net._core.run(X, y[:2].astype(np.intp), idx, True, True, True)
+
+
+def test_debug_build_core_checks_what_it_is_given():
+    """In the debug build the core re-checks the structure Net guarantees, even for a
+    trusted call (a release build trusts it: see NetCore.run)."""
+    from fastfc._build_info import BUILD_INFO
+    if not BUILD_INFO.get("debug"):
+        pytest.skip("release build: the core trusts Net")
+    X, y = _data()
+    net = Net([6, 7, 3], seed=0).set_optimizer("sgd")
+    core = net._core
+    with pytest.raises(ValueError, match="labels for"):
+        core.run(X, y[:5].astype(np.intp), None, True, True, True, False)
+    with pytest.raises(TypeError, match="y must be an intp array"):
+        core.run(X, y.astype(np.int32), None, True, True, True, False)
+    with pytest.raises(TypeError, match="X must be float32 or float64"):
+        core.run(X.astype(np.int32), y.astype(np.intp), None, True, True, True, False)
+    bad = y.astype(np.intp)
+    bad[0] = 9
+    with pytest.raises(ValueError, match=r"y\[0\] = 9"):
+        core.run(X, bad, None, True, True, True, False)
