@@ -111,8 +111,9 @@ def float_args(*, promote=True, **arrays):
     return dtype, [arr for _, arr in named]
 
 
-def as_labels(y, name, n_samples, n_classes):
-    """Integer labels of shape (n_samples,) in [0, n_classes) as a C-contiguous intp array."""
+def _label_vector(y, name, n_samples, per):
+    """``np.asarray(y)`` checked to be a vector of n_samples integers (``per`` ends the
+    message about a wrong length)."""
     arr = np.asarray(y)
     if arr.dtype.kind not in "iu":
         raise TypeError(
@@ -123,9 +124,13 @@ def as_labels(y, name, n_samples, n_classes):
     if arr.ndim != 1:
         raise ValueError(f"{name} must be 1-dimensional of length {n_samples}, got shape {arr.shape}")
     if arr.shape[0] != n_samples:
-        raise ValueError(
-            f"{name} has {arr.shape[0]} labels but the scores have {n_samples} rows"
-        )
+        raise ValueError(f"{name} has {arr.shape[0]} labels {per}")
+    return arr
+
+
+def as_labels(y, name, n_samples, n_classes):
+    """Integer labels of shape (n_samples,) in [0, n_classes) as a C-contiguous intp array."""
+    arr = _label_vector(y, name, n_samples, f"but the scores have {n_samples} rows")
     lo, hi = arr.min(), arr.max()
     if lo < 0 or hi >= n_classes:
         bad = lo if lo < 0 else hi
@@ -143,17 +148,7 @@ def as_label_array(y, name, n_samples):
         if ((dt is _INTP or dt == _INTP) and y.shape == (n_samples,)
                 and y.flags.c_contiguous):
             return y
-    arr = np.asarray(y)
-    if arr.dtype.kind not in "iu":
-        raise TypeError(
-            f"{name} must hold integer class labels, got {_describe(arr)}"
-            + (" (cast with .astype(int) if the values are whole numbers)"
-               if arr.dtype.kind == "f" else "")
-        )
-    if arr.ndim != 1:
-        raise ValueError(f"{name} must be 1-dimensional of length {n_samples}, got shape {arr.shape}")
-    if arr.shape[0] != n_samples:
-        raise ValueError(f"{name} has {arr.shape[0]} labels for {n_samples} samples")
+    arr = _label_vector(y, name, n_samples, f"for {n_samples} samples")
     if arr.dtype.kind == "u" and arr.size and arr.max() > np.iinfo(np.intp).max:
         raise ValueError(f"{name} holds the label {arr.max()}, too large for a class index")
     return np.ascontiguousarray(arr, dtype=np.intp)
