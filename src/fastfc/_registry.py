@@ -7,15 +7,15 @@ estimator's validation, the sweep's routing and the docstrings that list the cho
 Adding an entry means adding its compiled loop and one row here (see CONTRIBUTING.md).
 
 The module imports nothing of fastfc, so that any module can read it without an import
-cycle.  The ``code`` of a row is the number the compiled kernels
-use for it (the enums of ``csrc/dense_loops.h``, ``_kernels/optim.pyx`` and
-``_kernels/net.pyx``); ``tests/test_registry.py`` checks that the two agree.
+cycle.  The ``code`` of a row is the number the compiled kernels use for it (the enums
+of ``csrc/dense_loops.h``, ``_kernels/optim.pyx`` and ``_kernels/net.pyx``);
+``tests/test_registry.py`` checks that the two agree.
 """
 from types import MappingProxyType
 from typing import Mapping, NamedTuple, Optional, Tuple
 
-__all__ = ["Activation", "UpdateRule", "Loss", "Normalization", "ALL_ACTIVATIONS", "ACTIVATIONS",
-           "UPDATE_RULES", "LOSSES", "NORMALIZATIONS", "INITS", "choices"]
+__all__ = ["Activation", "UpdateRule", "Loss", "Normalization", "ALL_ACTIVATIONS",
+           "ACTIVATIONS", "UPDATE_RULES", "LOSSES", "NORMALIZATIONS", "INITS", "choices"]
 
 
 # ------------------------------------------------------------------ activations
@@ -26,19 +26,18 @@ class Activation(NamedTuple):
     name: str
     code: int           # FFC_ACT_* of csrc/dense_loops.h (fastfc._kernels.dense.ACT_CODES)
     init: str           # the weight initialisation Net picks for it: 'he' or 'xavier'
-    formula: str        # what it computes (NumPy notation), for docstrings
 
 
 #: every activation the kernels compute, by name; 'identity' is the kernels' "no
 #: activation" (the output layer) and is not offered as a hidden-layer choice
-ALL_ACTIVATIONS = {a.name: a for a in (
-    Activation("identity", 0, "xavier", "x"),
-    Activation("relu", 1, "he", "max(x, 0)"),
-    Activation("leaky_relu", 2, "he", "where(x > 0, x, alpha * x)"),
-    Activation("sigmoid", 3, "xavier", "1 / (1 + exp(-x))"),
-    Activation("tanh", 4, "xavier", "tanh(x)"),
-    Activation("swish", 5, "he", "x * sigmoid(x)"),
-)}
+ALL_ACTIVATIONS = MappingProxyType({a.name: a for a in (
+    Activation("identity", 0, "xavier"),      # x
+    Activation("relu", 1, "he"),              # max(x, 0)
+    Activation("leaky_relu", 2, "he"),        # where(x > 0, x, alpha * x)
+    Activation("sigmoid", 3, "xavier"),       # 1 / (1 + exp(-x))
+    Activation("tanh", 4, "xavier"),
+    Activation("swish", 5, "he"),             # x * sigmoid(x)
+)})
 
 #: the hidden-layer activations (Net, the estimator, the command line), by name
 ACTIVATIONS = MappingProxyType({k: v for k, v in ALL_ACTIVATIONS.items()
