@@ -13,7 +13,8 @@
 
 #include "loops_common.h"
 
-/* Activation codes, the same numbers as fastfc._kernels.dense.ACT_CODES. */
+/* Activation codes: the `code` of each row of fastfc._registry.ALL_ACTIVATIONS (also
+ * fastfc._kernels.dense.ACT_CODES; tests/test_registry.py checks they agree). */
 enum {
     FFC_ACT_IDENTITY = 0,
     FFC_ACT_RELU = 1,

@@ -30,6 +30,7 @@ from contextlib import nullcontext
 
 import numpy as np
 
+from fastfc import _registry
 from fastfc._config import __version__
 from fastfc._defaults import FRONTEND_DEFAULTS, FRONTEND_ON_DIVERGENCE, describe_rule
 
@@ -85,8 +86,11 @@ LOSSES = CLASSIFICATION_LOSSES + ("mse",)
 NOT_MIRROR_SYMMETRIC = {"digits": "handwritten digits are not left-right symmetric "
                                   "(a mirrored 2, 3, 4, 5, 7 or 9 is no longer that digit)"}
 PREPROCESSING = ("standardize", "mean", "none")
-ACTIVATIONS = ("relu", "leaky_relu", "sigmoid", "tanh", "swish")
-UPDATE_RULES = ("sgd", "sgd_momentum", "sgd_nesterov_momentum", "rmsprop", "adam")
+#: the choices of --activation, --update-rule, --normalization and --init (fastfc._registry)
+ACTIVATIONS = tuple(_registry.ACTIVATIONS)
+UPDATE_RULES = tuple(_registry.UPDATE_RULES)
+NORMALIZATIONS = tuple(n.cli_name for n in _registry.NORMALIZATIONS.values())
+INITS = _registry.INITS
 #: options that may accompany --resume (everything else comes from RUN/config.json)
 RESUME_OPTIONS = ("num_epochs", "data", "threads")
 
@@ -139,7 +143,7 @@ def train_arguments(parser):
                  f"{','.join(map(str, DEFAULTS['hidden_dims']))})")
     a("--activation", choices=ACTIVATIONS,
       help=f"nonlinearity after each hidden layer (default {DEFAULTS['activation']})")
-    a("--normalization", choices=["none", "batchnorm", "layernorm"],
+    a("--normalization", choices=NORMALIZATIONS,
       help="normalise each hidden layer before its nonlinearity (default none)")
     _option(a, "dropout_keep_ratio", type=float, metavar="P",
             help=f"chance that a hidden unit is kept, in (0, 1] (default "
@@ -147,7 +151,7 @@ def train_arguments(parser):
     a("--reg", type=float, help=f"L2 strength, 0.5 * reg * sum W^2 (default {DEFAULTS['reg']:g})")
     a("--weight-scale", type=float,
       help="std of the initial weights (default: --init's scaling)")
-    a("--init", choices=["he", "xavier"],
+    a("--init", choices=INITS,
       help="initial weight scaling by fan-in (default: xavier for sigmoid and tanh, he "
            "otherwise); not with --weight-scale")
     a("--update-rule", choices=UPDATE_RULES,
@@ -308,8 +312,8 @@ def validate_settings(settings, source=None, given=()):
         # what the command line's parser guarantees, checked here for config files
         choice("dataset", DATASETS)
         choice("activation", ACTIVATIONS)
-        choice("normalization", (None, "batchnorm", "layernorm"))
-        choice("init", (None, "he", "xavier"))
+        choice("normalization", tuple(_registry.NORMALIZATIONS))
+        choice("init", (None, *INITS))
         choice("update_rule", UPDATE_RULES)
         choice("schedule", (None, "cosine"))
         choice("preprocess", PREPROCESSING)
@@ -947,7 +951,7 @@ def gradcheck_arguments(parser):
       help="widths of the random net's hidden layers, comma-separated (default 7,5)")
     a("--activation", default="relu", choices=ACTIVATIONS,
       help="nonlinearity after each hidden layer (default relu)")
-    a("--normalization", default="none", choices=["none", "batchnorm", "layernorm"],
+    a("--normalization", default="none", choices=NORMALIZATIONS,
       help="normalise each hidden layer (default none)")
     a("--dropout-keep-ratio", "--dropout-keep", dest="dropout_keep_ratio", type=float,
       default=1.0, metavar="P",

@@ -1,8 +1,19 @@
-"""Argument checks shared by the public wrappers.
+"""Argument checks shared by the public wrappers: the one validation boundary.
 
-The compiled kernels skip bounds checks, so everything that could make them read or
-write out of bounds -- shapes, dtypes, contiguity, label ranges -- is checked here
-first.  Messages name the argument and say what was expected.
+The compiled kernels trust their callers (they check their arguments only in the debug
+build, ``FASTFC_CYTHON_DEBUG=1``), so everything that could make them read or write out
+of bounds -- shapes, dtypes, contiguity, label ranges -- is checked here first, once per
+call.  Messages name the argument and say what was expected.
+
+A wrapper that is called by fastfc's own code with arguments that are already known to
+be valid takes an explicit ``check_input=False`` (``Net.train_step``) or is an explicit
+trusted entry point (``fastfc.optim.update_inplace``); no wrapper decides from an
+argument's dtype whether to check it.
+
+One check lives in a kernel on purpose: ``Net``'s labels and row indices are range-checked
+by its compiled core on the private copy the step reads (``_kernels/net.pyx``), because
+another thread may change the caller's array after any check made here.  The functions
+below check their type and shape (:func:`as_label_array`, :func:`as_indices`).
 """
 import math
 import numbers
@@ -10,6 +21,8 @@ import numbers
 import numpy as np
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+_F32, _F64 = FLOAT_DTYPES
+_INTP = np.dtype(np.intp)
 _INT32_MAX = 2**31 - 1
 
 
@@ -98,8 +111,9 @@ def float_args(*, promote=True, **arrays):
     return dtype, [arr for _, arr in named]
 
 
-def as_labels(y, name, n_samples, n_classes):
-    """Integer labels of shape (n_samples,) in [0, n_classes) as a C-contiguous intp array."""
+def _label_vector(y, name, n_samples, per):
+    """``np.asarray(y)`` checked to be a vector of n_samples integers (``per`` ends the
+    message about a wrong length)."""
     arr = np.asarray(y)
     if arr.dtype.kind not in "iu":
         raise TypeError(
@@ -110,9 +124,13 @@ def as_labels(y, name, n_samples, n_classes):
     if arr.ndim != 1:
         raise ValueError(f"{name} must be 1-dimensional of length {n_samples}, got shape {arr.shape}")
     if arr.shape[0] != n_samples:
-        raise ValueError(
-            f"{name} has {arr.shape[0]} labels but the scores have {n_samples} rows"
-        )
+        raise ValueError(f"{name} has {arr.shape[0]} labels {per}")
+    return arr
+
+
+def as_labels(y, name, n_samples, n_classes):
+    """Integer labels of shape (n_samples,) in [0, n_classes) as a C-contiguous intp array."""
+    arr = _label_vector(y, name, n_samples, f"but the scores have {n_samples} rows")
     lo, hi = arr.min(), arr.max()
     if lo < 0 or hi >= n_classes:
         bad = lo if lo < 0 else hi
@@ -120,6 +138,64 @@ def as_labels(y, name, n_samples, n_classes):
             f"{name} holds the label {bad}, outside [0, {n_classes}) for {n_classes} classes"
         )
     return np.ascontiguousarray(arr, dtype=np.intp)
+
+
+def as_label_array(y, name, n_samples):
+    """Integer labels of shape (n_samples,) as a C-contiguous intp array (no copy when
+    ``y`` is one already).  Their range is not checked here: see the module docstring."""
+    if type(y) is np.ndarray:
+        dt = y.dtype
+        if ((dt is _INTP or dt == _INTP) and y.shape == (n_samples,)
+                and y.flags.c_contiguous):
+            return y
+    arr = _label_vector(y, name, n_samples, f"for {n_samples} samples")
+    if arr.dtype.kind == "u" and arr.size and arr.max() > np.iinfo(np.intp).max:
+        raise ValueError(f"{name} holds the label {arr.max()}, too large for a class index")
+    return np.ascontiguousarray(arr, dtype=np.intp)
+
+
+def as_indices(indices, name):
+    """Row indices: a non-empty 1-D C-contiguous intp array (no copy when ``indices`` is
+    one already).  Their range is checked where the rows are read (module docstring)."""
+    if not (type(indices) is np.ndarray and indices.ndim == 1
+            and (indices.dtype is _INTP or indices.dtype == _INTP)
+            and indices.flags.c_contiguous):
+        indices = np.asarray(indices)
+        if indices.dtype.kind not in "iu":
+            raise TypeError(f"{name} must be integers, got {indices.dtype}")
+        if indices.ndim != 1:
+            raise ValueError(f"{name} must be 1-dimensional, got shape {indices.shape}")
+        if indices.size and (indices.max() > np.iinfo(np.intp).max):
+            raise ValueError(f"{name} holds values too large for a row index")
+        indices = np.ascontiguousarray(indices, dtype=np.intp)
+    if indices.shape[0] == 0:
+        raise ValueError(f"{name} must pick at least one row")
+    return indices
+
+
+def as_row_batch(X, name, n_features, dtype):
+    """A batch of samples with ``n_features`` values each, shape (N, n_features) or
+    (N, d1, ...), N >= 1: float32/float64 C-contiguous as given (no copy), other numeric
+    data cast to ``dtype``."""
+    if type(X) is np.ndarray:
+        shape = X.shape
+        if len(shape) >= 2 and shape[0] and X.size == shape[0] * n_features:
+            dt = X.dtype
+            if dt is _F32 or dt is _F64 or dt in FLOAT_DTYPES:
+                flags = X.flags
+                if flags.c_contiguous and flags.aligned:
+                    return X
+    X = as_array(X, name)
+    if X.dtype not in FLOAT_DTYPES:   # ints, float16, byte-swapped floats
+        X = X.astype(dtype)
+    X = np.require(X, requirements=("C", "A"))
+    if X.ndim < 2:
+        raise ValueError(f"{name} must have shape (N, {n_features}) or (N, d1, ...), "
+                         f"got {X.shape}")
+    if X.shape[0] == 0 or X.size != X.shape[0] * n_features:
+        raise ValueError(f"{name} has shape {X.shape} but the net takes "
+                         f"{n_features} features per sample")
+    return X
 
 
 def check_scalar(value, name, *, low=None, high=None, low_open=False, high_open=False,

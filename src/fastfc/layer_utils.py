@@ -8,6 +8,7 @@ from typing import Any, Callable
 import numpy as np
 from numpy.typing import ArrayLike
 
+from fastfc import _registry
 from fastfc import layers as L
 # The course's layer_utils.py starts with ``from .layers import *``, so notebooks that do
 # ``from cs231n.layer_utils import *`` get the layer functions as well: so does this one.
@@ -20,10 +21,9 @@ __all__ = [
     "affine_ln_relu_forward", "affine_ln_relu_backward",
 ] + list(L.__all__)
 
-_NORMS = {
-    "batchnorm": (L.batchnorm_forward, L.batchnorm_backward),
-    "layernorm": (L.layernorm_forward, L.layernorm_backward),
-}
+#: forward and backward layer of each normalisation of fastfc._registry
+_NORMS = {name: (getattr(L, f"{name}_forward"), getattr(L, f"{name}_backward"))
+          for name in _registry.NORMALIZATIONS if name is not None}
 
 
 def affine_relu_forward(x: ArrayLike, w: ArrayLike, b: ArrayLike) -> tuple[np.ndarray, Any]:
@@ -52,7 +52,7 @@ def _norm_pair(normalization: str) -> tuple[Callable[..., Any], Callable[..., An
         return _NORMS[normalization]
     except (KeyError, TypeError):
         raise ValueError(
-            f"normalization must be 'batchnorm' or 'layernorm', got {normalization!r}"
+            f"normalization must be {_registry.choices(_NORMS)}, got {normalization!r}"
         ) from None
 
 

@@ -9,6 +9,7 @@ are copied to C order when needed.
 """
 import numpy as np
 
+from fastfc import _registry
 from fastfc import _validation as V
 from fastfc._kernels import dense as _dense
 from fastfc._kernels import losses as _losses
@@ -27,7 +28,8 @@ __all__ = [
     "layernorm_forward", "layernorm_backward",
 ]
 
-ACT = _dense.ACT_CODES
+#: activation name -> the kernels' code (fastfc._registry)
+ACT = {name: spec.code for name, spec in _registry.ALL_ACTIVATIONS.items()}
 
 
 # ------------------------------------------------------------------------ affine

@@ -20,18 +20,19 @@ import threading
 
 import numpy as np
 
+from fastfc import _registry
 from fastfc import _validation as V
 from fastfc import checkpoint as _checkpoint
 from fastfc import optim as _optim
 from fastfc.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from fastfc import _openblas
-from fastfc._kernels import dense as _dense
 from fastfc._kernels import net as _knet
 
 __all__ = ["Net"]
 
-ACTIVATIONS = ("relu", "leaky_relu", "sigmoid", "tanh", "swish")
-INITS = ("he", "xavier")
+#: the hidden-layer activations (rows of fastfc._registry.ACTIVATIONS)
+ACTIVATIONS = tuple(_registry.ACTIVATIONS)
+INITS = _registry.INITS
 NET_FORMAT = 1              # version of the "net" part of a saved Net's header
 # test-mode scores are computed this many rows at a time (or the training batch, if
 # larger), so that one big loss(X) does not leave a workspace sized for all of X
@@ -121,31 +122,35 @@ class Net:
     ----------
     layer_dims : sequence of int
         ``[input_dim, hidden_1, ..., hidden_{L-1}, num_classes]``.
-    activation : {'relu', 'leaky_relu', 'sigmoid', 'tanh', 'swish'}
+    activation : str
+        Any name in ``fastfc.net.ACTIVATIONS`` (default 'relu').
     dropout_keep_ratio : float in (0, 1]
         Probability of keeping a hidden unit (1 = no dropout).  Masks come from a
         counter-based generator keyed by the seed and the step number: repeated
         ``loss`` calls at one step draw the same masks (gradient checks work), every
         ``train_step`` draws new ones.
-    normalization : {None, 'batchnorm', 'layernorm'}
+    normalization : None or str
+        None or a name in ``fastfc._registry.NORMALIZATIONS``.
     reg : float
         L2 strength; the loss adds ``0.5 * reg * sum(W**2)`` over the weights.
     weight_scale : float or None
         Weights ``weight_scale * randn`` (as FullyConnectedNet).  Give this or ``init``.
     init : {'he', 'xavier'} or None
         'he': ``randn * sqrt(2 / fan_in)``; 'xavier': ``randn * sqrt(2 / (fan_in +
-        fan_out))``.  Default when neither is given: 'he' for relu, leaky_relu and
-        swish, 'xavier' for sigmoid and tanh.
+        fan_out))``.  Default when neither is given: the activation's own (its
+        ``init`` in ``fastfc._registry.ACTIVATIONS``: 'he' for the rectifiers, 'xavier'
+        for the saturating ones).
     dtype : np.float32 or np.float64
     seed : int or None
         Seeds the weights and dropout.  None draws them from NumPy's global generator,
         in the order FullyConnectedNet does (W1, W2, ...), so that after the same
         ``np.random.seed`` both nets start from the same weights.
     alpha : float
-        Slope of leaky_relu for negative inputs.
-    loss : {'softmax', 'svm', 'mse'}
-        'softmax' (cross-entropy) and 'svm' (multiclass hinge) take integer labels;
-        'mse' (regression) takes float targets of shape (N, num_outputs) -- the last of
+        Slope of the leaky rectifier for negative inputs.
+    loss : str
+        A name in ``fastfc._registry.LOSSES`` (default 'softmax').  'softmax'
+        (cross-entropy) and 'svm' (multiclass hinge) take integer labels; 'mse'
+        (regression) takes float targets of shape (N, num_outputs) -- the last of
         ``layer_dims`` -- and is ``0.5 * ||scores - y||^2`` summed over the outputs and
         averaged over the batch.  For an 'mse' net :meth:`predict` returns the outputs.
     bn_momentum, eps : float
@@ -166,11 +171,12 @@ class Net:
         if activation not in ACTIVATIONS:
             raise ValueError(f"activation must be one of {', '.join(ACTIVATIONS)}, "
                              f"got {activation!r}")
-        if normalization not in _knet.NORM_CODES:
-            raise ValueError("normalization must be None, 'batchnorm' or 'layernorm', "
+        if normalization not in _registry.NORMALIZATIONS:
+            raise ValueError("normalization must be "
+                             f"{_registry.choices(_registry.NORMALIZATIONS)}, "
                              f"got {normalization!r}")
-        if loss not in _knet.LOSS_CODES:
-            raise ValueError(f"loss must be one of {', '.join(_knet.LOSS_CODES)}, "
+        if loss not in _registry.LOSSES:
+            raise ValueError(f"loss must be {_registry.choices(_registry.LOSSES)}, "
                              f"got {loss!r}")
         keep = V.check_scalar(dropout_keep_ratio, "dropout_keep_ratio", low=0.0, high=1.0,
                               low_open=True)
@@ -183,9 +189,9 @@ class Net:
         if weight_scale is not None:
             weight_scale = V.check_scalar(weight_scale, "weight_scale", low=0.0)
         if init is None and weight_scale is None:
-            init = "xavier" if activation in ("sigmoid", "tanh") else "he"
+            init = _registry.ACTIVATIONS[activation].init
         if init is not None and init not in INITS:
-            raise ValueError(f"init must be 'he' or 'xavier', got {init!r}")
+            raise ValueError(f"init must be {_registry.choices(INITS)}, got {init!r}")
         dtype = V.check_float_dtype(dtype)
         if seed is not None:
             seed = V.check_scalar(seed, "seed", low=0, integer=True)
@@ -245,9 +251,10 @@ class Net:
         self._lock = threading.RLock()
         _openblas.connect()     # fastfc's step-level pool, set up at first use
         self._core = _knet.NetCore(
-            self.layer_dims, self.dtype, _dense.ACT_CODES[self.activation], self.alpha,
-            _knet.NORM_CODES[self.normalization], self.dropout_keep_ratio, self.eps,
-            self.bn_momentum, _knet.LOSS_CODES[self.loss_name], drop_key)
+            self.layer_dims, self.dtype, _registry.ACTIVATIONS[self.activation].code,
+            self.alpha, _registry.NORMALIZATIONS[self.normalization].code,
+            self.dropout_keep_ratio, self.eps, self.bn_momentum,
+            _registry.LOSSES[self.loss_name].code, drop_key)
         size = self._core.n_params
         self._flat = np.zeros(size, dtype=self.dtype)
         self._grad_flat = np.zeros(size, dtype=self.dtype)
@@ -323,19 +330,18 @@ class Net:
         Parameters
         ----------
         update_rule : str
-            A rule of :mod:`fastfc.optim`: 'sgd', 'sgd_momentum',
-            'sgd_nesterov_momentum', 'rmsprop' or 'adam'.
+            Any name in ``fastfc.optim.UPDATE_RULES``.
         **config
             Its config keys (learning_rate, momentum, beta1, ...), defaults as in
-            fastfc.optim.  State arrays (velocity, m, v, cache) may be given flat, with
+            fastfc.optim.  State arrays (velocity, m, v, ...) may be given flat, with
             one entry per parameter in the order of ``params``.  A writable array given
             here becomes the Net's state (updated in place); a read-only one is copied.
 
         Returns self.  L2 regularisation comes from ``reg``, fused into the update.
         """
-        if not isinstance(update_rule, str) or update_rule not in _knet.RULE_CODES:
-            raise ValueError(f"update_rule must be one of {', '.join(_knet.RULE_CODES)}, "
-                             f"got {update_rule!r}")
+        if not isinstance(update_rule, str) or update_rule not in _registry.UPDATE_RULES:
+            raise ValueError("update_rule must be one of "
+                             f"{', '.join(_registry.UPDATE_RULES)}, got {update_rule!r}")
         if "weight_decay" in config:
             raise ValueError("Net takes L2 regularisation from reg, not weight_decay")
         # a state array given writable is shared (the fused Solver path updates its own
@@ -345,10 +351,10 @@ class Net:
                   for k, v in config.items()}
         config, hyper, states = _optim.prepare_config(update_rule, config, self._flat)
         states = states + [None] * (2 - len(states))
-        self._core.set_optimizer(
-            _knet.RULE_CODES[update_rule], hyper["learning_rate"], hyper.get("momentum", 0.0),
-            hyper.get("decay_rate", 0.0), hyper.get("beta1", 0.0), hyper.get("beta2", 0.0),
-            hyper.get("epsilon", 0.0), hyper.get("t", 0), states[0], states[1])
+        spec = _registry.UPDATE_RULES[update_rule]
+        lr, mom, decay_rate, beta1, beta2, epsilon, t = _optim.kernel_args(hyper)
+        self._core.set_optimizer(spec.code, lr, mom, decay_rate, beta1, beta2, epsilon,
+                                 spec.counts_steps, t, states[0], states[1])
         self.update_rule = update_rule
         # the learning rate and Adam's t live in the core only (optim_config reads them)
         self._counts_steps = "t" in config
@@ -394,22 +400,6 @@ class Net:
 
     # ------------------------------------------------------------------ compute
 
-    def _as_input(self, X):
-        X = V.as_array(X, "X")
-        if X.dtype not in V.FLOAT_DTYPES:   # ints, float16, byte-swapped floats
-            X = X.astype(self.dtype)
-        X = np.require(X, requirements=("C", "A"))
-        if X.ndim < 2:
-            raise ValueError(f"X must have shape (N, {self.layer_dims[0]}) or (N, d1, ...), "
-                             f"got {X.shape}")
-        if X.shape[0] == 0 or X.size != X.shape[0] * self.layer_dims[0]:
-            raise ValueError(f"X has shape {X.shape} but the net takes "
-                             f"{self.layer_dims[0]} features per sample")
-        return X
-
-    def _as_labels(self, y, n):
-        return V.as_labels(y, "y", n, self.layer_dims[-1])
-
     def _as_targets(self, y, n):
         """Regression targets of an 'mse' net as a C-contiguous (n, num_outputs) array
         of the net's dtype (a 1-d y is taken as one output per sample)."""
@@ -440,19 +430,22 @@ class Net:
             raise ValueError("sample_weight must have a positive sum (in the net's dtype)")
         return w
 
+    def _as_outputs(self, y, n):
+        """y checked for the core: labels (their range is checked by the core on its
+        private copy) or, for an 'mse' net, float targets."""
+        if self._float_targets:
+            return self._as_targets(y, n)
+        return V.as_label_array(y, "y", n)
+
     def _checked(self, X, y):
-        if (type(X) is not np.ndarray or X.dtype not in V.FLOAT_DTYPES
-                or not X.flags.c_contiguous or not X.flags.aligned or X.ndim < 2
-                or X.size != X.shape[0] * self.layer_dims[0] or X.shape[0] == 0):
-            X = self._as_input(X)
-        if y is not None and self._float_targets:
-            y = self._as_targets(y, X.shape[0])
-        elif y is not None and (type(y) is not np.ndarray or y.dtype != np.intp
-                                or y.ndim != 1 or not y.flags.c_contiguous):
-            y = self._as_labels(y, X.shape[0])
+        """X (and y) checked for the core: types and shapes here, the labels' range by
+        the core on its private copy (see fastfc._validation)."""
+        X = V.as_row_batch(X, "X", self.layer_dims[0], self.dtype)
+        if y is not None:
+            y = self._as_outputs(y, X.shape[0])
         return X, y
 
-    def train_step(self, X, y, indices=None, sample_weight=None):
+    def train_step(self, X, y, indices=None, *, sample_weight=None, check_input=True):
         """One training step in one compiled call; returns the loss (with the L2 term).
 
         Parameters
@@ -469,50 +462,38 @@ class Net:
             Non-negative weight of each sample's loss, gathered like ``y``.  The data
             loss is then the weighted mean ``sum(w_i * l_i) / sum(w_i)`` (normalised by
             the sum of the weights, so equal weights give the unweighted loss) and the
-            gradients follow it; the L2 term is not weighted.
+            gradients follow it; the L2 term is not weighted.  Always checked.
+        check_input : bool, default True
+            False skips every check of X, y and indices, for trusted callers only
+            (fastfc's own training loops) that pass exactly what the checks would
+            produce: X a C-contiguous float32/float64 array of rows of ``D`` features,
+            y a C-contiguous intp array of labels in ``[0, num_classes)`` (for an 'mse'
+            net: C-contiguous targets of the net's dtype), indices None or a non-empty
+            C-contiguous intp array of row numbers of X.  Anything else is undefined
+            behaviour (a release build does not check it).
         """
         with self._lock:
             if self.update_rule is None:
                 raise RuntimeError("call set_optimizer(...) before train_step")
-            X, _ = self._checked(X, None)
-            if indices is not None:
-                indices = self._as_indices(indices)
-                n = indices.shape[0]
-            else:
-                n = X.shape[0]
-            if self._float_targets:
-                y = self._as_targets(y, n)
-            elif type(y) is not np.ndarray or y.dtype != np.intp or y.ndim != 1 \
-                    or not y.flags.c_contiguous:
-                y = self._as_labels(y, n)
+            if check_input:
+                X = V.as_row_batch(X, "X", self.layer_dims[0], self.dtype)
+                if indices is not None:
+                    indices = V.as_indices(indices, "indices")
+                    n = indices.shape[0]
+                else:
+                    n = X.shape[0]
+                y = self._as_outputs(y, n)
             # the core copies labels and indices into its own buffers before it checks
             # them (float targets and weights it reads in place)
             if sample_weight is None:
-                loss = self._core.run(X, y, indices, True, True, True)
+                loss = self._core.run(X, y, indices, True, True, True, None, check_input)
             else:
                 loss = self._core.run(X, y, indices, True, True, True,
-                                      self._as_sample_weight(sample_weight, n))
-            if n > self._train_rows:
-                self._train_rows = n
+                                      self._as_sample_weight(sample_weight, y.shape[0]),
+                                      check_input)
+            if y.shape[0] > self._train_rows:
+                self._train_rows = y.shape[0]
             return loss
-
-    @staticmethod
-    def _as_indices(indices):
-        if type(indices) is np.ndarray and indices.dtype == np.intp and indices.ndim == 1 \
-                and indices.flags.c_contiguous:
-            pass
-        else:
-            indices = np.asarray(indices)
-            if indices.dtype.kind not in "iu":
-                raise TypeError(f"indices must be integers, got {indices.dtype}")
-            if indices.ndim != 1:
-                raise ValueError(f"indices must be 1-dimensional, got shape {indices.shape}")
-            if indices.size and (indices.max() > np.iinfo(np.intp).max):
-                raise ValueError("indices holds values too large for a row index")
-            indices = np.ascontiguousarray(indices, dtype=np.intp)
-        if indices.shape[0] == 0:
-            raise ValueError("indices must pick at least one row")
-        return indices
 
     def loss(self, X, y=None, sample_weight=None):
         """CS231n model contract.
@@ -577,7 +558,7 @@ class Net:
         """Predicted class of each row of X (argmax of the scores), in batches; for an
         'mse' net the outputs themselves, shape (N, num_outputs)."""
         batch_size = V.check_scalar(batch_size, "batch_size", low=1, integer=True)
-        X = self._as_input(X)
+        X = V.as_row_batch(X, "X", self.layer_dims[0], self.dtype)
         if self._float_targets:
             with self._lock:
                 before = self._core.capacity
@@ -808,7 +789,7 @@ def _saved_net_layout(path, header):
         raise bad(f"layer_dims must be a list of 2 to {MAX_LOADED_LAYERS + 1} positive "
                   "integers")
     norm = args.get("normalization")
-    if not (norm is None or (isinstance(norm, str) and norm in _knet.NORM_CODES)):
+    if not (norm is None or (isinstance(norm, str) and norm in _registry.NORMALIZATIONS)):
         raise bad(f"unknown normalization {norm!r}")
     dtype = args.get("dtype", "float32")
     if dtype not in ("float32", "float64"):

@@ -14,10 +14,9 @@ batch norm         ``BatchNormalization`` in inference form (running mean and
                    variance, ``epsilon`` = ``net.eps``); or folded into the
                    preceding Gemm with ``fold_batchnorm=True``
 layer norm         ``LayerNormalization`` (``axis=-1``; needs opset >= 17)
-relu, tanh,        ``Relu``, ``Tanh``, ``Sigmoid``, ``LeakyRelu(alpha)``
-sigmoid,
-leaky_relu
-swish              ``Mul(x, Sigmoid(x))``
+activations        the operator of the activation's row in
+                   ``fastfc._registry.ACTIVATIONS`` (``Relu``, ``Tanh``,
+                   ``Sigmoid``, ``LeakyRelu(alpha)``), or ``Mul(x, Sigmoid(x))``
 probabilities      ``Softmax(axis=1)`` of the scores
 label              ``ArgMax(axis=1)``, mapped through ``classes`` when given
 =================  =======================================================
@@ -34,6 +33,8 @@ import os
 
 import numpy as np
 
+from fastfc import _registry
+
 __all__ = ["DEFAULT_OPSET", "MIN_OPSET", "OUTPUTS", "export_onnx", "to_onnx_model"]
 
 #: opset the exported graphs declare by default (LayerNormalization needs 17)
@@ -43,7 +44,6 @@ MIN_OPSET = 13
 #: the outputs a graph may have
 OUTPUTS = ("scores", "probabilities", "label")
 
-_ACTIVATION_OPS = {"relu": "Relu", "sigmoid": "Sigmoid", "tanh": "Tanh"}
 
 
 def _require_onnx():
@@ -218,16 +218,14 @@ def to_onnx_model(net, *, outputs=None, classes=None, opset=None, dtype=None,
                      [z, const(f"gamma{i}", params[f"gamma{i}"].astype(dtype)),
                       const(f"beta{i}", params[f"beta{i}"].astype(dtype))],
                      f"ln{i}", axis=-1, epsilon=float(net.eps))
-        act = net.activation
-        if act == "swish":
+        op = _registry.ACTIVATIONS[net.activation].onnx
+        if op == "x*Sigmoid":
             s = node("Sigmoid", [z], f"sig{i}")
             x = node("Mul", [z, s], f"h{i}")
-        elif act == "leaky_relu":
-            x = node("LeakyRelu", [z], f"h{i}", alpha=float(net.alpha))
-        elif act in _ACTIVATION_OPS:
-            x = node(_ACTIVATION_OPS[act], [z], f"h{i}")
-        else:  # pragma: no cover - Net validates its activation
-            raise ValueError(f"no ONNX form for the activation {act!r}")
+        elif op == "LeakyRelu":
+            x = node(op, [z], f"h{i}", alpha=float(net.alpha))
+        else:
+            x = node(op, [z], f"h{i}")
 
     batch = "N"
     graph_outputs = []

@@ -21,61 +21,36 @@ checked: out-of-range or non-numeric values raise ValueError/TypeError naming th
 w and dw of different float dtypes promote as NumPy does (float32 with float64 gives a
 float64 next_w).
 
-UCLA's state names are accepted too: rmsprop's cache as ``'a'``; adam's first moment
-as ``'v'`` and second moment as ``'a'`` (recognised by the presence of ``'a'``).
+UCLA's state names are accepted too (``ucla_state`` of the rule's row, e.g. the cache
+as ``'a'``, or Adam's moments as ``'v'`` and ``'a'``), recognised by the presence of
+``'a'``.
+
+The rules are the rows of ``fastfc._registry.UPDATE_RULES``: :data:`UPDATE_RULES` maps
+each name to its function, which is also a function of this module
+(``fastfc.optim.<name>``).
 """
 import numpy as np
 
+from fastfc import _registry
 from fastfc import _validation as V
 from fastfc import _openblas
 from fastfc._kernels import optim as _k
 
-__all__ = ["sgd", "sgd_momentum", "sgd_nesterov_momentum", "rmsprop", "adam",
-           "UPDATE_RULES", "update_inplace"]
+#: every rule's row (defaults, ranges, state names, step counter), by name
+RULES = _registry.UPDATE_RULES
 
-_UNIT = dict(low=0.0, high=1.0)
-_UNIT_OPEN = dict(low=0.0, high=1.0, high_open=True)
-_NONNEG = dict(low=0.0)
-# epsilon > 0: with 0, a parameter whose gradient is 0 becomes 0 / 0 = NaN
-_POSITIVE = dict(low=0.0, low_open=True)
-
-# name -> (hyper-parameter defaults, range of each, state keys)
-_SPECS = {
-    "sgd": ({"learning_rate": 1e-2}, {"learning_rate": _NONNEG}, ()),
-    "sgd_momentum": (
-        {"learning_rate": 1e-2, "momentum": 0.9},
-        {"learning_rate": _NONNEG, "momentum": _UNIT},
-        ("velocity",),
-    ),
-    "sgd_nesterov_momentum": (
-        {"learning_rate": 1e-2, "momentum": 0.9},
-        {"learning_rate": _NONNEG, "momentum": _UNIT},
-        ("velocity",),
-    ),
-    "rmsprop": (
-        {"learning_rate": 1e-2, "decay_rate": 0.99, "epsilon": 1e-8},
-        {"learning_rate": _NONNEG, "decay_rate": _UNIT, "epsilon": _POSITIVE},
-        ("cache",),
-    ),
-    "adam": (
-        {"learning_rate": 1e-3, "beta1": 0.9, "beta2": 0.999, "epsilon": 1e-8},
-        {"learning_rate": _NONNEG, "beta1": _UNIT_OPEN, "beta2": _UNIT_OPEN,
-         "epsilon": _POSITIVE},
-        ("m", "v"),
-    ),
-}
+# name -> (hyper-parameter defaults, range of each, state keys): the registry's rows in
+# the layout older code reads by index
+_SPECS = {name: (spec.defaults, spec.ranges, spec.state) for name, spec in RULES.items()}
 
 _EXTRA_KEYS = {"weight_decay"}
 
 
-def _state_keys(rule, config):
-    """The state array names this config uses (UCLA spellings when 'a' is present)."""
+def _state_keys(spec, config):
+    """The state array names this config uses (UCLA's spellings when 'a' is present)."""
     if "a" in config:
-        if rule == "rmsprop":
-            return ("a",)
-        if rule == "adam":
-            return ("v", "a")
-    return _SPECS[rule][2]
+        return spec.ucla_state
+    return spec.state
 
 
 def prepare_config(rule, config, w, copy_states=False, ignore_unknown=False):
@@ -92,8 +67,9 @@ def prepare_config(rule, config, w, copy_states=False, ignore_unknown=False):
         config = {}
     elif not isinstance(config, dict):
         raise TypeError(f"config must be a dict or None, got {type(config).__name__}")
-    defaults, ranges, _ = _SPECS[rule]
-    state_keys = _state_keys(rule, config)
+    spec = RULES[rule]
+    defaults, ranges = spec.defaults, spec.ranges
+    state_keys = _state_keys(spec, config)
     # The public rules (ignore_unknown=True) leave the keys they do not use alone,
     # silently, as the course code does: one optim_config dict is commonly shared
     # between rules (a 'momentum' key passed to sgd).  No warning: the course prints
@@ -102,7 +78,7 @@ def prepare_config(rule, config, w, copy_states=False, ignore_unknown=False):
     # strict check (ignore_unknown=False): its keyword arguments are its own API.
     if not ignore_unknown:
         allowed = (set(defaults) | set(state_keys) | _EXTRA_KEYS
-                   | ({"t"} if rule == "adam" else set()))
+                   | ({"t"} if spec.counts_steps else set()))
         unknown = sorted(set(config) - allowed, key=str)
         if unknown:
             raise ValueError(
@@ -115,7 +91,7 @@ def prepare_config(rule, config, w, copy_states=False, ignore_unknown=False):
              for key in defaults}
     hyper["weight_decay"] = V.check_scalar(config.get("weight_decay", 0.0),
                                            "config['weight_decay']", low=0.0)
-    if rule == "adam":
+    if spec.counts_steps:
         config.setdefault("t", 0)
         hyper["t"] = V.check_scalar(config["t"], "config['t']", low=0, high=2**53,
                                     integer=True)
@@ -139,19 +115,13 @@ def prepare_config(rule, config, w, copy_states=False, ignore_unknown=False):
     return config, hyper, states
 
 
-# rule -> compiled in-place update on flat views: (w, dw, states, hyper) -> None
-_KERNELS = {
-    "sgd": lambda w, dw, s, h: _k._sgd(w, dw, h["learning_rate"], h["weight_decay"]),
-    "sgd_momentum": lambda w, dw, s, h: _k._sgd_momentum(
-        w, dw, s[0], h["learning_rate"], h["momentum"], h["weight_decay"]),
-    "sgd_nesterov_momentum": lambda w, dw, s, h: _k._sgd_nesterov_momentum(
-        w, dw, s[0], h["learning_rate"], h["momentum"], h["weight_decay"]),
-    "rmsprop": lambda w, dw, s, h: _k._rmsprop(
-        w, dw, s[0], h["learning_rate"], h["decay_rate"], h["epsilon"], h["weight_decay"]),
-    "adam": lambda w, dw, s, h: _k._adam(
-        w, dw, s[0], s[1], h["learning_rate"], h["beta1"], h["beta2"], h["epsilon"],
-        h["t"], h["weight_decay"]),
-}
+def kernel_args(hyper):
+    """The hyper-parameters of a rule in the order the compiled kernels take them:
+    (learning_rate, momentum, decay_rate, beta1, beta2, epsilon, t); a rule's kernel
+    ignores those it does not use (0 here)."""
+    get = hyper.get
+    return (hyper["learning_rate"], get("momentum", 0.0), get("decay_rate", 0.0),
+            get("beta1", 0.0), get("beta2", 0.0), get("epsilon", 0.0), get("t", 0))
 
 
 def _run(rule, w, dw, hyper, states):
@@ -159,8 +129,9 @@ def _run(rule, w, dw, hyper, states):
     returns the number of NaN/inf values in the updated w."""
     if not _openblas._connected:
         _openblas.connect()     # a large update may use fastfc's pool (set up once)
-    return _KERNELS[rule](w.reshape(-1), dw.reshape(-1), [s.reshape(-1) for s in states],
-                          hyper)
+    flat = [s.reshape(-1) for s in states] + [None] * (2 - len(states))
+    return _k._update(RULES[rule].code, w.reshape(-1), dw.reshape(-1), flat[0], flat[1],
+                      *kernel_args(hyper), hyper["weight_decay"])
 
 
 def _check_w_dw(w, dw):
@@ -178,7 +149,7 @@ def _apply(rule, w, dw, config, inplace):
         next_w = np.array(w, copy=True)
     config, hyper, states = prepare_config(rule, config, next_w, copy_states=not inplace,
                                            ignore_unknown=True)
-    if rule == "adam":
+    if RULES[rule].counts_steps:
         hyper["t"] += 1
         config["t"] = hyper["t"]
     nonfinite = _run(rule, next_w, dw, hyper, states)
@@ -197,55 +168,34 @@ def update_inplace(rule, w, dw, config, return_nonfinite=False):
     return (config, nonfinite) if return_nonfinite else config
 
 
-def sgd(w, dw, config=None):
-    """Vanilla stochastic gradient descent: ``w - learning_rate * dw``.
-
-    config: learning_rate (1e-2).
-    """
-    return _apply("sgd", w, dw, config, inplace=False)[:2]
-
-
-def sgd_momentum(w, dw, config=None):
-    """SGD with momentum: ``v = momentum * v - learning_rate * dw; next_w = w + v``.
-
-    config: learning_rate (1e-2), momentum (0.9), velocity (zeros like w).
-    """
-    return _apply("sgd_momentum", w, dw, config, inplace=False)[:2]
+def _describe(spec):
+    """The docstring of a rule's public function, from its row."""
+    config = [f"{key} ({value:g})" for key, value in spec.defaults.items()]
+    config += [f"{key} (zeros like w)" for key in spec.state]
+    if spec.counts_steps:
+        config.append("t (0)")
+    return (f"The {spec.name} update rule: ``{spec.formula}``.\n\n"
+            f"config: {', '.join(config)}; weight_decay (0) adds ``weight_decay * w`` "
+            "to dw.\nReturns (next_w, config); w and dw are not modified.\n")
 
 
-def sgd_nesterov_momentum(w, dw, config=None):
-    """Nesterov momentum: ``v' = momentum * v - lr * dw; next_w = w + v' + momentum * (v' - v)``.
+def _public_rule(spec):
+    """The CS231n-style function ``(w, dw, config=None) -> (next_w, config)`` of a rule."""
+    name = spec.name
 
-    config: learning_rate (1e-2), momentum (0.9), velocity (zeros like w).
-    """
-    return _apply("sgd_nesterov_momentum", w, dw, config, inplace=False)[:2]
+    def rule(w, dw, config=None):
+        return _apply(name, w, dw, config, inplace=False)[:2]
 
-
-def rmsprop(w, dw, config=None):
-    """RMSProp: ``cache = dr * cache + (1 - dr) * dw**2; next_w = w - lr * dw / (sqrt(cache) + eps)``.
-
-    config: learning_rate (1e-2), decay_rate (0.99), epsilon (1e-8), cache (zeros).
-    """
-    return _apply("rmsprop", w, dw, config, inplace=False)[:2]
+    rule.__name__ = rule.__qualname__ = name
+    rule.__doc__ = _describe(spec)
+    return rule
 
 
-def adam(w, dw, config=None):
-    """Adam (Kingma & Ba, "Adam: A Method for Stochastic Optimization", ICLR 2015).
+#: The update rules by name, as the Solver's ``update_rule`` strings select them (one
+#: per row of ``fastfc._registry.UPDATE_RULES``).
+UPDATE_RULES = {name: _public_rule(spec) for name, spec in RULES.items()}
 
-    ``t += 1; m = b1 * m + (1 - b1) * dw; v = b2 * v + (1 - b2) * dw**2;
-    next_w = w - lr * (m / (1 - b1**t)) / (sqrt(v / (1 - b2**t)) + eps)``
+# each rule is a function of this module too, as in the course's optim.py
+globals().update(UPDATE_RULES)
 
-    config: learning_rate (1e-3), beta1 (0.9), beta2 (0.999), epsilon (1e-8),
-    m and v (zeros like w), t (0).
-    """
-    return _apply("adam", w, dw, config, inplace=False)[:2]
-
-
-#: The update rules by name, as the Solver's ``update_rule`` strings select them.
-UPDATE_RULES = {
-    "sgd": sgd,
-    "sgd_momentum": sgd_momentum,
-    "sgd_nesterov_momentum": sgd_nesterov_momentum,
-    "rmsprop": rmsprop,
-    "adam": adam,
-}
+__all__ = [*UPDATE_RULES, "UPDATE_RULES", "update_inplace"]

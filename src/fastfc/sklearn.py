@@ -44,18 +44,19 @@ try:  # scikit-learn >= 1.6
 except ImportError:  # pragma: no cover - scikit-learn 1.3 .. 1.5
     _sk_validate_data = None
 
+from fastfc import _registry
 from fastfc import layers as _layers
 from fastfc._defaults import FRONTEND_DEFAULTS as _D
 from fastfc._defaults import describe_rule
 from fastfc.net import ACTIVATIONS, Net
-from fastfc.optim import UPDATE_RULES
 from fastfc.solver import _NO_CHECK, BLOWUP_FACTOR, Solver, TrainingDiverged
 
 __all__ = ["FCClassifier"]
 
-_NORMALIZATIONS = (None, "batchnorm", "layernorm")
+_NORMALIZATIONS = tuple(_registry.NORMALIZATIONS)
 _DTYPES = {"float32": np.float32, "float64": np.float64}
-_FAST_RULES = ("sgd", "sgd_momentum", "sgd_nesterov_momentum", "rmsprop", "adam")
+#: every update rule trains a Net in one compiled step
+_FAST_RULES = tuple(_registry.UPDATE_RULES)
 
 
 def _validate_data(estimator, X, y="no_validation", reset=True, **check_params):
@@ -77,14 +78,16 @@ class FCClassifier(ClassifierMixin, BaseEstimator):
     ----------
     hidden_dims : sequence of int, default (100,)
         Width of each hidden layer; ``()`` gives a linear softmax classifier.
-    activation : {'relu', 'leaky_relu', 'sigmoid', 'tanh', 'swish'}, default 'relu'
-    normalization : {None, 'batchnorm', 'layernorm'}, default None
+    activation : str, default 'relu'
+        Any name in ``fastfc.net.ACTIVATIONS``.
+    normalization : None or str, default None
+        None or a name in ``fastfc._registry.NORMALIZATIONS`` ('batchnorm', ...).
     dropout_keep_ratio : float in (0, 1], default 1.0
         Probability of keeping a hidden unit (1 = no dropout).
     reg : float >= 0, default 1e-4
         L2 strength: the loss adds ``0.5 * reg * sum(W**2)`` over the weights.
-    update_rule : {'sgd', 'sgd_momentum', 'sgd_nesterov_momentum', 'rmsprop', 'adam'}, \
-default 'adam'
+    update_rule : str, default 'adam'
+        Any name in ``fastfc.optim.UPDATE_RULES``.
     learning_rate : float > 0, default 1e-3
     batch_size : int >= 1, default 100
         Minibatch size, clipped to the number of training samples.
@@ -182,9 +185,9 @@ default 'adam'
             raise ValueError(f"activation must be one of {', '.join(ACTIVATIONS)}, got "
                              f"{self.activation!r}")
         if self.normalization not in _NORMALIZATIONS:
-            raise ValueError("normalization must be None, 'batchnorm' or 'layernorm', got "
-                             f"{self.normalization!r}")
-        if self.update_rule not in _FAST_RULES or self.update_rule not in UPDATE_RULES:
+            raise ValueError(f"normalization must be {_registry.choices(_NORMALIZATIONS)}, "
+                             f"got {self.normalization!r}")
+        if self.update_rule not in _FAST_RULES:
             raise ValueError(f"update_rule must be one of {', '.join(_FAST_RULES)}, got "
                              f"{self.update_rule!r}")
         _real(self.dropout_keep_ratio, "dropout_keep_ratio", low=0.0, high=1.0,

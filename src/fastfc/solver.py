@@ -525,11 +525,8 @@ class Solver:
             self._y_fast = np.ascontiguousarray(self.y_train, dtype=dtype)
             self._y_batch = np.empty((self.batch_size,) + self._y_fast.shape[1:], dtype=dtype)
         else:
-            # labels were checked against the score width (when known) by the constructor
-            n_classes = self._n_classes
-            if n_classes is None:
-                n_classes = np.iinfo(np.intp).max
-            self._y_fast = V.as_labels(self.y_train, "y_train", len(self.y_train), n_classes)
+            # range: checked once by the constructor (_check_labels), per batch by the Net
+            self._y_fast = V.as_label_array(self.y_train, "y_train", len(self.y_train))
             self._y_batch = np.empty(self.batch_size, dtype=np.intp)
         self._fast_ready = True
 

@@ -1,7 +1,9 @@
 """The whole-network training step behind fastfc.Net.
 
 Stub of the compiled module fastfc._kernels.net.  ``NetCore`` trusts its caller,
-fastfc.net.Net, which owns the arrays and validates every argument.
+fastfc.net.Net, which owns the arrays and validates every argument (the core checks
+their structure in the debug build only, and the range of labels and indices on its
+private copies unless told not to).
 """
 from typing import Any
 
@@ -9,10 +11,6 @@ import numpy as np
 import numpy.typing as npt
 
 _Floats = npt.NDArray[np.float32] | npt.NDArray[np.float64]
-
-NORM_CODES: dict[str | None, int]
-RULE_CODES: dict[str, int]
-LOSS_CODES: dict[str, int]
 
 class NetCore:
     """Pointers and settings of one Net; see fastfc.net.Net for the public interface."""
@@ -41,8 +39,8 @@ class NetCore:
              running: list[tuple[_Floats, _Floats]] | None) -> None:
         """Point the kernels at the flat parameter/gradient buffers and running stats."""
     def set_optimizer(self, rule: int, lr: float, mom: float, decay_rate: float,
-                      beta1: float, beta2: float, epsilon: float, t: int,
-                      state1: _Floats | None, state2: _Floats | None) -> None:
+                      beta1: float, beta2: float, epsilon: float, counts_steps: bool,
+                      t: int, state1: _Floats | None, state2: _Floats | None) -> None:
         """Select the update rule, its hyper-parameters and flat state buffers."""
     def ensure_capacity(self, n: int) -> None:
         """Allocate the workspaces for minibatches of up to n rows (grow only)."""
@@ -55,12 +53,14 @@ class NetCore:
         """Bytes held by the batch workspaces (not the parameters or optimiser state)."""
     def run(self, X: _Floats, y: npt.NDArray[np.intp] | _Floats | None,
             indices: npt.NDArray[np.intp] | None, train: bool, backward: bool,
-            update: bool, sample_weight: _Floats | None = None) -> float:
+            update: bool, sample_weight: _Floats | None = None,
+            check: bool = True) -> float:
         """Forward [+ loss, backward, update] on a minibatch; returns the loss.
 
-        Labels (softmax, svm) and indices are copied into the core's own buffers (under
-        the GIL) and checked there; the step never reads the caller's arrays after that.
-        Float targets (mse: n * n_outputs values of the net's dtype) and sample_weight
-        (n values of the net's dtype, checked by the caller) are read in place."""
+        The caller guarantees the arrays' types and shapes (checked in the debug build
+        only).  Labels (softmax, svm) and indices are copied into the core's own buffers
+        (under the GIL) and, with ``check``, range-checked there; the step never reads
+        the caller's arrays after that.  Float targets (mse: n * n_outputs values of the
+        net's dtype) and sample_weight (n values of the net's dtype) are read in place."""
     def scores(self, n: int) -> _Floats:
         """A view (n, num_classes) of the scores written by the last call."""

@@ -15,7 +15,12 @@ layer:
 All parameters live in one flat buffer (W1, b1[, gamma1, beta1], W2, ...), their
 gradients and the optimiser state in flat buffers of the same layout; the workspaces
 are allocated once per batch capacity.  The Python class ``fastfc.net.Net`` owns the
-arrays and validates its arguments; this module trusts it.
+arrays and validates its arguments (through fastfc._validation); this module trusts it
+and checks the structure of what it is given only in the debug build
+(FASTFC_CYTHON_DEBUG=1).  The one check it makes in every build is the range of the
+labels and row indices, on the private copies the step reads (another thread may change
+the caller's arrays after any check made before the call); Net's trusted callers turn
+it off with ``check_input=False``.
 """
 from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_C_CONTIGUOUS, PyBUF_FORMAT
 from libc.stdint cimport uint8_t, uint32_t, uint64_t, intptr_t
@@ -33,19 +38,22 @@ from fastfc._kernels.blas cimport (POOL_MAX_PARTS, gemm, dot, parallel_begin, pa
 from fastfc._kernels.losses cimport softmax_xent, svm_hinge, mse
 from fastfc._kernels.norm cimport (bn_forward_train, bn_forward_test, bn_backward,
                                    ln_forward, ln_backward)
-from fastfc._kernels.optim cimport (RuleParams, rule_step, RULE_SGD, RULE_MOMENTUM,
-                                    RULE_NESTEROV, RULE_RMSPROP, RULE_ADAM)
-
-NORM_CODES = {None: 0, "batchnorm": 1, "layernorm": 2}
-RULE_CODES = {"sgd": RULE_SGD, "sgd_momentum": RULE_MOMENTUM,
-              "sgd_nesterov_momentum": RULE_NESTEROV, "rmsprop": RULE_RMSPROP,
-              "adam": RULE_ADAM}
-# losses taking integer labels (0, 1) or float targets of shape (n, n_outputs) (2)
-LOSS_CODES = {"softmax": 0, "svm": 1, "mse": LOSS_MSE}
+from fastfc._kernels.optim cimport RuleParams, rule_step
 
 cdef enum:
-    LOSS_MSE = 2
+    LOSS_MSE = 2    # the registry's loss_kind of 'mse' (float targets of shape (n, d))
 
+cdef extern from *:
+    """
+    #ifndef FASTFC_DEBUG_BUILD
+    #define FASTFC_DEBUG_BUILD 0
+    #endif
+    """
+    # 1 in the debug build (setup.py: FASTFC_CYTHON_DEBUG=1): the core checks its inputs
+    const bint FASTFC_DEBUG_BUILD
+
+# The codes of the normalisations, losses and update rules are those of
+# fastfc._registry (NORMALIZATIONS, LOSSES, UPDATE_RULES): Net passes them in.
 cdef enum:
     NORM_NONE = 0
     NORM_BATCH = 1
@@ -318,7 +326,7 @@ cdef double _update(NetState* st, floating dummy) noexcept nogil:
         task.weights[p].nonfinite = 0
         task.others[p].sumsq = 0
         task.others[p].nonfinite = 0
-    if st.opt.rule == RULE_ADAM:
+    if st.opt.counts_steps:
         st.opt.t += 1
     if st.layers[st.n_layers - 1].end_off < UPDATE_SPLIT_MIN:
         _update_part(&task, 0, 1)       # too small to pay for the pool
@@ -484,8 +492,9 @@ cdef class NetCore:
         st.drop_key = drop_key
         st.step = 0
         st.nonfinite = 0
-        st.opt.rule = RULE_SGD
+        st.opt.rule = 0             # set_optimizer chooses the rule before any step
         st.opt.lr = 1e-2
+        st.opt.counts_steps = False
         st.opt.t = 0
         st.reg = 0
         st.s1 = NULL
@@ -540,9 +549,11 @@ cdef class NetCore:
                 self.st.layers[i].running_var = _data_ptr(var, self.dtype, self.dims[i + 1])
 
     def set_optimizer(self, int rule, double lr, double mom, double decay_rate,
-                      double beta1, double beta2, double epsilon, long long t, state1, state2):
+                      double beta1, double beta2, double epsilon, bint counts_steps,
+                      long long t, state1, state2):
         """Select the update rule, its hyper-parameters and flat state buffers."""
         self.st.opt.rule = rule
+        self.st.opt.counts_steps = counts_steps
         self.st.opt.lr = lr
         self.st.opt.mom = mom
         self.st.opt.decay_rate = decay_rate
@@ -678,15 +689,18 @@ cdef class NetCore:
         return dst
 
     def run(self, X, y, indices, bint train, bint backward, bint update,
-            sample_weight=None):
+            sample_weight=None, bint check=True):
         """Forward [+ loss, backward, update] on a minibatch; returns the loss.
 
         X: C-contiguous float32/float64 array with rows of dims[0] features (any
-        trailing shape), or the whole data set when ``indices`` (intp) picks the rows.
-        y: intp labels (softmax, svm), C-contiguous targets of the net's dtype with
-        n * n_outputs values (mse), or None (forward only).  Checks labels before any
-        work.  sample_weight: None or n values of the net's dtype, which the caller has
-        checked (>= 0, finite, positive sum); like float targets it is read in place.
+        trailing shape), or the whole data set when ``indices`` (intp, non-empty) picks
+        the rows.  y: intp labels, one per row (softmax, svm), C-contiguous targets of
+        the net's dtype with n * n_outputs values (mse), or None (forward only).
+        sample_weight: None or n values of the net's dtype (>= 0, finite, positive
+        sum); like float targets it is read in place.  The caller (fastfc.net.Net)
+        guarantees all of this; the debug build checks it.  ``check``: check the range
+        of the labels and indices (on the private copies) before any work; a trusted
+        caller whose values are known to be in range passes False.
         """
         cdef Py_buffer xb
         cdef Py_buffer yb
@@ -705,72 +719,79 @@ cdef class NetCore:
         cdef double loss
         cdef int token
         cdef Py_ssize_t d0 = self.dims[0]
+        cdef bint check_values = check or FASTFC_DEBUG_BUILD
         PyObject_GetBuffer(X, &xb, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT)
         try:
             x_is_float = xb.format[0] == b'f' and xb.format[1] == 0
-            if not x_is_float and not (xb.format[0] == b'd' and xb.format[1] == 0):
-                raise TypeError(f"X must be float32 or float64, got format {xb.format!r}")
-            if xb.itemsize == 0 or xb.len % (xb.itemsize * d0) != 0:
-                raise ValueError(f"X does not hold rows of {d0} features")
+            if FASTFC_DEBUG_BUILD:
+                if not x_is_float and not (xb.format[0] == b'd' and xb.format[1] == 0):
+                    raise TypeError(f"X must be float32 or float64, got format {xb.format!r}")
+                if xb.itemsize == 0 or xb.len % (xb.itemsize * d0) != 0:
+                    raise ValueError(f"X does not hold rows of {d0} features")
             rows = xb.len // (xb.itemsize * d0)
             if indices is None:
                 n = rows
                 gather = x_is_float != self.is_float   # a cast: idx stays NULL
             else:
                 gather = True
-            if indices is not None:
                 PyObject_GetBuffer(indices, &ib, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT)
                 try:
-                    if ib.itemsize != sizeof(intptr_t):
+                    if FASTFC_DEBUG_BUILD and ib.itemsize != sizeof(intptr_t):
                         raise TypeError("indices must be an intp array")
                     n = ib.len // sizeof(intptr_t)
-                    # checked and used as a private copy: another thread may change
-                    # the caller's array while the step runs without the GIL
+                    # used as a private copy: another thread may change the caller's
+                    # array while the step runs without the GIL
                     idx = self._copy_ints(&ib, n, False)
                 finally:
                     PyBuffer_Release(&ib)
-                bad = _bad_label(idx, n, rows) if n > 0 else -1
-                if bad >= 0:
-                    raise ValueError(f"indices[{bad}] = {idx[bad]} is outside [0, {rows})")
-            if n == 0:
+                if check_values and n > 0:
+                    bad = _bad_label(idx, n, rows)
+                    if bad >= 0:
+                        raise ValueError(f"indices[{bad}] = {idx[bad]} is outside [0, {rows})")
+            if FASTFC_DEBUG_BUILD and n == 0:
                 raise ValueError("X must hold at least one sample")
             if y is not None and self.st.loss_kind == LOSS_MSE:
                 # float targets are read in place (a change by another thread while the
                 # step runs can only change values, never where the step reads)
                 PyObject_GetBuffer(y, &tb, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT)
                 have_t = True
-                if tb.format[0] != want or tb.format[1] != 0:
-                    raise TypeError(f"y must hold {self.dtype} targets, got format "
-                                    f"{tb.format!r}")
-                n_out = self.dims[self.st.n_layers]
-                if tb.len // tb.itemsize != n * n_out:
-                    raise ValueError(f"y has {tb.len // tb.itemsize} values for {n} samples "
-                                     f"of {n_out} outputs")
+                if FASTFC_DEBUG_BUILD:
+                    if tb.format[0] != want or tb.format[1] != 0:
+                        raise TypeError(f"y must hold {self.dtype} targets, got format "
+                                        f"{tb.format!r}")
+                    n_out = self.dims[self.st.n_layers]
+                    if tb.len // tb.itemsize != n * n_out:
+                        raise ValueError(f"y has {tb.len // tb.itemsize} values for {n} "
+                                         f"samples of {n_out} outputs")
                 targets = tb.buf
             elif y is not None:
                 PyObject_GetBuffer(y, &yb, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT)
                 try:
-                    if yb.itemsize != sizeof(intptr_t):
-                        raise TypeError("y must be an intp array")
-                    if yb.len // <Py_ssize_t>sizeof(intptr_t) != n:
-                        raise ValueError(f"y has {yb.len // sizeof(intptr_t)} labels for {n} samples")
+                    if FASTFC_DEBUG_BUILD:
+                        if yb.itemsize != sizeof(intptr_t):
+                            raise TypeError("y must be an intp array")
+                        if yb.len // <Py_ssize_t>sizeof(intptr_t) != n:
+                            raise ValueError(f"y has {yb.len // sizeof(intptr_t)} labels "
+                                             f"for {n} samples")
                     labels = self._copy_ints(&yb, n, True)
                 finally:
                     PyBuffer_Release(&yb)
-                n_classes = self.dims[self.st.n_layers]
-                bad = _bad_label(labels, n, n_classes)
-                if bad >= 0:
-                    raise ValueError(f"y[{bad}] = {labels[bad]} is outside "
-                                     f"[0, {n_classes}) for {n_classes} classes")
-            if sample_weight is not None and (y is not None):
+                if check_values:
+                    n_classes = self.dims[self.st.n_layers]
+                    bad = _bad_label(labels, n, n_classes)
+                    if bad >= 0:
+                        raise ValueError(f"y[{bad}] = {labels[bad]} is outside "
+                                         f"[0, {n_classes}) for {n_classes} classes")
+            if sample_weight is not None and y is not None:
                 PyObject_GetBuffer(sample_weight, &wb, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT)
                 have_w = True
-                if wb.format[0] != want or wb.format[1] != 0:
-                    raise TypeError(f"sample_weight must hold {self.dtype} values, got "
-                                    f"format {wb.format!r}")
-                if wb.len // wb.itemsize != n:
-                    raise ValueError(f"sample_weight has {wb.len // wb.itemsize} values for "
-                                     f"{n} samples")
+                if FASTFC_DEBUG_BUILD:
+                    if wb.format[0] != want or wb.format[1] != 0:
+                        raise TypeError(f"sample_weight must hold {self.dtype} values, got "
+                                        f"format {wb.format!r}")
+                    if wb.len // wb.itemsize != n:
+                        raise ValueError(f"sample_weight has {wb.len // wb.itemsize} values "
+                                         f"for {n} samples")
                 weights = wb.buf
             self.ensure_capacity(n)
             # Every step owns the pool when it can, so the BLAS runs single-threaded in

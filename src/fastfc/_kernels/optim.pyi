@@ -29,3 +29,9 @@ def _rmsprop(w: _Floats, dw: _Floats, cache: _Floats, lr: float, decay_rate: flo
 def _adam(w: _Floats, dw: _Floats, m: _Floats, v: _Floats, lr: float, beta1: float,
           beta2: float, eps: float, t: int, reg: float = 0) -> int:
     """Adam (Kingma & Ba, ICLR 2015) with bias correction at step t."""
+
+def _update(rule: int, w: _Floats, dw: _Floats, s1: _Floats | None, s2: _Floats | None,
+            lr: float, mom: float, decay_rate: float, beta1: float, beta2: float,
+            epsilon: float, t: int, reg: float = 0) -> int:
+    """Update w in place with the rule of code ``rule`` (fastfc._registry.UPDATE_RULES);
+    s1, s2: its state arrays or None.  Returns the count of NaN/inf values in the new w."""

@@ -8,12 +8,24 @@ The equations (g = dw + reg * w):
 * rmsprop:   c = dr * c + (1 - dr) * g**2;  w -= lr * g / (sqrt(c) + eps)
 * adam:      Kingma & Ba (ICLR 2015): m = b1 m + (1 - b1) g; v = b2 v + (1 - b2) g**2;
              w -= lr * (m / (1 - b1**t)) / (sqrt(v / (1 - b2**t)) + eps)
+
+A rule is selected by its code, ``fastfc._registry.UPDATE_RULES[name].code``, the same
+numbers as the enum below.  These kernels trust their callers (fastfc.optim and
+fastfc.net.Net check every argument first).
 """
 from libc.math cimport pow
 
 from fastfc._kernels._optim_loops cimport *
 from fastfc._kernels.blas cimport (POOL_MAX_PARTS, parallel_begin, parallel_end,
                                    parallel_run, part_range)
+
+# the rules' codes: fastfc._registry.UPDATE_RULES[name].code
+cdef enum:
+    RULE_SGD = 0
+    RULE_MOMENTUM = 1
+    RULE_NESTEROV = 2
+    RULE_RMSPROP = 3
+    RULE_ADAM = 4
 
 
 # Coefficients: every hyper-parameter arrives as a double (the Python float it was
@@ -166,6 +178,7 @@ cdef void _task(RuleTask* k, int rule, floating* w, const floating* dw, floating
     k.params.beta1 = a
     k.params.beta2 = b
     k.params.epsilon = eps
+    k.params.counts_steps = False      # t arrives already advanced
     k.params.t = t
     k.is_float = floating is float
     k.w = <char*>w
@@ -225,6 +238,34 @@ def _adam(floating[::1] w, const floating[::1] dw, floating[::1] m, floating[::1
     cdef RuleTask k
     _task(&k, RULE_ADAM, &w[0], &dw[0], &m[0], &v[0], w.shape[0],
           lr, beta1, beta2, eps, reg, t)
+    cdef Py_ssize_t nonfinite
+    with nogil:
+        nonfinite = _run_rule(&k)
+    return nonfinite
+
+
+def _update(int rule, floating[::1] w, const floating[::1] dw, s1, s2, double lr,
+            double mom, double decay_rate, double beta1, double beta2, double epsilon,
+            long long t, floating reg=0):
+    """Update w in place with the rule of code `rule` (s1, s2: its state arrays or None);
+    returns the number of NaN/inf values in the new w."""
+    # s1 and s2 are untyped so that None does not steer the fused-type dispatch
+    cdef floating[::1] s1v
+    cdef floating[::1] s2v
+    cdef floating* p1 = NULL
+    cdef floating* p2 = NULL
+    if s1 is not None:
+        s1v = s1
+        p1 = &s1v[0]
+    if s2 is not None:
+        s2v = s2
+        p2 = &s2v[0]
+    cdef RuleTask k
+    _task(&k, rule, &w[0], &dw[0], p1, p2, w.shape[0], lr, 0, 0, epsilon, reg, t)
+    k.params.mom = mom
+    k.params.decay_rate = decay_rate
+    k.params.beta1 = beta1
+    k.params.beta2 = beta2
     cdef Py_ssize_t nonfinite
     with nogil:
         nonfinite = _run_rule(&k)

@@ -9,8 +9,8 @@ What differs from the CS231n modules:
 
 * :mod:`~fastfc.nndl.layers`: ``dropout_param['p']`` is the probability of DROPPING a
   unit (HW4), the mask is ``(np.random.rand(*x.shape) < (1 - p)) / (1 - p)``;
-* :mod:`~fastfc.nndl.optim`: state under UCLA's names from an empty config (rmsprop's
-  cache ``'a'``; adam's moments ``'v'`` and ``'a'``);
+* :mod:`~fastfc.nndl.optim`: state under UCLA's names from an empty config (the
+  ``ucla_state`` of each rule in ``fastfc._registry.UPDATE_RULES``: ``'a'``, ``'v'``);
 * :mod:`~fastfc.nndl.fc_net`: UCLA's signatures and argument order;
   ``FullyConnectedNet(..., dropout=0, use_batchnorm=False, ...)``;
 * :mod:`~fastfc.nndl.neural_net`: the (H, D)-layout two-layer net, ``train(reg=1e-5)``;

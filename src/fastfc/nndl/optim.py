@@ -5,6 +5,7 @@ rmsprop keeps its cache as ``config['a']`` and adam its first and second moments
 ``config['v']`` and ``config['a']`` (and the step as ``config['t']``), as UCLA's code
 does; sgd_momentum and sgd_nesterov_momentum use ``'velocity'`` as CS231n does.
 """
+from fastfc import _registry
 from fastfc import optim as _optim
 
 __all__ = ["sgd", "sgd_momentum", "sgd_nesterov_momentum", "rmsprop", "adam"]
@@ -21,9 +22,20 @@ def _with_ucla_state(config, keys):
     return config       # a non-dict is left for fastfc.optim to refuse
 
 
+def _ucla_rule(name, w, dw, config):
+    """fastfc.optim's rule ``name`` with the state under UCLA's names (its registry row's
+    ``ucla_state``) and, for a rule that counts steps, ``t`` present from the start."""
+    spec = _registry.UPDATE_RULES[name]
+    if spec.ucla_state != spec.state:
+        config = _with_ucla_state(config, spec.ucla_state)
+    if spec.counts_steps and isinstance(config, dict):
+        config.setdefault("t", 0)
+    return _optim.UPDATE_RULES[name](w, dw, config)
+
+
 def sgd(w, dw, config=None):
     """Vanilla SGD: ``next_w = w - learning_rate * dw`` (learning_rate 1e-2)."""
-    return _optim.sgd(w, dw, config)
+    return _ucla_rule("sgd", w, dw, config)
 
 
 def sgd_momentum(w, dw, config=None):
@@ -31,7 +43,7 @@ def sgd_momentum(w, dw, config=None):
 
     config: learning_rate (1e-2), momentum (0.9), velocity (zeros like w).
     """
-    return _optim.sgd_momentum(w, dw, config)
+    return _ucla_rule("sgd_momentum", w, dw, config)
 
 
 def sgd_nesterov_momentum(w, dw, config=None):
@@ -39,7 +51,7 @@ def sgd_nesterov_momentum(w, dw, config=None):
 
     config: learning_rate (1e-2), momentum (0.9), velocity (zeros like w).
     """
-    return _optim.sgd_nesterov_momentum(w, dw, config)
+    return _ucla_rule("sgd_nesterov_momentum", w, dw, config)
 
 
 def rmsprop(w, dw, config=None):
@@ -47,7 +59,7 @@ def rmsprop(w, dw, config=None):
 
     config: learning_rate (1e-2), decay_rate (0.99), epsilon (1e-8), a (zeros like w).
     """
-    return _optim.rmsprop(w, dw, _with_ucla_state(config, ("a",)))
+    return _ucla_rule("rmsprop", w, dw, config)
 
 
 def adam(w, dw, config=None):
@@ -59,7 +71,4 @@ def adam(w, dw, config=None):
     config: learning_rate (1e-3), beta1 (0.9), beta2 (0.999), epsilon (1e-8),
     v and a (zeros like w), t (0).
     """
-    config = _with_ucla_state(config, ("v", "a"))
-    if isinstance(config, dict):
-        config.setdefault("t", 0)
-    return _optim.adam(w, dw, config)
+    return _ucla_rule("adam", w, dw, config)

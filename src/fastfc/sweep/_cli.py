@@ -83,7 +83,7 @@ def _cli_setting(item):
 
 
 def _update_rules():
-    from fastfc.optim import UPDATE_RULES
+    from fastfc._registry import UPDATE_RULES
     return sorted(UPDATE_RULES)
 
 

@@ -11,6 +11,7 @@ import numbers
 
 import numpy as np
 
+from fastfc import _registry
 from fastfc._defaults import FRONTEND_DEFAULTS, describe_rule
 
 # ---------------------------------------------------------------------- routing
@@ -28,11 +29,10 @@ ROUTES = {
     "update_rule": "solver", "batch_size": "solver", "num_epochs": "solver",
     "lr_decay": "solver", "num_train_samples": "solver", "num_val_samples": "solver",
     "patience": "solver", "schedule": "solver", "time_budget": "solver", "shuffle": "solver",
-    # optim_config
-    "learning_rate": "optim", "momentum": "optim", "decay_rate": "optim",
-    "beta1": "optim", "beta2": "optim", "epsilon": "optim",
     # the trial itself
     "seed": "trial",
+    # optim_config: every hyper-parameter of a rule of the registry
+    **{key: "optim" for rule in _registry.UPDATE_RULES.values() for key in rule.defaults},
 }
 
 #: The type of each setting's value, checked for fixed settings (and for ``--set``):
@@ -47,9 +47,8 @@ SETTING_TYPES = {
     "update_rule": "str", "batch_size": "int", "num_epochs": "int", "lr_decay": "real",
     "num_train_samples": "int?", "num_val_samples": "int?", "patience": "int?",
     "schedule": "str?", "time_budget": "real?", "shuffle": "bool",
-    "learning_rate": "real", "momentum": "real", "decay_rate": "real", "beta1": "real",
-    "beta2": "real", "epsilon": "real",
     "seed": "int?",
+    **{key: "real" for rule in _registry.UPDATE_RULES.values() for key in rule.defaults},
 }
 
 _TYPE_WORDS = {"int": "an integer", "real": "a finite number", "bool": "true or false",
