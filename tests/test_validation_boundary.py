@@ -151,3 +151,44 @@ def test_debug_build_core_checks_what_it_is_given():
     bad[0] = 9
     with pytest.raises(ValueError, match=r"y\[0\] = 9"):
         core.run(X, bad, None, True, True, True, False)
+
+
+def test_solver_checks_the_first_step_and_trusts_the_rest():
+    """The Solver's Net steps: the first goes through Net's checks, the later ones pass
+    check_input=False (the arrays are the Solver's own), and the run is bit-identical
+    to one where every step is checked."""
+    X, y = _data(60)
+    data = {"X_train": X, "y_train": y, "X_val": X[:10], "y_val": y[:10]}
+    seen = []
+
+    class Recording(Net):
+        def train_step(self, X, y, indices=None, *, check_input=True):
+            seen.append(check_input)
+            return super().train_step(X, y, indices, check_input=check_input)
+
+    class AlwaysChecked(Net):
+        def train_step(self, X, y, indices=None):
+            return super().train_step(X, y, indices)
+
+    runs = []
+    for cls in (Recording, AlwaysChecked):
+        np.random.seed(0)
+        net = cls([6, 8, 3], seed=1)
+        solver = Solver(net, data, update_rule="adam", num_epochs=2, batch_size=10,
+                        verbose=False)
+        solver.train()
+        runs.append((solver.loss_history, net.params["W1"].copy()))
+    assert seen[0] is True and not any(seen[1:]) and len(seen) == 12
+    assert runs[0][0] == runs[1][0]
+    np.testing.assert_array_equal(runs[0][1], runs[1][1])
+
+
+def test_trusted_step_still_checks_label_ranges():
+    """check_input=False skips the type and shape checks, never the range of the
+    labels (the compiled step checks its private copy)."""
+    X, y = _data()
+    net = Net([6, 7, 3], seed=0).set_optimizer("sgd")
+    bad = y.astype(np.intp)
+    bad[4] = 3
+    with pytest.raises(ValueError, match=r"y\[4\] = 3 is outside \[0, 3\)"):
+        net.train_step(X, bad, check_input=False)

@@ -464,13 +464,14 @@ class Net:
             the sum of the weights, so equal weights give the unweighted loss) and the
             gradients follow it; the L2 term is not weighted.  Always checked.
         check_input : bool, default True
-            False skips every check of X, y and indices, for trusted callers only
-            (fastfc's own training loops) that pass exactly what the checks would
-            produce: X a C-contiguous float32/float64 array of rows of ``D`` features,
-            y a C-contiguous intp array of labels in ``[0, num_classes)`` (for an 'mse'
-            net: C-contiguous targets of the net's dtype), indices None or a non-empty
-            C-contiguous intp array of row numbers of X.  Anything else is undefined
-            behaviour (a release build does not check it).
+            False skips the checks of the types and shapes of X, y and indices, for
+            trusted callers only (fastfc's own training loops) that pass exactly what
+            the checks would produce: X a C-contiguous float32/float64 array of rows of
+            ``D`` features, y a C-contiguous intp array with one label per row (for an
+            'mse' net: C-contiguous targets of the net's dtype), indices None or a
+            non-empty C-contiguous intp array.  Anything else is undefined behaviour (a
+            release build does not check it).  The ranges of the labels and indices are
+            checked either way, by the compiled step on its private copies.
         """
         with self._lock:
             if self.update_rule is None:
@@ -485,12 +486,13 @@ class Net:
                 y = self._as_outputs(y, n)
             # the core copies labels and indices into its own buffers before it checks
             # them (float targets and weights it reads in place)
+            # (the range check stays on with check_input=False: it reads the core's
+            # private copies, which no other thread can change, and costs one pass)
             if sample_weight is None:
-                loss = self._core.run(X, y, indices, True, True, True, None, check_input)
+                loss = self._core.run(X, y, indices, True, True, True)
             else:
                 loss = self._core.run(X, y, indices, True, True, True,
-                                      self._as_sample_weight(sample_weight, y.shape[0]),
-                                      check_input)
+                                      self._as_sample_weight(sample_weight, y.shape[0]))
             if y.shape[0] > self._train_rows:
                 self._train_rows = y.shape[0]
             return loss

@@ -52,6 +52,8 @@ Beyond the reference:
   :meth:`Solver.resume` to continue a run exactly where the checkpoint left it.
 """
 import copy
+import functools
+import inspect
 import math
 import pickle
 import signal
@@ -78,6 +80,14 @@ class TrainingDiverged(FloatingPointError):
 # FullyConnectedNet's fused step, fastfc/classifiers/_fused.py).  Tests switch it off to
 # compare with the ordinary path.
 _FUSE_PLAIN_NETS = True
+
+
+def _takes_check_input(method):
+    """True when a model's ``train_step`` accepts the keyword ``check_input``."""
+    try:
+        return "check_input" in inspect.signature(method).parameters
+    except (TypeError, ValueError):
+        return False
 
 
 def _updatable_in_place(w, dw):
@@ -528,6 +538,10 @@ class Solver:
             # range: checked once by the constructor (_check_labels), per batch by the Net
             self._y_fast = V.as_label_array(self.y_train, "y_train", len(self.y_train))
             self._y_batch = np.empty(self.batch_size, dtype=np.intp)
+        # the first step goes through the model's own checks; when its train_step takes
+        # check_input (fastfc.Net does), the later ones tell it the input is trusted
+        self._train_step = self.model.train_step
+        self._trust_next = _takes_check_input(self.model.train_step)
         self._fast_ready = True
 
     def _model_dtype(self):
@@ -570,12 +584,19 @@ class Solver:
         if self.fast:
             self._prepare_fast()
             np.take(self._y_fast, batch_mask, axis=0, out=self._y_batch)
+            step = self._train_step
             if self.augment is not None:
                 buf = self._augment_buffer(self._model_dtype())
                 self.augment(self._X_fast, batch_mask, out=buf)
-                loss = self.model.train_step(buf, self._y_batch)
+                loss = step(buf, self._y_batch)
             else:
-                loss = self.model.train_step(self._X_fast, self._y_batch, indices=batch_mask)
+                loss = step(self._X_fast, self._y_batch, indices=batch_mask)
+            if self._trust_next:
+                # the arrays passed the model's checks once; they are the Solver's own
+                # (data, batch buffers, sampled indices), so later steps skip the checks
+                self._trust_next = False
+                self._train_step = functools.partial(self.model.train_step,
+                                                     check_input=False)
             self.loss_history.append(loss)
             self._params_finite = not self.model.nonfinite_params
             return
