@@ -221,16 +221,12 @@ cdef inline bint _splits(int bk, int m, int n, int k) noexcept nogil:
             and <double>m * n * k >= _SPLIT_MIN and not (m < 32 and n < 32))
 
 
-cdef void _run(int bk, bint trans_a, bint trans_b, int m, int n, int k,
-               floating alpha, const floating* a, int lda,
-               const floating* b, int ldb,
-               floating beta, floating* c, int ldc) noexcept nogil:
-    """The product on backend bk, whole or split over the pool (see _splits)."""
+cdef void _run_split(int kind, int bk, bint trans_a, bint trans_b, int m, int n, int k,
+                     double alpha, const char* a, int lda, const char* b, int ldb,
+                     double beta, char* c, int ldc) noexcept nogil:
+    """One product split over the pool: rows of C when m >= n, else its columns."""
     cdef GemmTask t
-    if not _splits(bk, m, n, k):
-        _gemm1(bk, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
-        return
-    t.kind = KIND_FLOAT if floating is float else KIND_DOUBLE
+    t.kind = kind
     t.backend = bk
     t.trans_a = trans_a
     t.trans_b = trans_b
@@ -243,10 +239,23 @@ cdef void _run(int bk, bint trans_a, bint trans_b, int m, int n, int k,
     t.ldc = ldc
     t.alpha = alpha
     t.beta = beta
-    t.a = <const char*>a
-    t.b = <const char*>b
-    t.c = <char*>c
+    t.a = a
+    t.b = b
+    t.c = c
     ffc_pool_run(_gemm_part, &t)
+
+
+cdef void _run(int bk, bint trans_a, bint trans_b, int m, int n, int k,
+               floating alpha, const floating* a, int lda,
+               const floating* b, int ldb,
+               floating beta, floating* c, int ldc) noexcept nogil:
+    """The product on backend bk, whole or split over the pool (see _splits)."""
+    if not _splits(bk, m, n, k):
+        _gemm1(bk, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+        return
+    _run_split(KIND_FLOAT if floating is float else KIND_DOUBLE, bk, trans_a, trans_b,
+               m, n, k, alpha, <const char*>a, lda, <const char*>b, ldb, beta,
+               <char*>c, ldc)
 
 
 cdef int _time_shape(int flags, bint trans_a, bint trans_b, int m, int n, int k,
@@ -322,7 +331,6 @@ cdef bint _gemm_bf16(bint trans_a, bint trans_b, int m, int n, int k,
     then the product is split like any other.  False if the scratch could not grow.
     """
     cdef ConvTask ct
-    cdef GemmTask t
     cdef size_t na, nb
     cdef uint16_t* buf
     ct.a_rows = k if trans_a else m
@@ -348,23 +356,8 @@ cdef bint _gemm_bf16(bint trans_a, bint trans_b, int m, int n, int k,
         _bf16_1(trans_a, trans_b, m, n, k, alpha, ct.a_out, ct.a_cols, ct.b_out, ct.b_cols,
                 beta, c, ldc)
         return True
-    t.kind = KIND_BF16
-    t.backend = 1
-    t.trans_a = trans_a
-    t.trans_b = trans_b
-    t.split_rows = m >= n
-    t.m = m
-    t.n = n
-    t.k = k
-    t.lda = ct.a_cols
-    t.ldb = ct.b_cols
-    t.ldc = ldc
-    t.alpha = alpha
-    t.beta = beta
-    t.a = <const char*>ct.a_out
-    t.b = <const char*>ct.b_out
-    t.c = <char*>c
-    ffc_pool_run(_gemm_part, &t)
+    _run_split(KIND_BF16, 1, trans_a, trans_b, m, n, k, alpha, <const char*>ct.a_out,
+               ct.a_cols, <const char*>ct.b_out, ct.b_cols, beta, <char*>c, ldc)
     return True
 
 
