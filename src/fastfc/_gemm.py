@@ -80,7 +80,7 @@ def _mkl_candidates() -> list[str]:
         from importlib import metadata
         dist = metadata.distribution("mkl")
         for f in dist.files or ():
-            name: Optional[str] = os.path.basename(str(f))
+            name = os.path.basename(str(f))
             if name.startswith("libmkl_rt.so") or name in ("libmkl_rt.dylib", "mkl_rt.2.dll"):
                 found.append(str(dist.locate_file(f)))
     except Exception:      # no mkl distribution, or broken metadata
@@ -88,7 +88,7 @@ def _mkl_candidates() -> list[str]:
     for prefix in dict.fromkeys((sys.prefix, sys.base_prefix)):
         found += sorted(glob.glob(os.path.join(prefix, "lib", "libmkl_rt.so*")), reverse=True)
     import ctypes.util
-    name = ctypes.util.find_library("mkl_rt")
+    name = ctypes.util.find_library("mkl_rt")  # type: ignore[assignment]  # None: not found
     if name:
         found.append(name)
     return list(dict.fromkeys(p for p in found if p))
