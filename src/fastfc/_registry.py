@@ -12,7 +12,7 @@ of ``csrc/dense_loops.h``, ``_kernels/optim.pyx`` and ``_kernels/net.pyx``);
 ``tests/test_registry.py`` checks that the two agree.
 """
 from types import MappingProxyType
-from typing import Iterable, Mapping, NamedTuple, Optional, Tuple
+from typing import Any, Iterable, Mapping, NamedTuple, Optional, Tuple
 
 __all__ = ["Activation", "UpdateRule", "Loss", "Normalization", "ALL_ACTIVATIONS",
            "ACTIVATIONS", "UPDATE_RULES", "LOSSES", "NORMALIZATIONS", "INITS", "choices"]
@@ -61,7 +61,7 @@ class UpdateRule(NamedTuple):
     defaults: Mapping[str, float]
     #: the allowed range of each hyper-parameter (keyword arguments of
     #: fastfc._validation.check_scalar)
-    ranges: Mapping[str, Mapping[str, object]]
+    ranges: Mapping[str, Mapping[str, Any]]
     state: Tuple[str, ...]          # state arrays shaped like w, CS231n's names
     ucla_state: Tuple[str, ...]     # the same arrays under UCLA's names
     counts_steps: bool              # keeps a step counter config['t'] (1 at the first step)
