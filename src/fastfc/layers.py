@@ -7,7 +7,12 @@ arguments (shapes, one float dtype, labels, modes) and then run a compiled kerne
 integer input becomes float64).  Inputs may be non-contiguous or Fortran-ordered: they
 are copied to C order when needed.
 """
+from __future__ import annotations
+
+from typing import Any, Optional
+
 import numpy as np
+from numpy.typing import ArrayLike, DTypeLike, NDArray
 
 from fastfc import _registry
 from fastfc import _validation as V
@@ -34,7 +39,7 @@ ACT = {name: spec.code for name, spec in _registry.ALL_ACTIVATIONS.items()}
 
 # ------------------------------------------------------------------------ affine
 
-def affine_forward(x, w, b):
+def affine_forward(x: ArrayLike, w: ArrayLike, b: ArrayLike) -> tuple[NDArray[Any], tuple[NDArray[Any], NDArray[Any], NDArray[Any]]]:
     """Affine (fully-connected) layer: ``out = x.reshape(N, D) @ w + b``.
 
     Parameters
@@ -57,7 +62,8 @@ def affine_forward(x, w, b):
     return out, (x, w, b)
 
 
-def _affine_operands(x, w, dtype, where):
+def _affine_operands(x: NDArray[Any], w: NDArray[Any], dtype: DTypeLike,
+                     where: str) -> tuple[NDArray[Any], NDArray[Any], int, int]:
     """x (N, ...) and w (D, M) as C-contiguous dtype arrays, checked to fit together."""
     x = V.as_float(x, "x" + where, dtype, min_ndim=2)
     w = V.as_float(w, "w" + where, dtype, ndim=2)
@@ -71,13 +77,13 @@ def _affine_operands(x, w, dtype, where):
     return x, w, n_samples, n_features
 
 
-def _unpack_affine_cache(cache):
+def _unpack_affine_cache(cache: Any) -> tuple[Any, Any, Any]:
     if not isinstance(cache, tuple) or len(cache) != 3:
         raise TypeError("cache must be the (x, w, b) tuple returned by affine_forward")
     return cache
 
 
-def affine_backward(dout, cache):
+def affine_backward(dout: ArrayLike, cache: Any) -> tuple[NDArray[Any], NDArray[Any], NDArray[Any]]:
     """Backward pass of :func:`affine_forward`.
 
     Returns ``dx = (dout @ w.T).reshape(x.shape)``, ``dw = x.T @ dout`` and
@@ -86,7 +92,8 @@ def affine_backward(dout, cache):
     return _affine_backward(dout, cache, need_dx=True)
 
 
-def _affine_backward(dout, cache, need_dx):
+def _affine_backward(dout: ArrayLike, cache: Any,
+                     need_dx: bool) -> tuple[Any, NDArray[Any], NDArray[Any]]:  # dx or None
     x, w, b = _unpack_affine_cache(cache)
     dtype, (dout, x, w) = V.float_args(dout=dout, x=x, w=w)
     x, w, n_samples, n_features = _affine_operands(x, w, dtype, " (from cache)")
@@ -103,7 +110,7 @@ def _affine_backward(dout, cache, need_dx):
 
 # ------------------------------------------------------------------------ activations
 
-def _act_forward(kind, x, alpha=0.0):
+def _act_forward(kind: int, x: ArrayLike, alpha: float = 0.0) -> tuple[NDArray[Any], NDArray[Any]]:
     x = V.as_array(x, "x")
     x = V.as_float(x, "x", V.float_dtype_of(("x", x)))
     out = np.array(x, copy=True)
@@ -111,7 +118,8 @@ def _act_forward(kind, x, alpha=0.0):
     return x, out
 
 
-def _act_backward(kind, dout, y, z=None, alpha=0.0):
+def _act_backward(kind: int, dout: ArrayLike, y: ArrayLike, z: Optional[ArrayLike] = None,
+                  alpha: float = 0.0) -> NDArray[Any]:
     """dx = dout * f'(z), using the forward output y (and z for swish)."""
     dtype, (dout, y) = V.float_args(dout=dout, cache=y)
     y = V.as_float(y, "cache", dtype)
@@ -124,18 +132,18 @@ def _act_backward(kind, dout, y, z=None, alpha=0.0):
     return dx
 
 
-def relu_forward(x):
+def relu_forward(x: ArrayLike) -> tuple[NDArray[Any], NDArray[Any]]:
     """Rectified linear unit: ``out = max(x, 0)``.  Returns (out, cache = x)."""
     x, out = _act_forward(ACT["relu"], x)
     return out, x
 
 
-def relu_backward(dout, cache):
+def relu_backward(dout: ArrayLike, cache: ArrayLike) -> NDArray[Any]:
     """Backward of :func:`relu_forward`: ``dx = dout * (x > 0)``."""
     return _act_backward(ACT["relu"], dout, cache)
 
 
-def leaky_relu_forward(x, alpha=0.01):
+def leaky_relu_forward(x: ArrayLike, alpha: float = 0.01) -> tuple[NDArray[Any], tuple[NDArray[Any], float]]:
     """Leaky ReLU: ``out = x if x > 0 else alpha * x``.  Returns (out, cache = (x, alpha)).
 
     ``alpha`` may also be a dict with the key 'alpha' (some course code passes one).
@@ -147,7 +155,7 @@ def leaky_relu_forward(x, alpha=0.01):
     return out, (x, alpha)
 
 
-def leaky_relu_backward(dout, cache):
+def leaky_relu_backward(dout: ArrayLike, cache: tuple[ArrayLike, float]) -> NDArray[Any]:
     """Backward of :func:`leaky_relu_forward`: ``dx = dout * where(x > 0, 1, alpha)``."""
     if not isinstance(cache, tuple) or len(cache) != 2:
         raise TypeError("cache must be the (x, alpha) tuple returned by leaky_relu_forward")
@@ -156,29 +164,29 @@ def leaky_relu_backward(dout, cache):
     return _act_backward(ACT["leaky_relu"], dout, x, alpha=alpha)
 
 
-def sigmoid_forward(x):
+def sigmoid_forward(x: ArrayLike) -> tuple[NDArray[Any], NDArray[Any]]:
     """Logistic sigmoid: ``out = 1 / (1 + exp(-x))``.  Returns (out, cache = out)."""
     _, out = _act_forward(ACT["sigmoid"], x)
     return out, out
 
 
-def sigmoid_backward(dout, cache):
+def sigmoid_backward(dout: ArrayLike, cache: ArrayLike) -> NDArray[Any]:
     """Backward of :func:`sigmoid_forward`: ``dx = dout * out * (1 - out)``."""
     return _act_backward(ACT["sigmoid"], dout, cache)
 
 
-def tanh_forward(x):
+def tanh_forward(x: ArrayLike) -> tuple[NDArray[Any], NDArray[Any]]:
     """Hyperbolic tangent.  Returns (out, cache = out)."""
     _, out = _act_forward(ACT["tanh"], x)
     return out, out
 
 
-def tanh_backward(dout, cache):
+def tanh_backward(dout: ArrayLike, cache: ArrayLike) -> NDArray[Any]:
     """Backward of :func:`tanh_forward`: ``dx = dout * (1 - out**2)``."""
     return _act_backward(ACT["tanh"], dout, cache)
 
 
-def swish_forward(x):
+def swish_forward(x: ArrayLike) -> tuple[NDArray[Any], tuple[NDArray[Any], NDArray[Any]]]:
     """Swish (SiLU): ``out = x * sigmoid(x)``.  Returns (out, cache = (x, out))."""
     x = V.as_array(x, "x")
     x = V.as_float(x, "x", V.float_dtype_of(("x", x)))
@@ -188,7 +196,7 @@ def swish_forward(x):
     return out, (x, out)
 
 
-def swish_backward(dout, cache):
+def swish_backward(dout: ArrayLike, cache: tuple[ArrayLike, ArrayLike]) -> NDArray[Any]:
     """Backward of :func:`swish_forward`: ``dx = dout * (out + s * (1 - out))``, s = sigmoid(x)."""
     if not isinstance(cache, tuple) or len(cache) != 2:
         raise TypeError("cache must be the (x, out) tuple returned by swish_forward")
@@ -198,14 +206,15 @@ def swish_backward(dout, cache):
 
 # ------------------------------------------------------------------------ losses
 
-def _scores_and_labels(x, y):
+def _scores_and_labels(x: ArrayLike, y: ArrayLike) -> tuple[NDArray[Any], NDArray[np.intp]]:
     x = V.as_array(x, "x")
     x = V.as_float(x, "x", V.float_dtype_of(("x", x)), ndim=2)
     y = V.as_labels(y, "y", x.shape[0], x.shape[1])
     return x, y
 
 
-def _sample_weight(sample_weight, n_samples, dtype):
+def _sample_weight(sample_weight: Optional[ArrayLike], n_samples: int,
+                   dtype: np.dtype[Any]) -> Optional[NDArray[Any]]:
     """Per-sample weights (N,) of ``dtype``: finite, >= 0, with a positive sum."""
     if sample_weight is None:
         return None
@@ -220,7 +229,8 @@ def _sample_weight(sample_weight, n_samples, dtype):
     return w
 
 
-def softmax_loss(x, y, sample_weight=None):
+def softmax_loss(x: ArrayLike, y: ArrayLike,
+                 sample_weight: Optional[ArrayLike] = None) -> tuple[float, NDArray[Any]]:
     """Softmax cross-entropy loss, mean over the minibatch.
 
     Parameters
@@ -247,7 +257,7 @@ def softmax_loss(x, y, sample_weight=None):
     return loss, dx
 
 
-def svm_loss(x, y, sample_weight=None):
+def svm_loss(x: ArrayLike, y: ArrayLike, sample_weight: Optional[ArrayLike] = None) -> tuple[float, NDArray[Any]]:
     """Multiclass SVM (hinge) loss with margin 1, mean over the minibatch.
 
     Same arguments and returns as :func:`softmax_loss`.
@@ -259,7 +269,7 @@ def svm_loss(x, y, sample_weight=None):
     return loss, dx
 
 
-def mse_loss(x, y, sample_weight=None):
+def mse_loss(x: ArrayLike, y: ArrayLike, sample_weight: Optional[ArrayLike] = None) -> tuple[float, NDArray[Any]]:
     """Mean squared error for regression: half the squared error, mean over the minibatch.
 
     ``loss = 0.5 * sum((x - y) ** 2) / N`` -- summed over the D outputs, averaged over
@@ -296,7 +306,7 @@ def mse_loss(x, y, sample_weight=None):
     return loss, dx
 
 
-def softmax(x):
+def softmax(x: ArrayLike) -> NDArray[Any]:
     """Row-wise softmax probabilities of scores x of shape (N, C), max-subtracted."""
     x = V.as_array(x, "x")
     x = V.as_float(x, "x", V.float_dtype_of(("x", x)), ndim=2)
@@ -307,7 +317,7 @@ def softmax(x):
 
 # ------------------------------------------------------------------------ dropout
 
-def dropout_forward(x, dropout_param):
+def dropout_forward(x: ArrayLike, dropout_param: dict[str, Any]) -> tuple[NDArray[Any], Any]:
     """Inverted dropout.
 
     Parameters
@@ -346,7 +356,7 @@ def dropout_forward(x, dropout_param):
     return out, (dropout_param, mask)
 
 
-def dropout_backward(dout, cache):
+def dropout_backward(dout: ArrayLike, cache: Any) -> Any:
     """Backward of :func:`dropout_forward`: ``dx = dout * mask / p`` (train), dout (test)."""
     if not isinstance(cache, tuple) or len(cache) != 2:
         raise TypeError("cache must be the (dropout_param, mask) tuple from dropout_forward")
@@ -371,7 +381,8 @@ def dropout_backward(dout, cache):
 
 # ------------------------------------------------------------------------ normalisation
 
-def _norm_inputs(x, gamma, beta):
+def _norm_inputs(x: ArrayLike, gamma: ArrayLike,
+                 beta: ArrayLike) -> tuple[np.dtype[Any], NDArray[Any], NDArray[Any], NDArray[Any]]:
     dtype, (x, gamma, beta) = V.float_args(x=x, gamma=gamma, beta=beta)
     x = V.as_float(x, "x", dtype, ndim=2)
     d = x.shape[1]
@@ -380,7 +391,7 @@ def _norm_inputs(x, gamma, beta):
     return dtype, x, gamma, beta
 
 
-def _running_stat(bn_param, key, d, dtype):
+def _running_stat(bn_param: dict[str, Any], key: str, d: int, dtype: DTypeLike) -> NDArray[Any]:
     """bn_param[key] as a contiguous (d,) array of dtype, created as zeros on first use."""
     value = bn_param.get(key)
     if value is None:
@@ -392,7 +403,8 @@ def _running_stat(bn_param, key, d, dtype):
     return value
 
 
-def batchnorm_forward(x, gamma, beta, bn_param):
+def batchnorm_forward(x: ArrayLike, gamma: ArrayLike, beta: ArrayLike,
+                      bn_param: dict[str, Any]) -> tuple[NDArray[Any], Any]:
     """Batch normalisation over the minibatch (per feature column).
 
     Parameters
@@ -441,7 +453,7 @@ def batchnorm_forward(x, gamma, beta, bn_param):
     return out, ("batchnorm", mode, xhat, gamma, inv_std)
 
 
-def _norm_backward(dout, cache, kind):
+def _norm_backward(dout: ArrayLike, cache: Any, kind: str) -> tuple[NDArray[Any], NDArray[Any], NDArray[Any]]:
     if not isinstance(cache, tuple) or len(cache) != 5 or cache[0] != kind:
         raise TypeError(f"cache must be the tuple returned by {kind}_forward")
     _, mode, xhat, gamma, inv_std = cache
@@ -463,7 +475,7 @@ def _norm_backward(dout, cache, kind):
     return dx, dgamma, dbeta
 
 
-def batchnorm_backward(dout, cache):
+def batchnorm_backward(dout: ArrayLike, cache: Any) -> tuple[NDArray[Any], NDArray[Any], NDArray[Any]]:
     """Backward of :func:`batchnorm_forward`; returns (dx, dgamma, dbeta).
 
     ``dbeta = dout.sum(0)``, ``dgamma = (dout * xhat).sum(0)`` and
@@ -474,7 +486,7 @@ def batchnorm_backward(dout, cache):
     return _norm_backward(dout, cache, "batchnorm")
 
 
-def batchnorm_backward_alt(dout, cache):
+def batchnorm_backward_alt(dout: ArrayLike, cache: Any) -> tuple[NDArray[Any], NDArray[Any], NDArray[Any]]:
     """Backward of :func:`batchnorm_forward` in the simplified closed form.
 
     fastfc computes the simplified form in both functions; the two names exist for
@@ -483,7 +495,8 @@ def batchnorm_backward_alt(dout, cache):
     return _norm_backward(dout, cache, "batchnorm")
 
 
-def layernorm_forward(x, gamma, beta, ln_param):
+def layernorm_forward(x: ArrayLike, gamma: ArrayLike, beta: ArrayLike,
+                      ln_param: dict[str, Any]) -> tuple[NDArray[Any], Any]:
     """Layer normalisation: per-sample (row) statistics, the same in train and test.
 
     Parameters
@@ -510,6 +523,6 @@ def layernorm_forward(x, gamma, beta, ln_param):
     return out, ("layernorm", "train", xhat, gamma, inv_std)
 
 
-def layernorm_backward(dout, cache):
+def layernorm_backward(dout: ArrayLike, cache: Any) -> tuple[NDArray[Any], NDArray[Any], NDArray[Any]]:
     """Backward of :func:`layernorm_forward`; returns (dx, dgamma, dbeta)."""
     return _norm_backward(dout, cache, "layernorm")
