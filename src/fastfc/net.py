@@ -364,7 +364,8 @@ class Net:
                   if isinstance(v, np.ndarray) and not v.flags.writeable else v
                   for k, v in config.items()}
         config, hyper, states = _optim.prepare_config(update_rule, config, self._flat)
-        states = states + [None] * (2 - len(states))
+        # (None fills the unused state slots of the compiled update)
+        states = states + [None] * (2 - len(states))  # type: ignore[list-item]
         spec = _registry.UPDATE_RULES[update_rule]
         lr, mom, decay_rate, beta1, beta2, epsilon, t = _optim.kernel_args(hyper)
         self._core.set_optimizer(spec.code, lr, mom, decay_rate, beta1, beta2, epsilon,
