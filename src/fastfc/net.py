@@ -610,7 +610,7 @@ class Net:
         """Bytes of batch workspace the net holds now (for tests and diagnostics)."""
         return self._core.workspace_bytes
 
-    def to_onnx(self, path: Optional[str | os.PathLike[str]], **options: Any) -> Any:
+    def to_onnx(self, path: str | os.PathLike[str], **options: Any) -> Any:
         """Write the net's inference pass to ``path`` as an ONNX graph; returns the
         ``onnx.ModelProto``.  Needs the ``onnx`` package; ``options`` (outputs, classes,
         opset, dtype, input_shape, fold_batchnorm, ...) are those of
