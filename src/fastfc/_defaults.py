@@ -8,14 +8,14 @@ that learns without tuning first, so they share this one set instead: Adam at 1e
 little L2, one hidden layer of 100 ReLU units.  A front end takes every value it does
 not get from the user from here, and prints the update rule it uses.
 """
-from typing import Optional
+from typing import Any, Optional
 
 from fastfc import _registry
 
 _RULE = "adam"
 
 #: settings every front end shares (API names; the CLI's flags spell them with dashes)
-FRONTEND_DEFAULTS = {
+FRONTEND_DEFAULTS: dict[str, Any] = {
     "hidden_dims": (100,),
     "activation": "relu",
     "normalization": None,

@@ -521,6 +521,9 @@ class Net:
     @overload
     def loss(self, X: ArrayLike, y: ArrayLike,
              sample_weight: Optional[ArrayLike] = None) -> tuple[float, dict[str, _Array]]: ...
+    @overload
+    def loss(self, X: ArrayLike, y: Optional[ArrayLike] = None,
+             sample_weight: Optional[ArrayLike] = None) -> Any: ...
     def loss(self, X: ArrayLike, y: Optional[ArrayLike] = None,
              sample_weight: Optional[ArrayLike] = None) -> Any:
         """CS231n model contract.
