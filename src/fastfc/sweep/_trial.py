@@ -167,15 +167,15 @@ class Job:
 
     __slots__ = ("trial_id", "number", "config", "key", "seed")
 
-    def __init__(self, trial_id: int, number: int, config: dict[str, Any], key: str,
-                 seed: int) -> None:
+    def __init__(self, trial_id: Optional[int], number: int, config: dict[str, Any], key: str,
+                 seed: Optional[int]) -> None:
         self.trial_id, self.number, self.config = trial_id, number, config
         self.key, self.seed = key, seed
 
-    def __getstate__(self) -> tuple[int, int, dict[str, Any], str, int]:
+    def __getstate__(self) -> tuple[Any, ...]:
         return (self.trial_id, self.number, self.config, self.key, self.seed)
 
-    def __setstate__(self, state: tuple[int, int, dict[str, Any], str, int]) -> None:
+    def __setstate__(self, state: tuple[Any, ...]) -> None:
         self.trial_id, self.number, self.config, self.key, self.seed = state
 
 
