@@ -400,7 +400,9 @@ def _run(study: Any, user_study: bool, spec: Any, dists: dict[str, Any], encoded
         if top["number"] == best["number"] and best["model"] is not None:
             best_model = best["model"]
         else:  # not run by this call (or tied with one): train it again here
-            job = Job(None, top["number"], top["config"], top["key"] or
+            # (retrained here, outside the study: no trial id)
+            job = Job(None,  # type: ignore[arg-type]
+                      top["number"], top["config"], top["key"] or
                       trial_key(top["config"]), top["seed"])
             if job.seed is None:
                 job.seed = seed_of(job.key, job.config)

@@ -167,7 +167,7 @@ class Job:
 
     __slots__ = ("trial_id", "number", "config", "key", "seed")
 
-    def __init__(self, trial_id: Optional[int], number: int, config: dict[str, Any], key: str,
+    def __init__(self, trial_id: int, number: int, config: dict[str, Any], key: str,
                  seed: Optional[int]) -> None:
         self.trial_id, self.number, self.config = trial_id, number, config
         self.key, self.seed = key, seed
