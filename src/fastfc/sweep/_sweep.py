@@ -296,7 +296,7 @@ def sweep(space: Mapping[str, Any], data: Mapping[str, Any], *, n_trials: Option
 def _run(study: Any, user_study: bool, spec: Any, dists: dict[str, Any], encoded: set[str],
          configs: Optional[list[dict[str, Any]]], kind: Optional[str], fixed: dict[str, Any],
          n_trials: Optional[int], prune: Any, data: Mapping[str, Any],
-         runner: Callable[..., Any], backend: str, n_jobs: Optional[int], cores: Any,
+         runner: Callable[..., Any], backend: str, n_jobs: int, cores: int,
          scheduler: Any, retries: int, retry_failed: bool, seed: int, progress: Any,
          return_model: bool, results: Optional[str], verbose: bool,
          space: Mapping[str, Any]) -> tuple[list[dict[str, Any]], Any]:
