@@ -64,7 +64,7 @@ def _readonly(arr: _Array) -> _Array:
     return view
 
 
-class _ParamDict(Dict[str, _Array]):
+class _ParamDict(dict[str, _Array]):
     """The Net's parameters by name.  Values are views of the Net's flat buffer;
     assigning ``params[name] = array`` (or ``update``, ``|=``) copies the values into
     that buffer.  Entries can be neither replaced nor removed."""
