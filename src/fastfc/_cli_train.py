@@ -87,7 +87,8 @@ DATASETS = ("digits", "cifar10", "diabetes")
 REGRESSION_DATASETS = ("diabetes",)
 #: shape of one sample -- (C, H, W) of an image -- and the number of test samples each
 #: data set offers
-IMAGE_SHAPES: dict[str, tuple[int, ...]] = {"digits": (1, 8, 8), "cifar10": (3, 32, 32), "diabetes": (10,)}
+IMAGE_SHAPES: dict[str, tuple[int, ...]] = {"digits": (1, 8, 8), "cifar10": (3, 32, 32),
+                                            "diabetes": (10,)}
 TEST_IMAGES = {"digits": 270, "cifar10": 10000, "diabetes": 66}
 #: the losses --loss offers: the classifiers' (integer labels) and regression's
 CLASSIFICATION_LOSSES = ("softmax", "svm")

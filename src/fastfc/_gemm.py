@@ -183,7 +183,8 @@ def _load_private_openblas() -> dict[str, Any]:
             "handle": lib, "threading": "1 thread (fastfc's pool splits)", "bf16": False}
 
 
-_LOADERS: dict[str, Callable[[], dict[str, Any]]] = {"mkl": _load_mkl, "openblas-private": _load_private_openblas}
+_LOADERS: dict[str, Callable[[], dict[str, Any]]] = {"mkl": _load_mkl,
+                                                     "openblas-private": _load_private_openblas}
 
 
 def _load(name: str) -> Any:

@@ -254,11 +254,12 @@ def to_onnx_model(net: Net, *, outputs: Union[str, Iterable[str], None] = None,
             else:
                 index = node("ArgMax", ["scores"], "label_index", axis=1, keepdims=0)
                 if classes.dtype == object:
-                    # onnx's hints (when installed) list numbers only; a STRING tensor takes bytes
-                    inits.append(helper.make_tensor("classes", TensorProto.STRING,
-                                                    [len(classes)],
-                                                    [str(c).encode("utf-8")  # type: ignore[misc,unused-ignore]
-                                                     for c in classes]))
+                    # onnx's hints (when installed) list numbers only; a STRING tensor
+                    # takes bytes
+                    inits.append(helper.make_tensor(
+                        "classes", TensorProto.STRING, [len(classes)],
+                        [str(c).encode("utf-8")  # type: ignore[misc,unused-ignore]
+                         for c in classes]))
                     label_type = TensorProto.STRING
                 else:
                     const("classes", classes)

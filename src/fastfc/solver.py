@@ -478,7 +478,8 @@ class Solver:
         self._resumed = False
         self._loop_done = False  # a train() loop ran to its end (the next one starts anew)
         self._sigint = False     # a Ctrl-C arrived; training stops at the next step boundary
-        self._best_norm: dict[str, NDArray[Any]] = {}     # running statistics at the best check (restore_norm_stats)
+        # running statistics at the best check (restore_norm_stats)
+        self._best_norm: dict[str, NDArray[Any]] = {}
         self._start_params: Optional[dict[str, NDArray[Any]]] = None
         self._unscaled_checked = False
         self.diverged_iteration: Optional[int] = None

@@ -87,7 +87,8 @@ class FusedStep:
         self.known_keys = set(scalar_keys) | set(self.state_keys)
         self.n_keys = len(self.known_keys)
         get = operator.itemgetter(*scalar_keys)
-        self.scalars: Callable[[dict[str, Any]], Any] = get if len(scalar_keys) > 1 else (lambda config: (get(config),))
+        self.scalars: Callable[[dict[str, Any]], Any] = (
+            get if len(scalar_keys) > 1 else (lambda config: (get(config),)))
         # the hyper-parameters (but lr) last given to the Net's set_optimizer: a key to
         # notice a change, not a value anything reads.  The learning rate and Adam's t
         # live in the configs (solver.optim_configs); the Net's copies are refreshed

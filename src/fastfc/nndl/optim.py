@@ -14,6 +14,8 @@ from numpy.typing import ArrayLike, NDArray
 from fastfc import _registry
 from fastfc import optim as _optim
 
+_Result = tuple[NDArray[Any], dict[str, Any]]   # (next_w, config)
+
 __all__ = ["sgd", "sgd_momentum", "sgd_nesterov_momentum", "rmsprop", "adam"]
 
 
@@ -29,7 +31,7 @@ def _with_ucla_state(config: Any, keys: tuple[str, ...]) -> Any:
 
 
 def _ucla_rule(name: str, w: ArrayLike, dw: ArrayLike, config: Optional[dict[str, Any]]
-               ) -> tuple[NDArray[Any], dict[str, Any]]:
+               ) -> _Result:
     """fastfc.optim's rule ``name`` with the state under UCLA's names (its registry row's
     ``ucla_state``) and, for a rule that counts steps, ``t`` present from the start."""
     spec = _registry.UPDATE_RULES[name]
@@ -41,13 +43,13 @@ def _ucla_rule(name: str, w: ArrayLike, dw: ArrayLike, config: Optional[dict[str
 
 
 def sgd(w: ArrayLike, dw: ArrayLike,
-        config: Optional[dict[str, Any]] = None) -> tuple[NDArray[Any], dict[str, Any]]:
+        config: Optional[dict[str, Any]] = None) -> _Result:
     """Vanilla SGD: ``next_w = w - learning_rate * dw`` (learning_rate 1e-2)."""
     return _ucla_rule("sgd", w, dw, config)
 
 
 def sgd_momentum(w: ArrayLike, dw: ArrayLike,
-                 config: Optional[dict[str, Any]] = None) -> tuple[NDArray[Any], dict[str, Any]]:
+                 config: Optional[dict[str, Any]] = None) -> _Result:
     """SGD with momentum: ``v = momentum * v - lr * dw; next_w = w + v``.
 
     config: learning_rate (1e-2), momentum (0.9), velocity (zeros like w).
@@ -56,7 +58,7 @@ def sgd_momentum(w: ArrayLike, dw: ArrayLike,
 
 
 def sgd_nesterov_momentum(w: ArrayLike, dw: ArrayLike,
-                          config: Optional[dict[str, Any]] = None) -> tuple[NDArray[Any], dict[str, Any]]:
+                          config: Optional[dict[str, Any]] = None) -> _Result:
     """Nesterov momentum: ``v' = momentum * v - lr * dw; next_w = w + v' + momentum * (v' - v)``.
 
     config: learning_rate (1e-2), momentum (0.9), velocity (zeros like w).
@@ -65,7 +67,7 @@ def sgd_nesterov_momentum(w: ArrayLike, dw: ArrayLike,
 
 
 def rmsprop(w: ArrayLike, dw: ArrayLike,
-            config: Optional[dict[str, Any]] = None) -> tuple[NDArray[Any], dict[str, Any]]:
+            config: Optional[dict[str, Any]] = None) -> _Result:
     """RMSProp: ``a = dr * a + (1 - dr) * dw**2; next_w = w - lr * dw / (sqrt(a) + eps)``.
 
     config: learning_rate (1e-2), decay_rate (0.99), epsilon (1e-8), a (zeros like w).
@@ -74,7 +76,7 @@ def rmsprop(w: ArrayLike, dw: ArrayLike,
 
 
 def adam(w: ArrayLike, dw: ArrayLike,
-         config: Optional[dict[str, Any]] = None) -> tuple[NDArray[Any], dict[str, Any]]:
+         config: Optional[dict[str, Any]] = None) -> _Result:
     """Adam (Kingma & Ba, ICLR 2015) with UCLA's names: v first moment, a second.
 
     ``t += 1; v = b1 * v + (1 - b1) * dw; a = b2 * a + (1 - b2) * dw**2;

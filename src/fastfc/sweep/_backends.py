@@ -19,6 +19,9 @@ import numpy as np
 
 from fastfc.sweep._trial import Job, execute, failed_record
 
+_NextJob = Callable[[], Optional[Job]]                 # the next trial to run, or None
+_Finish = Callable[[Job, dict[str, Any]], None]        # takes a trial's record
+
 def _cpu_count() -> int:
     try:
         return len(os.sched_getaffinity(0))
@@ -26,7 +29,7 @@ def _cpu_count() -> int:
         return os.cpu_count() or 1
 
 
-def run_inline(next_job: Callable[[], Optional[Job]], finish: Callable[[Job, dict[str, Any]], None],
+def run_inline(next_job: _NextJob, finish: _Finish,
                data: Mapping[str, Any], runner: Callable[..., Any], reporter: Any) -> None:
     """The trials one after the other in this process."""
     while True:
@@ -146,7 +149,7 @@ def _stop_pool(pool: Any) -> None:
         proc.join(timeout=5)
 
 
-def _pool_round(next_job: Callable[[], Optional[Job]], finish: Callable[[Job, dict[str, Any]], None], n_workers: int,
+def _pool_round(next_job: _NextJob, finish: _Finish, n_workers: int,
                 ctx: Any, stash: str, cores: int, runner: Callable[..., Any], reporter: Any
                 ) -> tuple[list[Job], list[Job], Optional[BaseException]]:
     """Keep ``n_workers`` trials running in one pool until the sweep needs no more
@@ -218,8 +221,9 @@ def _alone(job: Job, ctx: Any, stash: str, cores: int, runner: Callable[..., Any
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-def run_local(next_job: Callable[[], Optional[Job]], finish: Callable[[Job, dict[str, Any]], None], data: Mapping[str, Any],
-              runner: Callable[..., Any], reporter: Any, n_jobs: int, cores: int, retries: int) -> None:
+def run_local(next_job: _NextJob, finish: _Finish, data: Mapping[str, Any],
+              runner: Callable[..., Any], reporter: Any, n_jobs: int, cores: int,
+              retries: int) -> None:
     """A pool of ``n_jobs`` spawned worker processes (see the module docstring of
     :mod:`fastfc.sweep`).  A worker that dies breaks the pool: each trial that was
     running is run again alone in a fresh worker, so the one that kills its worker is
@@ -370,8 +374,9 @@ def _local_cluster_options(n_workers: int) -> dict[str, Any]:
                 scheduler_kwargs={"dashboard": False, "dashboard_address": "127.0.0.1:0"})
 
 
-def run_dask(next_job: Callable[[], Optional[Job]], finish: Callable[[Job, dict[str, Any]], None], data: Mapping[str, Any],
-             runner: Callable[..., Any], reporter: Any, scheduler: Any, n_jobs: int, retries: int) -> None:
+def run_dask(next_job: _NextJob, finish: _Finish, data: Mapping[str, Any],
+             runner: Callable[..., Any], reporter: Any, scheduler: Any, n_jobs: int,
+             retries: int) -> None:
     """Trials as Dask tasks, two per worker thread of the cluster at a time; the data
     scattered to every worker once."""
     distributed = import_distributed()

@@ -436,8 +436,8 @@ def check_space(space: Any, fixed: Mapping[str, Any]) -> None:
         raise ValueError(f"{', '.join(both)} given both in space and as fixed settings")
 
 
-_DIST_NAMES: dict[str, type[_Distribution]] = {"loguniform": loguniform, "uniform": uniform, "randint": randint,
-               "choice": choice}
+_DIST_NAMES: dict[str, type[_Distribution]] = {"loguniform": loguniform, "uniform": uniform,
+                                               "randint": randint, "choice": choice}
 
 
 def parse_space(obj: Any) -> dict[str, Any]:
