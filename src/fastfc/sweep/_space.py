@@ -258,6 +258,7 @@ class _Distribution:
     """A search-space description that becomes an Optuna distribution."""
 
     def to_optuna(self) -> Any:  # pragma: no cover - abstract
+        """The Optuna distribution this description stands for."""
         raise NotImplementedError
 
 
