@@ -19,8 +19,8 @@ import json
 import math
 import os
 import threading
-from typing import (Any, Callable, Dict, Iterable, Mapping, Optional, Sequence,
-                    TypeVar, overload)
+from typing import (Any, Callable, Concatenate, Dict, Iterable, Mapping, Optional, ParamSpec,
+                    Sequence, TypeVar, overload)
 
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike, NDArray
@@ -35,7 +35,8 @@ from fastfc._kernels import net as _knet
 
 __all__ = ["Net"]
 
-_F = TypeVar("_F", bound=Callable[..., Any])
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
 _Array = NDArray[Any]
 
 #: the hidden-layer activations (rows of fastfc._registry.ACTIVATIONS)
@@ -49,13 +50,14 @@ EVAL_CHUNK = 1024
 MAX_LOADED_LAYERS = 1000
 
 
-def _serialised(method: _F) -> _F:
+def _serialised(method: Callable[Concatenate[Net, _P], _R]
+                ) -> Callable[Concatenate[Net, _P], _R]:
     """Run the method holding the Net's lock (one call at a time per Net)."""
     @functools.wraps(method)
-    def locked(self: Net, *args: Any, **kwargs: Any) -> Any:
+    def locked(self: Net, *args: _P.args, **kwargs: _P.kwargs) -> _R:
         with self._lock:
             return method(self, *args, **kwargs)
-    return locked  # type: ignore[return-value]  # functools.wraps keeps the signature
+    return locked
 
 
 def _readonly(arr: _Array) -> _Array:
