@@ -17,6 +17,8 @@ nobody else holds (``runs/<dataset>-<time>``, then ``-2``, ``-3``, ...), and eve
 in it is written atomically (a temporary file renamed over the target, which also
 replaces a symbolic link instead of writing through it).
 """
+from __future__ import annotations
+
 import contextlib
 import json
 import math
@@ -27,12 +29,20 @@ import sys
 import time
 import warnings
 from contextlib import nullcontext
+from typing import (TYPE_CHECKING, Any, Callable, Collection, ContextManager, Iterable,
+                    Iterator, Mapping, NoReturn, Optional, Sequence, TypeGuard)
 
 import numpy as np
 
 from fastfc import _registry
 from fastfc._config import __version__
 from fastfc._defaults import FRONTEND_DEFAULTS, FRONTEND_ON_DIVERGENCE, describe_rule
+
+if TYPE_CHECKING:
+    import argparse
+
+    from fastfc.net import Net
+    from fastfc.solver import Solver
 
 
 class BadOption(ValueError):
@@ -43,7 +53,7 @@ class BadOption(ValueError):
 # ------------------------------------------------------------------ presets
 
 #: settings a preset fills in (options given on the command line win)
-PRESETS = {
+PRESETS: dict[str, dict[str, Any]] = {
     "default": {},
     # the course's five-layer net, as a baseline
     "course": dict(hidden_dims=[100, 100, 100, 100, 100], update_rule="adam",
@@ -62,7 +72,7 @@ _FD = FRONTEND_DEFAULTS
 #: settings are the front ends' shared ones (fastfc._defaults).  Every key is the name
 #: of the Net / Solver / optim_config keyword it feeds, and its option is that name
 #: with dashes (learning_rate -> --learning-rate)
-DEFAULTS = dict(dataset="digits", data=None, hidden_dims=list(_FD["hidden_dims"]),
+DEFAULTS: dict[str, Any] = dict(dataset="digits", data=None, hidden_dims=list(_FD["hidden_dims"]),
                 activation=_FD["activation"], normalization=_FD["normalization"],
                 dropout_keep_ratio=_FD["dropout_keep_ratio"], reg=_FD["reg"],
                 weight_scale=None, init=None, update_rule=_FD["update_rule"],
@@ -77,7 +87,8 @@ DATASETS = ("digits", "cifar10", "diabetes")
 REGRESSION_DATASETS = ("diabetes",)
 #: shape of one sample -- (C, H, W) of an image -- and the number of test samples each
 #: data set offers
-IMAGE_SHAPES = {"digits": (1, 8, 8), "cifar10": (3, 32, 32), "diabetes": (10,)}
+IMAGE_SHAPES: dict[str, tuple[int, ...]] = {"digits": (1, 8, 8), "cifar10": (3, 32, 32),
+                                            "diabetes": (10,)}
 TEST_IMAGES = {"digits": 270, "cifar10": 10000, "diabetes": 66}
 #: the losses --loss offers: the classifiers' (integer labels) and regression's
 CLASSIFICATION_LOSSES = ("softmax", "svm")
@@ -105,16 +116,16 @@ _ALIASES = {"hidden_dims": ("--hidden",), "dropout_keep_ratio": ("--dropout-keep
 _SEED_MAX = 2**32 - 1
 
 
-def _flag(key):
+def _flag(key: str) -> str:
     return "--" + key.replace("_", "-")
 
 
-def _option(add, key, **kwargs):
+def _option(add: Callable[..., Any], key: str, **kwargs: Any) -> None:
     """Declare the option of setting ``key``: ``--key-with-dashes`` and its aliases."""
     add(_flag(key), *_ALIASES.get(key, ()), dest=key, **kwargs)
 
 
-def _int_list(text, flag="--hidden-dims"):
+def _int_list(text: object, flag: str = "--hidden-dims") -> list[int]:
     try:
         values = [int(v) for v in str(text).split(",") if v.strip()]
     except ValueError:
@@ -125,7 +136,7 @@ def _int_list(text, flag="--hidden-dims"):
     return values
 
 
-def train_arguments(parser):
+def train_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``fastfc train`` (all default to None: presets and DEFAULTS fill in)."""
     a = parser.add_argument
     a("--preset", choices=sorted(PRESETS),
@@ -208,7 +219,7 @@ def train_arguments(parser):
 
 # ------------------------------------------------------------------ settings
 
-def resolve_settings(args):
+def resolve_settings(args: argparse.Namespace) -> dict[str, Any]:
     """Settings from DEFAULTS, then the preset, then the options given; checked."""
     preset = args.preset or "default"
     settings = dict(DEFAULTS)
@@ -233,7 +244,7 @@ def resolve_settings(args):
     return settings
 
 
-def _upgrade(settings):
+def _upgrade(settings: Mapping[str, Any]) -> dict[str, Any]:
     """Settings (config.json, a model's metadata) of an earlier fastfc in today's keys:
     the CLI's former names (OLD_KEYS) become the API's, and the 'standardize' flag
     becomes 'preprocess'.  An old key whose new one is also present is left alone (and
@@ -250,19 +261,20 @@ def _upgrade(settings):
     return settings
 
 
-def validate_settings(settings, source=None, given=()):
+def validate_settings(settings: Any, source: Optional[str] = None,
+                      given: Collection[str] = ()) -> dict[str, Any]:
     """Check every setting; raise BadOption naming the option (or the file and key).
 
     ``source`` is None for the command line, else the path of the config.json the
     settings were read from, with the keys in ``given`` set on the command line
     (--resume's --num-epochs, --data, --threads).  The same checks serve both.
     """
-    def where(key):
+    def where(key: str) -> str:
         if source is None or key in given:
             return _flag(key)
         return f"{source}: {key!r} (the {_flag(key)} option)"
 
-    def fail(key, expected):
+    def fail(key: str, expected: str) -> NoReturn:
         raise BadOption(f"{where(key)} must be {expected}, got {settings[key]!r}")
 
     if source is not None:
@@ -279,13 +291,13 @@ def validate_settings(settings, source=None, given=()):
             raise BadOption(f"{source} has unknown key{'s' if len(unknown) > 1 else ''} "
                             f"{', '.join(map(repr, unknown))}")
 
-    def is_int(v):
+    def is_int(v: object) -> TypeGuard[int]:
         return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
 
-    def is_real(v):
+    def is_real(v: object) -> TypeGuard[float]:
         return is_int(v) or (isinstance(v, (float, np.floating)) and math.isfinite(v))
 
-    def integer(key, low, high=None, optional=False):
+    def integer(key: str, low: int, high: Optional[int] = None, optional: bool = False) -> None:
         v = settings[key]
         if v is None and optional:
             return
@@ -293,7 +305,8 @@ def validate_settings(settings, source=None, given=()):
         if not is_int(v) or v < low or (high is not None and v > high):
             fail(key, f"an integer {bounds}")
 
-    def real(key, low, low_open=False, high=None, optional=False):
+    def real(key: str, low: float, low_open: bool = False, high: Optional[float] = None,
+             optional: bool = False) -> None:
         v = settings[key]
         if v is None and optional:
             return
@@ -304,7 +317,7 @@ def validate_settings(settings, source=None, given=()):
                 bound = f"in {'(' if low_open else '['}{low:g}, {high:g}]"
             fail(key, f"a finite number {bound}")
 
-    def choice(key, options):
+    def choice(key: str, options: Iterable[Any]) -> None:
         if settings[key] not in options:
             fail(key, "one of " + ", ".join("none" if o is None else str(o) for o in options))
 
@@ -364,7 +377,7 @@ def validate_settings(settings, source=None, given=()):
     return settings
 
 
-def _check_augment(settings, name):
+def _check_augment(settings: Mapping[str, Any], name: str) -> None:
     from fastfc.augment import parse_augment
 
     spec = settings["augment"]
@@ -375,7 +388,8 @@ def _check_augment(settings, name):
                             f"{dataset} data are not images")
         return
     try:
-        augmenter = parse_augment(spec, IMAGE_SHAPES[dataset])
+        # an image data set here: its shape is (C, H, W)
+        augmenter = parse_augment(spec, IMAGE_SHAPES[dataset])  # type: ignore[arg-type]
     except (TypeError, ValueError) as exc:
         text = re.sub(r"^augment: ", "", str(exc))
         raise BadOption(f"{name} {spec!r}: {text}") from None
@@ -404,7 +418,7 @@ _PYTHON_NAMES = (
 )
 
 
-def _in_flags(message):
+def _in_flags(message: str) -> str:
     """A library error message with its Python argument names replaced by the options."""
     for pattern, flag in _PYTHON_NAMES:
         message = re.sub(r"(?<![-\w])" + pattern, flag, message)
@@ -413,7 +427,7 @@ def _in_flags(message):
 
 # ------------------------------------------------------------------ data
 
-def _standardize(data, shape):
+def _standardize(data: dict[str, Any], shape: tuple[int, ...]) -> dict[str, Any]:
     """Per-channel standardisation of every split with the training split's statistics."""
     C = shape[0]
     X = data["X_train"].reshape(len(data["X_train"]), C, -1)
@@ -427,7 +441,7 @@ def _standardize(data, shape):
     return data
 
 
-def load_data(settings):
+def load_data(settings: Mapping[str, Any]) -> tuple[dict[str, Any], tuple[int, ...]]:
     """The data dict (six keys) and the image shape (C, H, W) of one sample."""
     from fastfc import data_utils
 
@@ -463,7 +477,8 @@ def load_data(settings):
     return data, shape
 
 
-def _load_data_checked(settings):
+def _load_data_checked(settings: Mapping[str, Any]
+                       ) -> tuple[dict[str, Any], tuple[int, ...]]:
     """load_data with its errors phrased for the command line."""
     from fastfc.data_utils import DataError, DataNotFoundError
 
@@ -477,7 +492,7 @@ def _load_data_checked(settings):
 
 # ------------------------------------------------------------------ train
 
-def _build_net(settings, data):
+def _build_net(settings: Mapping[str, Any], data: Mapping[str, Any]) -> Net:
     from fastfc import Net
 
     n_features = int(np.prod(data["X_train"].shape[1:]))
@@ -494,7 +509,9 @@ def _build_net(settings, data):
                loss=settings["loss"])
 
 
-def _build_solver(settings, net, data, image_shape, checkpoint, progress, verbose):
+def _build_solver(settings: Mapping[str, Any], net: Net, data: Mapping[str, Any],
+                  image_shape: tuple[int, ...], checkpoint: Optional[str], progress: Any,
+                  verbose: bool) -> Solver:
     from fastfc import Solver
     from fastfc.augment import parse_augment
 
@@ -507,12 +524,14 @@ def _build_solver(settings, net, data, image_shape, checkpoint, progress, verbos
         print_every=settings["print_every"] or iterations, verbose=verbose,
         progress=progress, schedule=settings["schedule"],
         time_budget=settings["time_budget"], shuffle=settings["shuffle"],
-        augment=parse_augment(settings["augment"], image_shape, seed=settings["seed"]),
+        # (augment is set for image data sets only, whose shape is (C, H, W))
+        augment=parse_augment(settings["augment"],
+                              image_shape, seed=settings["seed"]),  # type: ignore[arg-type]
         checkpoint_path=checkpoint, checkpoint_every=settings["checkpoint_every"],
         on_divergence=FRONTEND_ON_DIVERGENCE, restore_norm_stats=True)
 
 
-def _accuracy(net, X, y, batch_size=1000):
+def _accuracy(net: Net, X: Any, y: Any, batch_size: int = 1000) -> Optional[float]:
     """Accuracy of a classifier, or R^2 (clipped at 0, as the Solver's) of a regression
     net, on (X, y)."""
     if not len(y):
@@ -523,7 +542,7 @@ def _accuracy(net, X, y, batch_size=1000):
     return float(np.mean(net.predict(X, batch_size=batch_size) == y))
 
 
-def _versions():
+def _versions() -> dict[str, str]:
     import scipy
 
     out = {"fastfc": __version__, "numpy": np.__version__, "scipy": scipy.__version__,
@@ -538,7 +557,7 @@ def _versions():
     return out
 
 
-def _json_safe(obj):
+def _json_safe(obj: Any) -> Any:
     """obj with NaN and infinities as None (JSON has no spelling for them) and NumPy
     scalars as Python numbers."""
     if isinstance(obj, dict):
@@ -552,14 +571,14 @@ def _json_safe(obj):
     return obj
 
 
-def _write_json(path, obj):
+def _write_json(path: str, obj: Any) -> None:
     from fastfc.checkpoint import atomic_write
 
     text = json.dumps(_json_safe(obj), indent=2, allow_nan=False).encode("utf-8")
     atomic_write(path, lambda f: f.write(text))
 
 
-def _gemm_options(args):
+def _gemm_options(args: argparse.Namespace) -> None:
     """--gemm and --compute-dtype: settings of this process only (not of the run)."""
     from fastfc import _gemm
     try:
@@ -571,7 +590,7 @@ def _gemm_options(args):
         raise BadOption(str(exc)) from None
 
 
-def _threads(settings):
+def _threads(settings: Mapping[str, Any]) -> ContextManager[Any]:
     """The threads of a training run.
 
     The command owns its process, so with fastfc's pool on (the default) it trains in
@@ -590,16 +609,18 @@ def _threads(settings):
     return threadpool_limits(n)
 
 
-def _say(args, msg):
+def _say(args: argparse.Namespace, msg: str) -> None:
     if not args.quiet:
         print(msg, flush=True)
 
 
 @contextlib.contextmanager
-def _one_line_warnings(skip=lambda category: False):
+def _one_line_warnings(skip: Callable[[type[Warning]], bool] = lambda category: False
+                       ) -> Iterator[None]:
     """Show warnings as one 'fastfc: warning: ...' line on stderr (no source line);
     a warning for which ``skip(category)`` is true is not shown."""
-    def show(message, category, filename, lineno, file=None, line=None):
+    def show(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+             file: Any = None, line: Optional[str] = None) -> None:
         if skip(category):
             return
         text = " ".join(str(message).split())
@@ -610,7 +631,7 @@ def _one_line_warnings(skip=lambda category: False):
         yield
 
 
-def _make_run_dir(settings, out):
+def _make_run_dir(settings: Mapping[str, Any], out: Optional[str]) -> tuple[str, bool]:
     """Create the run directory atomically under a name no other run holds; returns
     (path, created).  --out DIR must not exist or be empty."""
     if out is not None:
@@ -642,7 +663,7 @@ def _make_run_dir(settings, out):
     raise RuntimeError(f"could not create a new run directory {base}-N")  # pragma: no cover
 
 
-def _claim(run_dir):
+def _claim(run_dir: str) -> str:
     """Create RUN/config.json exclusively, so that two runs never share a directory."""
     path = os.path.join(run_dir, "config.json")
     try:
@@ -653,7 +674,7 @@ def _claim(run_dir):
     return path
 
 
-def _discard_run_dir(run_dir, created):
+def _discard_run_dir(run_dir: str, created: Optional[bool]) -> None:
     """After a failure before any checkpoint: remove what this run wrote (config.json)
     and the directory if this run created it.  Nothing else is touched."""
     try:
@@ -668,7 +689,8 @@ def _discard_run_dir(run_dir, created):
         pass
 
 
-def _read_config(run_dir, overrides=None):
+def _read_config(run_dir: str, overrides: Optional[Mapping[str, Any]] = None
+                 ) -> tuple[dict[str, Any], str]:
     """The checked settings in RUN/config.json, with ``overrides`` (from the command
     line) applied first."""
     if not os.path.isdir(run_dir):
@@ -693,7 +715,7 @@ def _read_config(run_dir, overrides=None):
     return validate_settings(settings, source=path, given=set(overrides)), path
 
 
-def _resume_settings(args):
+def _resume_settings(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
     """Settings of the run to continue: its config.json plus --num-epochs, --data and
     --threads."""
     extra = [_flag(k) for k, v in vars(args).items()
@@ -707,7 +729,7 @@ def _resume_settings(args):
     return _read_config(args.resume, overrides)
 
 
-def _checkpoint_iteration(path):
+def _checkpoint_iteration(path: str) -> Optional[int]:
     """The iteration a solver checkpoint continues from (its header), or None."""
     from fastfc.checkpoint import HEADER_KEY
 
@@ -718,10 +740,13 @@ def _checkpoint_iteration(path):
         return None
 
 
-def cmd_train(args):
+def cmd_train(args: argparse.Namespace) -> int:
     """Train a net; writes the run directory; prints the final accuracies."""
     t_start = time.perf_counter()
-    solver = None
+    solver: Optional[Solver] = None
+    run_dir: Optional[str]
+    created: Optional[bool]
+    config_path: Optional[str]
     # the Solver's own "interrupted" warning is replaced by the one line printed below
     with _one_line_warnings(skip=lambda c: solver is not None and solver.interrupted
                             and issubclass(c, RuntimeWarning)):
@@ -755,7 +780,8 @@ def cmd_train(args):
                 except (TypeError, ValueError) as exc:
                     raise BadOption(_in_flags(str(exc))) from None
                 if args.resume:
-                    _resume_solver(args, settings, solver, run_dir, checkpoint, config_path)
+                    _resume_solver(args, settings, solver, run_dir, checkpoint,
+                                   config_path)  # type: ignore[arg-type]  # set by --resume
                 else:
                     config_path = _claim(run_dir)
                     _write_json(config_path, settings)
@@ -842,7 +868,7 @@ def cmd_train(args):
         }
         _write_json(os.path.join(run_dir, "metrics.json"), metrics)
 
-    def fmt(v):
+    def fmt(v: Optional[float]) -> str:
         return "n/a" if v is None else f"{v:.4f}"
 
     # a regression run's "accuracy" is R^2 (clipped at 0)
@@ -857,7 +883,8 @@ _PREPROCESS_WORDS = {"standardize": "standardised per channel",
                      "mean": "mean image subtracted", "none": "raw pixel values"}
 
 
-def _resume_solver(args, settings, solver, run_dir, checkpoint, config_path):
+def _resume_solver(args: argparse.Namespace, settings: Mapping[str, Any], solver: Solver,
+                   run_dir: str, checkpoint: str, config_path: str) -> None:
     """Load RUN/solver.npz into the solver; with --num-epochs, extend (never shorten) the
     run."""
     if not os.path.exists(checkpoint):
@@ -884,7 +911,7 @@ def _resume_solver(args, settings, solver, run_dir, checkpoint, config_path):
 
 # ------------------------------------------------------------------ evaluate
 
-def evaluate_arguments(parser):
+def evaluate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("checkpoint", help="a model file (RUN/model.npz) or a run directory")
     parser.add_argument("--split", choices=["train", "val", "test"], default="test",
                         help="the data split to measure the accuracy on (default test)")
@@ -894,7 +921,7 @@ def evaluate_arguments(parser):
                              "cifar10 10000; default: as trained)")
 
 
-def cmd_evaluate(args):
+def cmd_evaluate(args: argparse.Namespace) -> int:
     """Accuracy of a saved model on a split of the data set it was trained on."""
     from fastfc import Net
 
@@ -936,7 +963,7 @@ def cmd_evaluate(args):
 GRADCHECK_H = 1e-5
 
 
-def gradcheck_tolerance(n_layers):
+def gradcheck_tolerance(n_layers: int) -> float:
     """Relative tolerance for a net of ``n_layers`` weight layers (float64).
 
     1e-7 for one layer, ten times more for each further one, at most 1e-5: the
@@ -945,7 +972,7 @@ def gradcheck_tolerance(n_layers):
     return min(1e-5, 1e-7 * 10.0 ** (n_layers - 1))
 
 
-def gradcheck_arguments(parser):
+def gradcheck_arguments(parser: argparse.ArgumentParser) -> None:
     a = parser.add_argument
     a("--hidden-dims", "--hidden", dest="hidden_dims", default="7,5", metavar="H1,H2,...",
       help="widths of the random net's hidden layers, comma-separated (default 7,5)")
@@ -976,7 +1003,7 @@ def gradcheck_arguments(parser):
         "is tiny, e.g. saturated sigmoid units).")
 
 
-def cmd_gradcheck(args):
+def cmd_gradcheck(args: argparse.Namespace) -> int:
     """Numerical gradient check of a small random Net; prints a table; exit 1 on a failure."""
     from fastfc import Net
     from fastfc.gradient_check import eval_numerical_gradient, rel_error

@@ -8,12 +8,14 @@ that learns without tuning first, so they share this one set instead: Adam at 1e
 little L2, one hidden layer of 100 ReLU units.  A front end takes every value it does
 not get from the user from here, and prints the update rule it uses.
 """
+from typing import Any, Optional
+
 from fastfc import _registry
 
 _RULE = "adam"
 
 #: settings every front end shares (API names; the CLI's flags spell them with dashes)
-FRONTEND_DEFAULTS = {
+FRONTEND_DEFAULTS: dict[str, Any] = {
     "hidden_dims": (100,),
     "activation": "relu",
     "normalization": None,
@@ -31,7 +33,7 @@ FRONTEND_DEFAULTS = {
 FRONTEND_ON_DIVERGENCE = "raise"
 
 
-def describe_rule(update_rule, learning_rate=None):
+def describe_rule(update_rule: str, learning_rate: Optional[float] = None) -> str:
     """One line naming the optimiser a front end is about to use, e.g. for its log.
 
     ``update_rule`` is a name of ``fastfc._registry.UPDATE_RULES`` (or a word such as

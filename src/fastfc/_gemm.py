@@ -36,6 +36,8 @@ do not depend on the machine's timing.  The choices are cached on disk
 unreadable, corrupt or foreign cache file is ignored and rewritten.  With the cache,
 auto-selection is deterministic.
 """
+from __future__ import annotations
+
 import atexit
 import contextlib
 import glob
@@ -44,6 +46,7 @@ import json
 import os
 import sys
 import threading
+from typing import Any, Callable, Iterator, Optional
 
 __all__ = ["set_gemm_backend", "get_gemm_backend", "set_compute_dtype", "compute_dtype",
            "gemm_info", "cache_path", "save_cache"]
@@ -57,8 +60,8 @@ _CACHE_FORMAT = 1
 _lock = threading.RLock()
 _configured = False
 _mode_name = "openblas"
-_libs = {}              # backend name -> dict(path, version, handle, ...)
-_load_errors = {}       # backend name -> why it could not be loaded
+_libs: dict[str, dict[str, Any]] = {}         # backend name -> dict(path, version, handle, ...)
+_load_errors: dict[str, str] = {}     # backend name -> why it could not be loaded
 _cache_status = "not read"
 _cache_loaded = 0
 _atexit_done = False
@@ -67,9 +70,9 @@ _compute_dtype = "float32"
 
 # ----------------------------------------------------------------- finding libraries
 
-def _mkl_candidates():
+def _mkl_candidates() -> list[str]:
     """Paths where libmkl_rt may be: the ``mkl`` wheel's files, the prefix, the loader."""
-    found = []
+    found: list[str] = []
     env = os.environ.get("FASTFC_MKL_LIBRARY")
     if env:
         found.append(env)
@@ -85,13 +88,13 @@ def _mkl_candidates():
     for prefix in dict.fromkeys((sys.prefix, sys.base_prefix)):
         found += sorted(glob.glob(os.path.join(prefix, "lib", "libmkl_rt.so*")), reverse=True)
     import ctypes.util
-    name = ctypes.util.find_library("mkl_rt")
+    name = ctypes.util.find_library("mkl_rt")  # type: ignore[assignment]  # None: not found
     if name:
         found.append(name)
     return list(dict.fromkeys(p for p in found if p))
 
 
-def _already_mapped(fragment):
+def _already_mapped(fragment: str) -> bool:
     """Whether a library whose path contains `fragment` is mapped in this process."""
     try:
         with open("/proc/self/maps") as f:
@@ -100,7 +103,7 @@ def _already_mapped(fragment):
         return False
 
 
-def _load_mkl():
+def _load_mkl() -> dict[str, Any]:
     """Load libmkl_rt (sequential layer) and fill the MKL slot; returns its info dict."""
     import ctypes
     from fastfc._kernels import blas
@@ -138,16 +141,19 @@ def _load_mkl():
         buf = ctypes.create_string_buffer(256)
         lib.MKL_Get_Version_String(buf, ctypes.c_int(len(buf)))
         version = buf.value.decode(errors="replace").strip()
-        blas.set_backend(_INDEX["mkl"], ctypes.cast(sgemm, ctypes.c_void_p).value,
-                         ctypes.cast(dgemm, ctypes.c_void_p).value,
-                         ctypes.cast(bf16, ctypes.c_void_p).value if bf16 else 0, local)
+        # (the ignores: the addresses of exported symbols are never NULL/None)
+        blas.set_backend(_INDEX["mkl"],
+                         ctypes.cast(sgemm, ctypes.c_void_p).value,  # type: ignore[arg-type]
+                         ctypes.cast(dgemm, ctypes.c_void_p).value,  # type: ignore[arg-type]
+                         ctypes.cast(bf16, ctypes.c_void_p).value  # type: ignore[arg-type]
+                         if bf16 else 0, local)  # type: ignore[arg-type]
         return {"path": os.path.realpath(path), "version": version, "handle": lib,
                 "threading": layer, "bf16": bf16 is not None}
     raise ImportError("MKL was not found (install it with: pip install 'fastfc[mkl]')"
                       + (f"; tried {'; '.join(errors)}" if errors else ""))
 
 
-def _load_private_openblas():
+def _load_private_openblas() -> dict[str, Any]:
     """Load the scipy-openblas32 wheel's OpenBLAS, one thread; returns its info dict."""
     import ctypes
     from fastfc._kernels import blas
@@ -169,17 +175,21 @@ def _load_private_openblas():
     getattr(lib, f"{prefix}openblas_set_num_threads")(ctypes.c_int(1))
     config = getattr(lib, f"{prefix}openblas_get_config")
     config.restype = ctypes.c_char_p
-    blas.set_backend(_INDEX["openblas-private"], ctypes.cast(sgemm, ctypes.c_void_p).value,
-                     ctypes.cast(dgemm, ctypes.c_void_p).value, 0, 0)
+    # (the ignores: the addresses of exported symbols are never NULL/None)
+    blas.set_backend(_INDEX["openblas-private"],
+                     ctypes.cast(sgemm, ctypes.c_void_p).value,  # type: ignore[arg-type]
+                     ctypes.cast(dgemm, ctypes.c_void_p).value, 0, 0)  # type: ignore[arg-type]
     return {"path": os.path.realpath(paths[0]), "version": config().decode(errors="replace"),
             "handle": lib, "threading": "1 thread (fastfc's pool splits)", "bf16": False}
 
 
-_LOADERS = {"mkl": _load_mkl, "openblas-private": _load_private_openblas}
+_LOADERS: dict[str, Callable[[], dict[str, Any]]] = {"mkl": _load_mkl,
+                                                     "openblas-private": _load_private_openblas}
 
 
-def _load(name):
-    """Load backend `name` once; returns its info dict or raises ImportError."""
+def _load(name: str) -> Any:
+    """Load backend `name` once; returns its info dict (None for 'openblas') or raises
+    ImportError."""
     if name == "openblas":
         return None
     if name not in _libs:
@@ -190,7 +200,7 @@ def _load(name):
 
 # ----------------------------------------------------------------- CPU
 
-def _cpu():
+def _cpu() -> tuple[str, set[str]]:
     """(model name, flags) of the first CPU in /proc/cpuinfo ('' and empty elsewhere)."""
     model, flags = "", set()
     try:
@@ -208,7 +218,7 @@ def _cpu():
     return model, flags
 
 
-def bf16_isa():
+def bf16_isa() -> Optional[str]:
     """'AMX', 'AVX512-BF16' or None: how this CPU runs a bfloat16 GEMM natively.
 
     Read from the kernel's CPUID flags at run time (``amx_bf16``, ``avx512_bf16``).
@@ -221,7 +231,7 @@ def bf16_isa():
     return None
 
 
-def _vendor():
+def _vendor() -> str:
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
@@ -233,7 +243,7 @@ def _vendor():
     return ""
 
 
-def bf16_accelerated():
+def bf16_accelerated() -> Optional[str]:
     """The bf16 ISA MKL's bf16 GEMM uses here, or None when it emulates bf16.
 
     MKL picks its AVX-512 / AMX code paths on Intel CPUs only (``MKL_VERBOSE`` on an AMD
@@ -245,7 +255,7 @@ def bf16_accelerated():
     return isa if isa is not None and _vendor() == "GenuineIntel" else None
 
 
-def _isa():
+def _isa() -> str:
     _, flags = _cpu()
     if "avx512f" in flags:
         return "AVX-512"
@@ -256,7 +266,7 @@ def _isa():
 
 # ----------------------------------------------------------------- the cache
 
-def cache_path():
+def cache_path() -> str:
     """The file that keeps auto-selection's choices for this machine and these libraries.
 
     In ``$FASTFC_CACHE_DIR``, else ``$XDG_CACHE_HOME/fastfc``, else ``~/.cache/fastfc``;
@@ -271,7 +281,7 @@ def cache_path():
     return os.path.join(folder, f"gemm-routes-{digest[:16]}.json")
 
 
-def _cache_key():
+def _cache_key() -> dict[str, Any]:
     from fastfc._config import __version__
     model, _ = _cpu()
     return {"cpu": model, "isa": _isa(), "fastfc": __version__,
@@ -279,7 +289,7 @@ def _cache_key():
             "backends": {name: info["version"] for name, info in sorted(_libs.items())}}
 
 
-def _scipy_openblas_version():
+def _scipy_openblas_version() -> str:
     import ctypes
     from fastfc import _openblas
     lib = _openblas._handle
@@ -295,7 +305,7 @@ def _scipy_openblas_version():
         return "unknown"
 
 
-def _read_cache():
+def _read_cache() -> tuple[int, str]:
     """Add the cached routes; returns (count, status)."""
     from fastfc._kernels import blas
     path = cache_path()
@@ -322,7 +332,7 @@ def _read_cache():
     return len(good), f"read {len(good)} routes"
 
 
-def save_cache():
+def save_cache() -> Optional[str]:
     """Write the routes of this process to :func:`cache_path`; returns the path or None.
 
     Called at exit when auto-selection timed a new shape.  Written to a temporary file
@@ -346,7 +356,7 @@ def save_cache():
         return path
 
 
-def _save_at_exit():
+def _save_at_exit() -> None:
     from fastfc._kernels import blas
     if blas.routes_timed() > 0:
         save_cache()
@@ -354,7 +364,7 @@ def _save_at_exit():
 
 # ----------------------------------------------------------------- modes
 
-def _env_mode():
+def _env_mode() -> str:
     mode = os.environ.get("FASTFC_GEMM", "auto").strip().lower() or "auto"
     if mode not in MODES:
         import warnings
@@ -364,7 +374,7 @@ def _env_mode():
     return mode
 
 
-def configure():
+def configure() -> None:
     """Set the GEMM mode from ``FASTFC_GEMM`` (once; called with fastfc's pool at first use)."""
     global _configured
     with _lock:
@@ -381,7 +391,7 @@ def configure():
         _configured = True
 
 
-def _apply(mode):
+def _apply(mode: str) -> None:
     """Switch the kernels to `mode` (loads what it needs; ImportError if it cannot)."""
     global _mode_name, _cache_status, _cache_loaded, _atexit_done
     from fastfc._kernels import blas
@@ -410,7 +420,7 @@ def _apply(mode):
     _mode_name = mode
 
 
-def set_gemm_backend(name):
+def set_gemm_backend(name: str) -> str:
     """Choose the GEMM backend of fastfc's kernels; returns the previous mode.
 
     Parameters
@@ -438,14 +448,14 @@ def set_gemm_backend(name):
         return old
 
 
-def get_gemm_backend():
+def get_gemm_backend() -> str:
     """The mode in use: 'auto', 'openblas', 'mkl' or 'openblas-private'."""
     from fastfc import _openblas
     _openblas.connect()
     return _mode_name
 
 
-def set_compute_dtype(dtype):
+def set_compute_dtype(dtype: Any) -> str:
     """Compute the float32 GEMMs in bfloat16 (or back in float32); returns the previous.
 
     With ``"bfloat16"`` every float32 product of the kernels (a Net's steps and the
@@ -488,7 +498,7 @@ def set_compute_dtype(dtype):
 
 
 @contextlib.contextmanager
-def compute_dtype(dtype):
+def compute_dtype(dtype: Any) -> Iterator[None]:
     """Context manager: :func:`set_compute_dtype` for the block, the previous one after."""
     old = set_compute_dtype(dtype)
     try:
@@ -497,7 +507,7 @@ def compute_dtype(dtype):
         set_compute_dtype(old)
 
 
-def gemm_info():
+def gemm_info() -> dict[str, Any]:
     """The backends, their versions, the mode and the choices, as a dict (for show_config)."""
     from fastfc import _openblas
     from fastfc._kernels import blas
@@ -513,7 +523,7 @@ def gemm_info():
                               "threading": info["threading"], "bf16": info["bf16"]}
         else:
             backends[name] = {"loaded": False, "why": _load_errors.get(name, "not loaded")}
-    counts = {}
+    counts: dict[str, int] = {}
     for *_, b in blas.routes():
         counts[BACKENDS[b]] = counts.get(BACKENDS[b], 0) + 1
     isa = bf16_accelerated()
@@ -528,11 +538,11 @@ def gemm_info():
                      "cpu_isa": bf16_isa(), "accelerated": isa, "emulated": isa is None}}
 
 
-def format_info(info, row_width=15):
+def format_info(info: dict[str, Any], row_width: int = 15) -> list[str]:
     """The lines of :func:`gemm_info` in ``show_config()``'s layout."""
     lines = ["GEMM backends"]
 
-    def row(key, value):
+    def row(key: str, value: object) -> None:
         lines.append(f"  {key:<{row_width}} {value}")
 
     if "error" in info:

@@ -15,9 +15,12 @@ that CPU.  fastfc does not set the variable for you: export ``OPENBLAS_CORETYPE=
 before starting Python.  :func:`suggested_coretype` tells whether that would help here,
 and ``fastfc.show_config()`` prints the hint.
 """
+from __future__ import annotations
+
 import os
 import platform
 import sys
+from typing import Optional
 
 _AVX512 = {"avx512f", "avx512cd", "avx512bw", "avx512dq", "avx512vl"}
 
@@ -28,7 +31,7 @@ _handle = None
 _connected = False
 
 
-def _cpuinfo():
+def _cpuinfo() -> tuple[str, int, set[str]]:
     """(vendor, family, flags) of the first CPU in /proc/cpuinfo."""
     vendor, family, flags = "", 0, set()
     with open("/proc/cpuinfo") as f:
@@ -45,7 +48,7 @@ def _cpuinfo():
     return vendor, family, flags
 
 
-def suggested_coretype():
+def suggested_coretype() -> Optional[str]:
     """The ``OPENBLAS_CORETYPE`` worth exporting on this CPU, or None.
 
     "SkylakeX" on an AMD CPU of family 0x1A or later with every AVX-512 extension those
@@ -65,7 +68,7 @@ def suggested_coretype():
     return None
 
 
-def threading_mode():
+def threading_mode() -> str:
     """'pool' or 'blas', from ``FASTFC_THREADING`` (read when the pool is connected)."""
     mode = os.environ.get("FASTFC_THREADING", "pool").strip().lower()
     if mode not in ("pool", "blas"):
@@ -76,7 +79,7 @@ def threading_mode():
     return mode
 
 
-def _scipy_blas_candidates():
+def _scipy_blas_candidates() -> list[str]:
     """Bundled OpenBLAS files of the installed SciPy wheel (Linux and macOS layouts)."""
     import glob
     import importlib.util
@@ -90,7 +93,7 @@ def _scipy_blas_candidates():
     return found
 
 
-def _loaded(path):
+def _loaded(path: str) -> bool:
     """Whether `path` is mapped into this process (Linux); True where that cannot be told."""
     try:
         with open("/proc/self/maps") as f:
@@ -100,7 +103,7 @@ def _loaded(path):
         return True
 
 
-def connect():
+def connect() -> Optional[str]:
     """Set up fastfc's pool and GEMM backends at first use (once; cheap afterwards).
 
     The pool: see :func:`_connect_pool`, whose result (the library) is returned.  The
@@ -115,7 +118,7 @@ def connect():
     return path
 
 
-def _connect_pool():
+def _connect_pool() -> Optional[str]:
     """Switch fastfc's step-level pool on; returns the library.
 
     Reads ``FASTFC_THREADING`` ('pool', the default, or 'blas': no pool) and gives the
@@ -142,7 +145,9 @@ def _connect_pool():
         for prefix in ("scipy_", ""):
             get = getattr(lib, f"{prefix}openblas_get_num_threads", None)
             if get is not None:
-                blas.set_thread_control(ctypes.cast(get, ctypes.c_void_p).value)
+                # the address of a symbol the library exports is never NULL
+                blas.set_thread_control(
+                    ctypes.cast(get, ctypes.c_void_p).value)  # type: ignore[arg-type]
                 blas.set_pool(True)
                 _handle = lib
                 thread_control_library = path

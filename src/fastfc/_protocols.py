@@ -91,7 +91,7 @@ class StepAccelerator(Protocol):
         ...
 
 
-def model_kind(model, rule_name):
+def model_kind(model: object, rule_name: Optional[str]) -> str:
     """'owner' when the Solver trains ``model`` through its own optimiser, else 'course'.
 
     A model owns its optimiser for the Solver when it offers a callable ``train_step``

@@ -12,7 +12,7 @@ of ``csrc/dense_loops.h``, ``_kernels/optim.pyx`` and ``_kernels/net.pyx``);
 ``tests/test_registry.py`` checks that the two agree.
 """
 from types import MappingProxyType
-from typing import Mapping, NamedTuple, Optional, Tuple
+from typing import Any, Iterable, Mapping, NamedTuple, Optional, Tuple
 
 __all__ = ["Activation", "UpdateRule", "Loss", "Normalization", "ALL_ACTIVATIONS",
            "ACTIVATIONS", "UPDATE_RULES", "LOSSES", "NORMALIZATIONS", "INITS", "choices"]
@@ -61,7 +61,7 @@ class UpdateRule(NamedTuple):
     defaults: Mapping[str, float]
     #: the allowed range of each hyper-parameter (keyword arguments of
     #: fastfc._validation.check_scalar)
-    ranges: Mapping[str, Mapping[str, object]]
+    ranges: Mapping[str, Mapping[str, Any]]
     state: Tuple[str, ...]          # state arrays shaped like w, CS231n's names
     ucla_state: Tuple[str, ...]     # the same arrays under UCLA's names
     counts_steps: bool              # keeps a step counter config['t'] (1 at the first step)
@@ -75,7 +75,9 @@ _UNIT_OPEN = MappingProxyType(dict(low=0.0, high=1.0, high_open=True))
 _POSITIVE = MappingProxyType(dict(low=0.0, low_open=True))
 
 
-def _rule(name, code, hyper, state=(), ucla_state=None, counts_steps=False, formula=""):
+def _rule(name: str, code: int, hyper: Mapping[str, Tuple[float, Mapping[str, object]]],
+          state: Tuple[str, ...] = (), ucla_state: Optional[Tuple[str, ...]] = None,
+          counts_steps: bool = False, formula: str = "") -> UpdateRule:
     """A row from {hyper-parameter: (default, range)}."""
     return UpdateRule(
         name, code, MappingProxyType({k: d for k, (d, _) in hyper.items()}),
@@ -152,7 +154,7 @@ NORMALIZATIONS = MappingProxyType({n.name: n for n in (
 
 # ------------------------------------------------------------------ look-ups
 
-def choices(table):
+def choices(table: Iterable[object]) -> str:
     """The names of a table as one readable string, e.g. "None, 'batchnorm' or 'layernorm'"."""
     names = [repr(name) for name in table]
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1]

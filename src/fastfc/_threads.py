@@ -4,20 +4,24 @@ Modelled on threadpoolctl.  fastfc's pool only ever serves a Net step (and a lar
 compiled optimiser update); its size is a setting of fastfc, never of the BLAS: nothing
 here changes SciPy's OpenBLAS thread count, which other code of the process sees.
 """
+from __future__ import annotations
+
 import contextlib
 import os
+from types import ModuleType
+from typing import Any, Iterator, Optional
 
 __all__ = ["get_num_threads", "set_num_threads", "threads", "threading_info"]
 
 
-def _blas():
+def _blas() -> ModuleType:
     from fastfc import _openblas
     from fastfc._kernels import blas
     _openblas.connect()
     return blas
 
 
-def get_num_threads():
+def get_num_threads() -> int:
     """Threads a Net step started now would use (1: it runs serially).
 
     By default as many as SciPy's OpenBLAS has threads (its default, ``OPENBLAS_NUM_THREADS``
@@ -27,7 +31,7 @@ def get_num_threads():
     return _blas().step_parts()
 
 
-def set_num_threads(n):
+def set_num_threads(n: Optional[int]) -> Optional[int]:
     """Size fastfc's own pool for the following Net steps; returns the previous setting.
 
     ``n`` threads (the calling one included) or ``None`` to follow OpenBLAS's thread
@@ -43,7 +47,7 @@ def set_num_threads(n):
 
 
 @contextlib.contextmanager
-def threads(n, blas_threads=None):
+def threads(n: Optional[int], blas_threads: Optional[int] = None) -> Iterator[None]:
     """Context manager: Net steps inside use ``n`` of fastfc's threads (None: as OpenBLAS).
 
     The previous pool size comes back on exit.  Like :func:`set_num_threads` it sizes
@@ -84,7 +88,7 @@ def threads(n, blas_threads=None):
         yield
 
 
-def threading_info():
+def threading_info() -> dict[str, Any]:
     """The threading state shown by ``fastfc.show_config()`` and ``fastfc info``, as a dict."""
     from fastfc import _openblas
     blas = _blas()

@@ -15,10 +15,14 @@ by its compiled core on the private copy the step reads (``_kernels/net.pyx``), 
 another thread may change the caller's array after any check made here.  The functions
 below check their type and shape (:func:`as_label_array`, :func:`as_indices`).
 """
+from __future__ import annotations
+
 import math
 import numbers
+from typing import Any, Literal, Optional, Sequence, overload
 
 import numpy as np
+from numpy.typing import ArrayLike, DTypeLike, NDArray
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 _F32, _F64 = FLOAT_DTYPES
@@ -26,11 +30,11 @@ _INTP = np.dtype(np.intp)
 _INT32_MAX = 2**31 - 1
 
 
-def _describe(a):
+def _describe(a: object) -> str:
     return f"{type(a).__name__} with dtype {a.dtype}" if isinstance(a, np.ndarray) else type(a).__name__
 
 
-def as_array(value, name):
+def as_array(value: ArrayLike, name: str) -> NDArray[Any]:
     """``np.asarray(value)`` that refuses complex, object, string and other non-real data."""
     try:
         arr = np.asarray(value)
@@ -44,7 +48,8 @@ def as_array(value, name):
     return arr
 
 
-def float_dtype_of(*named, promote=True):
+def float_dtype_of(*named: tuple[str, NDArray[Any]],
+                   promote: bool = True) -> np.dtype[Any]:
     """The float dtype NumPy would compute in for the float arrays among ``(name, array)``.
 
     Mixed float dtypes promote as NumPy promotes them (``np.result_type``: float32 with
@@ -72,7 +77,9 @@ def float_dtype_of(*named, promote=True):
     return np.dtype(np.float32) if common.itemsize <= 4 else np.dtype(np.float64)
 
 
-def as_float(arr, name, dtype, ndim=None, min_ndim=None, shape=None):
+def as_float(arr: NDArray[Any], name: str, dtype: DTypeLike, ndim: Optional[int] = None,
+             min_ndim: Optional[int] = None,
+             shape: Optional[Sequence[Optional[int]]] = None) -> NDArray[Any]:
     """C-contiguous array of ``dtype`` (copying only when needed), with checks.
 
     ``arr`` must already have passed :func:`as_array`.  ``shape`` may hold None for
@@ -99,7 +106,8 @@ def as_float(arr, name, dtype, ndim=None, min_ndim=None, shape=None):
     return np.asarray(arr, dtype=dtype, order="C")  # keeps 0-d arrays 0-d
 
 
-def float_args(*, promote=True, **arrays):
+def float_args(*, promote: bool = True,
+               **arrays: ArrayLike) -> tuple[np.dtype[Any], list[NDArray[Any]]]:
     """Check several arrays and find their common float dtype (:func:`float_dtype_of`).
 
     Returns (dtype, list of the arrays as NumPy arrays, not yet cast).
@@ -111,7 +119,7 @@ def float_args(*, promote=True, **arrays):
     return dtype, [arr for _, arr in named]
 
 
-def _label_vector(y, name, n_samples, per):
+def _label_vector(y: ArrayLike, name: str, n_samples: int, per: str) -> NDArray[Any]:
     """``np.asarray(y)`` checked to be a vector of n_samples integers (``per`` ends the
     message about a wrong length)."""
     arr = np.asarray(y)
@@ -128,7 +136,8 @@ def _label_vector(y, name, n_samples, per):
     return arr
 
 
-def as_labels(y, name, n_samples, n_classes):
+def as_labels(y: ArrayLike, name: str, n_samples: int,
+              n_classes: int) -> NDArray[np.intp]:
     """Integer labels of shape (n_samples,) in [0, n_classes) as a C-contiguous intp array."""
     arr = _label_vector(y, name, n_samples, f"but the scores have {n_samples} rows")
     lo, hi = arr.min(), arr.max()
@@ -140,7 +149,7 @@ def as_labels(y, name, n_samples, n_classes):
     return np.ascontiguousarray(arr, dtype=np.intp)
 
 
-def as_label_array(y, name, n_samples):
+def as_label_array(y: ArrayLike, name: str, n_samples: int) -> NDArray[np.intp]:
     """Integer labels of shape (n_samples,) as a C-contiguous intp array (no copy when
     ``y`` is one already).  Their range is not checked here: see the module docstring."""
     if type(y) is np.ndarray:
@@ -154,7 +163,7 @@ def as_label_array(y, name, n_samples):
     return np.ascontiguousarray(arr, dtype=np.intp)
 
 
-def as_indices(indices, name):
+def as_indices(indices: ArrayLike, name: str) -> NDArray[np.intp]:
     """Row indices: a non-empty 1-D C-contiguous intp array (no copy when ``indices`` is
     one already).  Their range is checked where the rows are read (module docstring)."""
     if not (type(indices) is np.ndarray and indices.ndim == 1
@@ -173,7 +182,8 @@ def as_indices(indices, name):
     return indices
 
 
-def as_row_batch(X, name, n_features, dtype):
+def as_row_batch(X: ArrayLike, name: str, n_features: int,
+                 dtype: DTypeLike) -> NDArray[np.floating[Any]]:
     """A batch of samples with ``n_features`` values each, shape (N, n_features) or
     (N, d1, ...), N >= 1: float32/float64 C-contiguous as given (no copy), other numeric
     data cast to ``dtype``."""
@@ -198,8 +208,21 @@ def as_row_batch(X, name, n_features, dtype):
     return X
 
 
-def check_scalar(value, name, *, low=None, high=None, low_open=False, high_open=False,
-                 integer=False):
+@overload
+def check_scalar(value: Any, name: str, *, low: Optional[float] = None,
+                 high: Optional[float] = None, low_open: bool = False,
+                 high_open: bool = False, integer: Literal[False] = False) -> float: ...
+@overload
+def check_scalar(value: Any, name: str, *, low: Optional[float] = None,
+                 high: Optional[float] = None, low_open: bool = False,
+                 high_open: bool = False, integer: Literal[True]) -> int: ...
+@overload
+def check_scalar(value: Any, name: str, *, low: Optional[float] = None,
+                 high: Optional[float] = None, low_open: bool = False,
+                 high_open: bool = False, integer: bool) -> float: ...
+def check_scalar(value: Any, name: str, *, low: Optional[float] = None,
+                 high: Optional[float] = None, low_open: bool = False,
+                 high_open: bool = False, integer: bool = False) -> float:
     """A finite real number within [low, high] (ends open when asked); returns it as float/int."""
     if isinstance(value, np.ndarray) and value.ndim == 0:
         value = value[()]
@@ -209,7 +232,7 @@ def check_scalar(value, name, *, low=None, high=None, low_open=False, high_open=
         if not isinstance(value, numbers.Integral):
             if not math.isfinite(float(value)) or not float(value).is_integer():
                 raise TypeError(f"{name} must be an integer, got {value!r}")
-        value = int(value)
+        value = int(value)  # type: ignore[call-overload]  # typeshed: numbers.Real has no __int__
     else:
         try:
             value = float(value)
@@ -224,7 +247,7 @@ def check_scalar(value, name, *, low=None, high=None, low_open=False, high_open=
     return value
 
 
-def check_float_dtype(value, name="dtype"):
+def check_float_dtype(value: DTypeLike, name: str = "dtype") -> np.dtype[Any]:
     """``np.dtype(value)`` when it is float32 or float64, else a TypeError naming ``name``."""
     try:
         dtype = np.dtype(value)
@@ -235,19 +258,20 @@ def check_float_dtype(value, name="dtype"):
     return dtype
 
 
-def check_mode(value, name, choices=("train", "test")):
+def check_mode(value: object, name: str,
+               choices: Sequence[str] = ("train", "test")) -> str:
     if not isinstance(value, str) or value not in choices:
         raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}, got {value!r}")
     return value
 
 
-def check_param_dict(param, name):
+def check_param_dict(param: object, name: str) -> dict[Any, Any]:
     if not isinstance(param, dict):
         raise TypeError(f"{name} must be a dict, got {type(param).__name__}")
     return param
 
 
-def require_key(param, key, name):
+def require_key(param: dict[Any, Any], key: str, name: str) -> Any:
     if key not in param:
         raise ValueError(f"{name} is missing the key {key!r}")
     return param[key]

@@ -7,7 +7,12 @@ arguments (shapes, one float dtype, labels, modes) and then run a compiled kerne
 integer input becomes float64).  Inputs may be non-contiguous or Fortran-ordered: they
 are copied to C order when needed.
 """
+from __future__ import annotations
+
+from typing import Any, Optional
+
 import numpy as np
+from numpy.typing import ArrayLike, DTypeLike, NDArray
 
 from fastfc import _registry
 from fastfc import _validation as V
@@ -28,13 +33,16 @@ __all__ = [
     "layernorm_forward", "layernorm_backward",
 ]
 
+_Array = NDArray[Any]
+
 #: activation name -> the kernels' code (fastfc._registry)
 ACT = {name: spec.code for name, spec in _registry.ALL_ACTIVATIONS.items()}
 
 
 # ------------------------------------------------------------------------ affine
 
-def affine_forward(x, w, b):
+def affine_forward(x: ArrayLike, w: ArrayLike,
+                   b: ArrayLike) -> tuple[_Array, tuple[_Array, _Array, _Array]]:
     """Affine (fully-connected) layer: ``out = x.reshape(N, D) @ w + b``.
 
     Parameters
@@ -57,7 +65,8 @@ def affine_forward(x, w, b):
     return out, (x, w, b)
 
 
-def _affine_operands(x, w, dtype, where):
+def _affine_operands(x: _Array, w: _Array, dtype: DTypeLike,
+                     where: str) -> tuple[_Array, _Array, int, int]:
     """x (N, ...) and w (D, M) as C-contiguous dtype arrays, checked to fit together."""
     x = V.as_float(x, "x" + where, dtype, min_ndim=2)
     w = V.as_float(w, "w" + where, dtype, ndim=2)
@@ -71,13 +80,13 @@ def _affine_operands(x, w, dtype, where):
     return x, w, n_samples, n_features
 
 
-def _unpack_affine_cache(cache):
+def _unpack_affine_cache(cache: Any) -> tuple[Any, Any, Any]:
     if not isinstance(cache, tuple) or len(cache) != 3:
         raise TypeError("cache must be the (x, w, b) tuple returned by affine_forward")
     return cache
 
 
-def affine_backward(dout, cache):
+def affine_backward(dout: ArrayLike, cache: Any) -> tuple[_Array, _Array, _Array]:
     """Backward pass of :func:`affine_forward`.
 
     Returns ``dx = (dout @ w.T).reshape(x.shape)``, ``dw = x.T @ dout`` and
@@ -86,7 +95,8 @@ def affine_backward(dout, cache):
     return _affine_backward(dout, cache, need_dx=True)
 
 
-def _affine_backward(dout, cache, need_dx):
+def _affine_backward(dout: ArrayLike, cache: Any,
+                     need_dx: bool) -> tuple[Any, _Array, _Array]:  # dx or None
     x, w, b = _unpack_affine_cache(cache)
     dtype, (dout, x, w) = V.float_args(dout=dout, x=x, w=w)
     x, w, n_samples, n_features = _affine_operands(x, w, dtype, " (from cache)")
@@ -103,7 +113,7 @@ def _affine_backward(dout, cache, need_dx):
 
 # ------------------------------------------------------------------------ activations
 
-def _act_forward(kind, x, alpha=0.0):
+def _act_forward(kind: int, x: ArrayLike, alpha: float = 0.0) -> tuple[_Array, _Array]:
     x = V.as_array(x, "x")
     x = V.as_float(x, "x", V.float_dtype_of(("x", x)))
     out = np.array(x, copy=True)
@@ -111,7 +121,8 @@ def _act_forward(kind, x, alpha=0.0):
     return x, out
 
 
-def _act_backward(kind, dout, y, z=None, alpha=0.0):
+def _act_backward(kind: int, dout: ArrayLike, y: ArrayLike, z: Optional[ArrayLike] = None,
+                  alpha: float = 0.0) -> _Array:
     """dx = dout * f'(z), using the forward output y (and z for swish)."""
     dtype, (dout, y) = V.float_args(dout=dout, cache=y)
     y = V.as_float(y, "cache", dtype)
@@ -124,18 +135,18 @@ def _act_backward(kind, dout, y, z=None, alpha=0.0):
     return dx
 
 
-def relu_forward(x):
+def relu_forward(x: ArrayLike) -> tuple[_Array, _Array]:
     """Rectified linear unit: ``out = max(x, 0)``.  Returns (out, cache = x)."""
     x, out = _act_forward(ACT["relu"], x)
     return out, x
 
 
-def relu_backward(dout, cache):
+def relu_backward(dout: ArrayLike, cache: ArrayLike) -> _Array:
     """Backward of :func:`relu_forward`: ``dx = dout * (x > 0)``."""
     return _act_backward(ACT["relu"], dout, cache)
 
 
-def leaky_relu_forward(x, alpha=0.01):
+def leaky_relu_forward(x: ArrayLike, alpha: float = 0.01) -> tuple[_Array, tuple[_Array, float]]:
     """Leaky ReLU: ``out = x if x > 0 else alpha * x``.  Returns (out, cache = (x, alpha)).
 
     ``alpha`` may also be a dict with the key 'alpha' (some course code passes one).
@@ -147,7 +158,7 @@ def leaky_relu_forward(x, alpha=0.01):
     return out, (x, alpha)
 
 
-def leaky_relu_backward(dout, cache):
+def leaky_relu_backward(dout: ArrayLike, cache: tuple[ArrayLike, float]) -> _Array:
     """Backward of :func:`leaky_relu_forward`: ``dx = dout * where(x > 0, 1, alpha)``."""
     if not isinstance(cache, tuple) or len(cache) != 2:
         raise TypeError("cache must be the (x, alpha) tuple returned by leaky_relu_forward")
@@ -156,29 +167,29 @@ def leaky_relu_backward(dout, cache):
     return _act_backward(ACT["leaky_relu"], dout, x, alpha=alpha)
 
 
-def sigmoid_forward(x):
+def sigmoid_forward(x: ArrayLike) -> tuple[_Array, _Array]:
     """Logistic sigmoid: ``out = 1 / (1 + exp(-x))``.  Returns (out, cache = out)."""
     _, out = _act_forward(ACT["sigmoid"], x)
     return out, out
 
 
-def sigmoid_backward(dout, cache):
+def sigmoid_backward(dout: ArrayLike, cache: ArrayLike) -> _Array:
     """Backward of :func:`sigmoid_forward`: ``dx = dout * out * (1 - out)``."""
     return _act_backward(ACT["sigmoid"], dout, cache)
 
 
-def tanh_forward(x):
+def tanh_forward(x: ArrayLike) -> tuple[_Array, _Array]:
     """Hyperbolic tangent.  Returns (out, cache = out)."""
     _, out = _act_forward(ACT["tanh"], x)
     return out, out
 
 
-def tanh_backward(dout, cache):
+def tanh_backward(dout: ArrayLike, cache: ArrayLike) -> _Array:
     """Backward of :func:`tanh_forward`: ``dx = dout * (1 - out**2)``."""
     return _act_backward(ACT["tanh"], dout, cache)
 
 
-def swish_forward(x):
+def swish_forward(x: ArrayLike) -> tuple[_Array, tuple[_Array, _Array]]:
     """Swish (SiLU): ``out = x * sigmoid(x)``.  Returns (out, cache = (x, out))."""
     x = V.as_array(x, "x")
     x = V.as_float(x, "x", V.float_dtype_of(("x", x)))
@@ -188,7 +199,7 @@ def swish_forward(x):
     return out, (x, out)
 
 
-def swish_backward(dout, cache):
+def swish_backward(dout: ArrayLike, cache: tuple[ArrayLike, ArrayLike]) -> _Array:
     """Backward of :func:`swish_forward`: ``dx = dout * (out + s * (1 - out))``, s = sigmoid(x)."""
     if not isinstance(cache, tuple) or len(cache) != 2:
         raise TypeError("cache must be the (x, out) tuple returned by swish_forward")
@@ -198,14 +209,15 @@ def swish_backward(dout, cache):
 
 # ------------------------------------------------------------------------ losses
 
-def _scores_and_labels(x, y):
+def _scores_and_labels(x: ArrayLike, y: ArrayLike) -> tuple[_Array, NDArray[np.intp]]:
     x = V.as_array(x, "x")
     x = V.as_float(x, "x", V.float_dtype_of(("x", x)), ndim=2)
     y = V.as_labels(y, "y", x.shape[0], x.shape[1])
     return x, y
 
 
-def _sample_weight(sample_weight, n_samples, dtype):
+def _sample_weight(sample_weight: Optional[ArrayLike], n_samples: int,
+                   dtype: np.dtype[Any]) -> Optional[_Array]:
     """Per-sample weights (N,) of ``dtype``: finite, >= 0, with a positive sum."""
     if sample_weight is None:
         return None
@@ -220,7 +232,8 @@ def _sample_weight(sample_weight, n_samples, dtype):
     return w
 
 
-def softmax_loss(x, y, sample_weight=None):
+def softmax_loss(x: ArrayLike, y: ArrayLike,
+                 sample_weight: Optional[ArrayLike] = None) -> tuple[float, _Array]:
     """Softmax cross-entropy loss, mean over the minibatch.
 
     Parameters
@@ -247,7 +260,8 @@ def softmax_loss(x, y, sample_weight=None):
     return loss, dx
 
 
-def svm_loss(x, y, sample_weight=None):
+def svm_loss(x: ArrayLike, y: ArrayLike,
+             sample_weight: Optional[ArrayLike] = None) -> tuple[float, _Array]:
     """Multiclass SVM (hinge) loss with margin 1, mean over the minibatch.
 
     Same arguments and returns as :func:`softmax_loss`.
@@ -259,7 +273,8 @@ def svm_loss(x, y, sample_weight=None):
     return loss, dx
 
 
-def mse_loss(x, y, sample_weight=None):
+def mse_loss(x: ArrayLike, y: ArrayLike,
+             sample_weight: Optional[ArrayLike] = None) -> tuple[float, _Array]:
     """Mean squared error for regression: half the squared error, mean over the minibatch.
 
     ``loss = 0.5 * sum((x - y) ** 2) / N`` -- summed over the D outputs, averaged over
@@ -296,7 +311,7 @@ def mse_loss(x, y, sample_weight=None):
     return loss, dx
 
 
-def softmax(x):
+def softmax(x: ArrayLike) -> _Array:
     """Row-wise softmax probabilities of scores x of shape (N, C), max-subtracted."""
     x = V.as_array(x, "x")
     x = V.as_float(x, "x", V.float_dtype_of(("x", x)), ndim=2)
@@ -307,7 +322,7 @@ def softmax(x):
 
 # ------------------------------------------------------------------------ dropout
 
-def dropout_forward(x, dropout_param):
+def dropout_forward(x: ArrayLike, dropout_param: dict[str, Any]) -> tuple[_Array, Any]:
     """Inverted dropout.
 
     Parameters
@@ -346,7 +361,7 @@ def dropout_forward(x, dropout_param):
     return out, (dropout_param, mask)
 
 
-def dropout_backward(dout, cache):
+def dropout_backward(dout: ArrayLike, cache: Any) -> Any:
     """Backward of :func:`dropout_forward`: ``dx = dout * mask / p`` (train), dout (test)."""
     if not isinstance(cache, tuple) or len(cache) != 2:
         raise TypeError("cache must be the (dropout_param, mask) tuple from dropout_forward")
@@ -371,7 +386,8 @@ def dropout_backward(dout, cache):
 
 # ------------------------------------------------------------------------ normalisation
 
-def _norm_inputs(x, gamma, beta):
+def _norm_inputs(x: ArrayLike, gamma: ArrayLike,
+                 beta: ArrayLike) -> tuple[np.dtype[Any], _Array, _Array, _Array]:
     dtype, (x, gamma, beta) = V.float_args(x=x, gamma=gamma, beta=beta)
     x = V.as_float(x, "x", dtype, ndim=2)
     d = x.shape[1]
@@ -380,7 +396,7 @@ def _norm_inputs(x, gamma, beta):
     return dtype, x, gamma, beta
 
 
-def _running_stat(bn_param, key, d, dtype):
+def _running_stat(bn_param: dict[str, Any], key: str, d: int, dtype: DTypeLike) -> _Array:
     """bn_param[key] as a contiguous (d,) array of dtype, created as zeros on first use."""
     value = bn_param.get(key)
     if value is None:
@@ -392,7 +408,8 @@ def _running_stat(bn_param, key, d, dtype):
     return value
 
 
-def batchnorm_forward(x, gamma, beta, bn_param):
+def batchnorm_forward(x: ArrayLike, gamma: ArrayLike, beta: ArrayLike,
+                      bn_param: dict[str, Any]) -> tuple[_Array, Any]:
     """Batch normalisation over the minibatch (per feature column).
 
     Parameters
@@ -441,7 +458,7 @@ def batchnorm_forward(x, gamma, beta, bn_param):
     return out, ("batchnorm", mode, xhat, gamma, inv_std)
 
 
-def _norm_backward(dout, cache, kind):
+def _norm_backward(dout: ArrayLike, cache: Any, kind: str) -> tuple[_Array, _Array, _Array]:
     if not isinstance(cache, tuple) or len(cache) != 5 or cache[0] != kind:
         raise TypeError(f"cache must be the tuple returned by {kind}_forward")
     _, mode, xhat, gamma, inv_std = cache
@@ -463,7 +480,7 @@ def _norm_backward(dout, cache, kind):
     return dx, dgamma, dbeta
 
 
-def batchnorm_backward(dout, cache):
+def batchnorm_backward(dout: ArrayLike, cache: Any) -> tuple[_Array, _Array, _Array]:
     """Backward of :func:`batchnorm_forward`; returns (dx, dgamma, dbeta).
 
     ``dbeta = dout.sum(0)``, ``dgamma = (dout * xhat).sum(0)`` and
@@ -474,7 +491,7 @@ def batchnorm_backward(dout, cache):
     return _norm_backward(dout, cache, "batchnorm")
 
 
-def batchnorm_backward_alt(dout, cache):
+def batchnorm_backward_alt(dout: ArrayLike, cache: Any) -> tuple[_Array, _Array, _Array]:
     """Backward of :func:`batchnorm_forward` in the simplified closed form.
 
     fastfc computes the simplified form in both functions; the two names exist for
@@ -483,7 +500,8 @@ def batchnorm_backward_alt(dout, cache):
     return _norm_backward(dout, cache, "batchnorm")
 
 
-def layernorm_forward(x, gamma, beta, ln_param):
+def layernorm_forward(x: ArrayLike, gamma: ArrayLike, beta: ArrayLike,
+                      ln_param: dict[str, Any]) -> tuple[_Array, Any]:
     """Layer normalisation: per-sample (row) statistics, the same in train and test.
 
     Parameters
@@ -510,6 +528,6 @@ def layernorm_forward(x, gamma, beta, ln_param):
     return out, ("layernorm", "train", xhat, gamma, inv_std)
 
 
-def layernorm_backward(dout, cache):
+def layernorm_backward(dout: ArrayLike, cache: Any) -> tuple[_Array, _Array, _Array]:
     """Backward of :func:`layernorm_forward`; returns (dx, dgamma, dbeta)."""
     return _norm_backward(dout, cache, "layernorm")

@@ -12,13 +12,18 @@ One Net may be shared between threads: every public method (and every write thro
 run one after the other, in some order; the compiled step itself still runs without
 the GIL, so different Nets train in parallel.
 """
+from __future__ import annotations
+
 import functools
 import json
 import math
 import os
 import threading
+from typing import (Any, Callable, Concatenate, Dict, Iterable, Mapping, Optional, ParamSpec,
+                    Sequence, TypeVar, overload)
 
 import numpy as np
+from numpy.typing import ArrayLike, DTypeLike, NDArray
 
 from fastfc import _registry
 from fastfc import _validation as V
@@ -29,6 +34,10 @@ from fastfc import _openblas
 from fastfc._kernels import net as _knet
 
 __all__ = ["Net"]
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+_Array = NDArray[Any]
 
 #: the hidden-layer activations (rows of fastfc._registry.ACTIVATIONS)
 ACTIVATIONS = tuple(_registry.ACTIVATIONS)
@@ -41,31 +50,32 @@ EVAL_CHUNK = 1024
 MAX_LOADED_LAYERS = 1000
 
 
-def _serialised(method):
+def _serialised(method: Callable[Concatenate[Net, _P], _R]
+                ) -> Callable[Concatenate[Net, _P], _R]:
     """Run the method holding the Net's lock (one call at a time per Net)."""
     @functools.wraps(method)
-    def locked(self, *args, **kwargs):
+    def locked(self: Net, *args: _P.args, **kwargs: _P.kwargs) -> _R:
         with self._lock:
             return method(self, *args, **kwargs)
     return locked
 
 
-def _readonly(arr):
+def _readonly(arr: _Array) -> _Array:
     view = arr.view()
     view.flags.writeable = False
     return view
 
 
-class _ParamDict(dict):
+class _ParamDict(dict[str, _Array]):
     """The Net's parameters by name.  Values are views of the Net's flat buffer;
     assigning ``params[name] = array`` (or ``update``, ``|=``) copies the values into
     that buffer.  Entries can be neither replaced nor removed."""
 
-    def __init__(self, views, lock):
+    def __init__(self, views: Mapping[str, _Array], lock: Any) -> None:
         dict.__init__(self, views)
         self._lock = lock
 
-    def _target(self, key, value):
+    def _target(self, key: str, value: ArrayLike) -> tuple[_Array, _Array]:
         if key not in self:
             raise KeyError(f"Net has no parameter {key!r}; it has {', '.join(self)}")
         target = dict.__getitem__(self, key)
@@ -76,10 +86,12 @@ class _ParamDict(dict):
             )
         return target, value
 
-    def __setitem__(self, key, value):
+    def __setitem__(self, key: str, value: ArrayLike) -> None:
         self.update({key: value})
 
-    def update(self, other=(), **kwargs):
+    # dict.update's overloads take the other mapping positional-only; this one keeps the
+    # historical signature (``other`` may be passed by name)
+    def update(self, other: Any = (), **kwargs: ArrayLike) -> None:  # type: ignore[override]
         """Copy the given arrays into the parameters (all checked before any is copied)."""
         pairs = [self._target(key, value) for key, value in dict(other, **kwargs).items()]
         with self._lock:
@@ -87,31 +99,31 @@ class _ParamDict(dict):
                 if value is not target:
                     np.copyto(target, value, casting="unsafe")
 
-    def __ior__(self, other):
+    def __ior__(self, other: Any) -> _ParamDict:  # type: ignore[override,misc]  # as update
         self.update(other)
         return self
 
-    def __delitem__(self, key):
+    def __delitem__(self, key: str) -> None:
         raise TypeError("Net parameters cannot be removed")
 
-    def pop(self, *args):
+    def pop(self, *args: Any) -> Any:
         raise TypeError("Net parameters cannot be removed")
 
-    def popitem(self):
+    def popitem(self) -> Any:
         raise TypeError("Net parameters cannot be removed")
 
-    def clear(self):
+    def clear(self) -> None:
         raise TypeError("Net parameters cannot be removed")
 
-    def setdefault(self, key, default=None):
+    def setdefault(self, key: str, default: Any = None) -> _Array:
         if key not in self:
             raise KeyError(f"Net has no parameter {key!r}")
         return self[key]
 
-    def copy(self):
+    def copy(self) -> dict[str, _Array]:
         return {k: np.array(v, copy=True) for k, v in self.items()}
 
-    def __reduce__(self):
+    def __reduce__(self) -> tuple[type, tuple[dict[str, _Array]]]:
         return (dict, (self.copy(),))
 
 
@@ -163,10 +175,14 @@ class Net:
         entry copies into it).
     """
 
-    def __init__(self, layer_dims, activation="relu", dropout_keep_ratio=1,
-                 normalization=None, reg=0.0, weight_scale=None, init=None,
-                 dtype=np.float32, seed=None, alpha=0.01, loss="softmax",
-                 bn_momentum=0.9, eps=1e-5):
+    metadata: Dict[str, Any]    # set by Net.load: the metadata saved with the net
+
+    def __init__(self, layer_dims: Sequence[int], activation: str = "relu",
+                 dropout_keep_ratio: float = 1, normalization: Optional[str] = None,
+                 reg: float = 0.0, weight_scale: Optional[float] = None,
+                 init: Optional[str] = None, dtype: DTypeLike = np.float32,
+                 seed: Optional[int] = None, alpha: float = 0.01, loss: str = "softmax",
+                 bn_momentum: float = 0.9, eps: float = 1e-5) -> None:
         dims = self._check_dims(layer_dims)
         if activation not in ACTIVATIONS:
             raise ValueError(f"activation must be one of {', '.join(ACTIVATIONS)}, "
@@ -231,7 +247,7 @@ class Net:
     # ------------------------------------------------------------------ set-up
 
     @staticmethod
-    def _check_dims(layer_dims):
+    def _check_dims(layer_dims: Iterable[Any]) -> list[int]:
         try:
             dims = [int(d) for d in layer_dims]
         except (TypeError, ValueError):
@@ -246,7 +262,7 @@ class Net:
             raise ValueError(f"layer_dims out of range: {dims}")
         return dims
 
-    def _build(self, drop_key):
+    def _build(self, drop_key: int) -> None:
         """Create the compiled core, the flat buffers and the parameter views."""
         self._lock = threading.RLock()
         _openblas.connect()     # fastfc's step-level pool, set up at first use
@@ -277,19 +293,19 @@ class Net:
         # the core writes into these arrays: only read-only views of them leave the Net
         self._running = tuple(running)
         self._core.bind(self._flat, self._grad_flat, list(self._running))
-        self.update_rule = None
-        self._optim_config = None
+        self.update_rule: Optional[str] = None
+        self._optim_config: Optional[dict[str, Any]] = None
         self._train_rows = 0     # largest train_step batch so far
         self._float_targets = self.loss_name == "mse"   # y holds targets, not labels
 
     @property
-    def params(self):
+    def params(self) -> _ParamDict:
         """The parameters by name (``W1``, ``b1``, ...): views of the flat buffer;
         assigning an array to a name copies its values in."""
         return self._params
 
     @params.setter
-    def params(self, values):
+    def params(self, values: Mapping[str, ArrayLike]) -> None:
         if not isinstance(values, dict):
             raise TypeError(f"params must be a dict of arrays, got {type(values).__name__}")
         missing = set(self._params) - set(values)
@@ -298,24 +314,24 @@ class Net:
         self._params.update(values)
 
     @property
-    def running_stats(self):
+    def running_stats(self) -> tuple[tuple[_Array, _Array], ...]:
         """Batch-norm running (mean, var) of each hidden layer, as read-only views
         (empty without batch norm).  Load new values with ``_load_extra_state``."""
         return tuple((_readonly(m), _readonly(v)) for m, v in self._running)
 
     @property
-    def reg(self):
+    def reg(self) -> float:
         """L2 strength: the loss adds ``0.5 * reg * sum(W**2)`` over the weights."""
         return self._core.reg
 
     @reg.setter
-    def reg(self, value):
+    def reg(self, value: float) -> None:
         value = V.check_scalar(value, "reg", low=0.0)
         with self._lock:
             self._core.reg = value
 
     @property
-    def bn_params(self):
+    def bn_params(self) -> list[dict[str, Any]]:
         """Batch-norm running statistics in the CS231n layout (a new list of dicts of
         read-only views on every access)."""
         return [{"mode": "train", "running_mean": m, "running_var": v, "eps": self.eps,
@@ -324,7 +340,7 @@ class Net:
     # ------------------------------------------------------------------ optimiser
 
     @_serialised
-    def set_optimizer(self, update_rule="sgd", **config):
+    def set_optimizer(self, update_rule: str = "sgd", **config: Any) -> Net:
         """Choose the update rule used by :meth:`train_step`.
 
         Parameters
@@ -350,7 +366,8 @@ class Net:
                   if isinstance(v, np.ndarray) and not v.flags.writeable else v
                   for k, v in config.items()}
         config, hyper, states = _optim.prepare_config(update_rule, config, self._flat)
-        states = states + [None] * (2 - len(states))
+        # (None fills the unused state slots of the compiled update)
+        states = states + [None] * (2 - len(states))  # type: ignore[list-item]
         spec = _registry.UPDATE_RULES[update_rule]
         lr, mom, decay_rate, beta1, beta2, epsilon, t = _optim.kernel_args(hyper)
         self._core.set_optimizer(spec.code, lr, mom, decay_rate, beta1, beta2, epsilon,
@@ -363,13 +380,13 @@ class Net:
         return self
 
     @property
-    def optim_config(self):
+    def optim_config(self) -> Optional[dict[str, Any]]:
         """The optimiser's config (a new dict on every access; its state arrays are
         read-only views), or None before set_optimizer.  The learning rate and Adam's
         step count ``t`` are read from the compiled core, their one home."""
         if self._optim_config is None:
             return None
-        config = {"learning_rate": self._core.learning_rate}
+        config: dict[str, Any] = {"learning_rate": self._core.learning_rate}
         config.update((k, _readonly(v) if isinstance(v, np.ndarray) else v)
                       for k, v in self._optim_config.items())
         if self._counts_steps:
@@ -377,30 +394,30 @@ class Net:
         return config
 
     @property
-    def learning_rate(self):
+    def learning_rate(self) -> float:
         """The update rule's learning rate (settable between steps, e.g. by a schedule)."""
         return self._core.learning_rate
 
     @learning_rate.setter
-    def learning_rate(self, value):
+    def learning_rate(self, value: float) -> None:
         value = V.check_scalar(value, "learning_rate", low=0.0)
         with self._lock:
             self._core.learning_rate = value
 
     @_serialised
-    def optimizer_state(self):
+    def optimizer_state(self) -> Optional[dict[str, Any]]:
         """The optimiser config with its flat state arrays (read-only views) and the
         current step t."""
         return self.optim_config
 
     @property
-    def nonfinite_params(self):
+    def nonfinite_params(self) -> int:
         """Number of NaN/inf parameters found right after the last train_step update."""
         return self._core.nonfinite
 
     # ------------------------------------------------------------------ compute
 
-    def _as_targets(self, y, n):
+    def _as_targets(self, y: ArrayLike, n: int) -> _Array:
         """Regression targets of an 'mse' net as a C-contiguous (n, num_outputs) array
         of the net's dtype (a 1-d y is taken as one output per sample)."""
         d = self.layer_dims[-1]
@@ -415,7 +432,7 @@ class Net:
                              f"{n} samples of {d} outputs, got shape {y.shape}")
         return np.ascontiguousarray(y, dtype=self.dtype)
 
-    def _as_sample_weight(self, sample_weight, n):
+    def _as_sample_weight(self, sample_weight: ArrayLike, n: int) -> _Array:
         """Per-sample loss weights: (n,) finite, >= 0, positive sum, net's dtype."""
         w = V.as_array(sample_weight, "sample_weight")
         if w.ndim != 1 or w.shape[0] != n:
@@ -430,14 +447,15 @@ class Net:
             raise ValueError("sample_weight must have a positive sum (in the net's dtype)")
         return w
 
-    def _as_outputs(self, y, n):
+    def _as_outputs(self, y: ArrayLike, n: int) -> _Array:
         """y checked for the core: labels (their range is checked by the core on its
         private copy) or, for an 'mse' net, float targets."""
         if self._float_targets:
             return self._as_targets(y, n)
         return V.as_label_array(y, "y", n)
 
-    def _checked(self, X, y):
+    def _checked(self, X: ArrayLike,
+                 y: Optional[ArrayLike]) -> tuple[_Array, Optional[_Array]]:
         """X (and y) checked for the core: types and shapes here, the labels' range by
         the core on its private copy (see fastfc._validation)."""
         X = V.as_row_batch(X, "X", self.layer_dims[0], self.dtype)
@@ -445,7 +463,9 @@ class Net:
             y = self._as_outputs(y, X.shape[0])
         return X, y
 
-    def train_step(self, X, y, indices=None, *, sample_weight=None, check_input=True):
+    def train_step(self, X: _Array, y: _Array, indices: Optional[_Array] = None, *,
+                   sample_weight: Optional[ArrayLike] = None,
+                   check_input: bool = True) -> float:
         """One training step in one compiled call; returns the loss (with the L2 term).
 
         Parameters
@@ -497,7 +517,17 @@ class Net:
                 self._train_rows = y.shape[0]
             return loss
 
-    def loss(self, X, y=None, sample_weight=None):
+    @overload
+    def loss(self, X: ArrayLike, y: None = None,
+             sample_weight: Optional[ArrayLike] = None) -> _Array: ...
+    @overload
+    def loss(self, X: ArrayLike, y: ArrayLike,
+             sample_weight: Optional[ArrayLike] = None) -> tuple[float, dict[str, _Array]]: ...
+    @overload
+    def loss(self, X: ArrayLike, y: Optional[ArrayLike] = None,
+             sample_weight: Optional[ArrayLike] = None) -> Any: ...
+    def loss(self, X: ArrayLike, y: Optional[ArrayLike] = None,
+             sample_weight: Optional[ArrayLike] = None) -> Any:
         """CS231n model contract.
 
         Returns the class scores (N, C) when ``y`` is None (test mode: batch norm uses
@@ -514,7 +544,9 @@ class Net:
             try:
                 if y is None:
                     return self._scores_of(X)
-                loss = self._core.run(X, y, None, True, True, False, sample_weight)
+                # sample_weight is the checked array here (converted above since y is given)
+                loss = self._core.run(X, y, None, True, True, False,
+                                      sample_weight)  # type: ignore[arg-type]
                 grads = {}
                 for name, view in self._grad_views.items():
                     grads[name] = np.array(view, copy=True)
@@ -524,7 +556,7 @@ class Net:
             finally:
                 self._trim_workspace(before)
 
-    def _scores_of(self, X):
+    def _scores_of(self, X: _Array) -> _Array:
         """Test-mode scores of checked X (lock held).  Rows are independent in test
         mode, so they are computed in chunks no larger than the workspace the net has
         (or EVAL_CHUNK rows): the result is the same, the workspace stays bounded."""
@@ -541,7 +573,7 @@ class Net:
             out[start:stop] = core.scores(stop - start)
         return out
 
-    def _trim_workspace(self, before):
+    def _trim_workspace(self, before: int) -> None:
         """After an evaluation (lock held): give back a workspace it grew past what the
         net had before and past its training batch.  A net that has not trained yet
         keeps up to EVAL_CHUNK rows, so that repeated small calls (gradient checks)
@@ -552,11 +584,11 @@ class Net:
         if core.capacity > limit:
             core.shrink(keep)
 
-    def scores(self, X):
+    def scores(self, X: ArrayLike) -> _Array:
         """Class scores in test mode (same as ``loss(X)``)."""
         return self.loss(X)
 
-    def predict(self, X, batch_size=1000):
+    def predict(self, X: ArrayLike, batch_size: int = 1000) -> _Array:
         """Predicted class of each row of X (argmax of the scores), in batches; for an
         'mse' net the outputs themselves, shape (N, num_outputs)."""
         batch_size = V.check_scalar(batch_size, "batch_size", low=1, integer=True)
@@ -579,11 +611,11 @@ class Net:
                 self._trim_workspace(before)
         return out
 
-    def _workspace_bytes(self):
+    def _workspace_bytes(self) -> int:
         """Bytes of batch workspace the net holds now (for tests and diagnostics)."""
         return self._core.workspace_bytes
 
-    def to_onnx(self, path, **options):
+    def to_onnx(self, path: str | os.PathLike[str], **options: Any) -> Any:
         """Write the net's inference pass to ``path`` as an ONNX graph; returns the
         ``onnx.ModelProto``.  Needs the ``onnx`` package; ``options`` (outputs, classes,
         opset, dtype, input_shape, fold_batchnorm, ...) are those of
@@ -593,7 +625,7 @@ class Net:
 
     # ------------------------------------------------------------------ copies and state
 
-    def astype(self, dtype):
+    def astype(self, dtype: DTypeLike) -> Net:
         """A copy of this net with parameters, running stats and optimiser in ``dtype``."""
         dtype = V.check_float_dtype(dtype)
         state = self.__getstate__()
@@ -603,7 +635,7 @@ class Net:
         return clone
 
     @_serialised
-    def _extra_state(self):
+    def _extra_state(self) -> dict[str, _Array]:
         """Arrays beyond params that a checkpoint must hold to resume exactly (copies)."""
         out = {"step": np.array(self._core.step, dtype=np.uint64),
                "drop_key": np.array(self._core.drop_key, dtype=np.uint64)}
@@ -613,7 +645,7 @@ class Net:
         return out
 
     @_serialised
-    def _load_extra_state(self, state):
+    def _load_extra_state(self, state: Mapping[str, Any]) -> None:
         """Set what _extra_state returned: step, dropout key, running statistics
         (copied into the net's own arrays; all checked before anything changes)."""
         step = V.check_scalar(state["step"], "step", low=0, high=2**64 - 1, integer=True)
@@ -632,13 +664,13 @@ class Net:
         for target, value in values:
             np.copyto(target, value, casting="unsafe")
 
-    def extra_state(self):
+    def extra_state(self) -> dict[str, _Array]:
         """Arrays beyond ``params`` that a checkpoint must hold to resume exactly: the
         step counter, the dropout key and the running statistics (copies).  Part of the
         model protocol the Solver trains through (:mod:`fastfc._protocols`)."""
         return self._extra_state()
 
-    def load_extra_state(self, state):
+    def load_extra_state(self, state: Mapping[str, Any]) -> None:
         """Load what :meth:`extra_state` returned (everything checked first)."""
         self._load_extra_state(state)
 
@@ -646,7 +678,7 @@ class Net:
              "weight_scale", "init", "seed", "alpha", "bn_momentum", "eps")
 
     @_serialised
-    def save(self, path, **metadata):
+    def save(self, path: str | os.PathLike[str], **metadata: Any) -> str:
         """Write the net (architecture, parameters, running statistics) to ``path``.
 
         The file is a pickle-free checkpoint (see :mod:`fastfc.checkpoint`), written
@@ -668,7 +700,7 @@ class Net:
                                               "net": args, "metadata": metadata})
 
     @classmethod
-    def load(cls, path):
+    def load(cls, path: str | os.PathLike[str]) -> Net:
         """A Net rebuilt from a file written by :meth:`save`.
 
         Everything in the file is checked before the net is built: the architecture,
@@ -705,7 +737,7 @@ class Net:
         return net
 
     @_serialised
-    def __getstate__(self):
+    def __getstate__(self) -> dict[str, Any]:
         state = {k: getattr(self, k) for k in self._ARGS}
         state.update(dtype=self.dtype, loss=self.loss_name, reg=self.reg,
                      flat=self._flat.copy(), extra={k: np.array(v, copy=True)
@@ -713,7 +745,7 @@ class Net:
                      update_rule=self.update_rule, optim=self.optimizer_state())
         return state
 
-    def __setstate__(self, state):
+    def __setstate__(self, state: Mapping[str, Any]) -> None:
         for k in self._ARGS:
             setattr(self, k, state[k])
         self.num_layers = len(self.layer_dims) - 1
@@ -731,7 +763,7 @@ class Net:
                     optim[key] = value.astype(self.dtype)
             self.set_optimizer(state["update_rule"], **optim)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         extras = []
         if self.normalization:
             extras.append(f"normalization={self.normalization!r}")
@@ -746,23 +778,24 @@ class Net:
                 f"dtype={np.dtype(self.dtype).name})")
 
 
-def _json_scalar(value):
+def _json_scalar(value: Any) -> Any:
     if isinstance(value, np.generic):
         return value.item()
     raise TypeError(f"{type(value).__name__} is not JSON-able")
 
 
-def _bad_net(path, why):
+def _bad_net(path: object, why: str) -> CheckpointError:
     return CheckpointError(f"{path!r} holds an unusable Net: {why}")
 
 
-def _saved_net_layout(path, header):
+def _saved_net_layout(path: object, header: Mapping[str, Any]
+                      ) -> tuple[dict[str, Any], dict[str, tuple[int, ...]]]:
     """(constructor args, {array name: shape}) a Net file's header describes.
 
     Checks the header alone, so :meth:`Net.load` can refuse a file whose arrays do not
     match it before any array is read; raises CheckpointError.
     """
-    def bad(why):
+    def bad(why: str) -> CheckpointError:
         return _bad_net(path, why)
 
     version = header.get("version")
@@ -800,7 +833,7 @@ def _saved_net_layout(path, header):
     # every array the architecture implies, with its shape: the file must hold exactly
     # these (checked before any array is read, so a header with huge layer_dims and no
     # arrays to match is refused without allocating anything)
-    expect = {}
+    expect: dict[str, tuple[int, ...]] = {}
     for i in range(len(dims) - 1):
         expect[f"param/W{i + 1}"] = (dims[i], dims[i + 1])
         expect[f"param/b{i + 1}"] = (dims[i + 1],)
@@ -816,14 +849,15 @@ def _saved_net_layout(path, header):
     return args, expect
 
 
-def _check_saved_net(path, arrays, header):
+def _check_saved_net(path: object, arrays: Mapping[str, _Array], header: Mapping[str, Any]
+                     ) -> tuple[dict[str, Any], dict[str, _Array], dict[str, _Array]]:
     """Check the values of a Net file read with ``load_checkpoint(path, expect=...)``
     (which has already matched its arrays' names and shapes to the header) before
     anything is built from it.
 
     Returns (constructor args, params, extra state); raises CheckpointError.
     """
-    def bad(why):
+    def bad(why: str) -> CheckpointError:
         return _bad_net(path, why)
 
     args, expect = _saved_net_layout(path, header)

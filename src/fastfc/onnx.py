@@ -29,11 +29,17 @@ For estimators: :func:`to_onnx_model` takes the fitted net plus an optional ``cl
 array (an estimator's ``classes_``), which becomes a ``label`` output holding the class
 values themselves rather than their indices.
 """
+from __future__ import annotations
+
 import os
+from typing import TYPE_CHECKING, Any, Iterable, Optional, Sequence, Union
 
 import numpy as np
 
 from fastfc import _registry
+
+if TYPE_CHECKING:
+    from fastfc.net import Net
 
 __all__ = ["DEFAULT_OPSET", "MIN_OPSET", "OUTPUTS", "export_onnx", "to_onnx_model"]
 
@@ -46,7 +52,7 @@ OUTPUTS = ("scores", "probabilities", "label")
 
 
 
-def _require_onnx():
+def _require_onnx() -> Any:
     try:
         import onnx
     except ImportError:
@@ -55,7 +61,7 @@ def _require_onnx():
     return onnx
 
 
-def _check_net(net):
+def _check_net(net: object) -> None:
     from fastfc.net import Net
 
     if not isinstance(net, Net):
@@ -63,7 +69,8 @@ def _check_net(net):
                         "FullyConnectedNet by copying its params into a Net first)")
 
 
-def _net_state(net):
+def _net_state(net: Net) -> tuple[dict[str, np.ndarray],
+                                 list[tuple[np.ndarray, np.ndarray]]]:
     """Copies of everything the inference graph needs, read under the net's lock."""
     with net._lock:
         params = {k: np.array(v, copy=True) for k, v in net.params.items()}
@@ -72,7 +79,8 @@ def _net_state(net):
     return params, running
 
 
-def _check_outputs(outputs, net, classes):
+def _check_outputs(outputs: Union[str, Iterable[str], None], net: Net,
+                   classes: Any) -> tuple[str, ...]:
     if outputs is None:
         outputs = ("scores",)
     elif isinstance(outputs, str):
@@ -94,7 +102,7 @@ def _check_outputs(outputs, net, classes):
     return outputs
 
 
-def _check_classes(classes, n_classes):
+def _check_classes(classes: Any, n_classes: int) -> np.ndarray:
     classes = np.asarray(classes)
     if classes.ndim != 1 or classes.shape[0] != n_classes:
         raise ValueError(f"classes must be a 1-d array of the net's {n_classes} classes, "
@@ -110,9 +118,11 @@ def _check_classes(classes, n_classes):
     raise TypeError(f"classes must hold integers, floats or strings, got {classes.dtype}")
 
 
-def to_onnx_model(net, *, outputs=None, classes=None, opset=None, dtype=None,
-                  input_shape=None, fold_batchnorm=False, input_name="X",
-                  graph_name="fastfc_net", doc_string=None):
+def to_onnx_model(net: Net, *, outputs: Union[str, Iterable[str], None] = None,
+                  classes: Any = None, opset: Optional[int] = None, dtype: Any = None,
+                  input_shape: Optional[Sequence[int]] = None, fold_batchnorm: bool = False,
+                  input_name: str = "X", graph_name: str = "fastfc_net",
+                  doc_string: Optional[str] = None) -> Any:
     """The ONNX model of ``net``'s inference pass (an ``onnx.ModelProto``, checked).
 
     Parameters
@@ -178,11 +188,11 @@ def to_onnx_model(net, *, outputs=None, classes=None, opset=None, dtype=None,
     params, running = _net_state(net)
     inits, nodes = [], []
 
-    def const(name, value):
+    def const(name: str, value: np.ndarray) -> str:
         inits.append(numpy_helper.from_array(np.ascontiguousarray(value), name))
         return name
 
-    def node(op, inputs, out, **attrs):
+    def node(op: str, inputs: list[str], out: str, **attrs: Any) -> str:
         nodes.append(helper.make_node(op, inputs, [out], name=f"{op}_{out}", **attrs))
         return out
 
@@ -244,10 +254,12 @@ def to_onnx_model(net, *, outputs=None, classes=None, opset=None, dtype=None,
             else:
                 index = node("ArgMax", ["scores"], "label_index", axis=1, keepdims=0)
                 if classes.dtype == object:
-                    inits.append(helper.make_tensor("classes", TensorProto.STRING,
-                                                    [len(classes)],
-                                                    [str(c).encode("utf-8")
-                                                     for c in classes]))
+                    # onnx's hints (when installed) list numbers only; a STRING tensor
+                    # takes bytes
+                    inits.append(helper.make_tensor(
+                        "classes", TensorProto.STRING, [len(classes)],
+                        [str(c).encode("utf-8")  # type: ignore[misc,unused-ignore]
+                         for c in classes]))
                     label_type = TensorProto.STRING
                 else:
                     const("classes", classes)
@@ -274,7 +286,7 @@ def to_onnx_model(net, *, outputs=None, classes=None, opset=None, dtype=None,
     return model
 
 
-def _ir_version_for(onnx, opset):
+def _ir_version_for(onnx: Any, opset: int) -> int:
     try:
         from onnx.helper import find_min_ir_version_for
         return find_min_ir_version_for([onnx.helper.make_opsetid("", opset)])
@@ -282,7 +294,7 @@ def _ir_version_for(onnx, opset):
         return onnx.IR_VERSION
 
 
-def export_onnx(net, path, **options):
+def export_onnx(net: Net, path: Union[str, os.PathLike[str]], **options: Any) -> Any:
     """Write ``net``'s inference graph to ``path`` as an ONNX file; returns the model.
 
     ``options`` are those of :func:`to_onnx_model` (outputs, classes, opset, dtype,

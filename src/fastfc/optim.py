@@ -29,7 +29,12 @@ The rules are the rows of ``fastfc._registry.UPDATE_RULES``: :data:`UPDATE_RULES
 each name to its function, which is also a function of this module
 (``fastfc.optim.<name>``).
 """
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Mapping, Optional, Protocol, Sequence
+
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 
 from fastfc import _registry
 from fastfc import _validation as V
@@ -46,14 +51,16 @@ _SPECS = {name: (spec.defaults, spec.ranges, spec.state) for name, spec in RULES
 _EXTRA_KEYS = {"weight_decay"}
 
 
-def _state_keys(spec, config):
+def _state_keys(spec: _registry.UpdateRule, config: Mapping[str, Any]) -> tuple[str, ...]:
     """The state array names this config uses (UCLA's spellings when 'a' is present)."""
     if "a" in config:
         return spec.ucla_state
     return spec.state
 
 
-def prepare_config(rule, config, w, copy_states=False, ignore_unknown=False):
+def prepare_config(rule: str, config: Optional[dict[str, Any]], w: NDArray[Any],
+                   copy_states: bool = False, ignore_unknown: bool = False
+                   ) -> tuple[dict[str, Any], dict[str, float], list[NDArray[Any]]]:
     """Fill defaults into ``config``, check every value and make the state arrays usable.
 
     Returns (config, hyper, states): ``hyper`` is a dict of validated floats, ``states``
@@ -85,6 +92,7 @@ def prepare_config(rule, config, w, copy_states=False, ignore_unknown=False):
                 f"unknown config key(s) for {rule}: {', '.join(map(repr, unknown))}; "
                 f"expected some of {', '.join(sorted(allowed))}"
             )
+    value: Any      # a default below, a config entry further down
     for key, value in defaults.items():
         config.setdefault(key, value)
     hyper = {key: V.check_scalar(config[key], f"config[{key!r}]", **ranges[key])
@@ -95,7 +103,7 @@ def prepare_config(rule, config, w, copy_states=False, ignore_unknown=False):
         config.setdefault("t", 0)
         hyper["t"] = V.check_scalar(config["t"], "config['t']", low=0, high=2**53,
                                     integer=True)
-    states = []
+    states: list[NDArray[Any]] = []
     for key in state_keys:
         value = config.get(key)
         if value is None:
@@ -115,7 +123,8 @@ def prepare_config(rule, config, w, copy_states=False, ignore_unknown=False):
     return config, hyper, states
 
 
-def kernel_args(hyper):
+def kernel_args(hyper: Mapping[str, Any]
+                ) -> tuple[float, float, float, float, float, float, int]:
     """The hyper-parameters of a rule in the order the compiled kernels take them:
     (learning_rate, momentum, decay_rate, beta1, beta2, epsilon, t); a rule's kernel
     ignores those it does not use (0 here)."""
@@ -124,7 +133,8 @@ def kernel_args(hyper):
             get("beta1", 0.0), get("beta2", 0.0), get("epsilon", 0.0), get("t", 0))
 
 
-def _run(rule, w, dw, hyper, states):
+def _run(rule: str, w: NDArray[Any], dw: NDArray[Any], hyper: Mapping[str, float],
+         states: Sequence[NDArray[Any]]) -> int:
     """Run the compiled update of ``rule`` on w in place (w, dw, states contiguous);
     returns the number of NaN/inf values in the updated w."""
     if not _openblas._connected:
@@ -134,14 +144,15 @@ def _run(rule, w, dw, hyper, states):
                       *kernel_args(hyper), hyper["weight_decay"])
 
 
-def _check_w_dw(w, dw):
+def _check_w_dw(w: ArrayLike, dw: ArrayLike) -> tuple[NDArray[Any], NDArray[Any]]:
     dtype, (w, dw) = V.float_args(w=w, dw=dw)
     w = V.as_float(w, "w", dtype)
     dw = V.as_float(dw, "dw", dtype, shape=w.shape)
     return w, dw
 
 
-def _apply(rule, w, dw, config, inplace):
+def _apply(rule: str, w: Any, dw: Any, config: Optional[dict[str, Any]],
+           inplace: bool) -> tuple[NDArray[Any], dict[str, Any], int]:
     if inplace:
         next_w = w
     else:
@@ -156,7 +167,8 @@ def _apply(rule, w, dw, config, inplace):
     return next_w, config, nonfinite
 
 
-def update_inplace(rule, w, dw, config, return_nonfinite=False):
+def update_inplace(rule: str, w: NDArray[Any], dw: NDArray[Any],
+                   config: Optional[dict[str, Any]], return_nonfinite: bool = False) -> Any:
     """Update ``w`` in place with the named rule; for callers that own w.
 
     ``w`` and ``dw`` must be C-contiguous arrays of one float dtype and one shape (not
@@ -168,7 +180,7 @@ def update_inplace(rule, w, dw, config, return_nonfinite=False):
     return (config, nonfinite) if return_nonfinite else config
 
 
-def _describe(spec):
+def _describe(spec: _registry.UpdateRule) -> str:
     """The docstring of a rule's public function, from its row."""
     config = [f"{key} ({value:g})" for key, value in spec.defaults.items()]
     config += [f"{key} (zeros like w)" for key in spec.state]
@@ -179,11 +191,21 @@ def _describe(spec):
             "to dw.\nReturns (next_w, config); w and dw are not modified.\n")
 
 
-def _public_rule(spec):
+class UpdateRuleFunction(Protocol):
+    """The type of every public rule: ``rule(w, dw, config=None) -> (next_w, config)``."""
+
+    __name__: str
+
+    def __call__(self, w: ArrayLike, dw: ArrayLike, config: Optional[dict[str, Any]] = None
+                 ) -> tuple[NDArray[Any], dict[str, Any]]: ...
+
+
+def _public_rule(spec: _registry.UpdateRule) -> UpdateRuleFunction:
     """The CS231n-style function ``(w, dw, config=None) -> (next_w, config)`` of a rule."""
     name = spec.name
 
-    def rule(w, dw, config=None):
+    def rule(w: ArrayLike, dw: ArrayLike, config: Optional[dict[str, Any]] = None
+             ) -> tuple[NDArray[Any], dict[str, Any]]:
         return _apply(name, w, dw, config, inplace=False)[:2]
 
     rule.__name__ = rule.__qualname__ = name
@@ -193,9 +215,14 @@ def _public_rule(spec):
 
 #: The update rules by name, as the Solver's ``update_rule`` strings select them (one
 #: per row of ``fastfc._registry.UPDATE_RULES``).
-UPDATE_RULES = {name: _public_rule(spec) for name, spec in RULES.items()}
+UPDATE_RULES: dict[str, UpdateRuleFunction] = {name: _public_rule(spec)
+                                               for name, spec in RULES.items()}
 
 # each rule is a function of this module too, as in the course's optim.py
 globals().update(UPDATE_RULES)
+
+if TYPE_CHECKING:
+    # for type checkers only: the names added above are rules (fastfc.optim.<name>)
+    def __getattr__(name: str) -> UpdateRuleFunction: ...
 
 __all__ = [*UPDATE_RULES, "UPDATE_RULES", "update_inplace"]

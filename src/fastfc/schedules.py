@@ -22,9 +22,11 @@ protocol).  Two schedules ship:
   wall-clock seconds (a time budget).  With a time budget, training ends when the budget
   is spent, which is exactly when the learning rate reaches zero.
 """
+from __future__ import annotations
+
 import math
 import time
-from typing import Optional, Protocol, runtime_checkable
+from typing import Any, Callable, Mapping, Optional, Protocol, runtime_checkable
 
 from fastfc import _validation as V
 
@@ -47,7 +49,8 @@ class Schedule(Protocol):
         ...
 
 
-def schedule_hooks(schedule):
+def schedule_hooks(schedule: Any) -> tuple[Optional[Callable[[int, float], Optional[float]]],
+                                           Optional[Callable[[int, float], Optional[float]]]]:
     """The ``(before_step, after_epoch)`` callables of a schedule (None where absent).
 
     Raises TypeError naming the argument when the object offers neither."""
@@ -72,18 +75,18 @@ class ExponentialDecay:
         course Solver does).
     """
 
-    def __init__(self, decay):
+    def __init__(self, decay: float) -> None:
         self.decay = V.check_scalar(decay, "decay", low=0.0)
 
-    def after_epoch(self, epoch, lr):
+    def after_epoch(self, epoch: int, lr: float) -> float:
         """``lr * decay``."""
         return lr * self.decay
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"ExponentialDecay({self.decay!r})"
 
 
-def cosine_factor(fraction):
+def cosine_factor(fraction: float) -> float:
     """(1 + cos(pi * f)) / 2 for f clipped to [0, 1]: 1 at the start, 0 at the end."""
     f = min(max(float(fraction), 0.0), 1.0)
     return 0.5 * (1.0 + math.cos(math.pi * f))
@@ -102,7 +105,8 @@ class CosineSchedule:
         Returns seconds (``time.perf_counter`` by default); tests pass a fake clock.
     """
 
-    def __init__(self, total_steps=None, time_budget=None, clock=time.perf_counter):
+    def __init__(self, total_steps: Optional[int] = None, time_budget: Optional[float] = None,
+                 clock: Callable[[], float] = time.perf_counter) -> None:
         if total_steps is None and time_budget is None:
             raise ValueError("CosineSchedule needs total_steps or time_budget")
         self.total_steps = (None if total_steps is None else
@@ -111,41 +115,41 @@ class CosineSchedule:
                             V.check_scalar(time_budget, "time_budget", low=0.0, low_open=True))
         self.clock = clock
         self.elapsed_before = 0.0   # seconds spent in earlier (resumed-from) runs
-        self._start = None
+        self._start: Optional[float] = None
 
-    def start(self):
+    def start(self) -> None:
         """Start (or restart, after a resume) the clock of a time budget."""
         self._start = self.clock()
 
-    def elapsed(self):
+    def elapsed(self) -> float:
         """Seconds of training so far, those before a resume included."""
         if self._start is None:
             return self.elapsed_before
         return self.elapsed_before + (self.clock() - self._start)
 
-    def fraction(self, step):
+    def fraction(self, step: int) -> float:
         """Fraction of training done before step ``step`` (0-based)."""
         if self.time_budget is not None:
             return self.elapsed() / self.time_budget
-        return step / self.total_steps
+        return step / self.total_steps  # type: ignore[operator]  # set when no time budget
 
-    def factor(self, step):
+    def factor(self, step: int) -> float:
         """The learning-rate multiplier at ``step``: the cosine at the fraction done."""
         return cosine_factor(self.fraction(step))
 
-    def before_step(self, step, base_lr):
+    def before_step(self, step: int, base_lr: float) -> float:
         """The learning rate of step ``step``: ``base_lr * factor(step)``."""
         return base_lr * cosine_factor(self.fraction(step))   # factor(), one call less
 
-    def done(self, step):
+    def done(self, step: int) -> bool:
         """True once the budget (time or steps) is spent."""
         return self.fraction(step) >= 1.0
 
-    def state(self):
+    def state(self) -> dict[str, float]:
         """The schedule's state for a checkpoint, as a dict of plain data."""
         return {"elapsed": self.elapsed()}
 
-    def load_state(self, state):
+    def load_state(self, state: Mapping[str, Any]) -> None:
         """Continue from a dict written by :meth:`state` (then :meth:`start` the clock)."""
         self.elapsed_before = float(state.get("elapsed", 0.0))
         self._start = None

@@ -51,7 +51,10 @@ Beyond the reference:
   header holding parameters, optimiser state, histories, epoch and RNG state, and
   :meth:`Solver.resume` to continue a run exactly where the checkpoint left it.
 """
+from __future__ import annotations
+
 import copy
+import os
 import functools
 import inspect
 import math
@@ -60,12 +63,14 @@ import signal
 import sys
 import threading
 import warnings
+from typing import Any, Callable, Mapping, NoReturn, Optional, Sequence, TypeGuard
 
 import numpy as np
+from numpy.typing import ArrayLike, DTypeLike, NDArray
 
 from fastfc import _validation as V
 from fastfc import optim
-from fastfc._protocols import model_kind
+from fastfc._protocols import CourseModel, model_kind
 from fastfc.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from fastfc.schedules import CosineSchedule, ExponentialDecay, schedule_hooks
 
@@ -82,7 +87,7 @@ class TrainingDiverged(FloatingPointError):
 _FUSE_PLAIN_NETS = True
 
 
-def _takes_check_input(method):
+def _takes_check_input(method: Callable[..., Any]) -> bool:
     """True when a model's ``train_step`` accepts the keyword ``check_input``."""
     try:
         return "check_input" in inspect.signature(method).parameters
@@ -90,20 +95,20 @@ def _takes_check_input(method):
         return False
 
 
-def _updatable_in_place(w, dw):
+def _updatable_in_place(w: Any, dw: Any) -> bool:
     """True when the compiled rule can update w in place: one float dtype, C order."""
     return (type(w) is np.ndarray and type(dw) is np.ndarray and w.dtype == dw.dtype
             and w.dtype in V.FLOAT_DTYPES and w.shape == dw.shape
             and w.flags.c_contiguous and w.flags.writeable and dw.flags.c_contiguous)
 
 
-def _all_finite(a):
+def _all_finite(a: ArrayLike) -> bool:
     """True when every element of a is finite (a cheap sum first, the exact test if needed)."""
     a = np.asarray(a)
     return bool(np.isfinite(a.sum())) or bool(np.isfinite(a).all())
 
 
-def _as_data(value, name):
+def _as_data(value: ArrayLike, name: str) -> NDArray[Any]:
     """An ndarray view of a data entry (array-likes accepted, object arrays refused)."""
     if not isinstance(value, np.ndarray):
         try:
@@ -116,7 +121,7 @@ def _as_data(value, name):
     return value
 
 
-def _check_finite_rows(X, name):
+def _check_finite_rows(X: NDArray[Any], name: str) -> None:
     """ValueError naming the first row of X that holds a NaN or an infinity."""
     if X.dtype.kind != "f":
         return
@@ -128,7 +133,7 @@ def _check_finite_rows(X, name):
                      "clean or impute the data before training")
 
 
-def _known_classes(model):
+def _known_classes(model: Any) -> Optional[int]:
     """The number of score columns of the model when it can be read without running it."""
     dims = getattr(model, "layer_dims", None)
     if dims is not None:
@@ -148,7 +153,7 @@ def _known_classes(model):
     return None
 
 
-def _check_labels(y, name, n_classes):
+def _check_labels(y: NDArray[Any], name: str, n_classes: Optional[int]) -> None:
     """ValueError naming the array when integer labels fall outside [0, n_classes)."""
     if y.dtype.kind not in "iu" or y.size == 0:
         return
@@ -163,7 +168,7 @@ def _check_labels(y, name, n_classes):
                          f"scores {n_classes} classes (labels 0..{n_classes - 1})")
 
 
-def _sampling_source(random_state):
+def _sampling_source(random_state: Any) -> Any:
     """What minibatches are drawn from: NumPy's global generator (the module
     ``np.random``, whose ``choice``/``permutation``/``get_state`` the course calls) or a
     RandomState."""
@@ -177,7 +182,7 @@ def _sampling_source(random_state):
                     f"{random_state!r}")
 
 
-def _r2_score(y, pred):
+def _r2_score(y: NDArray[Any], pred: ArrayLike) -> float:
     """Coefficient of determination of predictions (N, D) for targets (N, D) or (N,),
     averaged over the outputs (as scikit-learn's r2_score), clipped below at 0 so that
     it is read like an accuracy in [0, 1].  An output whose targets are constant counts
@@ -193,7 +198,7 @@ def _r2_score(y, pred):
     return float(max(0.0, r2.mean()))
 
 
-def _in_notebook():
+def _in_notebook() -> bool:
     """True inside a Jupyter (IPython kernel) session."""
     ipython = sys.modules.get("IPython")
     if ipython is None:
@@ -205,7 +210,7 @@ def _in_notebook():
         return False
 
 
-def _has_ipywidgets():
+def _has_ipywidgets() -> bool:
     import importlib.util
     try:
         return importlib.util.find_spec("ipywidgets") is not None
@@ -213,7 +218,7 @@ def _has_ipywidgets():
         return False
 
 
-_DEFAULTS = {
+_DEFAULTS: dict[str, Any] = {
     "update_rule": "sgd",
     "optim_config": None,
     "lr_decay": 1.0,
@@ -247,7 +252,7 @@ _NO_CHECK = object()
 BLOWUP_FACTOR = 1e3
 
 
-def blowup_limit(first_loss):
+def blowup_limit(first_loss: float) -> float:
     """The loss above which a run has blown up: ``BLOWUP_FACTOR * max(first_loss, 1)``."""
     return BLOWUP_FACTOR * max(float(first_loss), 1.0)
 
@@ -345,8 +350,9 @@ class Solver:
     # starts; the estimator's Solver keeps the one its net already holds
     _fresh_optimizer = True
 
-    def __init__(self, model, data, **kwargs):
-        self.model = model
+    def __init__(self, model: CourseModel, data: Mapping[str, ArrayLike],
+                 **kwargs: Any) -> None:
+        self.model: Any = model
         if not hasattr(model, "params") or not hasattr(model, "loss"):
             raise TypeError("model must have a 'params' dict and a 'loss(X, y=None)' method")
         if not isinstance(data, dict):
@@ -437,7 +443,7 @@ class Solver:
         if isinstance(self.update_rule, str):
             if self.update_rule not in optim.UPDATE_RULES:
                 raise ValueError('Invalid update_rule "%s"' % self.update_rule)
-            self.rule_name = self.update_rule
+            self.rule_name: Optional[str] = self.update_rule
             self.update_rule = optim.UPDATE_RULES[self.update_rule]
         elif callable(self.update_rule):
             self.rule_name = None
@@ -455,30 +461,31 @@ class Solver:
 
     # ------------------------------------------------------------------ state
 
-    def _reset(self):
+    def _reset(self) -> None:
         """Set up the book-keeping; called by the constructor, not by users."""
         self.epoch = 0
-        self.best_val_acc = 0
-        self.best_params = {}
-        self.loss_history = []
-        self.train_acc_history = []
-        self.val_acc_history = []
+        self.best_val_acc: float = 0
+        self.best_params: dict[str, NDArray[Any]] = {}
+        self.loss_history: list[float] = []
+        self.train_acc_history: list[float] = []
+        self.val_acc_history: list[float] = []
         self.stopped_early = False
         self.interrupted = False
         self._bad_epochs = 0
         self._next_it = 0
         self._fast_ready = False
-        self._fused = None       # the model's step accelerator (make_solver_step) or False
+        self._fused: Any = None       # the model's step accelerator (make_solver_step) or False
         self._resumed = False
         self._loop_done = False  # a train() loop ran to its end (the next one starts anew)
         self._sigint = False     # a Ctrl-C arrived; training stops at the next step boundary
-        self._best_norm = {}     # running statistics at the best check (restore_norm_stats)
-        self._start_params = None
+        # running statistics at the best check (restore_norm_stats)
+        self._best_norm: dict[str, NDArray[Any]] = {}
+        self._start_params: Optional[dict[str, NDArray[Any]]] = None
         self._unscaled_checked = False
-        self.diverged_iteration = None
-        self._bar = None
-        self._aug_buf = None
-        self._order = None
+        self.diverged_iteration: Optional[int] = None
+        self._bar: Any = None
+        self._aug_buf: Optional[NDArray[Any]] = None
+        self._order: Optional[NDArray[Any]] = None
         self._order_pos = 0
         self._sched = None
         if self.schedule == "cosine" or self.time_budget is not None:
@@ -491,7 +498,7 @@ class Solver:
             self.optim_configs[p] = {k: v for k, v in self.optim_config.items()}
 
     @property
-    def optim_configs(self):
+    def optim_configs(self) -> dict[str, dict[str, Any]]:
         """The optimiser config of every parameter (name -> dict).
 
         On the course path these dicts are the optimiser state itself (the update rule
@@ -506,10 +513,10 @@ class Solver:
         return self._optim_configs
 
     @optim_configs.setter
-    def optim_configs(self, value):
+    def optim_configs(self, value: dict[str, dict[str, Any]]) -> None:
         self._optim_configs = value
 
-    def _lr_schedule(self):
+    def _lr_schedule(self) -> tuple[Any, Any]:
         """The schedule's (before_step, after_epoch) hooks for this train() call.
 
         Built from ``schedule`` and ``lr_decay`` as they are now (their one home)."""
@@ -519,7 +526,7 @@ class Solver:
             return schedule_hooks(self._sched)
         return schedule_hooks(self.schedule)
 
-    def _prepare_fast(self):
+    def _prepare_fast(self) -> None:
         """Hand the update rule to the model (Net) and index-ready training arrays."""
         if self._fast_ready:
             return
@@ -544,19 +551,19 @@ class Solver:
         self._trust_next = _takes_check_input(self.model.train_step)
         self._fast_ready = True
 
-    def _model_dtype(self):
+    def _model_dtype(self) -> Any:
         """The float type a model that owns its optimiser computes in (float64 unless
         it says otherwise with a ``dtype`` attribute)."""
         return getattr(self.model, "dtype", np.float64)
 
     # the current learning rate has one home: the model's optimiser when it owns one,
     # else the per-parameter configs
-    def _learning_rates(self):
+    def _learning_rates(self) -> list[Any]:
         if self.fast:
             return [self.model.learning_rate]
         return [c.get("learning_rate") for c in self._optim_configs.values()]
 
-    def _set_learning_rate(self, lr):
+    def _set_learning_rate(self, lr: float) -> None:
         if self.fast:
             self._prepare_fast()
             self.model.learning_rate = lr
@@ -564,7 +571,7 @@ class Solver:
         for config in self._optim_configs.values():
             config["learning_rate"] = lr
 
-    def _end_epoch_schedule(self, after_epoch):
+    def _end_epoch_schedule(self, after_epoch: Callable[[int, float], Optional[float]]) -> None:
         """Let the schedule change each learning rate at an epoch end."""
         if self.fast:
             lr = after_epoch(self.epoch, self.model.learning_rate)
@@ -578,7 +585,7 @@ class Solver:
 
     # ------------------------------------------------------------------ one step
 
-    def _step(self):
+    def _step(self) -> None:
         """One gradient step on a minibatch; appends the loss to loss_history."""
         batch_mask = self._next_batch()
         if self.fast:
@@ -641,12 +648,12 @@ class Solver:
             if not _all_finite(next_w):
                 self._params_finite = False
 
-    def _accelerator(self):
+    def _accelerator(self) -> Any:
         """The step accelerator the model offers for this solver, or None."""
         make = getattr(self.model, "make_solver_step", None)
         return make(self) if callable(make) else None
 
-    def _next_batch(self):
+    def _next_batch(self) -> NDArray[Any]:
         """Indices of the next minibatch (with replacement, or from the epoch's shuffle)."""
         num_train = self.X_train.shape[0]
         if not self.shuffle:
@@ -662,7 +669,7 @@ class Solver:
             batch = np.resize(batch, self.batch_size)
         return batch
 
-    def _augment_buffer(self, dtype):
+    def _augment_buffer(self, dtype: DTypeLike) -> NDArray[Any]:
         """The preallocated (batch_size, sample size) minibatch buffer for augmentation."""
         size = int(np.prod(np.shape(self.X_train)[1:]))
         if self._aug_buf is None or self._aug_buf.dtype != dtype:
@@ -671,7 +678,8 @@ class Solver:
 
     # ------------------------------------------------------------------ accuracy
 
-    def check_accuracy(self, X, y, num_samples=None, batch_size=100):
+    def check_accuracy(self, X: NDArray[Any], y: NDArray[Any], num_samples: Optional[int] = None,
+                       batch_size: int = 100) -> float:
         """Fraction of correct predictions of the model on (X, y).
 
         With ``num_samples`` (and more samples than that) a subsample is drawn with
@@ -690,7 +698,7 @@ class Solver:
             return _r2_score(y, np.concatenate([
                 self.model.loss(X[i * batch_size:(i + 1) * batch_size])
                 for i in range(num_batches)]))
-        y_pred = []
+        y_pred: Any = []
         for i in range(num_batches):
             start = i * batch_size
             end = (i + 1) * batch_size
@@ -706,13 +714,13 @@ class Solver:
 
     # ------------------------------------------------------------------ output
 
-    def _print(self, msg):
+    def _print(self, msg: str) -> None:
         if self._bar is not None:
             self._bar.write(msg)
         else:
             print(msg)
 
-    def _make_bar(self, total, initial):
+    def _make_bar(self, total: Optional[int], initial: int) -> Any:
         """A tqdm bar, or None.  Default (progress=None): on when verbose and stdout is a
         terminal, or in a Jupyter kernel with ipywidgets installed.  Never a warning:
         without ipywidgets (or tqdm) the bar falls back to plain text, or is left out."""
@@ -743,7 +751,7 @@ class Solver:
 
     # ------------------------------------------------------------------ checkpoints
 
-    def _save_checkpoint(self):
+    def _save_checkpoint(self) -> None:
         """The CS231n pickle (when checkpoint_name is set)."""
         if self.checkpoint_name is None:
             return
@@ -766,7 +774,7 @@ class Solver:
         with open(filename, "wb") as f:
             pickle.dump(checkpoint, f)
 
-    def _model_extra_state(self):
+    def _model_extra_state(self) -> dict[str, Any]:
         extra = getattr(self.model, "extra_state", None)
         if extra is not None:
             return dict(extra())
@@ -777,7 +785,7 @@ class Solver:
                     out[f"bn{i}/{key}"] = np.asarray(bn[key])
         return out
 
-    def _load_model_extra_state(self, state):
+    def _load_model_extra_state(self, state: Mapping[str, Any]) -> None:
         loader = getattr(self.model, "load_extra_state", None)
         if loader is not None:
             loader(state)
@@ -786,7 +794,7 @@ class Solver:
             layer, key = name.split("/", 1)
             self.model.bn_params[int(layer[2:])][key] = np.array(value, copy=True)
 
-    def _optimizer_configs(self):
+    def _optimizer_configs(self) -> Any:
         """The optimiser state to save: per parameter, or the Net's ("__net__")."""
         if not self.fast:
             return self._optim_configs
@@ -796,7 +804,7 @@ class Solver:
         # no step yet: the state a fresh run would start from
         return {"__net__": copy.deepcopy(self.optim_config)}
 
-    def save(self, path):
+    def save(self, path: str | os.PathLike[str]) -> str:
         """Write the whole training state to ``path`` (an atomic, pickle-free .npz).
 
         Holds the current parameters, the best ones (and, with restore_norm_stats,
@@ -805,7 +813,7 @@ class Solver:
         Saving right after :meth:`resume` writes back everything that was loaded.
         """
         arrays = {}
-        scalars = {}
+        scalars: dict[str, Any] = {}
         for name, value in self.model.params.items():
             arrays[f"param/{name}"] = np.asarray(value)
         for name, value in self.best_params.items():
@@ -850,7 +858,7 @@ class Solver:
         }
         return save_checkpoint(path, arrays, header)
 
-    def resume(self, path):
+    def resume(self, path: str | os.PathLike[str]) -> Solver:
         """Load a checkpoint written by :meth:`save` (or ``checkpoint_path``); returns self.
 
         The model must have the same parameter names and shapes.  A following
@@ -871,7 +879,7 @@ class Solver:
             raise CheckpointError(f"cannot resume from {path!r}: {exc}") from exc
         return self
 
-    def _apply_checkpoint(self, plan):
+    def _apply_checkpoint(self, plan: Mapping[str, Any]) -> None:
         for name, value in plan["params"].items():
             self.model.params[name] = value
         self.best_params = plan["best"]
@@ -905,7 +913,7 @@ class Solver:
                        "_bad_epochs", "loss_history", "train_acc_history",
                        "val_acc_history", "diverged_iteration", "_order", "_order_pos")
 
-    def _snapshot_for_rollback(self):
+    def _snapshot_for_rollback(self) -> dict[str, Any]:
         return {
             "attrs": {k: copy.deepcopy(getattr(self, k)) for k in self._ROLLBACK_ATTRS},
             "params": {k: np.array(v, copy=True) for k, v in self.model.params.items()},
@@ -918,7 +926,7 @@ class Solver:
             "rng": self._random.get_state(),
         }
 
-    def _rollback(self, saved):
+    def _rollback(self, saved: Mapping[str, Any]) -> None:
         for k, v in saved["attrs"].items():
             setattr(self, k, v)
         for k, v in saved["params"].items():
@@ -928,26 +936,28 @@ class Solver:
         if saved["net_optim"] is not None:
             self.model.set_optimizer(self.model.update_rule, **saved["net_optim"])
         if saved["sched"] is not None:
-            self._sched.load_state(saved["sched"])
+            # a saved schedule state implies this Solver has a schedule
+            self._sched.load_state(saved["sched"])  # type: ignore[union-attr]
         if saved["augment"] is not None:
             self.augment.set_state(saved["augment"])
         self._random.set_state(saved["rng"])
 
-    def _check_resumable(self, path, arrays, header):
+    def _check_resumable(self, path: object, arrays: Mapping[str, NDArray[Any]],
+                         header: Mapping[str, Any]) -> dict[str, Any]:
         """Check every field of a checkpoint against this Solver and model.
 
         Returns the plan that :meth:`_apply_checkpoint` carries out (converted copies,
         nothing shared with the file's arrays); raises CheckpointError otherwise."""
-        def fail(msg):
+        def fail(msg: str) -> NoReturn:
             raise CheckpointError(f"cannot resume from {path!r}: {msg}")
 
-        def is_int(v):
+        def is_int(v: object) -> TypeGuard[int]:
             return isinstance(v, int) and not isinstance(v, bool)
 
-        def is_real(v):
+        def is_real(v: object) -> TypeGuard[float]:
             return isinstance(v, (int, float)) and not isinstance(v, bool)
 
-        def count(v, what, low=0):
+        def count(v: Any, what: str, low: int = 0) -> int:
             if not is_int(v) or v < low:
                 fail(f"{what} must be an integer >= {low}, got {v!r}")
             return v
@@ -969,7 +979,8 @@ class Solver:
             if key not in ("rng/keys", "shuffle/order") and not key.startswith(prefixes):
                 fail(f"it holds an unexpected array {key!r}")
 
-        def float_array(key, shape, dtype, finite=True):
+        def float_array(key: str, shape: Sequence[int], dtype: DTypeLike,
+                        finite: bool = True) -> NDArray[Any]:
             if key not in arrays:
                 fail(f"it lacks the array {key}")
             a = arrays[key]
@@ -982,7 +993,7 @@ class Solver:
                 fail(f"{key} holds NaN or inf values")
             return out
 
-        plan = {}
+        plan: dict[str, Any] = {}
         shapes = {n: np.shape(self.model.params[n]) for n in names}
         dtypes = {n: np.asarray(self.model.params[n]).dtype for n in names}
         # non-finite current weights only in a run that recorded its divergence and
@@ -1172,7 +1183,7 @@ class Solver:
 
     # ------------------------------------------------------------------ training
 
-    def _restore_best(self):
+    def _restore_best(self) -> None:
         """Put the best (finite) snapshot back into the model, as copies.
 
         With no snapshot the model keeps its parameters unless they are not finite;
@@ -1185,20 +1196,20 @@ class Solver:
             self.model.params = {k: np.array(v, copy=True)
                                  for k, v in self._start_params.items()}
 
-    def _params_all_finite(self):
+    def _params_all_finite(self) -> bool:
         return all(_all_finite(v) for v in self.model.params.values())
 
-    def _norm_state(self):
+    def _norm_state(self) -> dict[str, NDArray[Any]]:
         """Copies of the model's normalisation running statistics (name -> array)."""
         return {k: np.array(v, copy=True) for k, v in self._model_extra_state().items()
                 if "running_" in k}
 
-    def _load_norm_state(self, state):
+    def _load_norm_state(self, state: Mapping[str, ArrayLike]) -> None:
         current = self._model_extra_state()
         current.update({k: np.array(v, copy=True) for k, v in state.items()})
         self._load_model_extra_state(current)
 
-    def _install_sigint(self):
+    def _install_sigint(self) -> Any:
         """Make Ctrl-C set a flag that train() reads between steps; returns the old handler.
 
         Only in the main thread and when Python's default handler is in place (a
@@ -1209,7 +1220,7 @@ class Solver:
             if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
                 return None
 
-            def on_sigint(signum, frame):
+            def on_sigint(signum: int, frame: Any) -> None:
                 if self._sigint:   # a second Ctrl-C: stop at once
                     raise KeyboardInterrupt
                 self._sigint = True
@@ -1218,7 +1229,7 @@ class Solver:
         except (ValueError, OSError):   # pragma: no cover - no signals here
             return None
 
-    def train(self):
+    def train(self) -> None:
         """Run optimisation; the model ends with the best parameters found.
 
         A second call trains ``num_epochs`` more (as the course's loop does); after
@@ -1269,7 +1280,7 @@ class Solver:
             for t in range(start, num_iterations):
                 if self._sigint:
                     raise KeyboardInterrupt
-                if timed and sched.done(t):
+                if timed and sched.done(t):  # type: ignore[union-attr]  # timed: sched is set
                     # the budget is spent: finish with a check unless one just happened
                     if self._next_it != t:
                         at_boundary = False
@@ -1284,7 +1295,8 @@ class Solver:
                 self._step()
                 loss = self.loss_history[-1]
                 if limit is None:
-                    limit = blowup_limit(self._blowup_base())
+                    # loss_history has a loss now, so the base is a float
+                    limit = blowup_limit(self._blowup_base())  # type: ignore[arg-type]
                 if self.diverged_iteration is None and (
                         not math.isfinite(loss) or not self._params_finite or loss > limit):
                     if self._diverged(t, num_iterations, loss, limit):
@@ -1304,7 +1316,8 @@ class Solver:
                         self._end_epoch_schedule(after_epoch)
 
                 first_it = t == 0
-                last_it = t == num_iterations - 1 or (timed and sched.done(t + 1))
+                last_it = t == num_iterations - 1 or (
+                    timed and sched.done(t + 1))  # type: ignore[union-attr]  # as above
                 if first_it or last_it or epoch_end:
                     if self._end_of_check(t, epoch_end, last_it):
                         break
@@ -1322,7 +1335,7 @@ class Solver:
                 self._bar = None
         self._restore_best()
 
-    def _interrupted(self, next_t, num_iterations, at_boundary):
+    def _interrupted(self, next_t: int, num_iterations: int, at_boundary: bool) -> None:
         """Ctrl-C: write the exact state (when it is at a step boundary), keep the best."""
         self.interrupted = True
         where = (f"after iteration {next_t} / {num_iterations}" if at_boundary
@@ -1343,7 +1356,8 @@ class Solver:
         warnings.warn(f"training interrupted {where}; the model holds {held}{saved}",
                       RuntimeWarning, stacklevel=3)
 
-    def _diverged(self, t, num_iterations, loss, limit):
+    def _diverged(self, t: int, num_iterations: int, loss: float,
+                  limit: Optional[float]) -> bool:
         """Report divergence at step t as on_divergence says; returns True to stop."""
         self.diverged_iteration = t + 1
         lrs = [lr for lr in self._learning_rates() if lr is not None]
@@ -1370,11 +1384,11 @@ class Solver:
             return True
         raise TrainingDiverged(msg + "; the best parameters so far were kept.")
 
-    def _blowup_base(self):
+    def _blowup_base(self) -> Optional[float]:
         """The first loss of the run (the blow-up rule's base), or None before a step."""
         return self.loss_history[0] if self.loss_history else None
 
-    def _end_of_check(self, t, epoch_end, last_it=False):
+    def _end_of_check(self, t: int, epoch_end: bool, last_it: bool = False) -> bool:
         """Accuracy check, bookkeeping and checkpoints; returns True to stop early.
 
         The check itself (what is measured and printed) is :meth:`_check`; keeping the
@@ -1401,10 +1415,10 @@ class Solver:
             self.save(self.checkpoint_path)
         return stop
 
-    def _improved(self, val_acc):
+    def _improved(self, val_acc: float) -> bool:
         return val_acc > self.best_val_acc and self._params_all_finite()
 
-    def _keep_best(self, val_acc):
+    def _keep_best(self, val_acc: float) -> None:
         """Snapshot the current parameters (and running statistics) as the best."""
         self.best_val_acc = val_acc
         self.best_params = {}
@@ -1413,12 +1427,12 @@ class Solver:
         if self.restore_norm_stats:
             self._best_norm = self._norm_state()
 
-    def _report_early_stop(self):
+    def _report_early_stop(self) -> None:
         if self.verbose:
             self._print("Early stopping: no improvement in validation accuracy "
                         "for %d epochs (best %f)" % (self.patience, self.best_val_acc))
 
-    def _check(self, t, epoch_end, last_it):
+    def _check(self, t: int, epoch_end: bool, last_it: bool) -> Any:
         """Measure train and validation accuracy, record and print them; returns the
         validation accuracy (or _NO_CHECK to skip this check)."""
         train_acc = self.check_accuracy(self.X_train, self.y_train,
@@ -1436,7 +1450,7 @@ class Solver:
             self._check_first_loss()
         return val_acc
 
-    def _check_first_loss(self):
+    def _check_first_loss(self) -> None:
         """Warn once when the first loss is far above log(C): inputs look unscaled."""
         self._unscaled_checked = True
         C = self._n_classes

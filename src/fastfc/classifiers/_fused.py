@@ -22,12 +22,18 @@ their place is copied into the buffer, and a config the fused step cannot honour
 (per-parameter learning rates, ``weight_decay``, the UCLA state names) makes that step
 take the ordinary path, which works on the same arrays in place.
 """
+from __future__ import annotations
+
 import operator
+from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
 
 import numpy as np
 
 from fastfc import _validation as V
 from fastfc import optim
+
+if TYPE_CHECKING:
+    from fastfc.solver import Solver
 
 # defaults of each rule's hyper-parameters but the learning rate (which the Net takes
 # on its own, so that a schedule changing it every step costs nothing)
@@ -39,7 +45,7 @@ class FusedStep:
     """Runs Solver steps of a plain FullyConnectedNet through a Net sharing its arrays."""
 
     @classmethod
-    def for_solver(cls, solver):
+    def for_solver(cls, solver: Solver) -> Optional[FusedStep]:
         """A FusedStep for this solver, or None when its model cannot be fused."""
         from fastfc.classifiers.fc_net import FullyConnectedNet
         model = solver.model
@@ -54,12 +60,14 @@ class FusedStep:
         dims += [np.shape(model.params[f"W{i}"])[1] for i in range(1, model.num_layers + 1)]
         return cls(solver, dims, FullyConnectedNet.loss)
 
-    def __init__(self, solver, dims, loss_fn):
+    def __init__(self, solver: Solver, dims: Sequence[int],
+                 loss_fn: Callable[..., Any]) -> None:
         from fastfc.net import Net
         model = solver.model
         self.solver = solver
         self.loss_fn = loss_fn       # FullyConnectedNet.loss, the code the Net replaces
-        self.rule = solver.rule_name
+        # for_solver builds a FusedStep only for a named rule
+        self.rule: str = solver.rule_name  # type: ignore[assignment]
         # seed=0: its own initial draw, so NumPy's global generator is left alone
         self.net = Net(dims, activation="relu", reg=model.reg, dtype=model.dtype, seed=0)
         self.dtype = np.dtype(model.dtype)
@@ -67,7 +75,7 @@ class FusedStep:
         self.state_keys = optim._SPECS[self.rule][2]
         size = self.net._flat.size
         self.state_flat = [np.zeros(size, dtype=self.dtype) for _ in self.state_keys]
-        self.state_views = {}
+        self.state_views: dict[str, list[np.ndarray]] = {}
         for name, offset, shape in self.net._layout:
             n = int(np.prod(shape))
             self.state_views[name] = [s[offset:offset + n].reshape(shape)
@@ -79,16 +87,17 @@ class FusedStep:
         self.known_keys = set(scalar_keys) | set(self.state_keys)
         self.n_keys = len(self.known_keys)
         get = operator.itemgetter(*scalar_keys)
-        self.scalars = get if len(scalar_keys) > 1 else (lambda config: (get(config),))
+        self.scalars: Callable[[dict[str, Any]], Any] = (
+            get if len(scalar_keys) > 1 else (lambda config: (get(config),)))
         # the hyper-parameters (but lr) last given to the Net's set_optimizer: a key to
         # notice a change, not a value anything reads.  The learning rate and Adam's t
         # live in the configs (solver.optim_configs); the Net's copies are refreshed
         # from them before a step and t is written back after it.
-        self.hyper = None
+        self.hyper: Any = None
 
     # ------------------------------------------------------------------ checks
 
-    def _sync_params(self):
+    def _sync_params(self) -> bool:
         """Point model.params at the Net's views, copying in any array put in their place."""
         params = self.solver.model.params
         if len(params) != len(self.views):
@@ -104,7 +113,7 @@ class FusedStep:
             params[name] = view
         return True
 
-    def _fill(self, config):
+    def _fill(self, config: dict[str, Any]) -> bool:
         """Complete a config as the update rules do; False if the Net cannot run it."""
         if config.get("weight_decay", 0.0) != 0.0 or "a" in config:
             return False
@@ -116,11 +125,11 @@ class FusedStep:
             config.setdefault("t", 0)
         return set(config) <= self.known_keys
 
-    def _sync_configs(self):
+    def _sync_configs(self) -> bool:
         """Check that every config can be run by the Net; share the state arrays."""
         configs = self.solver.optim_configs
         scalars = self.scalars
-        first = None
+        first: Any = None
         for name, views in self.state_views.items():
             config = configs.get(name)
             if type(config) is not dict:
@@ -167,7 +176,8 @@ class FusedStep:
 
     # ------------------------------------------------------------------ step
 
-    def step(self, X_train, batch_mask, y_batch):
+    def step(self, X_train: np.ndarray, batch_mask: np.ndarray,
+             y_batch: np.ndarray) -> Optional[float]:
         """The step's loss, or None when this step must take the ordinary path.
 
         The rows ``X_train[batch_mask]`` are gathered (and cast) by the Net straight
@@ -196,6 +206,6 @@ class FusedStep:
         return loss
 
     @property
-    def nonfinite(self):
+    def nonfinite(self) -> int:
         """Number of parameters the last fused step made NaN or infinite."""
         return self.net.nonfinite_params

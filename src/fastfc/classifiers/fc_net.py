@@ -4,16 +4,25 @@ Both classes keep the reference's contract -- parameter names and shapes, the or
 calls on NumPy's global random generator, ``loss(X, y=None)`` returning scores or
 ``(loss, grads)`` -- and compute through fastfc's compiled layers.
 """
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Iterable, Mapping, Optional, Sequence
+
 import numpy as np
+from numpy.typing import ArrayLike, DTypeLike, NDArray
 
 from fastfc import _validation as V
 from fastfc import layers as L
 from fastfc._kernels.dense import _sum_sq
 
+if TYPE_CHECKING:
+    from fastfc.classifiers._fused import FusedStep
+    from fastfc.solver import Solver
+
 __all__ = ["TwoLayerNet", "FullyConnectedNet"]
 
 
-def _l2(params, names):
+def _l2(params: Mapping[str, NDArray[Any]], names: Iterable[str]) -> float:
     """sum of (W**2).sum() over the named weights.
 
     Computed by fastfc's own kernel: np.dot would wake NumPy's separate OpenBLAS thread
@@ -47,8 +56,9 @@ class TwoLayerNet:
         global generator; biases start at zero.
     """
 
-    def __init__(self, input_dim=3 * 32 * 32, hidden_dim=100, num_classes=10,
-                 weight_scale=1e-3, reg=0.0, hidden_dims=None, dropout=0):
+    def __init__(self, input_dim: int = 3 * 32 * 32, hidden_dim: int = 100,
+                 num_classes: int = 10, weight_scale: float = 1e-3, reg: float = 0.0,
+                 hidden_dims: Optional[int] = None, dropout: float = 0) -> None:
         if hidden_dims is not None:
             hidden_dim = hidden_dims
         for name, value in (("input_dim", input_dim), ("hidden_dim", hidden_dim),
@@ -58,13 +68,13 @@ class TwoLayerNet:
         self.reg = V.check_scalar(reg, "reg", low=0.0)
         dropout = V.check_scalar(dropout, "dropout", low=0.0, high=1.0, high_open=True)
         self.dropout_param = {"mode": "train", "p": 1.0 - dropout} if dropout > 0 else None
-        self.params = {}
+        self.params: dict[str, NDArray[Any]] = {}
         self.params["W1"] = weight_scale * np.random.randn(int(input_dim), int(hidden_dim))
         self.params["b1"] = np.zeros(int(hidden_dim))
         self.params["W2"] = weight_scale * np.random.randn(int(hidden_dim), int(num_classes))
         self.params["b2"] = np.zeros(int(num_classes))
 
-    def loss(self, X, y=None):
+    def loss(self, X: ArrayLike, y: Optional[ArrayLike] = None) -> Any:
         """Scores (N, C) when y is None, else (loss, grads) for a minibatch X (N, d1, ...)."""
         W1, b1, W2, b2 = (self.params[k] for k in ("W1", "b1", "W2", "b2"))
         X = V.as_array(X, "X")
@@ -126,9 +136,12 @@ class FullyConnectedNet:
     _dropout_forward = staticmethod(L.dropout_forward)
     _dropout_backward = staticmethod(L.dropout_backward)
 
-    def __init__(self, hidden_dims, input_dim=3 * 32 * 32, num_classes=10,
-                 dropout_keep_ratio=1, normalization=None, reg=0.0, weight_scale=1e-2,
-                 dtype=np.float32, seed=None, dropout=None, use_batchnorm=None):
+    def __init__(self, hidden_dims: Sequence[int], input_dim: int = 3 * 32 * 32,
+                 num_classes: int = 10, dropout_keep_ratio: float = 1,
+                 normalization: Optional[str] = None, reg: float = 0.0,
+                 weight_scale: float = 1e-2, dtype: DTypeLike = np.float32,
+                 seed: Optional[int] = None, dropout: Optional[float] = None,
+                 use_batchnorm: Optional[bool] = None) -> None:
         if dropout is not None:
             dropout = V.check_scalar(dropout, "dropout", low=0.0, high=1.0, high_open=True)
             dropout_keep_ratio = 1.0 - dropout
@@ -177,7 +190,7 @@ class FullyConnectedNet:
         for k, v in self.params.items():
             self.params[k] = v.astype(self.dtype)
 
-    def make_solver_step(self, solver):
+    def make_solver_step(self, solver: Solver) -> Optional[FusedStep]:
         """The Solver's step accelerator for this net, or None (the model protocol's
         optional hook, see :mod:`fastfc._protocols`).
 
@@ -189,7 +202,7 @@ class FullyConnectedNet:
         from fastfc.classifiers._fused import FusedStep
         return FusedStep.for_solver(solver)
 
-    def loss(self, X, y=None):
+    def loss(self, X: ArrayLike, y: Optional[ArrayLike] = None) -> Any:
         """Scores (N, C) when y is None (test mode), else (loss, grads) in train mode."""
         X = V.as_array(X, "X").astype(self.dtype, copy=False)
         mode = "test" if y is None else "train"
@@ -220,7 +233,7 @@ class FullyConnectedNet:
         if mode == "test":
             return scores
 
-        loss, dscores = L.softmax_loss(scores, y)
+        loss, dscores = L.softmax_loss(scores, y)  # type: ignore[arg-type]  # train: y given
         loss += 0.5 * self.reg * _l2(self.params, [f"W{i}" for i in range(1, n + 1)])
         grads = {}
         dout, grads[f"W{n}"], grads[f"b{n}"] = L._affine_backward(dscores, last_cache, n > 1)

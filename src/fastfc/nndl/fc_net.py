@@ -4,7 +4,12 @@ Both are :mod:`fastfc.classifiers.fc_net`'s nets (same parameters, same draws fr
 NumPy's global generator, same loss and gradients) with UCLA's argument order, and
 dropout given as the probability of dropping a unit (0 = off).
 """
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
 import numpy as np
+from numpy.typing import DTypeLike
 
 from fastfc import _validation as V
 from fastfc.classifiers import fc_net as _fc
@@ -37,8 +42,9 @@ class TwoLayerNet(_fc.TwoLayerNet):
         W1 (D, H), b1 (H,), W2 (H, C), b2 (C,); W1 drawn before W2, biases zero.
     """
 
-    def __init__(self, input_dim=3 * 32 * 32, hidden_dims=100, num_classes=10,
-                 dropout=0, weight_scale=1e-3, reg=0.0):
+    def __init__(self, input_dim: int = 3 * 32 * 32, hidden_dims: int = 100,
+                 num_classes: int = 10, dropout: float = 0, weight_scale: float = 1e-3,
+                 reg: float = 0.0) -> None:
         V.check_scalar(dropout, "dropout", low=0.0, high=1.0)
         super().__init__(input_dim=input_dim, hidden_dim=hidden_dims,
                          num_classes=num_classes, weight_scale=weight_scale, reg=reg)
@@ -77,9 +83,10 @@ class FullyConnectedNet(_fc.FullyConnectedNet):
     _dropout_forward = staticmethod(_NL.dropout_forward)
     _dropout_backward = staticmethod(_NL.dropout_backward)
 
-    def __init__(self, hidden_dims, input_dim=3 * 32 * 32, num_classes=10, dropout=0,
-                 use_batchnorm=False, reg=0.0, weight_scale=1e-2, dtype=np.float32,
-                 seed=None):
+    def __init__(self, hidden_dims: Sequence[int], input_dim: int = 3 * 32 * 32,
+                 num_classes: int = 10, dropout: float = 0, use_batchnorm: bool = False,
+                 reg: float = 0.0, weight_scale: float = 1e-2, dtype: DTypeLike = np.float32,
+                 seed: Optional[int] = None) -> None:
         super().__init__(hidden_dims, input_dim=input_dim, num_classes=num_classes,
                          reg=reg, weight_scale=weight_scale, dtype=dtype, seed=seed,
                          dropout=dropout, use_batchnorm=bool(use_batchnorm))

@@ -5,12 +5,18 @@
 global generator in the same order as UCLA's helpers, compares the analytic result (or
 gradient) with a reference value (or a numerical gradient) and prints the same lines.
 """
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence
+
 import numpy as np
 
 from fastfc.gradient_check import (eval_numerical_gradient, eval_numerical_gradient_array,
                                    rel_error)
 from fastfc.nndl.fc_net import FullyConnectedNet
-from fastfc.nndl.layer_utils import affine_relu_backward, affine_relu_forward
+# (mypy cannot follow layer_utils' computed __all__ through its star imports)
+from fastfc.nndl.layer_utils import (affine_relu_backward,  # type: ignore[attr-defined]
+                                     affine_relu_forward)
 from fastfc.nndl.layers import (affine_backward, affine_forward, relu_backward,
                                 relu_forward)
 
@@ -18,11 +24,12 @@ __all__ = ["rel_error", "affine_forward_test", "affine_backward_test",
            "relu_forward_test", "relu_backward_test", "affine_relu_test", "fc_net_test"]
 
 
-def _numerical_grads(forward, args, dout):
+def _numerical_grads(forward: Callable[..., Any], args: Sequence[np.ndarray],
+                     dout: np.ndarray) -> list[np.ndarray]:
     """Numerical gradient of sum(forward(*args)[0] * dout) for each argument, in order."""
     grads = []
     for i in range(len(args)):
-        def f(value, i=i):
+        def f(value: np.ndarray, i: int = i) -> np.ndarray:
             call = list(args)
             call[i] = value
             return forward(*call)[0]
@@ -30,7 +37,7 @@ def _numerical_grads(forward, args, dout):
     return grads
 
 
-def affine_forward_test():
+def affine_forward_test() -> None:
     """affine_forward on the course's fixed (linspace) inputs against its reference."""
     n_inputs, input_shape, output_dim = 2, (4, 5, 6), 3
     n_features = int(np.prod(input_shape))
@@ -44,7 +51,7 @@ def affine_forward_test():
     print('difference: {}'.format(rel_error(out, expected)))
 
 
-def affine_backward_test():
+def affine_backward_test() -> None:
     """affine_backward against numerical gradients (x, w, b, dout drawn in that order)."""
     x = np.random.randn(10, 2, 3)
     w = np.random.randn(6, 5)
@@ -59,7 +66,7 @@ def affine_backward_test():
     print('db error: {}'.format(rel_error(db_num, db)))
 
 
-def relu_forward_test():
+def relu_forward_test() -> None:
     """relu_forward on a fixed linspace input against the course's reference."""
     x = np.linspace(-0.5, 0.5, num=12).reshape(3, 4)
     out, _ = relu_forward(x)
@@ -70,7 +77,7 @@ def relu_forward_test():
     print('difference: {}'.format(rel_error(out, expected)))
 
 
-def relu_backward_test():
+def relu_backward_test() -> None:
     """relu_backward against a numerical gradient (x, then dout, drawn)."""
     x = np.random.randn(10, 10)
     dout = np.random.randn(*x.shape)
@@ -82,7 +89,7 @@ def relu_backward_test():
     print('dx error: {}'.format(rel_error(dx_num, dx)))
 
 
-def affine_relu_test():
+def affine_relu_test() -> None:
     """affine_relu_forward/backward against numerical gradients."""
     x = np.random.randn(2, 3, 4)
     w = np.random.randn(12, 10)
@@ -98,7 +105,7 @@ def affine_relu_test():
     print('db error: {}'.format(rel_error(db_num, db)))
 
 
-def fc_net_test():
+def fc_net_test() -> None:
     """A [20, 30] FullyConnectedNet's loss and gradient check, with reg 0 and 3.14."""
     n, d, h1, h2, c = 2, 15, 20, 30, 10
     X = np.random.randn(n, d)

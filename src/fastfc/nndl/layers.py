@@ -4,6 +4,12 @@ All layers are :mod:`fastfc.layers`' except the dropout pair, where
 ``dropout_param['p']`` is the probability of DROPPING a unit, as in UCLA's HW4 (CS231n's
 ``p`` is the probability of keeping one).
 """
+from __future__ import annotations
+
+from typing import Any
+
+from numpy.typing import ArrayLike, NDArray
+
 from fastfc import _validation as V
 from fastfc import layers as _L
 from fastfc.layers import *  # noqa: F401,F403  (the CS231n layers, re-exported)
@@ -11,7 +17,7 @@ from fastfc.layers import *  # noqa: F401,F403  (the CS231n layers, re-exported)
 __all__ = list(_L.__all__)
 
 
-def _keep_param(dropout_param, name):
+def _keep_param(dropout_param: Any, name: str) -> dict[str, Any]:
     """A copy of a UCLA dropout_param with 'p' turned into CS231n's keep probability."""
     V.check_param_dict(dropout_param, name)
     p = V.check_scalar(V.require_key(dropout_param, "p", name), f"{name}['p']",
@@ -21,7 +27,9 @@ def _keep_param(dropout_param, name):
     return keep
 
 
-def dropout_forward(x, dropout_param):
+# (these two replace the CS231n dropout pair imported above)
+def dropout_forward(  # type: ignore[no-redef]
+        x: ArrayLike, dropout_param: dict[str, Any]) -> tuple[NDArray[Any], Any]:
     """Inverted dropout with UCLA's (HW4) meaning of ``p``.
 
     Parameters
@@ -45,7 +53,7 @@ def dropout_forward(x, dropout_param):
     return out, (dropout_param, mask)
 
 
-def dropout_backward(dout, cache):
+def dropout_backward(dout: ArrayLike, cache: Any) -> Any:  # type: ignore[no-redef]
     """Backward of :func:`dropout_forward`: ``dout * mask / (1 - p)`` (train), dout (test)."""
     if not isinstance(cache, tuple) or len(cache) != 2:
         raise TypeError("cache must be the (dropout_param, mask) tuple from dropout_forward")

@@ -5,24 +5,32 @@ when the sweep needs no more) and ``finish(job, record)`` (tells the study), bot
 called in this process only: the study's sampler sees every result before it draws the
 next trial, and the workers only train and report their epochs.
 """
+from __future__ import annotations
+
 import os
 import signal
 import sys
 import time
 import uuid
+from types import TracebackType
+from typing import Any, Callable, Literal, Mapping, Optional
 
 import numpy as np
 
-from fastfc.sweep._trial import execute, failed_record
+from fastfc.sweep._trial import Job, execute, failed_record
 
-def _cpu_count():
+_NextJob = Callable[[], Optional[Job]]                 # the next trial to run, or None
+_Finish = Callable[[Job, dict[str, Any]], None]        # takes a trial's record
+
+def _cpu_count() -> int:
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover - not Linux
         return os.cpu_count() or 1
 
 
-def run_inline(next_job, finish, data, runner, reporter):
+def run_inline(next_job: _NextJob, finish: _Finish,
+               data: Mapping[str, Any], runner: Callable[..., Any], reporter: Any) -> None:
     """The trials one after the other in this process."""
     while True:
         job = next_job()
@@ -33,14 +41,15 @@ def run_inline(next_job, finish, data, runner, reporter):
 
 # local process pool ---------------------------------------------------------------
 
-_WORKER = {}
+_WORKER: dict[str, Any] = {}
 
 
-def _stash_data(data, directory):
+def _stash_data(data: Mapping[str, Any], directory: str) -> None:
     """Write ``data`` to ``directory`` for the workers: arrays as .npy files (mapped
     read-only by every worker, so the pages are shared), anything else pickled."""
     import pickle
-    arrays, other = {}, {}
+    arrays: dict[str, str] = {}
+    other: dict[str, Any] = {}
     for i, (name, value) in enumerate(data.items()):
         if isinstance(value, np.ndarray) and value.dtype != object:
             arrays[name] = f"{i}.npy"
@@ -51,11 +60,11 @@ def _stash_data(data, directory):
         pickle.dump({"arrays": arrays, "other": other}, f)
 
 
-def _load_stash(directory):
+def _load_stash(directory: str) -> dict[str, Any]:
     import pickle
     with open(os.path.join(directory, "manifest.pkl"), "rb") as f:
         manifest = pickle.load(f)
-    data = {}
+    data: dict[str, Any] = {}
     for name, filename in manifest["arrays"].items():
         data[name] = np.load(os.path.join(directory, filename), mmap_mode="r")
     data.update(manifest["other"])
@@ -65,7 +74,7 @@ def _load_stash(directory):
 _PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 
 
-def _parent_death_signal(signum):
+def _parent_death_signal(signum: int) -> bool:
     """Ask Linux to send ``signum`` to this process when its parent dies; True if armed."""
     if not sys.platform.startswith("linux"):
         return False
@@ -77,11 +86,11 @@ def _parent_death_signal(signum):
         return False
 
 
-def _watch_parent(parent, interval=1.0):
+def _watch_parent(parent: int, interval: float = 1.0) -> None:
     """Daemon thread: end this process once its parent is no longer ``parent``."""
     import threading
 
-    def watch():
+    def watch() -> None:
         while os.getppid() == parent:
             time.sleep(interval)
         os._exit(1)
@@ -89,7 +98,7 @@ def _watch_parent(parent, interval=1.0):
     threading.Thread(target=watch, name="fastfc-parent-watchdog", daemon=True).start()
 
 
-def _exit_with_parent(parent):
+def _exit_with_parent(parent: int) -> None:
     """Make this worker exit when the sweep's process ``parent`` dies, even by SIGKILL.
 
     Linux: the parent-death signal (SIGTERM; checked against a parent that died before
@@ -103,7 +112,7 @@ def _exit_with_parent(parent):
         _watch_parent(parent)
 
 
-def _init_worker(stash, blas_threads, parent=None):
+def _init_worker(stash: str, blas_threads: Optional[int], parent: Optional[int] = None) -> None:
     """Pool initializer: tie the worker's life to the parent's, map the data (written
     once by the parent) and limit BLAS threads.
 
@@ -119,18 +128,18 @@ def _init_worker(stash, blas_threads, parent=None):
         _WORKER["limits"] = threadpool_limits(limits=blas_threads)
 
 
-def _local_task(runner, reporter, job):
+def _local_task(runner: Callable[..., Any], reporter: Any, job: Job) -> dict[str, Any]:
     return execute(runner, _WORKER["data"], job, reporter)
 
 
-def _new_pool(n_workers, ctx, stash, cores):
+def _new_pool(n_workers: int, ctx: Any, stash: str, cores: int) -> Any:
     from concurrent.futures import ProcessPoolExecutor
     return ProcessPoolExecutor(max_workers=n_workers, mp_context=ctx,
                                initializer=_init_worker,
                                initargs=(stash, max(1, cores // n_workers), os.getpid()))
 
 
-def _stop_pool(pool):
+def _stop_pool(pool: Any) -> None:
     """Shut ``pool`` down now: cancel what waits, terminate the workers."""
     processes = list((getattr(pool, "_processes", None) or {}).values())
     pool.shutdown(wait=False, cancel_futures=True)
@@ -140,7 +149,9 @@ def _stop_pool(pool):
         proc.join(timeout=5)
 
 
-def _pool_round(next_job, finish, n_workers, ctx, stash, cores, runner, reporter):
+def _pool_round(next_job: _NextJob, finish: _Finish, n_workers: int,
+                ctx: Any, stash: str, cores: int, runner: Callable[..., Any], reporter: Any
+                ) -> tuple[list[Job], list[Job], Optional[BaseException]]:
     """Keep ``n_workers`` trials running in one pool until the sweep needs no more
     (returns ``([], [], None)``) or a worker dies (returns the trials that were
     running, one that could not be sent, and the error)."""
@@ -148,8 +159,10 @@ def _pool_round(next_job, finish, n_workers, ctx, stash, cores, runner, reporter
     from concurrent.futures.process import BrokenProcessPool
 
     pool = _new_pool(n_workers, ctx, stash, cores)
-    in_flight = {}
-    lost, unsent, broken = [], [], None
+    in_flight: dict[Any, Job] = {}
+    lost: list[Job] = []
+    unsent: list[Job] = []
+    broken: Optional[BaseException] = None
     try:
         while True:
             while broken is None and len(in_flight) < n_workers:
@@ -166,7 +179,8 @@ def _pool_round(next_job, finish, n_workers, ctx, stash, cores, runner, reporter
             done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
             for future in done:
                 job = in_flight.pop(future)
-                exc = future.exception()
+                # (mypy: the name is also an except clause's, above)
+                exc = future.exception()  # type: ignore[misc]
                 if exc is None:
                     finish(job, future.result())
                 elif isinstance(exc, BrokenProcessPool):
@@ -185,7 +199,8 @@ def _pool_round(next_job, finish, n_workers, ctx, stash, cores, runner, reporter
     return lost, unsent, broken
 
 
-def _alone(job, ctx, stash, cores, runner, reporter):
+def _alone(job: Job, ctx: Any, stash: str, cores: int, runner: Callable[..., Any], reporter: Any
+           ) -> tuple[Optional[dict[str, Any]], Optional[BaseException]]:
     """Run ``job`` in a pool of its own: (record, None), or (None, error) when its
     worker died."""
     from concurrent.futures.process import BrokenProcessPool
@@ -206,7 +221,9 @@ def _alone(job, ctx, stash, cores, runner, reporter):
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-def run_local(next_job, finish, data, runner, reporter, n_jobs, cores, retries):
+def run_local(next_job: _NextJob, finish: _Finish, data: Mapping[str, Any],
+              runner: Callable[..., Any], reporter: Any, n_jobs: int, cores: int,
+              retries: int) -> None:
     """A pool of ``n_jobs`` spawned worker processes (see the module docstring of
     :mod:`fastfc.sweep`).  A worker that dies breaks the pool: each trial that was
     running is run again alone in a fresh worker, so the one that kills its worker is
@@ -224,9 +241,9 @@ def run_local(next_job, finish, data, runner, reporter, n_jobs, cores, retries):
         stash = tempfile.mkdtemp(prefix=f"{_STASH_PREFIX}{os.getpid()}-")
         try:
             _stash_data(data, stash)
-            backlog = []
+            backlog: list[Job] = []
 
-            def next_or_backlog():
+            def next_or_backlog() -> Optional[Job]:
                 return backlog.pop(0) if backlog else next_job()
 
             while True:
@@ -256,7 +273,7 @@ class _Terminated(BaseException):
     """SIGTERM arrived during a local sweep (raised so that the clean-up code runs)."""
 
 
-def _raise_terminated(signum, frame):
+def _raise_terminated(signum: int, frame: Any) -> None:
     raise _Terminated()
 
 
@@ -270,7 +287,7 @@ class _sigterm_runs_cleanup:
     the program's own is left alone (the program then decides what SIGTERM does).
     """
 
-    def __enter__(self):
+    def __enter__(self) -> _sigterm_runs_cleanup:
         import threading
         self.installed = False
         if threading.current_thread() is threading.main_thread():
@@ -282,7 +299,8 @@ class _sigterm_runs_cleanup:
                 pass
         return self
 
-    def __exit__(self, kind, exc, tb):
+    def __exit__(self, kind: Optional[type[BaseException]], exc: Optional[BaseException],
+                 tb: Optional[TracebackType]) -> Literal[False]:
         if self.installed:
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
             if kind is not None and issubclass(kind, _Terminated):
@@ -290,7 +308,7 @@ class _sigterm_runs_cleanup:
         return False
 
 
-def _pid_is_gone(pid):
+def _pid_is_gone(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -300,7 +318,7 @@ def _pid_is_gone(pid):
     return False
 
 
-def _remove_stale_stashes(directory=None):
+def _remove_stale_stashes(directory: Optional[str] = None) -> None:
     """Remove the data directories of local sweeps whose process is gone (SIGKILLed).
 
     Only this user's directories named ``fastfc-sweep-<pid>-*``, and only on POSIX
@@ -333,11 +351,12 @@ def _remove_stale_stashes(directory=None):
 
 # dask ---------------------------------------------------------------------------------
 
-def _dask_task(runner, reporter, data, job, blas_threads):
+def _dask_task(runner: Callable[..., Any], reporter: Any, data: Mapping[str, Any], job: Job,
+               blas_threads: Optional[int]) -> dict[str, Any]:
     return execute(runner, data, job, reporter, blas_threads=blas_threads)
 
 
-def import_distributed():
+def import_distributed() -> Any:
     try:
         import distributed
     except ImportError as exc:
@@ -346,7 +365,7 @@ def import_distributed():
     return distributed
 
 
-def _local_cluster_options(n_workers):
+def _local_cluster_options(n_workers: int) -> dict[str, Any]:
     """LocalCluster settings of the embedded default: worker processes of one thread,
     no dashboard, and every server (scheduler, its HTTP endpoint, nannies, workers) on
     the loopback interface."""
@@ -355,7 +374,9 @@ def _local_cluster_options(n_workers):
                 scheduler_kwargs={"dashboard": False, "dashboard_address": "127.0.0.1:0"})
 
 
-def run_dask(next_job, finish, data, runner, reporter, scheduler, n_jobs, retries):
+def run_dask(next_job: _NextJob, finish: _Finish, data: Mapping[str, Any],
+             runner: Callable[..., Any], reporter: Any, scheduler: Any, n_jobs: int,
+             retries: int) -> None:
     """Trials as Dask tasks, two per worker thread of the cluster at a time; the data
     scattered to every worker once."""
     distributed = import_distributed()
@@ -382,10 +403,10 @@ def run_dask(next_job, finish, data, runner, reporter, scheduler, n_jobs, retrie
         slots = 2 * max(1, sum(client.nthreads().values()))
         [data_future] = client.scatter([data], broadcast=True, hash=False)
         tag = uuid.uuid4().hex[:8]
-        in_flight = {}
+        in_flight: dict[Any, Job] = {}
         pending = distributed.as_completed()
 
-        def submit():
+        def submit() -> bool:
             job = next_job()
             if job is None:
                 return False
@@ -407,7 +428,8 @@ def run_dask(next_job, finish, data, runner, reporter, scheduler, n_jobs, retrie
                     finish(job, failed_record(job, f"{type(exc).__name__}: {exc}",
                                               retryable=True))
             else:
-                exc = future.exception()
+                # (mypy: the name is also an except clause's, above)
+                exc = future.exception()  # type: ignore[misc]
                 lost = type(exc).__name__ == "KilledWorker"
                 finish(job, failed_record(job, f"{type(exc).__name__}: {exc}",
                                           retryable=lost))

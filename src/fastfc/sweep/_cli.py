@@ -1,9 +1,12 @@
 """``fastfc sweep``: the command line, the final table and the pictures."""
+from __future__ import annotations
+
 import argparse
 import json
 import math
 import os
 import sys
+from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 
@@ -12,7 +15,7 @@ from fastfc.sweep._space import LOG_SCALE, ROUTES, _is_number, parse_setting, pa
 from fastfc.sweep._study import PRUNERS, SEARCHES
 
 
-def _load_data(spec):
+def _load_data(spec: Optional[str]) -> dict[str, Any]:
     """The data of ``--data``: 'digits' (fastfc's embedded split), or an .npz file of
     the Solver's arrays."""
     if spec in (None, "digits"):
@@ -32,7 +35,7 @@ def _load_data(spec):
                          f"X_val, y_val: {exc}") from None
 
 
-def _read_space(text):
+def _read_space(text: str) -> dict[str, Any]:
     """The space of ``--space``: inline JSON (starting with '{') or a JSON file."""
     where = "--space"
     if not text.lstrip().startswith("{"):
@@ -53,9 +56,9 @@ def _read_space(text):
     return parse_space(obj)
 
 
-def _cli_int(low, what):
+def _cli_int(low: int, what: str) -> Callable[[str], int]:
     """An argparse type: an integer >= low, with a message naming the expectation."""
-    def parse(text):
+    def parse(text: str) -> int:
         try:
             value = int(text)
         except ValueError:
@@ -67,7 +70,7 @@ def _cli_int(low, what):
     return parse
 
 
-def _cli_setting(item):
+def _cli_setting(item: str) -> tuple[str, Any]:
     """An argparse type for ``--set NAME=VALUE``: (name, value parsed for that name)."""
     name, sep, text = item.partition("=")
     name = name.strip()
@@ -82,12 +85,12 @@ def _cli_setting(item):
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def _update_rules():
+def _update_rules() -> list[str]:
     from fastfc._registry import UPDATE_RULES
     return sorted(UPDATE_RULES)
 
 
-def add_cli_arguments(parser):
+def add_cli_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Add the options of ``fastfc sweep`` to an argparse parser."""
     positive = _cli_int(1, "a positive integer")
     parser.add_argument("--space", required=True,
@@ -150,10 +153,10 @@ def add_cli_arguments(parser):
     return parser
 
 
-def _fixed_from_args(args):
+def _fixed_from_args(args: argparse.Namespace) -> dict[str, Any]:
     """The fixed settings of the command line, as a dict (ValueError on a clash)."""
-    fixed = {}
-    flags = {}
+    fixed: dict[str, Any] = {}
+    flags: dict[str, str] = {}
     for flag, name, value in (("--num-epochs", "num_epochs", args.num_epochs),
                               ("--batch-size", "batch_size", args.batch_size),
                               ("--update-rule", "update_rule", args.update_rule)):
@@ -171,7 +174,7 @@ def _fixed_from_args(args):
     return fixed
 
 
-def _short(value):
+def _short(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.3g}"
     if isinstance(value, list):
@@ -179,13 +182,14 @@ def _short(value):
     return str(value)
 
 
-def format_table(trials, names, top=None):
+def format_table(trials: Sequence[dict[str, Any]], names: Sequence[str],
+                 top: Optional[int] = None) -> str:
     """The final table of a sweep as text: rank, accuracies, loss, time, worker, settings."""
     head = ["#", "trial", "status", "val_acc", "epochs", "train_acc", "loss", "time_s",
             "worker", *names]
     rows = []
     for i, t in enumerate(trials[:top] if top else trials, 1):
-        def num(v, fmt):
+        def num(v: Any, fmt: str) -> str:
             return "-" if v is None else format(v, fmt)
         rows.append([str(i), str(t.get("number", "-")), t["status"],
                      num(t.get("best_val_acc"), ".4f"), num(t.get("epochs"), "d"),
@@ -201,7 +205,7 @@ def format_table(trials, names, top=None):
     return "\n".join(lines)
 
 
-def _log_ticks(ax, values):
+def _log_ticks(ax: Any, values: Sequence[float]) -> None:
     """A log x axis whose tick labels cannot collide.
 
     Over two decades or more: labels at powers of ten only (matplotlib's default
@@ -225,7 +229,7 @@ def _log_ticks(ax, values):
     ax.xaxis.set_minor_formatter(NullFormatter())
 
 
-def _compact_number(value, _pos=None):
+def _compact_number(value: float, _pos: Any = None) -> str:
     """A short label for a log axis: ``2e-4`` for 0.0002, ``4.6e-3`` for 0.0046."""
     mantissa, exponent = f"{value:.1e}".split("e")
     if mantissa.endswith(".0"):
@@ -233,7 +237,7 @@ def _compact_number(value, _pos=None):
     return f"{mantissa}e{int(exponent)}"
 
 
-def _sorted_labels(values):
+def _sorted_labels(values: Sequence[Any]) -> list[Any]:
     """The distinct values of a categorical axis, in their natural order when they
     compare (``[32] < [64] < [128]``), else as text."""
     distinct = []
@@ -251,7 +255,7 @@ def _sorted_labels(values):
     return labels
 
 
-def _sweep_figure(trials, names):
+def _sweep_figure(trials: Sequence[dict[str, Any]], names: Sequence[str]) -> Any:
     """The matplotlib Figure of :func:`plot_sweep`, or None (no matplotlib, nothing ok)."""
     try:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -284,7 +288,8 @@ def _sweep_figure(trials, names):
     return fig
 
 
-def plot_sweep(trials, names, path):
+def plot_sweep(trials: Sequence[dict[str, Any]], names: Sequence[str],
+               path: str) -> Optional[str]:
     """PNG of best val accuracy against each swept setting (a log axis for learning_rate,
     reg, weight_scale and for values spanning two decades or more); returns the path,
     or None without matplotlib or without a successful trial."""
@@ -295,7 +300,7 @@ def plot_sweep(trials, names, path):
     return path
 
 
-def plot_study(study, stem):
+def plot_study(study: Any, stem: str) -> list[str]:
     """PNGs of Optuna's optimisation history, parameter importances and parallel
     coordinates (its matplotlib visualisation): ``<stem>-history.png``,
     ``<stem>-importances.png``, ``<stem>-parallel.png``.  Returns the paths written; a
@@ -308,7 +313,7 @@ def plot_study(study, stem):
         from optuna.visualization import matplotlib as ovm
     except ImportError:
         return []
-    written = []
+    written: list[str] = []
     if not any(t.state.name == "COMPLETE" for t in study.get_trials(deepcopy=False)):
         return written
     for suffix, draw in (("history", ovm.plot_optimization_history),
@@ -319,7 +324,7 @@ def plot_study(study, stem):
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # Optuna's "experimental" notices
                 ax = draw(study, target_name="best val accuracy")
-            fig = (ax.flat[0] if hasattr(ax, "flat") else ax).figure
+            fig: Any = (ax.flat[0] if hasattr(ax, "flat") else ax).figure
             fig.savefig(path, dpi=100, bbox_inches="tight")
             plt.close(fig)
             written.append(path)
@@ -328,7 +333,7 @@ def plot_study(study, stem):
     return written
 
 
-def cli_main(args):
+def cli_main(args: argparse.Namespace) -> int:
     """Run ``fastfc sweep`` from parsed arguments (see :func:`add_cli_arguments`);
     returns the exit status: 0 when at least one trial succeeded."""
     from fastfc.sweep._study import check_results_path
@@ -347,13 +352,13 @@ def cli_main(args):
         if not os.path.isdir(folder):
             raise ValueError(f"--plot {plot!r}: the folder {folder!r} does not exist")
     data = _load_data(args.data)
-    progress = None
+    progress: Any = None
     if not args.no_progress:
         bar = sys.stderr.isatty() and _tqdm_available()
         if bar:
             progress = True
         else:
-            def progress(record, n_done, n_total):
+            def progress(record: dict[str, Any], n_done: int, n_total: int) -> None:
                 acc = record.get("best_val_acc")
                 acc = "-" if acc is None else f"{acc:.4f}"
                 settings = " ".join(f"{k}={_short(record['config'].get(k))}" for k in space)
@@ -380,7 +385,8 @@ def cli_main(args):
     return 0 if any(t["status"] == "ok" for t in trials) else 1
 
 
-def _open_cli_study(args, results):
+def _open_cli_study(args: argparse.Namespace, results: Optional[str]
+                    ) -> tuple[Any, Optional[str]]:
     """The command's study, opened here so that its pictures can be drawn afterwards:
     ``--storage`` (default: the results file with .journal) and ``--study-name``.
     Without either file the study is kept in memory (one worker) or in a temporary
@@ -407,7 +413,7 @@ def _open_cli_study(args, results):
     return study, temporary
 
 
-def _tqdm_available():
+def _tqdm_available() -> bool:
     try:
         import tqdm  # noqa: F401
     except ImportError:
@@ -415,7 +421,7 @@ def _tqdm_available():
     return True
 
 
-def main(argv=None):
+def main(argv: Optional[Sequence[str]] = None) -> int:
     """``python -m fastfc.sweep`` (the same as ``fastfc sweep``)."""
     parser = argparse.ArgumentParser(prog="fastfc sweep",
                                      description="hyper-parameter sweep of fastfc.Net on "

@@ -3,11 +3,14 @@
 Nothing here imports Optuna at module level: the distributions below are plain
 descriptions that :func:`optuna_distribution` turns into Optuna's when a sweep starts.
 """
+from __future__ import annotations
+
 import hashlib
 import itertools
 import json
 import math
 import numbers
+from typing import Any, Collection, Iterable, Mapping, Optional, Sequence
 
 import numpy as np
 
@@ -56,11 +59,11 @@ _TYPE_WORDS = {"int": "an integer", "real": "a finite number", "bool": "true or 
                "any": "a value"}
 
 
-def _is_int(v):
+def _is_int(v: object) -> bool:
     return isinstance(v, numbers.Integral) and not isinstance(v, (bool, np.bool_))
 
 
-def check_setting(name, value):
+def check_setting(name: str, value: Any) -> Any:
     """``value`` as the type setting ``name`` takes (see :data:`SETTING_TYPES`), else a
     TypeError naming the setting and the expectation.  Integral floats (``100.0``)
     are accepted where an integer is expected."""
@@ -95,7 +98,7 @@ def check_setting(name, value):
                     f"({type(value).__name__})")
 
 
-def parse_setting(name, text):
+def parse_setting(name: str, text: str) -> Any:
     """The value of ``--set NAME=TEXT``: parsed for the type ``name`` takes.
 
     Numbers and JSON lists are read as JSON; a string setting takes the text as it is
@@ -141,7 +144,7 @@ LOG_SCALE = ("learning_rate", "reg", "weight_scale")
 _WIDTH_ALIASES = ("hidden_dim", "hidden_size")
 
 
-def _check_names(names, what):
+def _check_names(names: Iterable[str], what: str) -> None:
     unknown = [n for n in names if n not in ROUTES]
     if unknown:
         raise ValueError(
@@ -149,7 +152,8 @@ def _check_names(names, what):
             f"names of Net, Solver and optim_config: {', '.join(sorted(ROUTES))}")
 
 
-def route_config(config):
+def route_config(config: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any],
+                                                   dict[str, Any], Optional[int]]:
     """Split a trial configuration by destination.
 
     Returns
@@ -163,7 +167,7 @@ def route_config(config):
         The configuration's own seed, if it has one.
     """
     _check_names(config, "setting(s)")
-    out = {"model": {}, "solver": {}, "optim": {}, "trial": {}}
+    out: dict[str, dict[str, Any]] = {"model": {}, "solver": {}, "optim": {}, "trial": {}}
     for name, value in config.items():
         out[ROUTES[name]][name] = value
     model = out["model"]
@@ -179,13 +183,13 @@ def route_config(config):
     return model, out["solver"], out["optim"], out["trial"].get("seed")
 
 
-def _defaults_for(names):
+def _defaults_for(names: Iterable[str]) -> dict[str, Any]:
     """The front-end defaults of the settings not among ``names`` (JSON-ready values).
 
     ``hidden_dims`` counts as given when one of its aliases (hidden_dim, hidden_size) is.
     """
     names = set(names)
-    out = {}
+    out: dict[str, Any] = {}
     for name, value in FRONTEND_DEFAULTS.items():
         if name in names or (name == "hidden_dims" and names & set(_WIDTH_ALIASES)):
             continue
@@ -193,7 +197,7 @@ def _defaults_for(names):
     return out
 
 
-def _describe_optimiser(space, fixed):
+def _describe_optimiser(space: Mapping[str, Any], fixed: Mapping[str, Any]) -> str:
     """The line a verbose sweep prints about its update rule and learning rate."""
     rule = fixed.get("update_rule", FRONTEND_DEFAULTS["update_rule"])
     lr = fixed.get("learning_rate", FRONTEND_DEFAULTS["learning_rate"])
@@ -206,11 +210,11 @@ def _describe_optimiser(space, fixed):
 
 # ---------------------------------------------------------------------- values
 
-def _is_number(v):
+def _is_number(v: object) -> bool:
     return isinstance(v, numbers.Real) and not isinstance(v, (bool, np.bool_))
 
 
-def _plain(value):
+def _plain(value: Any) -> Any:
     """A JSON-ready copy of a setting: numpy scalars to Python, tuples to lists,
     dtypes to their names, non-finite floats to None."""
     if isinstance(value, (bool, np.bool_)):
@@ -234,13 +238,13 @@ def _plain(value):
                     "in a study: use numbers, strings, None, or lists of them")
 
 
-def trial_key(config):
+def trial_key(config: Mapping[str, Any]) -> str:
     """Stable identity of a configuration: sha256 of its sorted JSON, first 16 hex digits."""
     text = json.dumps(_plain(config), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def seed_of(key, config):
+def seed_of(key: str, config: Mapping[str, Any]) -> int:
     """The trial's seed: ``config['seed']`` when given, else derived from its key (so a
     configuration trains the same wherever it runs)."""
     if config.get("seed") is not None:
@@ -253,7 +257,8 @@ def seed_of(key, config):
 class _Distribution:
     """A search-space description that becomes an Optuna distribution."""
 
-    def to_optuna(self):  # pragma: no cover - abstract
+    def to_optuna(self) -> Any:  # pragma: no cover - abstract
+        """The Optuna distribution this description stands for."""
         raise NotImplementedError
 
 
@@ -261,77 +266,77 @@ class loguniform(_Distribution):
     """Uniform in orders of magnitude on [low, high] (0 < low < high): Optuna's
     ``FloatDistribution(low, high, log=True)``."""
 
-    def __init__(self, low, high):
+    def __init__(self, low: float, high: float) -> None:
         low, high = float(low), float(high)
         if not (0 < low < high and math.isfinite(high)):
             raise ValueError(f"loguniform needs 0 < low < high, got ({low}, {high})")
         self.low, self.high = low, high
 
-    def to_optuna(self):
+    def to_optuna(self) -> Any:
         from optuna.distributions import FloatDistribution
         return FloatDistribution(self.low, self.high, log=True)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"loguniform({self.low!r}, {self.high!r})"
 
 
 class uniform(_Distribution):
     """Uniform on [low, high]: ``FloatDistribution(low, high)``."""
 
-    def __init__(self, low, high):
+    def __init__(self, low: float, high: float) -> None:
         low, high = float(low), float(high)
         if not (low < high and math.isfinite(low) and math.isfinite(high)):
             raise ValueError(f"uniform needs finite low < high, got ({low}, {high})")
         self.low, self.high = low, high
 
-    def to_optuna(self):
+    def to_optuna(self) -> Any:
         from optuna.distributions import FloatDistribution
         return FloatDistribution(self.low, self.high)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"uniform({self.low!r}, {self.high!r})"
 
 
 class randint(_Distribution):
     """An integer in [low, high], both ends included: ``IntDistribution(low, high)``."""
 
-    def __init__(self, low, high):
+    def __init__(self, low: int, high: int) -> None:
         if not all(_is_int(v) for v in (low, high)) or low > high:
             raise ValueError(f"randint needs integers low <= high, got ({low!r}, {high!r})")
         self.low, self.high = int(low), int(high)
 
-    def to_optuna(self):
+    def to_optuna(self) -> Any:
         from optuna.distributions import IntDistribution
         return IntDistribution(self.low, self.high)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"randint({self.low!r}, {self.high!r})"
 
 
 class choice(_Distribution):
     """One of ``options`` (also a grid axis): Optuna's ``CategoricalDistribution``."""
 
-    def __init__(self, options):
+    def __init__(self, options: Iterable[Any]) -> None:
         self.options = list(options)
         if not self.options:
             raise ValueError("choice needs at least one option")
 
-    def to_optuna(self):
+    def to_optuna(self) -> Any:
         return _categorical(self.options)[0]
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"choice({self.options!r})"
 
 
 _SCALARS = (type(None), bool, int, float, str)
 
 
-def _categorical(options):
+def _categorical(options: Iterable[Any]) -> tuple[Any, bool]:
     """``(CategoricalDistribution, encoded)``.  Optuna's choices are None, bool, int,
     float or str: when one option is anything else (``hidden_dims`` lists) every option
     is stored as its JSON text and ``encoded`` is True."""
     from optuna.distributions import CategoricalDistribution
-    plain = []
+    plain: list[Any] = []
     for option in options:
         option = _plain(option)
         if option not in plain:
@@ -342,18 +347,19 @@ def _categorical(options):
     return CategoricalDistribution(plain), encoded
 
 
-def _is_optuna_distribution(spec):
+def _is_optuna_distribution(spec: object) -> bool:
     return type(spec).__module__.startswith("optuna.distributions")
 
 
-def optuna_space(space, search):
+def optuna_space(space: Mapping[str, Any], search: str) -> tuple[dict[str, Any], set[str]]:
     """The Optuna distributions of ``space`` and the names whose values are JSON text.
 
     Grid search: every value is a list of candidates (a :class:`choice`, or one value);
     the other searches also take :class:`loguniform`, :class:`uniform`,
     :class:`randint`, Optuna distributions and ``(low, high)`` tuples of numbers.
     """
-    dists, encoded = {}, set()
+    dists: dict[str, Any] = {}
+    encoded: set[str] = set()
     for name, spec in space.items():
         if search == "grid":
             if isinstance(spec, choice):
@@ -374,7 +380,7 @@ def optuna_space(space, search):
     return dists, encoded
 
 
-def _as_distribution(name, spec):
+def _as_distribution(name: str, spec: Any) -> tuple[Any, bool]:
     if isinstance(spec, choice):
         return _categorical(spec.options)
     if isinstance(spec, _Distribution):
@@ -400,13 +406,14 @@ def _as_distribution(name, spec):
     return _categorical([spec])
 
 
-def decode_params(params, encoded):
+def decode_params(params: Mapping[str, Any], encoded: Collection[str]) -> dict[str, Any]:
     """Trial parameters as settings: JSON text back to lists for the ``encoded`` names."""
     return {name: (json.loads(value) if name in encoded else _plain(value))
             for name, value in params.items()}
 
 
-def grid_configs(space, fixed=None, n_trials=None):
+def grid_configs(space: Mapping[str, Any], fixed: Optional[Mapping[str, Any]] = None,
+                 n_trials: Optional[int] = None) -> list[dict[str, Any]]:
     """The grid's configurations in run order: the Cartesian product of the candidates
     in the order of ``space`` (the first ``n_trials`` when given), fixed settings added."""
     dists, encoded = optuna_space(space, "grid")
@@ -420,7 +427,7 @@ def grid_configs(space, fixed=None, n_trials=None):
     return configs
 
 
-def check_space(space, fixed):
+def check_space(space: Any, fixed: Mapping[str, Any]) -> None:
     """ValueError unless ``space`` is a non-empty dict of known names not also fixed."""
     if not isinstance(space, dict) or not space:
         raise ValueError("space must be a non-empty dict of setting name -> values")
@@ -430,17 +437,17 @@ def check_space(space, fixed):
         raise ValueError(f"{', '.join(both)} given both in space and as fixed settings")
 
 
-_DIST_NAMES = {"loguniform": loguniform, "uniform": uniform, "randint": randint,
-               "choice": choice}
+_DIST_NAMES: dict[str, type[_Distribution]] = {"loguniform": loguniform, "uniform": uniform,
+                                               "randint": randint, "choice": choice}
 
 
-def parse_space(obj):
+def parse_space(obj: Any) -> dict[str, Any]:
     """A space from its JSON form: lists of candidates, or one-key objects
     ``{"loguniform": [low, high]}``, ``{"uniform": [...]}``, ``{"randint": [...]}``,
     ``{"choice": [...]}`` and ``{"range": [low, high]}`` (the (low, high) tuple form)."""
     if not isinstance(obj, dict):
         raise ValueError("the space must be a JSON object of setting name -> values")
-    space = {}
+    space: dict[str, Any] = {}
     for name, spec in obj.items():
         if isinstance(spec, dict):
             if len(spec) != 1:

@@ -3,6 +3,8 @@
 Optuna is imported inside the functions only: importing :mod:`fastfc.sweep` does not
 import it.
 """
+from __future__ import annotations
+
 import csv
 import json
 import math
@@ -10,9 +12,13 @@ import os
 import socket
 import stat
 import warnings
+from typing import TYPE_CHECKING, Any, Collection, Iterable, Mapping, Optional, Union
 
 from fastfc.sweep._space import _plain
 from fastfc.sweep._trial import RESULT_FIELDS
+
+if TYPE_CHECKING:
+    from fastfc.sweep._trial import Job, Report
 
 SEARCHES = ("grid", "random", "tpe", "cmaes")
 PRUNERS = ("median", "asha", "hyperband")
@@ -24,7 +30,7 @@ _ATTRS = ("key", "seed", "config", "status", *RESULT_FIELDS, "wall_time", "worke
 _OWNER = "fastfc_owner"
 
 
-def import_optuna():
+def import_optuna() -> Any:
     """The optuna module, or an ImportError that says how to install it."""
     try:
         import optuna
@@ -37,10 +43,10 @@ def import_optuna():
 
 # ---------------------------------------------------------------------- storage
 
-_BACKEND = []
+_BACKEND: list[type] = []
 
 
-def __getattr__(name):
+def __getattr__(name: str) -> Any:
     # the journal backend class is made on first use (it subclasses Optuna's); a worker
     # that unpickles a storage holding one finds it here
     if name == "FastJournalFileBackend":
@@ -48,7 +54,7 @@ def __getattr__(name):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def _journal_backend_class():
+def _journal_backend_class() -> type:
     """Optuna's journal file backend, with one fsync per finished trial.
 
     The journal format and lock are Optuna's own (``optuna.load_study`` and
@@ -62,7 +68,7 @@ def _journal_backend_class():
     from optuna.storages.journal import JournalFileBackend
 
     class FastJournalFileBackend(JournalFileBackend):
-        def append_logs(self, logs):
+        def append_logs(self, logs: list[dict[str, Any]]) -> None:
             text = "".join(json.dumps(log, separators=(",", ":")) + "\n" for log in logs)
             durable = any(log.get("op_code") == 6 and log.get("state") in (1, 2, 3)
                           for log in logs)  # SET_TRIAL_STATE_VALUES to a finished state
@@ -83,7 +89,7 @@ def _journal_backend_class():
     return FastJournalFileBackend
 
 
-def _not_a_file(path, what):
+def _not_a_file(path: str, what: str) -> Optional[ValueError]:
     """The ValueError for ``path`` when it exists and is not a regular file (a device
     such as /dev/zero would be read for ever), else None."""
     try:
@@ -100,7 +106,7 @@ def _not_a_file(path, what):
     return ValueError(f"{what}={path!r} is {kind}")
 
 
-def check_journal_path(path):
+def check_journal_path(path: str) -> None:
     """ValueError unless ``path`` is a regular file or a path that does not exist yet
     in a folder that does."""
     error = _not_a_file(path, "storage")
@@ -112,7 +118,7 @@ def check_journal_path(path):
         raise ValueError(f"storage={path!r}: the folder {folder!r} does not exist")
 
 
-def repair_journal(path):
+def repair_journal(path: str) -> bool:
     """Cut off a last line that a crash left incomplete (or that is not JSON), with a
     warning that names the file and the line; True when the file was changed.
 
@@ -156,7 +162,7 @@ def repair_journal(path):
     return True
 
 
-def damaged_journal(path, exc):
+def damaged_journal(path: str, exc: BaseException) -> ValueError:
     """The ValueError for a journal Optuna cannot replay, naming its first bad line."""
     where = ""
     try:
@@ -178,7 +184,8 @@ class StorageSpec:
     """How a worker process reaches the study's storage (picklable).  A journal
     storage object is reached through its file."""
 
-    def __init__(self, journal=None, url=None, storage=None):
+    def __init__(self, journal: Optional[str] = None, url: Optional[str] = None,
+                 storage: Any = None) -> None:
         if storage is not None:
             backend = getattr(storage, "_backend", None)
             path = getattr(backend, "_file_path", None)
@@ -187,7 +194,7 @@ class StorageSpec:
                 journal, storage = path, None
         self.journal, self.url, self.storage = journal, url, storage
 
-    def open(self):
+    def open(self) -> Any:
         if self.journal is not None:
             from optuna.storages import JournalStorage
             return JournalStorage(_journal_backend_class()(self.journal))
@@ -195,7 +202,7 @@ class StorageSpec:
             return self.url
         return self.storage
 
-    def cache_key(self):
+    def cache_key(self) -> Any:
         """What identifies the storage across tasks (None: do not keep it).  A journal
         file counts with its inode, so a file removed and made again is read afresh."""
         path = self.journal
@@ -212,7 +219,8 @@ class StorageSpec:
         return self.url
 
 
-def resolve_storage(storage, default_journal):
+def resolve_storage(storage: Any, default_journal: Optional[str]
+                    ) -> tuple[Any, Optional[StorageSpec], Optional[str]]:
     """``(storage for create_study, StorageSpec or None, journal path or None)``.
 
     ``storage``: None (the journal file ``default_journal``, or memory when that is None
@@ -224,7 +232,9 @@ def resolve_storage(storage, default_journal):
     if storage is None and default_journal is None:
         return optuna.storages.InMemoryStorage(), None, None
     if storage is None or isinstance(storage, (str, os.PathLike)):
-        path = os.fspath(storage if storage is not None else default_journal)
+        # (not both None: that case returned above)
+        path = os.fspath(storage if storage is not None
+                         else default_journal)  # type: ignore[arg-type]
         if "://" in path:
             return path, StorageSpec(url=path), None
         check_journal_path(path)
@@ -242,7 +252,8 @@ def resolve_storage(storage, default_journal):
                     f"optuna.storages.BaseStorage, got {type(storage).__name__}")
 
 
-def open_study(storage, study_name, sampler, pruner, journal=None):
+def open_study(storage: Any, study_name: str, sampler: Any, pruner: Any,
+               journal: Optional[str] = None) -> Any:
     """Create the study, or load it when it exists (maximising validation accuracy)."""
     optuna = import_optuna()
     try:
@@ -257,7 +268,7 @@ def open_study(storage, study_name, sampler, pruner, journal=None):
     return study
 
 
-def check_direction(study):
+def check_direction(study: Any) -> None:
     import optuna
     if len(study.directions) != 1 or study.direction != optuna.study.StudyDirection.MAXIMIZE:
         raise ValueError(f"study {study.study_name!r} must have one objective, maximised "
@@ -267,7 +278,7 @@ def check_direction(study):
 
 # ---------------------------------------------------------------------- samplers, pruners
 
-def make_sampler(search, seed):
+def make_sampler(search: str, seed: Optional[int]) -> Any:
     """The Optuna sampler of ``search`` (seeded).  Grid search enqueues every point in
     order, so its sampler never draws; it is Optuna's random sampler."""
     optuna = import_optuna()
@@ -289,7 +300,7 @@ def make_sampler(search, seed):
                      f"{search!r}")
 
 
-def make_pruner(prune, num_epochs):
+def make_pruner(prune: Any, num_epochs: int) -> Any:
     """The Optuna pruner of ``prune``: None (no pruning), 'median', 'asha'
     (successive halving), 'hyperband', or an Optuna pruner object."""
     optuna = import_optuna()
@@ -313,7 +324,7 @@ def make_pruner(prune, num_epochs):
 
 # ---------------------------------------------------------------------- per-epoch report
 
-_WORKER_STUDIES = {}
+_WORKER_STUDIES: dict[tuple[Any, Optional[str]], Any] = {}
 
 
 class Reporter:
@@ -322,22 +333,25 @@ class Reporter:
     to stop.  Picklable when built from a :class:`StorageSpec` (worker processes load
     the study once and keep it)."""
 
-    def __init__(self, spec=None, study_name=None, pruner=None, study=None):
+    def __init__(self, spec: Optional[StorageSpec] = None, study_name: Optional[str] = None,
+                 pruner: Any = None, study: Any = None) -> None:
         self.spec, self.study_name, self.pruner = spec, study_name, pruner
         self._study = study
 
-    def __getstate__(self):
+    def __getstate__(self) -> dict[str, Any]:
         return {"spec": self.spec, "study_name": self.study_name, "pruner": self.pruner,
                 "_study": None}
 
-    def study(self):
+    def study(self) -> Any:
         if self._study is None:
-            key = (self.spec.cache_key(), self.study_name)
+            # (a Reporter built without a study has a spec)
+            key = (self.spec.cache_key(), self.study_name)  # type: ignore[union-attr]
             study = _WORKER_STUDIES.get(key) if key[0] is not None else None
             if study is None:
                 optuna = import_optuna()
                 study = optuna.load_study(
-                    study_name=self.study_name, storage=self.spec.open(),
+                    study_name=self.study_name,
+                    storage=self.spec.open(),  # type: ignore[union-attr]  # as above
                     sampler=optuna.samplers.RandomSampler(), pruner=self.pruner)
                 if key[0] is not None:
                     _WORKER_STUDIES[key] = study
@@ -345,11 +359,11 @@ class Reporter:
             self._study = study
         return self._study
 
-    def __call__(self, job):
+    def __call__(self, job: Job) -> Report:
         import optuna
         trial = optuna.trial.Trial(self.study(), job.trial_id)
 
-        def report(epoch, val_acc, last):
+        def report(epoch: int, val_acc: float, last: bool) -> bool:
             if not math.isfinite(val_acc):
                 return False
             trial.report(float(val_acc), int(epoch))
@@ -360,7 +374,7 @@ class Reporter:
 
 # ---------------------------------------------------------------------- owners, resume
 
-def _process_start(pid):
+def _process_start(pid: int) -> Optional[str]:
     """The start time of process ``pid`` (Linux: clock ticks since boot), '' when
     unknown, None when there is no such process."""
     try:
@@ -381,13 +395,13 @@ def _process_start(pid):
     return ""
 
 
-def owner_tag():
+def owner_tag() -> str:
     """``host:pid:start`` of this process, written into each trial it runs."""
     pid = os.getpid()
     return f"{socket.gethostname()}:{pid}:{_process_start(pid) or ''}"
 
 
-def owner_is_dead(tag):
+def owner_is_dead(tag: Any) -> bool:
     """True when ``tag`` names a process of this host that no longer runs."""
     try:
         host, pid, start = tag.rsplit(":", 2)
@@ -400,7 +414,7 @@ def owner_is_dead(tag):
     return now is None or (bool(start) and bool(now) and now != start)
 
 
-def fail_dead_trials(study):
+def fail_dead_trials(study: Any) -> list[int]:
     """Mark FAIL (retryable) the running trials whose sweep process died; returns them.
 
     Only trials that a sweep of this host started (they carry its owner tag): a trial
@@ -427,7 +441,7 @@ def fail_dead_trials(study):
     return dead
 
 
-def abandon_trial(study, trial_id, number):
+def abandon_trial(study: Any, trial_id: int, number: int) -> None:
     """Mark FAIL (retryable) a trial this process started and will not finish."""
     import optuna
     storage = study._storage
@@ -441,7 +455,8 @@ def abandon_trial(study, trial_id, number):
         pass
 
 
-def begin_trial(study, trial, config, key, seed, retry_of=None):
+def begin_trial(study: Any, trial: Any, config: Mapping[str, Any], key: str, seed: int,
+                retry_of: Optional[int] = None) -> None:
     """Write what a started trial is (configuration, key, seed, owner) into the study."""
     storage = study._storage
     tid = trial._trial_id
@@ -453,7 +468,7 @@ def begin_trial(study, trial, config, key, seed, retry_of=None):
         storage.set_trial_user_attr(tid, "retry_of", int(retry_of))
 
 
-def finish_trial(study, trial_id, number, record):
+def finish_trial(study: Any, trial_id: int, number: int, record: Mapping[str, Any]) -> None:
     """Write a trial's record into the study and tell its state: COMPLETE (value: best
     validation accuracy), PRUNED (value: its last reported accuracy) or FAIL."""
     import optuna
@@ -477,7 +492,7 @@ def finish_trial(study, trial_id, number, record):
         study.tell(number, state=TrialState.FAIL)
 
 
-def record_of(ft, encoded=()):
+def record_of(ft: Any, encoded: Collection[str] = ()) -> dict[str, Any]:
     """A trial of the study as a record (a dict of plain values)."""
     from fastfc.sweep._space import decode_params
     attrs = ft.user_attrs
@@ -515,7 +530,7 @@ def record_of(ft, encoded=()):
 
 # ---------------------------------------------------------------------- export
 
-def export_trials(records, path):
+def export_trials(records: Iterable[Mapping[str, Any]], path: str) -> str:
     """Write the trial records to ``path``: CSV when it ends with '.csv', JSON lines
     otherwise (one object per trial; ``pandas.read_json(path, lines=True)`` reads it).
     Written to a temporary file first and renamed, so a reader never sees half a file.
@@ -544,7 +559,7 @@ def export_trials(records, path):
     return path
 
 
-def _csv_cell(value):
+def _csv_cell(value: Any) -> Any:
     if value is None:
         return ""
     if isinstance(value, (list, dict)):
@@ -552,7 +567,7 @@ def _csv_cell(value):
     return value
 
 
-def check_results_path(path):
+def check_results_path(path: str) -> None:
     """ValueError unless ``path`` (the summary export) can be written as a file."""
     error = _not_a_file(path, "results")
     if error is not None:

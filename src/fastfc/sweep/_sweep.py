@@ -1,7 +1,10 @@
 """The sweep itself: plan the trials of a study, run them on a backend, rank them."""
+from __future__ import annotations
+
 import numbers
 import os
 import warnings
+from typing import Any, Callable, Mapping, Optional, Sequence, Union
 
 from fastfc.sweep import _backends, _study
 from fastfc.sweep._space import (_check_names, _defaults_for, _describe_optimiser, _is_int,
@@ -11,7 +14,8 @@ from fastfc.sweep._space import (_check_names, _defaults_for, _describe_optimise
 from fastfc.sweep._trial import Job, _check_data, execute, run_trial
 
 
-def _sort_key(record, prefer=None):
+def _sort_key(record: Any, prefer: Optional[int] = None
+              ) -> tuple[int, float, int, int]:
     """Finished trials first, by best val accuracy, then pruned ones, then the failed;
     on a tie the trial ``prefer`` (the one whose model is at hand) first."""
     rank = {"ok": 0, "pruned": 1}.get(record.get("status"), 2)
@@ -22,7 +26,7 @@ def _sort_key(record, prefer=None):
             record.get("number", 0))
 
 
-def _progress_bar(total):
+def _progress_bar(total: int) -> Any:
     try:
         from tqdm.auto import tqdm
     except ImportError:
@@ -30,13 +34,15 @@ def _progress_bar(total):
     return tqdm(total=total, unit="trial", desc="sweep", dynamic_ncols=True)
 
 
-def _check_int(name, value, low):
+def _check_int(name: str, value: object, low: int) -> None:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
         what = "a positive integer" if low == 1 else "a non-negative integer"
         raise ValueError(f"{name} must be {what}, got {value!r}")
 
 
-def _plan(study, search, configs, fixed, n_trials, retry_failed, encoded):
+def _plan(study: Any, search: Optional[str], configs: Sequence[dict[str, Any]],
+          fixed: Mapping[str, Any], n_trials: int, retry_failed: bool,
+          encoded: set[str]) -> int:
     """Enqueue what this run must do; returns how many trials it asks for.
 
     Finished and pruned trials are kept; a failed one is run again when its worker or
@@ -49,7 +55,10 @@ def _plan(study, search, configs, fixed, n_trials, retry_failed, encoded):
     TrialState = optuna.trial.TrialState
     trials = study.get_trials(deepcopy=False)
     retried = {t.user_attrs.get("retry_of") for t in trials} - {None}
-    settled, due, under_way, waiting = [], [], [], 0
+    settled: list[Any] = []
+    due: list[Any] = []
+    under_way: list[Any] = []
+    waiting = 0
     for t in trials:
         if t.state in (TrialState.COMPLETE, TrialState.PRUNED):
             settled.append(t)
@@ -69,7 +78,7 @@ def _plan(study, search, configs, fixed, n_trials, retry_failed, encoded):
             under_way.append(t)
 
     if search == "grid":
-        def key(t):
+        def key(t: Any) -> str:
             config = t.user_attrs.get("config")
             if config is None:
                 params = t.system_attrs.get("fixed_params", t.params)
@@ -78,7 +87,7 @@ def _plan(study, search, configs, fixed, n_trials, retry_failed, encoded):
 
         # a trial recorded with other front-end defaults ran another configuration:
         # it is run again, and replaced, as a failed one is
-        def current(t):
+        def current(t: Any) -> bool:
             defaults = t.user_attrs.get("defaults")
             config = t.user_attrs.get("config")
             return defaults is None or config is None or defaults == _defaults_for(config)
@@ -106,15 +115,20 @@ def _plan(study, search, configs, fixed, n_trials, retry_failed, encoded):
     return max(len(due) + waiting, n_trials - len(settled) - running)
 
 
-def _json(value):
+def _json(value: Any) -> str:
     import json
     return json.dumps(value)
 
 
-def sweep(space, data, *, n_trials=None, search=None, prune=None, backend="local",
-          n_jobs=None, scheduler=None, storage=None, study_name=None, study=None,
-          results="sweep.jsonl", seed=0, retries=2, retry_failed=False, progress=None,
-          return_model=True, runner=None, verbose=False, fixed=None, **settings):
+def sweep(space: Mapping[str, Any], data: Mapping[str, Any], *, n_trials: Optional[int] = None,
+          search: Optional[str] = None, prune: Any = None, backend: str = "local",
+          n_jobs: Optional[int] = None, scheduler: Any = None, storage: Any = None,
+          study_name: Optional[str] = None, study: Any = None,
+          results: Optional[str] = "sweep.jsonl", seed: int = 0, retries: int = 2,
+          retry_failed: bool = False, progress: Union[bool, Callable[..., Any], None] = None,
+          return_model: bool = True, runner: Optional[Callable[..., Any]] = None,
+          verbose: bool = False, fixed: Optional[Mapping[str, Any]] = None,
+          **settings: Any) -> tuple[list[dict[str, Any]], Any]:
     """Train one model per trial of an Optuna study and rank them by validation accuracy.
 
     Parameters
@@ -279,9 +293,13 @@ def sweep(space, data, *, n_trials=None, search=None, prune=None, backend="local
             os.remove(temp_journal)
 
 
-def _run(study, user_study, spec, dists, encoded, configs, kind, fixed, n_trials, prune, data, runner,
-         backend, n_jobs, cores, scheduler, retries, retry_failed, seed, progress,
-         return_model, results, verbose, space):
+def _run(study: Any, user_study: bool, spec: Any, dists: dict[str, Any], encoded: set[str],
+         configs: Optional[list[dict[str, Any]]], kind: Optional[str], fixed: dict[str, Any],
+         n_trials: Optional[int], prune: Any, data: Mapping[str, Any],
+         runner: Callable[..., Any], backend: str, n_jobs: int, cores: int,
+         scheduler: Any, retries: int, retry_failed: bool, seed: int, progress: Any,
+         return_model: bool, results: Optional[str], verbose: bool,
+         space: Mapping[str, Any]) -> tuple[list[dict[str, Any]], Any]:
     import optuna
     WAITING = optuna.trial.TrialState.WAITING
     n_before = len(study.get_trials(deepcopy=False))
@@ -293,15 +311,17 @@ def _run(study, user_study, spec, dists, encoded, configs, kind, fixed, n_trials
         num_epochs = fixed.get("num_epochs") or 10  # the Solver's default
         study.pruner = _study.make_pruner(prune, num_epochs)
     _study.fail_dead_trials(study)
-    todo = _plan(study, kind, configs, fixed, n_trials or 0, retry_failed, encoded)
+    # (configs is a list for grid search, the one search that reads it)
+    todo = _plan(study, kind, configs,  # type: ignore[arg-type]
+                 fixed, n_trials or 0, retry_failed, encoded)
     if verbose:
         print(_describe_optimiser(space, fixed), flush=True)
 
     remaining = [todo]
 
-    started = {}
+    started: dict[int, int] = {}
 
-    def next_job():
+    def next_job() -> Optional[Job]:
         if remaining[0] <= 0:
             return None
         if kind == "grid" and not study.get_trials(deepcopy=False, states=(WAITING,)):
@@ -318,10 +338,10 @@ def _run(study, user_study, spec, dists, encoded, configs, kind, fixed, n_trials
 
     bar = _progress_bar(todo) if progress is True and todo else None
     callback = progress if callable(progress) else None
-    best = {"acc": None, "number": None, "model": None}
-    ran = set()
+    best: dict[str, Any] = {"acc": None, "number": None, "model": None}
+    ran: set[int] = set()
 
-    def finish(job, record):
+    def finish(job: Job, record: dict[str, Any]) -> None:
         model = record.pop("model", None)
         _study.finish_trial(study, job.trial_id, job.number, record)
         started.pop(job.number, None)
@@ -380,7 +400,9 @@ def _run(study, user_study, spec, dists, encoded, configs, kind, fixed, n_trials
         if top["number"] == best["number"] and best["model"] is not None:
             best_model = best["model"]
         else:  # not run by this call (or tied with one): train it again here
-            job = Job(None, top["number"], top["config"], top["key"] or
+            # (retrained here, outside the study: no trial id)
+            job = Job(None,  # type: ignore[arg-type]
+                      top["number"], top["config"], top["key"] or
                       trial_key(top["config"]), top["seed"])
             if job.seed is None:
                 job.seed = seed_of(job.key, job.config)

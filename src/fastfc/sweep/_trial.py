@@ -1,22 +1,31 @@
 """One trial: build the Net, train it with the Solver, report each epoch, make a record."""
+from __future__ import annotations
+
 import functools
 import inspect
 import os
 import socket
 import sys
 import time
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional
 
 import numpy as np
 
 from fastfc._defaults import FRONTEND_ON_DIVERGENCE
 from fastfc.sweep._space import _defaults_for, route_config
 
+if TYPE_CHECKING:
+    from fastfc.net import Net
+
+#: ``report(epoch, val_acc, last) -> stop?`` (see :func:`run_trial`)
+Report = Callable[[int, float, bool], bool]
+
 #: The numeric fields of a trial record (None when the trial did not produce them).
 RESULT_FIELDS = ("best_val_acc", "final_train_acc", "loss_first", "loss_last", "loss_min",
                  "n_iterations", "epochs")
 
 
-def _check_data(data):
+def _check_data(data: object) -> None:
     if not isinstance(data, dict):
         raise TypeError(f"data must be a Solver data dict, got {type(data).__name__}")
     missing = [k for k in ("X_train", "y_train", "X_val", "y_val") if k not in data]
@@ -24,7 +33,7 @@ def _check_data(data):
         raise ValueError(f"data is missing {', '.join(missing)}")
 
 
-def _layer_dims(model_kwargs, data):
+def _layer_dims(model_kwargs: dict[str, Any], data: Mapping[str, Any]) -> list[int]:
     """[input_dim, *hidden_dims, num_classes], the ends read from data when not given."""
     input_dim = model_kwargs.pop("input_dim", None)
     num_classes = model_kwargs.pop("num_classes", None)
@@ -36,7 +45,8 @@ def _layer_dims(model_kwargs, data):
     return [input_dim, *hidden, num_classes]
 
 
-def build_model(data, config, seed):
+def build_model(data: Mapping[str, Any], config: Mapping[str, Any],
+                seed: Optional[int]) -> tuple[Net, dict[str, Any]]:
     """The Net a trial trains, and the Solver keywords (optim_config included).
 
     Settings missing from ``config`` take the front-end defaults (see the module
@@ -50,7 +60,7 @@ def build_model(data, config, seed):
 
 
 @functools.lru_cache(maxsize=None)
-def _reporting_solver_class():
+def _reporting_solver_class() -> Any:
     """A Solver that calls ``report(epoch, val_acc, last)`` after each epoch's accuracy
     check and stops (as early stopping does: best parameters restored) when it returns
     True.
@@ -65,10 +75,10 @@ def _reporting_solver_class():
                            "per-epoch report needs an epoch-end hook")
 
     class ReportingSolver(Solver):
-        report = None
+        report: Optional[Report] = None
         pruned = False
 
-        def _end_of_check(self, t, epoch_end, last_it=False):
+        def _end_of_check(self, t: int, epoch_end: bool, last_it: bool = False) -> bool:
             stop = super()._end_of_check(t, epoch_end, last_it)
             if epoch_end and self.report is not None:
                 if self.report(self.epoch, float(self.val_acc_history[-1]),
@@ -80,7 +90,8 @@ def _reporting_solver_class():
     return ReportingSolver
 
 
-def run_trial(data, config, seed, report=None):
+def run_trial(data: Mapping[str, Any], config: Mapping[str, Any], seed: Optional[int],
+              report: Optional[Report] = None) -> dict[str, Any]:
     """Train one configuration; the default ``runner`` of :func:`fastfc.sweep.sweep`.
 
     Seeds NumPy's global generator with ``seed`` (the Solver's minibatches) and builds
@@ -130,7 +141,7 @@ def run_trial(data, config, seed, report=None):
     }
 
 
-def takes_report(runner):
+def takes_report(runner: Callable[..., Any]) -> bool:
     """True when ``runner`` accepts the ``report`` keyword."""
     try:
         params = inspect.signature(runner).parameters
@@ -139,7 +150,7 @@ def takes_report(runner):
     return "report" in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
 
 
-def worker_name():
+def worker_name() -> str:
     """Dask worker address inside a Dask task, else host:pid."""
     if "distributed" in sys.modules:
         try:
@@ -156,18 +167,21 @@ class Job:
 
     __slots__ = ("trial_id", "number", "config", "key", "seed")
 
-    def __init__(self, trial_id, number, config, key, seed):
+    def __init__(self, trial_id: int, number: int, config: dict[str, Any], key: str,
+                 seed: Optional[int]) -> None:
         self.trial_id, self.number, self.config = trial_id, number, config
         self.key, self.seed = key, seed
 
-    def __getstate__(self):
+    def __getstate__(self) -> tuple[Any, ...]:
         return (self.trial_id, self.number, self.config, self.key, self.seed)
 
-    def __setstate__(self, state):
+    def __setstate__(self, state: tuple[Any, ...]) -> None:
         self.trial_id, self.number, self.config, self.key, self.seed = state
 
 
-def execute(runner, data, job, reporter=None, blas_threads=None):
+def execute(runner: Callable[..., Any], data: Mapping[str, Any], job: Job,
+            reporter: Optional[Callable[[Job], Report]] = None,
+            blas_threads: Optional[int] = None) -> dict[str, Any]:
     """Run one trial and return its record (with 'model' when the runner gave one).
 
     ``reporter``, when given, is ``reporter(job) -> report`` (see :func:`run_trial`).
@@ -178,14 +192,14 @@ def execute(runner, data, job, reporter=None, blas_threads=None):
     """
     from fastfc.solver import TrainingDiverged
     t0 = time.perf_counter()
-    record = {"key": job.key, "status": "ok"}
+    record: dict[str, Any] = {"key": job.key, "status": "ok"}
     state = np.random.get_state()
     limiter = None
     try:
         if blas_threads:
             from threadpoolctl import threadpool_limits
             limiter = threadpool_limits(limits=blas_threads)
-        kwargs = {}
+        kwargs: dict[str, Any] = {}
         if reporter is not None and takes_report(runner):
             kwargs["report"] = reporter(job)
         out = dict(runner(data, job.config, job.seed, **kwargs))
@@ -209,9 +223,9 @@ def execute(runner, data, job, reporter=None, blas_threads=None):
     return record
 
 
-def failed_record(job, error, retryable):
+def failed_record(job: Job, error: Optional[str], retryable: bool) -> dict[str, Any]:
     """The record of a trial that produced none itself (its worker died, ...)."""
-    record = {"key": job.key, "status": "failed"}
+    record: dict[str, Any] = {"key": job.key, "status": "failed"}
     record.update({f: None for f in RESULT_FIELDS})
     record.update(wall_time=None, worker=None, seed=job.seed, config=job.config,
                   defaults=_defaults_for(job.config), error=error,
