@@ -829,6 +829,107 @@ for _cls in (FCClassifier, FCRegressor):
 del _cls
 
 
+# ---------------------------------------------------------------- skl2onnx
+
+def register_skl2onnx():
+    """Register FCClassifier and FCRegressor with ``skl2onnx``.
+
+    After this call ``skl2onnx.to_onnx`` (or ``convert_sklearn``) converts a pipeline
+    holding a fitted FCClassifier / FCRegressor -- e.g. ``Pipeline([StandardScaler(),
+    FCClassifier()])`` -- as a whole.  The estimator becomes the graph of
+    :func:`fastfc.onnx.to_onnx_model` (in the float type of its input), inlined into
+    skl2onnx's model: the classifier's outputs are skl2onnx's usual ``label`` (the
+    values of ``classes_``; integer or string labels) and ``probabilities`` (a ZipMap
+    unless ``options={'zipmap': False}``; class indices with ``'nocl': True``), the
+    regressor's ``variable`` of shape (N,
+    n_outputs_).  Calling it again is harmless.
+
+    Requires ``skl2onnx`` (``pip install skl2onnx``) and ``onnx``.
+    """
+    try:
+        from skl2onnx import update_registered_converter
+    except ImportError:
+        raise ImportError("register_skl2onnx needs the 'skl2onnx' package: pip install "
+                          "skl2onnx") from None
+    from skl2onnx.common.shape_calculator import calculate_linear_classifier_output_shapes
+
+    update_registered_converter(
+        FCClassifier, "FastfcFCClassifier", calculate_linear_classifier_output_shapes,
+        _skl2onnx_convert, options={"zipmap": [True, False, "columns"], "nocl": [True, False]})
+    update_registered_converter(FCRegressor, "FastfcFCRegressor", _skl2onnx_regressor_shape,
+                                _skl2onnx_convert)
+
+
+def _skl2onnx_regressor_shape(operator):
+    from skl2onnx.common.data_types import DoubleTensorType, FloatTensorType
+
+    kind = operator.inputs[0].type
+    cls = DoubleTensorType if isinstance(kind, DoubleTensorType) else FloatTensorType
+    n = operator.inputs[0].get_first_dimension()
+    operator.outputs[0].type = cls([n, operator.raw_operator.n_outputs_])
+
+
+def _skl2onnx_convert(scope, operator, container):
+    """Inline the estimator's fastfc graph into skl2onnx's container."""
+    from onnx import TensorProto, helper, numpy_helper
+    from skl2onnx.common.data_types import DoubleTensorType, FloatTensorType
+
+    from fastfc import onnx as _onnx
+
+    est = operator.raw_operator
+    check_is_fitted(est, "net_")
+    kind = operator.inputs[0].type
+    if not isinstance(kind, (FloatTensorType, DoubleTensorType)):
+        raise TypeError(f"{type(est).__name__} converts float or double inputs, got "
+                        f"{type(kind).__name__} (cast the input first)")
+    dtype = np.float64 if isinstance(kind, DoubleTensorType) else np.float32
+    opset = container.target_opset
+    if isinstance(opset, dict):  # pragma: no cover - per-domain opsets
+        opset = opset.get("", _onnx.DEFAULT_OPSET)
+    opset = min(int(opset), _onnx.DEFAULT_OPSET) if opset else _onnx.DEFAULT_OPSET
+    if isinstance(est, FCClassifier):
+        classes = est.classes_
+        if classes.dtype.kind == "f":
+            if not np.all(classes == np.round(classes)):
+                raise NotImplementedError("skl2onnx labels are integers or strings; the "
+                                          f"classes {classes!r} are neither")
+            classes = classes.astype(np.int64)
+        elif classes.dtype.kind == "b":
+            classes = classes.astype(np.int64)
+        if scope.get_options(est, {"nocl": False})["nocl"]:
+            classes = None  # labels are class indices
+        outputs = ("label", "probabilities")
+        model = _onnx.to_onnx_model(est.net_, outputs=outputs, classes=classes,
+                                    dtype=dtype, opset=opset)
+    else:
+        outputs = ("scores",)
+        model = _onnx.to_onnx_model(est.net_, outputs=outputs, dtype=dtype, opset=opset)
+    graph = model.graph
+    names = {graph.input[0].name: operator.inputs[0].full_name}
+    for name, var in zip(outputs, operator.outputs):
+        names[name] = var.full_name
+    for init in graph.initializer:
+        new = scope.get_unique_variable_name(f"fastfc_{init.name}")
+        names[init.name] = new
+        if init.data_type == TensorProto.STRING:
+            container.add_initializer(new, TensorProto.STRING, list(init.dims),
+                                      list(init.string_data))
+        else:
+            array = numpy_helper.to_array(init)
+            container.add_initializer(new, init.data_type, list(array.shape),
+                                      array.ravel())
+    for node in graph.node:
+        outs = []
+        for out in node.output:
+            if out not in names:
+                names[out] = scope.get_unique_variable_name(f"fastfc_{out}")
+            outs.append(names[out])
+        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+        container.add_node(node.op_type, [names[i] for i in node.input], outs,
+                           name=scope.get_unique_operator_name(f"fastfc_{node.op_type}"),
+                           **attrs)
+
+
 def _weighted_mean(values, weights):
     if weights is None:
         return float(np.mean(values))
