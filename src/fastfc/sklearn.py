@@ -72,6 +72,7 @@ _NORMALIZATIONS = (None, "batchnorm", "layernorm")
 _DTYPES = {"float32": np.float32, "float64": np.float64}
 _FAST_RULES = ("sgd", "sgd_momentum", "sgd_nesterov_momentum", "rmsprop", "adam")
 _SCHEDULES = (None, "cosine")
+_INITS = (None, "he", "xavier")
 
 #: estimator defaults beyond the front ends' (FRONTEND_DEFAULTS): scikit-learn's MLP
 #: stopping rule and epoch budget
@@ -125,6 +126,12 @@ default 'adam'
         When True, ``fit`` continues from the fitted network (weights and optimiser
         state) instead of starting a new one; ``loss_curve_`` and ``n_iter_`` keep
         growing.
+    init : {None, 'he', 'xavier'}
+        Weight initialisation (see :class:`fastfc.Net`): 'he' draws ``randn *
+        sqrt(2 / fan_in)``, 'xavier' ``randn * sqrt(2 / (fan_in + fan_out))``; None
+        lets the net choose by activation (He for relu, leaky relu and swish).
+        FCClassifier defaults to None, FCRegressor to 'xavier' (the scale of
+        scikit-learn's MLP, which fits regression targets much faster than He's).
     dtype : {None, 'float32', 'float64'}, default None
         Precision of the weights and of the training computation.  None follows the
         input: float32 ``X`` trains in float32, any other ``X`` in float64 (as
@@ -231,14 +238,14 @@ class _BaseFC(BaseEstimator):
         max_iter = self.max_iter
         if self.num_epochs is not None:
             warnings.warn("num_epochs is the former name of max_iter; use max_iter",
-                          FutureWarning, stacklevel=3)
+                          FutureWarning, stacklevel=4)
             _integer(self.num_epochs, "num_epochs", low=1)
             max_iter = self.num_epochs
         _integer(max_iter, "max_iter", low=1)
         no_change = self.n_iter_no_change
         if self.patience is not None:
             warnings.warn("patience is the former name of n_iter_no_change; use "
-                          "n_iter_no_change", FutureWarning, stacklevel=3)
+                          "n_iter_no_change", FutureWarning, stacklevel=4)
             _integer(self.patience, "patience", low=1)
             no_change = self.patience
         _integer(no_change, "n_iter_no_change", low=1)
@@ -247,6 +254,8 @@ class _BaseFC(BaseEstimator):
         for name in ("early_stopping", "warm_start"):
             if not isinstance(getattr(self, name), (bool, np.bool_)):
                 raise TypeError(f"{name} must be True or False, got {getattr(self, name)!r}")
+        if self.init not in _INITS:
+            raise ValueError(f"init must be None, 'he' or 'xavier', got {self.init!r}")
         if self.schedule not in _SCHEDULES:
             raise ValueError(f"schedule must be None or 'cosine', got {self.schedule!r}")
         if self.schedule is not None and self.lr_decay != 1.0:
@@ -354,7 +363,7 @@ class _BaseFC(BaseEstimator):
                         activation=self.activation,
                         dropout_keep_ratio=self.dropout_keep_ratio,
                         normalization=self.normalization, reg=self.reg, dtype=dtype,
-                        seed=seed, loss=self._loss)
+                        seed=seed, loss=self._loss, init=self.init)
         self.net_.set_optimizer(self.update_rule, learning_rate=float(self.learning_rate))
         self._rng = rng
         self.loss_curve_ = []
@@ -512,8 +521,8 @@ class FCClassifier(ClassifierMixin, _BaseFC):
                  batch_size=_D["batch_size"], max_iter=_MAX_ITER, tol=_TOL,
                  n_iter_no_change=_N_ITER_NO_CHANGE, lr_decay=_D["lr_decay"],
                  schedule=None, early_stopping=False, validation_fraction=0.1,
-                 warm_start=False, class_weight=None, dtype=None, random_state=None,
-                 verbose=False, num_epochs=None, patience=None):
+                 warm_start=False, class_weight=None, init=None, dtype=None,
+                 random_state=None, verbose=False, num_epochs=None, patience=None):
         self.hidden_dims = hidden_dims
         self.activation = activation
         self.normalization = normalization
@@ -531,6 +540,7 @@ class FCClassifier(ClassifierMixin, _BaseFC):
         self.validation_fraction = validation_fraction
         self.warm_start = warm_start
         self.class_weight = class_weight
+        self.init = init
         self.dtype = dtype
         self.random_state = random_state
         self.verbose = verbose
@@ -726,8 +736,8 @@ class FCRegressor(RegressorMixin, _BaseFC):
                  batch_size=_D["batch_size"], max_iter=_MAX_ITER, tol=_TOL,
                  n_iter_no_change=_N_ITER_NO_CHANGE, lr_decay=_D["lr_decay"],
                  schedule=None, early_stopping=False, validation_fraction=0.1,
-                 warm_start=False, dtype=None, random_state=None, verbose=False,
-                 num_epochs=None, patience=None):
+                 warm_start=False, init="xavier", dtype=None, random_state=None,
+                 verbose=False, num_epochs=None, patience=None):
         self.hidden_dims = hidden_dims
         self.activation = activation
         self.normalization = normalization
@@ -744,6 +754,7 @@ class FCRegressor(RegressorMixin, _BaseFC):
         self.early_stopping = early_stopping
         self.validation_fraction = validation_fraction
         self.warm_start = warm_start
+        self.init = init
         self.dtype = dtype
         self.random_state = random_state
         self.verbose = verbose
