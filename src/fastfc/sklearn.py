@@ -458,7 +458,12 @@ class _BaseFC(BaseEstimator):
         """
         check_is_fitted(self, "net_")
         from fastfc import onnx as _onnx
-        options = {**self._onnx_defaults(), **options}
+        defaults = self._onnx_defaults()
+        outputs = options.get("outputs", defaults["outputs"])
+        if "classes" in defaults and "label" not in (
+                (outputs,) if isinstance(outputs, str) else tuple(outputs)):
+            del defaults["classes"]   # class values only map a 'label' output
+        options = {**defaults, **options}
         if path is None:
             return _onnx.to_onnx_model(self.net_, **options)
         return _onnx.export_onnx(self.net_, path, **options)
