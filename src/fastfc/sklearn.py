@@ -575,7 +575,8 @@ class FCClassifier(ClassifierMixin, _BaseFC):
 
         One call trains exactly as one epoch of :meth:`fit` on the same data with the
         same generator state: ``partial_fit`` k times on the same data gives the network
-        of ``fit`` with ``max_iter=k`` (and no stop before), bit for bit.
+        of ``fit`` with ``max_iter=k`` (and no stop before), bit for bit.  The stopping
+        rule and ``early_stopping`` do not apply: the caller decides when to stop.
 
         Parameters
         ----------
@@ -783,7 +784,14 @@ class FCRegressor(RegressorMixin, _BaseFC):
 
     def partial_fit(self, X, y, sample_weight=None):
         """One more epoch on (X, y), keeping the weights and optimiser state (one epoch
-        of :meth:`fit` on the same data with the same generator state).
+        of :meth:`fit` on the same data with the same generator state; the stopping rule
+        and ``early_stopping`` do not apply).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+        sample_weight : array-like of shape (n_samples,), optional
 
         Returns
         -------
