@@ -17,7 +17,9 @@ regression targets are standardised too (``TransformedTargetRegressor``), R^2 be
 measured on the original scale.  Folds: ``StratifiedKFold`` / ``KFold`` (5, shuffled,
 seed 0).  Reported per data set: the median test accuracy or R^2 over the folds, the
 median fit time (the whole pipeline's ``fit``) and the median number of epochs.  Both
-libraries follow the input's dtype (float64 here; ``--float32`` casts X first).
+libraries follow the input's dtype (float64 here; ``--float32`` casts X first).  Both
+run with the same thread budget (``--threads``, default 1: BLAS and OpenMP pools through
+threadpoolctl, and fastfc's own pool), so that neither oversubscribes a shared machine.
 
 Run from the project root (``PYTHONPATH=src:.`` for an in-place build).  Timings are
 wall-clock on whatever else the machine is doing: the header records the load average.
@@ -94,8 +96,12 @@ def epochs_of(model):
     return inner.steps[-1][1].n_iter_
 
 
-def run_dataset(name, folds, big_rows, hidden, float32, seed=0):
+def run_dataset(name, folds, big_rows, hidden, float32, threads=1, seed=0):
+    import contextlib
+
     from sklearn.model_selection import KFold, StratifiedKFold
+
+    import fastfc
 
     X, y, task = load(name, big_rows)
     if float32:
@@ -103,9 +109,11 @@ def run_dataset(name, folds, big_rows, hidden, float32, seed=0):
     split = (StratifiedKFold if task == "classification" else KFold)(
         n_splits=folds, shuffle=True, random_state=seed)
     rows = {lib: {"score": [], "fit_s": [], "epochs": []} for lib in ("fastfc", "sklearn")}
-    for train, test in split.split(X, y):
+    for fold, (train, test) in enumerate(split.split(X, y)):
         for lib, model in make_models(task, hidden, seed).items():
-            with warnings.catch_warnings():
+            # fastfc's own pool gets the same thread budget as the BLAS of both
+            pool = fastfc.threads(threads) if lib == "fastfc" else contextlib.nullcontext()
+            with warnings.catch_warnings(), pool:
                 warnings.simplefilter("ignore")   # ConvergenceWarning at max_iter
                 start = time.perf_counter()
                 model.fit(X[train], y[train])
@@ -114,6 +122,8 @@ def run_dataset(name, folds, big_rows, hidden, float32, seed=0):
             rows[lib]["score"].append(float(score))
             rows[lib]["fit_s"].append(elapsed)
             rows[lib]["epochs"].append(epochs_of(model))
+            print(f"  {name} fold {fold + 1}/{folds} {lib}: {score:.4f} in {elapsed:.2f} s, "
+                  f"{epochs_of(model)} epochs", file=sys.stderr, flush=True)
     med = {lib: {k: statistics.median(v) for k, v in r.items()} for lib, r in rows.items()}
     return {"name": name, "task": task, "shape": X.shape, "median": med, "raw": rows}
 
@@ -169,6 +179,9 @@ def main(argv=None):
     p.add_argument("--hidden", default="100",
                    help="hidden layer widths, comma-separated (default 100)")
     p.add_argument("--float32", action="store_true", help="cast X to float32 for both")
+    p.add_argument("--threads", type=int, default=1,
+                   help="threads for both libraries: BLAS and OpenMP pools (threadpoolctl) "
+                        "and fastfc's own pool (default 1: a fair, load-robust comparison)")
     p.add_argument("--out", default=None, help="also write the table (markdown) here")
     args = p.parse_args(argv)
     names = DATASETS if args.datasets is None else tuple(
@@ -181,15 +194,19 @@ def main(argv=None):
     hidden = tuple(int(h) for h in args.hidden.split(","))
     header = machine_line()
     results = []
+    from threadpoolctl import threadpool_limits
+    limits = threadpool_limits(args.threads)
     for name in names:
         start = time.perf_counter()
-        results.append(run_dataset(name, folds, rows, hidden, args.float32))
+        results.append(run_dataset(name, folds, rows, hidden, args.float32, args.threads))
         m = results[-1]["median"]
         print(f"{name}: fastfc {m['fastfc']['score']:.4f} in {m['fastfc']['fit_s']:.2f} s, "
               f"MLP {m['sklearn']['score']:.4f} in {m['sklearn']['fit_s']:.2f} s "
               f"({time.perf_counter() - start:.0f} s)", file=sys.stderr, flush=True)
+    limits.restore_original_limits()
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    text = render(results, folds, f"{header}, {load:.2f} at end; hidden {hidden}"
+    text = render(results, folds, f"{header}, {load:.2f} at end; hidden {hidden}; "
+                  f"{args.threads} thread(s) each"
                   f"{'; float32 inputs' if args.float32 else ''}")
     print(text)
     if args.out:

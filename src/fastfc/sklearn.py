@@ -447,10 +447,10 @@ class _BaseFC(BaseEstimator):
         path : str or os.PathLike, optional
             File to write (atomically).
         **options
-            Options of :func:`fastfc.onnx.to_onnx_model` (``opset``, ``dtype``,
+            Options of ``fastfc.onnx.to_onnx_model`` (``opset``, ``dtype``,
             ``fold_batchnorm``, ``outputs``, ...).  The default outputs are the
             classifier's ``label`` (values of ``classes_``) and ``probabilities``, or
-            the regressor's ``scores`` (its predictions, shape (N, n_outputs_)).
+            the regressor's ``scores`` (its predictions, shape ``(N, n_outputs_)``).
 
         Returns
         -------
@@ -828,8 +828,8 @@ class FCRegressor(RegressorMixin, _BaseFC):
         return _weighted_mean(per_row, w_val) + self._l2()
 
     def predict(self, X):
-        """Predictions, shape (n_samples,) for a one-column y, else (n_samples,
-        n_outputs_); float64."""
+        """Predictions, shape ``(n_samples,)`` for a one-column y, else
+        ``(n_samples, n_outputs_)``; float64."""
         out = self._outputs(X)
         return out[:, 0] if getattr(self, "_y_1d", False) else out
 
@@ -861,12 +861,12 @@ def register_skl2onnx():
     After this call ``skl2onnx.to_onnx`` (or ``convert_sklearn``) converts a pipeline
     holding a fitted FCClassifier / FCRegressor -- e.g. ``Pipeline([StandardScaler(),
     FCClassifier()])`` -- as a whole.  The estimator becomes the graph of
-    :func:`fastfc.onnx.to_onnx_model` (in the float type of its input), inlined into
+    ``fastfc.onnx.to_onnx_model`` (in the float type of its input), inlined into
     skl2onnx's model: the classifier's outputs are skl2onnx's usual ``label`` (the
     values of ``classes_``; integer or string labels) and ``probabilities`` (a ZipMap
     unless ``options={'zipmap': False}``; class indices with ``'nocl': True``), the
-    regressor's ``variable`` of shape (N,
-    n_outputs_).  Calling it again is harmless.
+    regressor's ``variable`` of shape ``(N, n_outputs_)``.  Calling it again is
+    harmless.
 
     Requires ``skl2onnx`` (``pip install skl2onnx``) and ``onnx``.
     """
