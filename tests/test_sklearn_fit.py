@@ -369,3 +369,22 @@ def test_solver_passes_sample_weights_with_the_minibatch_rows():
     with pytest.raises(ValueError, match="owns its optimiser"):
         Solver(FullyConnectedNet([10], input_dim=6, num_classes=3),
                dict(base, sample_weight_train=w))
+
+
+# ------------------------------------------------------------------ extras
+
+def test_schedule_and_verbose(digits, capsys):
+    X, y = digits[0][:400], digits[1][:400]
+    flat = FCClassifier(hidden_dims=(16,), max_iter=6, n_iter_no_change=100,
+                        learning_rate=1e-2, random_state=0).fit(X, y)
+    cosine = clone(flat).set_params(schedule="cosine").fit(X, y)
+    assert flat.net_.learning_rate == 1e-2
+    assert cosine.net_.learning_rate < 1e-3    # annealed towards 0 over the 6 epochs
+    assert not np.array_equal(flat.net_.params["W1"], cosine.net_.params["W1"])
+    capsys.readouterr()
+    FCClassifier(hidden_dims=(16,), tol=1e9, n_iter_no_change=2, verbose=True,
+                 early_stopping=True, random_state=0).fit(X, y)
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("update rule: adam")
+    assert lines[1].startswith("epoch 1: loss ") and "validation score" in lines[1]
+    assert lines[-1].startswith("stopped: the validation score did not improve")
