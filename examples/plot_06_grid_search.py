@@ -21,7 +21,7 @@ from fastfc.sklearn import FCClassifier
 X, y = load_digits(return_X_y=True)
 X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.25, random_state=0)
 
-pipe = make_pipeline(StandardScaler(), FCClassifier(num_epochs=15, random_state=0))
+pipe = make_pipeline(StandardScaler(), FCClassifier(random_state=0))
 search = GridSearchCV(pipe, {"fcclassifier__hidden_dims": [(32,), (128,)],
                              "fcclassifier__reg": [1e-4, 1e-2]}, cv=3)
 search.fit(X_train, y_train)
@@ -40,5 +40,5 @@ print(f"test accuracy of the refitted best pipeline: {search.score(X_test, y_tes
 clf = search.best_estimator_[-1]
 print("classes_:", clf.classes_)
 print("epochs run:", clf.n_iter_, " steps:", clf.t_)
-print("loss per epoch:", np.round(clf.loss_curve_, 3))
+print("loss of the last epochs:", np.round(clf.loss_curve_[-5:], 4))
 print("the net:", clf.net_)

@@ -2,6 +2,7 @@
 
     fastfc train         train a net, write a run directory (fastfc._cli_train)
     fastfc evaluate      accuracy of a saved model on a data split
+    fastfc export        write a saved model as an ONNX graph
     fastfc gradcheck     numerical gradient check of a small random net
     fastfc sweep         hyper-parameter sweep (fastfc.sweep)
     fastfc bench         the benchmark harness of the source tree this fastfc runs from
@@ -158,11 +159,73 @@ def _bench_run(args: argparse.Namespace) -> int:
             sys.path.remove(root)
 
 
+# ------------------------------------------------------------------------------ export
+
+EXPORT_FORMATS = ("onnx",)
+
+
+def _export_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run", metavar="RUN_DIR",
+                        help="a run directory of 'fastfc train' (its model.npz is read) "
+                             "or a model file")
+    parser.add_argument("--format", choices=EXPORT_FORMATS, default="onnx",
+                        help="file format (default onnx)")
+    parser.add_argument("-o", "--output", metavar="PATH",
+                        help="file to write (default: model.onnx beside the model file)")
+    parser.add_argument("--outputs", default=None, metavar="NAMES",
+                        help="comma-separated graph outputs among scores, probabilities, "
+                             "label (default: scores,probabilities,label for a "
+                             "classifier, scores for an mse net)")
+    parser.add_argument("--opset", type=int, default=None,
+                        help="ONNX opset (default: fastfc.onnx.DEFAULT_OPSET)")
+    parser.add_argument("--dtype", choices=["float32", "float64"], default=None,
+                        help="float type of the graph (default: the model's)")
+    parser.add_argument("--fold-batchnorm", action="store_true",
+                        help="fold batch norm into the preceding Gemm")
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """Write a saved model's inference pass in another format (ONNX)."""
+    from fastfc import Net
+    from fastfc import onnx as fonnx
+
+    path = args.run
+    if os.path.isdir(path):
+        path = os.path.join(path, "model.npz")
+    if not os.path.isfile(path):
+        raise _train.BadOption(f"RUN_DIR: no model file at {path!r} (give a run directory "
+                               "of 'fastfc train' or a model.npz)")
+    net = Net.load(path)
+    if args.outputs is None:
+        outputs: Sequence[str] = (("scores",) if net.loss_name == "mse"
+                                  else ("scores", "probabilities", "label"))
+    else:
+        outputs = [o.strip() for o in args.outputs.split(",") if o.strip()]
+        bad = [o for o in outputs if o not in fonnx.OUTPUTS]
+        if bad or not outputs:
+            raise _train.BadOption(f"--outputs must name some of {', '.join(fonnx.OUTPUTS)}, "
+                                   f"got {args.outputs!r}")
+    if args.opset is not None and args.opset < fonnx.MIN_OPSET:
+        raise _train.BadOption(f"--opset must be >= {fonnx.MIN_OPSET}, got {args.opset}")
+    out = args.output or os.path.join(os.path.dirname(os.path.abspath(path)), "model.onnx")
+    fonnx.export_onnx(net, out, outputs=tuple(outputs), opset=args.opset, dtype=args.dtype,
+                      fold_batchnorm=args.fold_batchnorm)
+    settings = net.metadata.get("settings", {}) if isinstance(net.metadata, dict) else {}
+    print(f"wrote {out}: {net!r} as ONNX (outputs {', '.join(outputs)})")
+    preprocess = settings.get("preprocess") if isinstance(settings, dict) else None
+    if preprocess:
+        print(f"note: the graph takes inputs prepared as in training (--preprocess "
+              f"{preprocess}), flattened to {net.layer_dims[0]} features")
+    return 0
+
+
 COMMANDS = (
     Command("train", "train a net and write a run directory (metrics, model, pictures)",
             _train.train_arguments, _train.cmd_train),
     Command("evaluate", "accuracy of a saved model on a data split",
             _train.evaluate_arguments, _train.cmd_evaluate),
+    Command("export", "write a saved model as an ONNX graph (for serving outside fastfc)",
+            _export_arguments, cmd_export),
     Command("gradcheck", "check the gradients of a small random net numerically",
             _train.gradcheck_arguments, _train.cmd_gradcheck),
     Command("sweep", "hyper-parameter sweep on local processes or a Dask cluster",

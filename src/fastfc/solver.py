@@ -182,6 +182,19 @@ def _sampling_source(random_state: Any) -> Any:
                     f"{random_state!r}")
 
 
+def _sample_weights(value: Any, n: int) -> "NDArray[Any] | None":
+    """The optional ``data['sample_weight_train']``: None, or (n,) finite weights >= 0."""
+    if value is None:
+        return None
+    w = _as_data(value, "sample_weight_train")
+    if w.ndim != 1 or w.shape[0] != n:
+        raise ValueError(f"sample_weight_train must have shape ({n},), one weight per "
+                         f"training sample, got shape {w.shape}")
+    if not np.isfinite(w).all() or (w < 0).any():
+        raise ValueError("sample_weight_train must hold finite weights >= 0")
+    return w
+
+
 def _r2_score(y: NDArray[Any], pred: ArrayLike) -> float:
     """Coefficient of determination of predictions (N, D) for targets (N, D) or (N,),
     averaged over the outputs (as scikit-learn's r2_score), clipped below at 0 so that
@@ -276,7 +289,11 @@ class Solver:
         ``Net(loss='mse')``) y holds float targets, (N, D) or (N,) for one output, and
         every "accuracy" below (histories, best model, early stopping) is the
         coefficient of determination R^2 of the predictions, clipped below at 0 (a
-        model no better than the targets' mean scores 0).
+        model no better than the targets' mean scores 0).  Optionally
+        'sample_weight_train', shape (N_train,): a loss weight >= 0 per training row,
+        gathered with the minibatch's rows and passed as ``train_step(...,
+        sample_weight=)`` (models that own their optimiser, such as ``fastfc.Net``); a
+        minibatch's weights must not all be zero.
     update_rule : str or callable, default 'sgd'
         A rule name in :mod:`fastfc.optim` or a function ``(w, dw, config) -> (next_w, config)``.
     optim_config : dict
@@ -381,6 +398,9 @@ class Solver:
         self._n_classes = _known_classes(model)
         for ys in ("y_train", "y_val"):
             _check_labels(getattr(self, ys), ys, self._n_classes)
+        # optional per-sample loss weights of the training rows (gathered like y_train)
+        self.sample_weight_train = _sample_weights(data.get("sample_weight_train"),
+                                                   len(self.X_train))
 
         unknown = [k for k in kwargs if k not in _DEFAULTS]
         if unknown:
@@ -451,6 +471,10 @@ class Solver:
             raise ValueError('Invalid update_rule "%s"' % (self.update_rule,))
         # which protocol the model is trained through (fastfc._protocols)
         self.fast = model_kind(model, self.rule_name) == "owner"
+        if self.sample_weight_train is not None and not self.fast:
+            raise ValueError("data['sample_weight_train'] needs a model that owns its "
+                             "optimiser and takes train_step(..., sample_weight=) (a "
+                             "fastfc.Net with a built-in update rule)")
         if self.schedule is not None and "learning_rate" not in self.optim_config:
             if self.rule_name is None:
                 raise ValueError(f"schedule={self.schedule!r} with a custom update rule "
@@ -549,6 +573,11 @@ class Solver:
         # check_input (fastfc.Net does), the later ones tell it the input is trusted
         self._train_step = self.model.train_step
         self._trust_next = _takes_check_input(self.model.train_step)
+        self._w_fast = self._w_batch = None
+        if self.sample_weight_train is not None:
+            self._w_fast = np.ascontiguousarray(self.sample_weight_train,
+                                                dtype=self._model_dtype())
+            self._w_batch = np.empty(self.batch_size, dtype=self._w_fast.dtype)
         self._fast_ready = True
 
     def _model_dtype(self) -> Any:
@@ -592,7 +621,16 @@ class Solver:
             self._prepare_fast()
             np.take(self._y_fast, batch_mask, axis=0, out=self._y_batch)
             step = self._train_step
-            if self.augment is not None:
+            if self._w_fast is not None:
+                np.take(self._w_fast, batch_mask, out=self._w_batch)
+                if self.augment is not None:
+                    buf = self._augment_buffer(self._model_dtype())
+                    self.augment(self._X_fast, batch_mask, out=buf)
+                    loss = step(buf, self._y_batch, sample_weight=self._w_batch)
+                else:
+                    loss = step(self._X_fast, self._y_batch, indices=batch_mask,
+                                sample_weight=self._w_batch)
+            elif self.augment is not None:
                 buf = self._augment_buffer(self._model_dtype())
                 self.augment(self._X_fast, batch_mask, out=buf)
                 loss = step(buf, self._y_batch)
