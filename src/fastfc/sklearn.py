@@ -34,11 +34,16 @@ for pipelines, ``skl2onnx``.
 """
 # This module is fastfc/sklearn.py; with absolute imports (Python 3 default) ``import
 # sklearn`` below is scikit-learn itself, never this file.
+from __future__ import annotations
+
 import math
 import numbers
+import os
 import warnings
+from typing import Any, NoReturn, Optional, Sequence, TypeVar, Union
 
 import numpy as np
+from numpy.typing import ArrayLike, DTypeLike, NDArray
 
 try:
     from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
@@ -69,7 +74,7 @@ __all__ = ["FCClassifier", "FCRegressor", "register_skl2onnx"]
 # ---------------------------------------------------------------- accepted values
 # (one place for every list of names the estimators accept)
 _NORMALIZATIONS = tuple(_registry.NORMALIZATIONS)
-_DTYPES = {"float32": np.float32, "float64": np.float64}
+_DTYPES: dict[str, type[np.floating[Any]]] = {"float32": np.float32, "float64": np.float64}
 #: every update rule trains a Net in one compiled step
 _FAST_RULES = tuple(_registry.UPDATE_RULES)
 _SCHEDULES = (None, "cosine")
@@ -77,12 +82,18 @@ _INITS = (None, *_registry.INITS)
 
 #: estimator defaults beyond the front ends' (FRONTEND_DEFAULTS): scikit-learn's MLP
 #: stopping rule and epoch budget
+_Array = NDArray[Any]
+_Targets = Union[NDArray[np.intp], NDArray[np.float64]]
+#: a fitted estimator's type, kept by the methods that return ``self``
+_E = TypeVar("_E", bound="_BaseFC")
+
 _MAX_ITER = 200
 _TOL = 1e-4
 _N_ITER_NO_CHANGE = 10
 
 
-def _validate_data(estimator, X, y="no_validation", reset=True, **check_params):
+def _validate_data(estimator: Any, X: ArrayLike, y: Any = "no_validation",
+                   reset: bool = True, **check_params: Any) -> Any:
     """scikit-learn's validate_data (check_X_y / check_array + n_features_in_ and
     feature_names_in_ bookkeeping) on any supported scikit-learn version."""
     if _sk_validate_data is not None:
@@ -208,7 +219,7 @@ class _BaseFC(BaseEstimator):
 
     # ------------------------------------------------------------------ parameters
 
-    def _check_params(self):
+    def _check_params(self) -> tuple[list[int], int, int]:
         """Validate the constructor parameters.
 
         Returns (hidden_dims list, max_iter, n_iter_no_change)."""
@@ -277,9 +288,10 @@ class _BaseFC(BaseEstimator):
         elif not isinstance(self.verbose, numbers.Integral) or self.verbose < 0:
             raise TypeError(f"verbose must be True, False or an integer >= 0, got "
                             f"{self.verbose!r}")
-        return hidden, int(max_iter), int(no_change)
+        # hidden holds numbers.Integral (int or np.integer), which Net takes as int
+        return hidden, int(max_iter), int(no_change)  # type: ignore[return-value]
 
-    def _train_dtype(self, X):
+    def _train_dtype(self, X: _Array) -> type[np.floating[Any]]:
         """The precision to train in: ``dtype``, or by default that of X."""
         if self.dtype is not None:
             return _DTYPES[np.dtype(self.dtype).name]
@@ -287,7 +299,8 @@ class _BaseFC(BaseEstimator):
 
     # ------------------------------------------------------------------ fitting
 
-    def _fit(self, X, y, sample_weight, *, partial, classes=None):
+    def _fit(self: _E, X: Any, y: Any, sample_weight: Optional[ArrayLike], *,
+             partial: bool, classes: Optional[ArrayLike] = None) -> _E:
         """The one fitting path of fit (``partial=False``) and partial_fit."""
         hidden, max_iter, no_change = self._check_params()
         fitted = hasattr(self, "net_")
@@ -339,13 +352,14 @@ class _BaseFC(BaseEstimator):
                           stacklevel=3)
         return self
 
-    def _check_first_partial(self, classes):
+    def _check_first_partial(self, classes: Optional[ArrayLike]) -> None:
         """Hook: what a first partial_fit call needs (the classifier's classes)."""
 
-    def _y_checks(self):
+    def _y_checks(self) -> dict[str, Any]:
         return {}
 
-    def _weights(self, X, targets, y, sample_weight, partial):
+    def _weights(self, X: _Array, targets: _Targets, y: Any,
+                 sample_weight: Optional[ArrayLike], partial: bool) -> Optional[_Array]:
         """Per-row loss weights (float64, a new array) or None."""
         if sample_weight is None:
             return None
@@ -359,7 +373,8 @@ class _BaseFC(BaseEstimator):
             raise ValueError("sample_weight must hold finite values >= 0")
         return w
 
-    def _init_net(self, hidden, dtype, rng):
+    def _init_net(self, hidden: Sequence[int], dtype: DTypeLike,
+                  rng: np.random.RandomState) -> None:
         """Fresh network, optimiser and training book-keeping."""
         seed = int(rng.randint(0, 2**31 - 1))
         self.net_ = Net([self.n_features_in_, *hidden, self._n_outputs()],
@@ -368,19 +383,20 @@ class _BaseFC(BaseEstimator):
                         normalization=self.normalization, reg=self.reg, dtype=dtype,
                         seed=seed, loss=self._loss, init=self.init)
         self.net_.set_optimizer(self.update_rule, learning_rate=float(self.learning_rate))
-        self._rng = rng
-        self.loss_curve_ = []
-        self.n_iter_ = 0
+        self._rng: np.random.RandomState = rng
+        self.loss_curve_: list[float] = []
+        self.n_iter_: int = 0
         self.t_ = 0
-        self.validation_scores_ = None
-        self.validation_loss_curve_ = None
-        self.best_validation_score_ = None
-        self.best_loss_ = None
+        self.validation_scores_: Optional[list[float]] = None
+        self.validation_loss_curve_: Optional[list[float]] = None
+        self.best_validation_score_: Optional[float] = None
+        self.best_loss_: Optional[float] = None
         self.stopped_early_ = False
-        self._inference = _InferenceNet()
-        self._first_loss = None  # the loss of the first step (the blow-up rule's base)
+        self._inference: _InferenceNet = _InferenceNet()
+        # the loss of the first step (the blow-up rule's base)
+        self._first_loss: Optional[float] = None
 
-    def _reset_stopping(self, validate):
+    def _reset_stopping(self, validate: bool) -> None:
         """A fit call starts the tol / n_iter_no_change rule afresh."""
         self._no_improvement = 0
         if validate:
@@ -391,7 +407,8 @@ class _BaseFC(BaseEstimator):
         else:
             self.best_loss_ = None
 
-    def _split(self, X, t, w):
+    def _split(self, X: _Array, t: _Targets, w: Optional[_Array]
+               ) -> tuple[_Array, _Array, Optional[_Array], _Array, _Array, Optional[_Array]]:
         """Hold out validation_fraction of the rows (stratified for a classifier when
         every class allows it)."""
         n = X.shape[0]
@@ -423,7 +440,7 @@ class _BaseFC(BaseEstimator):
 
     # ------------------------------------------------------------------ prediction
 
-    def _outputs(self, X):
+    def _outputs(self, X: ArrayLike) -> _Array:
         """Network outputs in float64, computed batch-independently (see Notes)."""
         check_is_fitted(self, "net_")
         X = _validate_data(self, X, reset=False, dtype=np.float64, order="C",
@@ -433,7 +450,7 @@ class _BaseFC(BaseEstimator):
             inference = self._inference = _InferenceNet()
         return inference.get(self.net_).loss(X)
 
-    def _l2(self):
+    def _l2(self) -> float:
         if not self.reg:
             return 0.0
         return 0.5 * float(self.reg) * sum(
@@ -442,7 +459,7 @@ class _BaseFC(BaseEstimator):
 
     # ------------------------------------------------------------------ ONNX
 
-    def to_onnx(self, path=None, **options):
+    def to_onnx(self, path: Optional[str | os.PathLike[str]] = None, **options: Any) -> Any:
         """The fitted network as an ONNX model; written to ``path`` when given.
 
         Parameters
@@ -473,13 +490,13 @@ class _BaseFC(BaseEstimator):
 
     # ------------------------------------------------------------------ tags
 
-    def __sklearn_tags__(self):
+    def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()
         tags.input_tags.sparse = False
         tags.input_tags.allow_nan = False
         return tags
 
-    def _more_tags(self):  # scikit-learn < 1.6
+    def _more_tags(self) -> dict[str, bool]:  # scikit-learn < 1.6
         return {"allow_nan": False}
 
 
@@ -522,15 +539,22 @@ class FCClassifier(ClassifierMixin, _BaseFC):
 
     _loss = "softmax"
 
-    def __init__(self, hidden_dims=_D["hidden_dims"], activation=_D["activation"],
-                 normalization=_D["normalization"],
-                 dropout_keep_ratio=_D["dropout_keep_ratio"], reg=_D["reg"],
-                 update_rule=_D["update_rule"], learning_rate=_D["learning_rate"],
-                 batch_size=_D["batch_size"], max_iter=_MAX_ITER, tol=_TOL,
-                 n_iter_no_change=_N_ITER_NO_CHANGE, lr_decay=_D["lr_decay"],
-                 schedule=None, early_stopping=False, validation_fraction=0.1,
-                 warm_start=False, class_weight=None, init=None, dtype=None,
-                 random_state=None, verbose=False, num_epochs=None, patience=None):
+    def __init__(self, hidden_dims: Sequence[int] | int = _D["hidden_dims"],
+                 activation: str = _D["activation"],
+                 normalization: Optional[str] = _D["normalization"],
+                 dropout_keep_ratio: float = _D["dropout_keep_ratio"],
+                 reg: float = _D["reg"], update_rule: str = _D["update_rule"],
+                 learning_rate: float = _D["learning_rate"],
+                 batch_size: int = _D["batch_size"], max_iter: int = _MAX_ITER,
+                 tol: float = _TOL, n_iter_no_change: int = _N_ITER_NO_CHANGE,
+                 lr_decay: float = _D["lr_decay"], schedule: Optional[str] = None,
+                 early_stopping: bool = False, validation_fraction: float = 0.1,
+                 warm_start: bool = False,
+                 class_weight: Union[None, str, dict[Any, float]] = None,
+                 init: Optional[str] = None, dtype: Optional[DTypeLike] = None,
+                 random_state: Union[None, int, np.random.RandomState] = None,
+                 verbose: bool | int = False, num_epochs: Optional[int] = None,
+                 patience: Optional[int] = None) -> None:
         self.hidden_dims = hidden_dims
         self.activation = activation
         self.normalization = normalization
@@ -555,7 +579,8 @@ class FCClassifier(ClassifierMixin, _BaseFC):
         self.num_epochs = num_epochs
         self.patience = patience
 
-    def fit(self, X, y, sample_weight=None):
+    def fit(self: _E, X: ArrayLike, y: ArrayLike,
+            sample_weight: Optional[ArrayLike] = None) -> _E:
         """Train on (X, y): a new network, or with ``warm_start`` the fitted one.
 
         Parameters
@@ -573,7 +598,9 @@ class FCClassifier(ClassifierMixin, _BaseFC):
         """
         return self._fit(X, y, sample_weight, partial=False)
 
-    def partial_fit(self, X, y, classes=None, sample_weight=None):
+    def partial_fit(self: _E, X: ArrayLike, y: ArrayLike,
+                    classes: Optional[ArrayLike] = None,
+                    sample_weight: Optional[ArrayLike] = None) -> _E:
         """One more epoch on (X, y), keeping the weights and optimiser state.
 
         One call trains exactly as one epoch of :meth:`fit` on the same data with the
@@ -596,12 +623,13 @@ class FCClassifier(ClassifierMixin, _BaseFC):
         """
         return self._fit(X, y, sample_weight, partial=True, classes=classes)
 
-    def _check_first_partial(self, classes):
+    def _check_first_partial(self, classes: Optional[ArrayLike]) -> None:
         if classes is None:
             raise ValueError("classes must be passed on the first call to partial_fit "
                              "(every label that will ever be seen)")
 
-    def _prepare_targets(self, y, first, partial, classes):
+    def _prepare_targets(self, y: Any, first: bool, partial: bool,
+                         classes: Optional[ArrayLike]) -> NDArray[np.intp]:
         """Class indices (intp) of y; sets classes_ for a new network."""
         check_classification_targets(y)
         if partial:
@@ -625,10 +653,11 @@ class FCClassifier(ClassifierMixin, _BaseFC):
             raise ValueError(f"y holds labels not in classes: {np.unique(y[unseen])!r}")
         return y_enc.astype(np.intp)
 
-    def _n_outputs(self):
+    def _n_outputs(self) -> int:
         return len(self.classes_)
 
-    def _weights(self, X, targets, y, sample_weight, partial):
+    def _weights(self, X: _Array, targets: _Targets, y: Any,
+                 sample_weight: Optional[ArrayLike], partial: bool) -> Optional[_Array]:
         w = super()._weights(X, targets, y, sample_weight, partial)
         cw = self.class_weight
         if cw is None:
@@ -659,21 +688,22 @@ class FCClassifier(ClassifierMixin, _BaseFC):
         rows = per_class[targets]
         return rows if w is None else w * rows
 
-    def _score_val(self, X_val, t_val, w_val, net):
+    def _score_val(self, X_val: _Array, t_val: _Array, w_val: Optional[_Array],
+                   net: Net) -> float:
         pred = net.predict(X_val)
         right = (pred == t_val).astype(np.float64)
         if w_val is None:
             return float(np.mean(right))
         return float(np.sum(w_val * right) / np.sum(w_val))
 
-    def _val_loss(self, X_val, t_val, w_val):
+    def _val_loss(self, X_val: _Array, t_val: _Array, w_val: Optional[_Array]) -> float:
         scores = self._inference.get(self.net_).loss(X_val)
         shifted = scores - scores.max(axis=1, keepdims=True)
         logp = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
         per_row = -logp[np.arange(len(t_val)), t_val]
         return _weighted_mean(per_row, w_val) + self._l2()
 
-    def decision_function(self, X):
+    def decision_function(self, X: ArrayLike) -> _Array:
         """Class scores (the network's outputs), one column per class of ``classes_``.
 
         Returns ndarray of shape (n_samples, n_classes), float64; with two classes,
@@ -686,21 +716,21 @@ class FCClassifier(ClassifierMixin, _BaseFC):
             return scores[:, 0]
         return scores
 
-    def predict_proba(self, X):
+    def predict_proba(self, X: ArrayLike) -> _Array:
         """Class probabilities: softmax of the scores, shape (n_samples, n_classes)."""
         return _layers.softmax(self._outputs(X))
 
-    def predict_log_proba(self, X):
+    def predict_log_proba(self, X: ArrayLike) -> _Array:
         """Natural log of :meth:`predict_proba`."""
         with np.errstate(divide="ignore"):
             return np.log(self.predict_proba(X))
 
-    def predict(self, X):
+    def predict(self, X: ArrayLike) -> _Array:
         """Most likely class of each row of X, as a value of ``classes_``."""
         scores = self._outputs(X)
         return self.classes_[np.argmax(scores, axis=1)]
 
-    def _onnx_defaults(self):
+    def _onnx_defaults(self) -> dict[str, Any]:
         return {"outputs": ("label", "probabilities"), "classes": self.classes_}
 
 
@@ -738,15 +768,21 @@ class FCRegressor(RegressorMixin, _BaseFC):
 
     _loss = "mse"
 
-    def __init__(self, hidden_dims=_D["hidden_dims"], activation=_D["activation"],
-                 normalization=_D["normalization"],
-                 dropout_keep_ratio=_D["dropout_keep_ratio"], reg=_D["reg"],
-                 update_rule=_D["update_rule"], learning_rate=_D["learning_rate"],
-                 batch_size=_D["batch_size"], max_iter=_MAX_ITER, tol=_TOL,
-                 n_iter_no_change=_N_ITER_NO_CHANGE, lr_decay=_D["lr_decay"],
-                 schedule=None, early_stopping=False, validation_fraction=0.1,
-                 warm_start=False, init="xavier", dtype=None, random_state=None,
-                 verbose=False, num_epochs=None, patience=None):
+    def __init__(self, hidden_dims: Sequence[int] | int = _D["hidden_dims"],
+                 activation: str = _D["activation"],
+                 normalization: Optional[str] = _D["normalization"],
+                 dropout_keep_ratio: float = _D["dropout_keep_ratio"],
+                 reg: float = _D["reg"], update_rule: str = _D["update_rule"],
+                 learning_rate: float = _D["learning_rate"],
+                 batch_size: int = _D["batch_size"], max_iter: int = _MAX_ITER,
+                 tol: float = _TOL, n_iter_no_change: int = _N_ITER_NO_CHANGE,
+                 lr_decay: float = _D["lr_decay"], schedule: Optional[str] = None,
+                 early_stopping: bool = False, validation_fraction: float = 0.1,
+                 warm_start: bool = False, init: Optional[str] = "xavier",
+                 dtype: Optional[DTypeLike] = None,
+                 random_state: Union[None, int, np.random.RandomState] = None,
+                 verbose: bool | int = False, num_epochs: Optional[int] = None,
+                 patience: Optional[int] = None) -> None:
         self.hidden_dims = hidden_dims
         self.activation = activation
         self.normalization = normalization
@@ -770,7 +806,8 @@ class FCRegressor(RegressorMixin, _BaseFC):
         self.num_epochs = num_epochs
         self.patience = patience
 
-    def fit(self, X, y, sample_weight=None):
+    def fit(self: _E, X: ArrayLike, y: ArrayLike,
+            sample_weight: Optional[ArrayLike] = None) -> _E:
         """Train on (X, y): a new network, or with ``warm_start`` the fitted one.
 
         Parameters
@@ -785,7 +822,8 @@ class FCRegressor(RegressorMixin, _BaseFC):
         """
         return self._fit(X, y, sample_weight, partial=False)
 
-    def partial_fit(self, X, y, sample_weight=None):
+    def partial_fit(self: _E, X: ArrayLike, y: ArrayLike,
+                    sample_weight: Optional[ArrayLike] = None) -> _E:
         """One more epoch on (X, y), keeping the weights and optimiser state (one epoch
         of :meth:`fit` on the same data with the same generator state; the stopping rule
         and ``early_stopping`` do not apply).
@@ -802,10 +840,11 @@ class FCRegressor(RegressorMixin, _BaseFC):
         """
         return self._fit(X, y, sample_weight, partial=True)
 
-    def _y_checks(self):
+    def _y_checks(self) -> dict[str, Any]:
         return {"multi_output": True, "y_numeric": True}
 
-    def _prepare_targets(self, y, first, partial, classes):
+    def _prepare_targets(self, y: Any, first: bool, partial: bool,
+                         classes: Optional[ArrayLike]) -> NDArray[np.float64]:
         """(n, n_outputs) float targets; sets n_outputs_ for a new network."""
         y = np.asarray(y)
         one_d = y.ndim == 1
@@ -818,47 +857,48 @@ class FCRegressor(RegressorMixin, _BaseFC):
                              f"{self.n_outputs_}")
         return np.ascontiguousarray(y2, dtype=np.float64)  # the Solver casts to the net's
 
-    def _n_outputs(self):
+    def _n_outputs(self) -> int:
         return self.n_outputs_
 
-    def _score_val(self, X_val, t_val, w_val, net):
+    def _score_val(self, X_val: _Array, t_val: _Array, w_val: Optional[_Array],
+                   net: Net) -> float:
         from sklearn.metrics import r2_score
         return float(r2_score(t_val, net.predict(X_val), sample_weight=w_val))
 
-    def _val_loss(self, X_val, t_val, w_val):
+    def _val_loss(self, X_val: _Array, t_val: _Array, w_val: Optional[_Array]) -> float:
         pred = self._inference.get(self.net_).loss(X_val)
         per_row = 0.5 * np.sum((pred - t_val) ** 2, axis=1)
         return _weighted_mean(per_row, w_val) + self._l2()
 
-    def predict(self, X):
+    def predict(self, X: ArrayLike) -> _Array:
         """Predictions, shape ``(n_samples,)`` for a one-column y, else
         ``(n_samples, n_outputs_)``; float64."""
         out = self._outputs(X)
         return out[:, 0] if getattr(self, "_y_1d", False) else out
 
-    def _onnx_defaults(self):
+    def _onnx_defaults(self) -> dict[str, Any]:
         return {"outputs": ("scores",)}
 
-    def __sklearn_tags__(self):
+    def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()
         tags.target_tags.multi_output = True
         tags.target_tags.single_output = True
         return tags
 
-    def _more_tags(self):  # scikit-learn < 1.6
+    def _more_tags(self) -> dict[str, bool]:  # scikit-learn < 1.6
         return {"allow_nan": False, "multioutput": True}
 
 
 # the shared parts of the two docstrings, in one place
 for _cls in (FCClassifier, FCRegressor):
-    _cls.__doc__ = _cls.__doc__.format(params=_COMMON_PARAMS, attrs=_COMMON_ATTRS,
-                                       notes=_COMMON_NOTES)
+    _cls.__doc__ = _cls.__doc__.format(  # type: ignore[union-attr]  # both have docstrings
+        params=_COMMON_PARAMS, attrs=_COMMON_ATTRS, notes=_COMMON_NOTES)
 del _cls
 
 
 # ---------------------------------------------------------------- skl2onnx
 
-def register_skl2onnx():
+def register_skl2onnx() -> None:
     """Register FCClassifier and FCRegressor with ``skl2onnx``.
 
     After this call ``skl2onnx.to_onnx`` (or ``convert_sklearn``) converts a pipeline
@@ -887,7 +927,7 @@ def register_skl2onnx():
                                 _skl2onnx_convert)
 
 
-def _skl2onnx_regressor_shape(operator):
+def _skl2onnx_regressor_shape(operator: Any) -> None:
     from skl2onnx.common.data_types import DoubleTensorType, FloatTensorType
 
     kind = operator.inputs[0].type
@@ -896,7 +936,7 @@ def _skl2onnx_regressor_shape(operator):
     operator.outputs[0].type = cls([n, operator.raw_operator.n_outputs_])
 
 
-def _skl2onnx_convert(scope, operator, container):
+def _skl2onnx_convert(scope: Any, operator: Any, container: Any) -> None:
     """Inline the estimator's fastfc graph into skl2onnx's container."""
     from onnx import TensorProto, helper, numpy_helper
     from skl2onnx.common.data_types import DoubleTensorType, FloatTensorType
@@ -924,8 +964,8 @@ def _skl2onnx_convert(scope, operator, container):
         elif classes.dtype.kind == "b":
             classes = classes.astype(np.int64)
         if scope.get_options(est, {"nocl": False})["nocl"]:
-            classes = None  # labels are class indices
-        outputs = ("label", "probabilities")
+            classes = None  # type: ignore[assignment]  # labels are class indices
+        outputs: tuple[str, ...] = ("label", "probabilities")
         model = _onnx.to_onnx_model(est.net_, outputs=outputs, classes=classes,
                                     dtype=dtype, opset=opset)
     else:
@@ -957,23 +997,23 @@ def _skl2onnx_convert(scope, operator, container):
                            **attrs)
 
 
-def _weighted_mean(values, weights):
+def _weighted_mean(values: _Array, weights: Optional[_Array]) -> float:
     if weights is None:
         return float(np.mean(values))
     return float(np.sum(weights * values) / np.sum(weights))
 
 
-def _state_arrays(net):
+def _state_arrays(net: Net) -> list[_Array]:
     """The arrays a net's predictions depend on: parameters, then running statistics."""
     return [*net.params.values(), *(a for pair in net.running_stats for a in pair)]
 
 
-def _snapshot(net):
+def _snapshot(net: Net) -> list[_Array]:
     """Copies of the net's parameters and running statistics (see :func:`_restore`)."""
     return [np.array(a, copy=True) for a in _state_arrays(net)]
 
 
-def _restore(net, snapshot):
+def _restore(net: Net, snapshot: Sequence[_Array]) -> None:
     """Write a :func:`_snapshot` back into the net's own arrays."""
     for target, value in zip(_state_arrays(net), snapshot):
         target[...] = value
@@ -998,12 +1038,15 @@ class _EstimatorSolver(Solver):
 
     _fresh_optimizer = False
 
-    def __init__(self, estimator, X, t, w, X_val, t_val, w_val, num_epochs, no_change):
+    def __init__(self, estimator: _BaseFC, X: _Array, t: _Targets, w: Optional[_Array],
+                 X_val: Optional[_Array], t_val: Optional[_Array],
+                 w_val: Optional[_Array], num_epochs: int,
+                 no_change: Optional[int]) -> None:
         self._est = estimator
         net = estimator.net_
         validate = X_val is not None
         batch_size = min(int(estimator.batch_size), X.shape[0])
-        data = {"X_train": X, "y_train": t,
+        data: dict[str, Any] = {"X_train": X, "y_train": t,
                 # without early stopping nothing is validated: the training set
                 # stands in for the Solver's required validation arrays
                 "X_val": X_val if validate else X, "y_val": t_val if validate else t}
@@ -1023,17 +1066,18 @@ class _EstimatorSolver(Solver):
         self._no_change = no_change
         self._converged = False
         self._unscaled_checked = True   # the estimator does not warn about scaling
-        self.best_val_acc = None        # the first validated epoch is always the best
-        self._steps_before = estimator.t_
+        # None: the first validated epoch is always the best (see _improved)
+        self.best_val_acc = None  # type: ignore[assignment]
+        self._steps_before: int = estimator.t_
         self._call_start = _snapshot(net)
 
-    def _blowup_base(self):
+    def _blowup_base(self) -> Optional[float]:
         est = self._est
         if getattr(est, "_first_loss", None) is None and self.loss_history:
             est._first_loss = float(self.loss_history[0])
         return est._first_loss
 
-    def _check(self, t, epoch_end, last_it):
+    def _check(self, t: int, epoch_end: bool, last_it: bool) -> Any:
         if not epoch_end:
             return _NO_CHECK
         est = self._est
@@ -1049,41 +1093,45 @@ class _EstimatorSolver(Solver):
         if self._validate:
             X_val, t_val, w_val = self._val
             score = est._score_val(X_val, t_val, w_val, self.model)
-            est.validation_scores_.append(score)
-            est.validation_loss_curve_.append(est._val_loss(X_val, t_val, w_val))
+            # _reset_stopping made both curves lists before a validated fit
+            est.validation_scores_.append(score)  # type: ignore[union-attr]
+            est.validation_loss_curve_.append(  # type: ignore[union-attr]
+                est._val_loss(X_val, t_val, w_val))
             message += (f"; validation score {score:.4f}, validation loss "
-                        f"{est.validation_loss_curve_[-1]:.6f}")
+                        f"{est.validation_loss_curve_[-1]:.6f}")  # type: ignore[index]
         if est.verbose:
             print(message)
         if self._no_change is not None:
             self._stopping_rule(epoch_loss, score)
         return score
 
-    def _stopping_rule(self, epoch_loss, score):
+    def _stopping_rule(self, epoch_loss: float, score: Optional[float]) -> None:
         """scikit-learn MLP's rule: count epochs without an improvement of tol."""
         est = self._est
         tol = float(est.tol)
         if self._validate:
             best = est.best_validation_score_
-            improved = best is None or score > best + tol
+            # score is a float whenever a validation set is held out
+            improved = best is None or score > best + tol  # type: ignore[operator]
         else:
             best = est.best_loss_
             improved = best is None or epoch_loss < best - tol
             if best is None or epoch_loss < best:
                 est.best_loss_ = epoch_loss
         est._no_improvement = 0 if improved else est._no_improvement + 1
-        if est._no_improvement >= self._no_change:
+        # only called when no_change is set (fit, not partial_fit)
+        if est._no_improvement >= self._no_change:  # type: ignore[operator]
             self._converged = True
 
-    def _improved(self, score):
+    def _improved(self, score: Optional[float]) -> bool:
         return score is None or self.best_val_acc is None or score > self.best_val_acc
 
-    def _keep_best(self, score):
-        super()._keep_best(score)
+    def _keep_best(self, score: Optional[float]) -> None:
+        super()._keep_best(score)  # type: ignore[arg-type]  # None without validation
         if score is not None:
             self._est.best_validation_score_ = score
 
-    def _end_of_check(self, t, epoch_end, last_it=False):
+    def _end_of_check(self, t: int, epoch_end: bool, last_it: bool = False) -> bool:
         stop = super()._end_of_check(t, epoch_end, last_it)
         if self._converged:
             self._converged = False
@@ -1092,14 +1140,15 @@ class _EstimatorSolver(Solver):
             return True
         return stop
 
-    def _report_early_stop(self):
+    def _report_early_stop(self) -> None:
         est = self._est
         if est.verbose:
             what = "validation score" if self._validate else "training loss"
             print(f"stopped: the {what} did not improve by tol={est.tol:g} for "
                   f"{self._no_change} epochs")
 
-    def _diverged(self, t, num_iterations, loss, limit):
+    def _diverged(self, t: int, num_iterations: int, loss: float,
+                  limit: Optional[float]) -> NoReturn:
         """Put the net back to a finite snapshot with a fresh optimiser, then raise."""
         est, net = self._est, self.model
         step = self._steps_before + t + 1
@@ -1135,18 +1184,20 @@ class _InferenceNet:
     (one comparison pass per call); it is not pickled.
     """
 
-    def __init__(self):
-        self._source = None
-        self._arrays = None
-        self._net = None
+    def __init__(self) -> None:
+        self._source: Optional[Net] = None
+        self._arrays: Optional[list[_Array]] = None
+        self._net: Optional[Net] = None
 
-    def get(self, net):
+    def get(self, net: Net) -> Net:
         """The float64 net computing ``net``'s scores (``net`` itself when float64)."""
         if np.dtype(net.dtype) == np.float64:
             return net
         arrays = _state_arrays(net)
         if (self._net is None or self._source is not net
-                or not all(np.array_equal(a, b) for a, b in zip(arrays, self._arrays))):
+                # _arrays is set together with _net
+                or not all(np.array_equal(a, b)
+                           for a, b in zip(arrays, self._arrays))):  # type: ignore[arg-type]
             state = net.__getstate__()  # the pickled form, without the optimiser
             state.update(dtype=np.float64, update_rule=None, optim=None)
             twin = Net.__new__(Net)
@@ -1155,22 +1206,26 @@ class _InferenceNet:
             self._arrays = [np.array(a, copy=True) for a in arrays]
         return self._net
 
-    def __reduce__(self):
+    def __reduce__(self) -> tuple[type[_InferenceNet], tuple[()]]:
         return (_InferenceNet, ())
 
 
-def _real(value, name, low=None, high=None, low_open=False, high_open=False):
+def _real(value: object, name: str, low: Optional[float] = None,
+          high: Optional[float] = None, low_open: bool = False,
+          high_open: bool = False) -> None:
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a real number, got {value!r}")
-    if not np.isfinite(value):
+    # typeshed's numbers.Real suits neither np.isfinite nor ``Real > float``
+    if not np.isfinite(value):  # type: ignore[call-overload]
         raise ValueError(f"{name} must be finite, got {value!r}")
     if low is not None and (value < low or (low_open and value == low)):
         raise ValueError(f"{name} must be {'>' if low_open else '>='} {low}, got {value!r}")
-    if high is not None and (value > high or (high_open and value == high)):
+    if high is not None and (value > high  # type: ignore[operator]
+                             or (high_open and value == high)):
         raise ValueError(f"{name} must be {'<' if high_open else '<='} {high}, got {value!r}")
 
 
-def _integer(value, name, low):
+def _integer(value: object, name: str, low: int) -> None:
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be an integer, got {value!r}")
     if value < low:
