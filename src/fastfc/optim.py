@@ -43,6 +43,11 @@ from fastfc._kernels import optim as _k
 
 #: every rule's row (defaults, ranges, state names, step counter), by name
 RULES = _registry.UPDATE_RULES
+# the ranges as plain dicts: prepare_config unpacks one per hyper-parameter and step,
+# and ** on a dict is quicker than on the registry's read-only mappings
+_RANGES: dict[str, dict[str, dict[str, Any]]] = {
+    name: {key: dict(bounds) for key, bounds in spec.ranges.items()}
+    for name, spec in RULES.items()}
 
 # name -> (hyper-parameter defaults, range of each, state keys): the registry's rows in
 # the layout older code reads by index
@@ -75,7 +80,7 @@ def prepare_config(rule: str, config: Optional[dict[str, Any]], w: NDArray[Any],
     elif not isinstance(config, dict):
         raise TypeError(f"config must be a dict or None, got {type(config).__name__}")
     spec = RULES[rule]
-    defaults, ranges = spec.defaults, spec.ranges
+    defaults, ranges = spec.defaults, _RANGES[rule]
     state_keys = _state_keys(spec, config)
     # The public rules (ignore_unknown=True) leave the keys they do not use alone,
     # silently, as the course code does: one optim_config dict is commonly shared
