@@ -217,9 +217,9 @@ def test_layernorm_needs_opset_17():
 
 
 def test_bad_net_and_path(tmp_path):
-    from fastfc import FullyConnectedNet
-    with pytest.raises(TypeError, match="net must be a fastfc.Net"):
-        to_onnx_model(FullyConnectedNet([5], input_dim=6, num_classes=3))
+    with pytest.raises(TypeError, match="net must be a fastfc.Net or a fastfc "
+                                        "FullyConnectedNet, got dict"):
+        to_onnx_model({"W1": np.zeros((6, 3))})
     with pytest.raises(TypeError, match="path must be a str or os.PathLike"):
         export_onnx(trained_net([6, 3], steps=0), 3)
 
@@ -236,3 +236,35 @@ def test_missing_onnx_says_how_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "onnx", None)
     with pytest.raises(ImportError, match=r"pip install \"fastfc\[onnx\]\""):
         to_onnx_model(trained_net([6, 3], steps=0))
+
+
+@pytest.mark.parametrize("normalization", NORMS)
+def test_course_fully_connected_net_exports_its_test_mode_pass(normalization, tmp_path):
+    """A course FullyConnectedNet trained with the Solver (dropout on, so test mode
+    differs from training) exports a graph whose outputs equal its test-mode scores."""
+    from fastfc import FullyConnectedNet, Solver
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((80, 6)).astype(np.float32)
+    y = rng.integers(0, 3, 80)
+    np.random.seed(0)
+    model = FullyConnectedNet([7, 5], input_dim=6, num_classes=3, dtype=np.float32,
+                              normalization=normalization, dropout_keep_ratio=0.8)
+    Solver(model, {"X_train": X, "y_train": y, "X_val": X[:10], "y_val": y[:10]},
+           update_rule="adam", optim_config={"learning_rate": 1e-2}, num_epochs=2,
+           batch_size=20, verbose=False).train()
+    expected = model.loss(X)
+    out = run(model.to_onnx(tmp_path / "course.onnx", outputs=("scores", "label")), X)
+    np.testing.assert_allclose(out[0], expected, **F32)
+    np.testing.assert_array_equal(out[1], np.argmax(expected, axis=1))
+    assert onnx.load(str(tmp_path / "course.onnx")).graph.output[0].name == "scores"
+
+
+def test_course_net_before_training_uses_the_course_running_defaults():
+    """Before any training step a course batch-norm net's test mode reads running
+    statistics of zeros (the course's default); the graph does the same."""
+    from fastfc import FullyConnectedNet
+    model = FullyConnectedNet([4], input_dim=6, num_classes=3, dtype=np.float32,
+                              normalization="batchnorm")
+    X = data()
+    out = run(to_onnx_model(model), X)
+    np.testing.assert_allclose(out[0], model.loss(X), rtol=1e-4, atol=1e-4)

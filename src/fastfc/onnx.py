@@ -32,13 +32,15 @@ values themselves rather than their indices.
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Any, Iterable, Optional, Sequence, Union
+import contextlib
+from typing import TYPE_CHECKING, Any, Iterable, Optional, Sequence, Union, cast
 
 import numpy as np
 
 from fastfc import _registry
 
 if TYPE_CHECKING:
+    from fastfc.classifiers.fc_net import FullyConnectedNet
     from fastfc.net import Net
 
 __all__ = ["DEFAULT_OPSET", "MIN_OPSET", "OUTPUTS", "export_onnx", "to_onnx_model"]
@@ -61,12 +63,53 @@ def _require_onnx() -> Any:
     return onnx
 
 
-def _check_net(net: object) -> None:
+def _check_net(net: object) -> Net:
+    """``net`` as the exporter reads it: a Net, or a view of a course FullyConnectedNet."""
+    from fastfc.classifiers.fc_net import FullyConnectedNet
     from fastfc.net import Net
 
-    if not isinstance(net, Net):
-        raise TypeError(f"net must be a fastfc.Net, got {type(net).__name__} (convert a "
-                        "FullyConnectedNet by copying its params into a Net first)")
+    if isinstance(net, Net):
+        return net
+    if isinstance(net, FullyConnectedNet):
+        # duck-typed: the view has every attribute the exporter reads from a Net
+        return cast("Net", _CourseNetView(net))
+    raise TypeError(f"net must be a fastfc.Net or a fastfc FullyConnectedNet, got "
+                    f"{type(net).__name__}")
+
+
+class _CourseNetView:
+    """What the exporter reads, taken from a course FullyConnectedNet: its inference
+    pass is affine - [batch/layer norm] - ReLU per hidden layer (dropout is off at test
+    time), then affine; batch norm uses the running statistics its bn_params hold
+    (zeros before any training step, as the course's batchnorm_forward defaults)."""
+
+    activation = "relu"
+    alpha = 0.0
+    loss_name = "softmax"
+
+    def __init__(self, model: FullyConnectedNet) -> None:
+        n = model.num_layers
+        self.params = {k: np.array(v, copy=True) for k, v in model.params.items()}
+        self.layer_dims = [int(np.shape(self.params["W1"])[0])]
+        self.layer_dims += [int(np.shape(self.params[f"W{i}"])[1]) for i in range(1, n + 1)]
+        self.dtype = self.params["W1"].dtype.type
+        self.normalization = model.normalization
+        eps = {float(p.get("eps", 1e-5)) for p in model.bn_params} or {1e-5}
+        if len(eps) > 1:
+            raise ValueError(f"the layers' normalisation eps differ ({sorted(eps)}); the "
+                             "exporter writes one eps for every layer")
+        self.eps = eps.pop()
+        self.running_stats: list[tuple[np.ndarray, np.ndarray]] = []
+        if self.normalization == "batchnorm":
+            for i, bn in enumerate(model.bn_params):
+                zeros = np.zeros(self.layer_dims[i + 1], dtype=self.dtype)
+                self.running_stats.append((np.array(bn.get("running_mean", zeros)),
+                                           np.array(bn.get("running_var", zeros))))
+        self._lock = contextlib.nullcontext()
+
+    def __repr__(self) -> str:
+        dims = "-".join(map(str, self.layer_dims))
+        return f"FullyConnectedNet({dims}, normalization={self.normalization!r})"
 
 
 def _net_state(net: Net) -> tuple[dict[str, np.ndarray],
@@ -118,7 +161,7 @@ def _check_classes(classes: Any, n_classes: int) -> np.ndarray:
     raise TypeError(f"classes must hold integers, floats or strings, got {classes.dtype}")
 
 
-def to_onnx_model(net: Net, *, outputs: Union[str, Iterable[str], None] = None,
+def to_onnx_model(net: Union[Net, FullyConnectedNet], *, outputs: Union[str, Iterable[str], None] = None,
                   classes: Any = None, opset: Optional[int] = None, dtype: Any = None,
                   input_shape: Optional[Sequence[int]] = None, fold_batchnorm: bool = False,
                   input_name: str = "X", graph_name: str = "fastfc_net",
@@ -127,7 +170,9 @@ def to_onnx_model(net: Net, *, outputs: Union[str, Iterable[str], None] = None,
 
     Parameters
     ----------
-    net : fastfc.Net
+    net : fastfc.Net or fastfc.classifiers.fc_net.FullyConnectedNet
+        A course FullyConnectedNet exports its test-mode pass (ReLU, its
+        normalisation with the running statistics, no dropout).
     outputs : str or sequence of str, optional
         Among ``'scores'`` (the last affine layer, float (N, C); an 'mse' net's
         predictions), ``'probabilities'`` (softmax of the scores) and ``'label'``
@@ -160,7 +205,7 @@ def to_onnx_model(net: Net, *, outputs: Union[str, Iterable[str], None] = None,
     from fastfc import _validation as V
     from fastfc._config import __version__
 
-    _check_net(net)
+    net = _check_net(net)
     outputs = _check_outputs(outputs, net, classes)
     opset = DEFAULT_OPSET if opset is None else V.check_scalar(opset, "opset", integer=True)
     if opset < MIN_OPSET:
@@ -294,7 +339,7 @@ def _ir_version_for(onnx: Any, opset: int) -> int:
         return onnx.IR_VERSION
 
 
-def export_onnx(net: Net, path: Union[str, os.PathLike[str]], **options: Any) -> Any:
+def export_onnx(net: Union[Net, FullyConnectedNet], path: Union[str, os.PathLike[str]], **options: Any) -> Any:
     """Write ``net``'s inference graph to ``path`` as an ONNX file; returns the model.
 
     ``options`` are those of :func:`to_onnx_model` (outputs, classes, opset, dtype,

@@ -6,6 +6,7 @@ calls on NumPy's global random generator, ``loss(X, y=None)`` returning scores o
 """
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING, Any, Iterable, Mapping, Optional, Sequence
 
 import numpy as np
@@ -189,6 +190,13 @@ class FullyConnectedNet:
 
         for k, v in self.params.items():
             self.params[k] = v.astype(self.dtype)
+
+    def to_onnx(self, path: str | os.PathLike[str], **options: Any) -> Any:
+        """Write the net's test-mode pass to ``path`` as an ONNX graph; returns the
+        ``onnx.ModelProto``.  Needs the ``onnx`` package; ``options`` are those of
+        :func:`fastfc.onnx.to_onnx_model`."""
+        from fastfc.onnx import export_onnx
+        return export_onnx(self, path, **options)
 
     def make_solver_step(self, solver: Solver) -> Optional[FusedStep]:
         """The Solver's step accelerator for this net, or None (the model protocol's
