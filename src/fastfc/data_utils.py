@@ -553,6 +553,15 @@ def get_CIFAR10_data(num_training: int = 49000, num_validation: int = 1000,
 DIGITS_SPLIT = (1257, 270, 270)  # train / val / test sizes of load_default_data
 
 
+def _fixed_split(n: int, n_train: int, n_val: int) -> dict[str, np.ndarray]:
+    """Row indices of a fixed train / val / test split of n rows: a permutation by
+    ``np.random.RandomState(0)`` (NumPy's global generator is not touched) cut into
+    n_train, n_val and the rest."""
+    order = np.random.RandomState(0).permutation(n)
+    return {"train": order[:n_train], "val": order[n_train:n_train + n_val],
+            "test": order[n_train + n_val:]}
+
+
 def load_default_data(dtype: DTypeLike = np.float64, *, flatten: bool = True,
                       scale: bool = True, subtract_mean: bool = True,
                       return_stats: bool = False) -> dict[str, np.ndarray]:
@@ -604,12 +613,7 @@ def load_default_data(dtype: DTypeLike = np.float64, *, flatten: bool = True,
     if X.shape != (n_train + n_val + n_test, 64):
         raise DataError(f"scikit-learn's digits have shape {X.shape}, expected "
                         f"({n_train + n_val + n_test}, 64)")
-    order = np.random.RandomState(0).permutation(X.shape[0])
-    parts = {
-        "train": order[:n_train],
-        "val": order[n_train:n_train + n_val],
-        "test": order[n_train + n_val:],
-    }
+    parts = _fixed_split(X.shape[0], n_train, n_val)
     divisor = 16.0 if scale else 1.0
     X = X / divisor
     mean = X[parts["train"]].mean(axis=0) if subtract_mean else np.zeros(X.shape[1])
@@ -673,12 +677,7 @@ def load_regression_data(dtype: DTypeLike = np.float64, *, standardize: bool = T
     if X.shape != (n_train + n_val + n_test, 10) or y.shape[0] != X.shape[0]:
         raise DataError(f"scikit-learn's diabetes data have shape {X.shape}, expected "
                         f"({n_train + n_val + n_test}, 10)")
-    order = np.random.RandomState(0).permutation(X.shape[0])
-    parts = {
-        "train": order[:n_train],
-        "val": order[n_train:n_train + n_val],
-        "test": order[n_train + n_val:],
-    }
+    parts = _fixed_split(X.shape[0], n_train, n_val)
     if standardize:
         x_mean, x_std = X[parts["train"]].mean(axis=0), X[parts["train"]].std(axis=0)
         y_mean, y_std = y[parts["train"]].mean(axis=0), y[parts["train"]].std(axis=0)
