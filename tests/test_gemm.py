@@ -315,8 +315,20 @@ def test_env_bad_value_warns():
     out = subprocess.run([sys.executable, "-W", "always", "-c", code], capture_output=True,
                          text=True, env=env, timeout=60)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "auto"
+    assert out.stdout.strip() == "openblas"
     assert "FASTFC_GEMM must be one of" in out.stderr
+
+
+def test_default_mode_is_scipys_openblas_and_auto_is_opt_in():
+    """Unset FASTFC_GEMM: every product on SciPy's OpenBLAS, whatever else is installed
+    (auto-selection lost end to end on the development machine; see fastfc._gemm)."""
+    code = "import fastfc, numpy as np\nprint(fastfc.get_gemm_backend())\n"
+    env = {k: v for k, v in os.environ.items() if k != "FASTFC_GEMM"}
+    env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env=env, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "openblas"
 
 
 def test_import_loads_no_backend():

@@ -199,7 +199,7 @@ def train_arguments(parser: argparse.ArgumentParser) -> None:
     a("--threads", type=int,
       help=f"BLAS threads for this run, 1 to the CPU count ({os.cpu_count() or 1} here)")
     a("--gemm", choices=["auto", "openblas", "mkl", "openblas-private"],
-      help="GEMM backend of this run (default: FASTFC_GEMM, else auto)")
+      help="GEMM backend of this run (default: FASTFC_GEMM, else openblas)")
     a("--compute-dtype", choices=["float32", "bfloat16"],
       help="dtype of the GEMMs of a float32 run: bfloat16 needs MKL (weights stay float32)")
     a("--seed", type=int, help="seed of initialisation, minibatches and dropout (default 0)")

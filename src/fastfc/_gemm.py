@@ -20,8 +20,12 @@ Every matrix product of the kernels goes through one dispatch point
     other code sees).  Loaded when installed (``pip install scipy-openblas32``); see
     bench/README.md for what it measured.
 
-The mode comes from ``FASTFC_GEMM`` (``auto``, the default, ``openblas``, ``mkl`` or
-``openblas-private``), :func:`set_gemm_backend`, or ``fastfc train --gemm``.  A forced
+The mode comes from ``FASTFC_GEMM`` (``openblas``, the default, ``auto``, ``mkl`` or
+``openblas-private``), :func:`set_gemm_backend`, or ``fastfc train --gemm``.  ``auto``
+is opt-in: with MKL and the private OpenBLAS installed it lost end to end on the Zen 4
+development machine although each product it picked had timed faster (W2 step 5.5 ms
+against 2.3 ms on SciPy's OpenBLAS alone, W6 35 against 30 ms), so the default stays on
+the one library until the selection accounts for that.  A forced
 backend serves every product (float32 and float64).  ``auto`` routes each float32 shape
 (sizes, transposes, parts of the pool) to the fastest backend: the first product of a
 shape is timed on each loaded backend (into scratch memory: one untimed run each, then
@@ -53,6 +57,8 @@ __all__ = ["set_gemm_backend", "get_gemm_backend", "set_compute_dtype", "compute
 
 BACKENDS = ("openblas", "mkl", "openblas-private")
 MODES = ("auto",) + BACKENDS
+#: the mode when FASTFC_GEMM is unset: SciPy's OpenBLAS for every product
+DEFAULT_MODE = "openblas"
 _INDEX = {name: i for i, name in enumerate(BACKENDS)}
 _MKL_THREADING_SEQUENTIAL = 1
 _CACHE_FORMAT = 1
@@ -365,12 +371,12 @@ def _save_at_exit() -> None:
 # ----------------------------------------------------------------- modes
 
 def _env_mode() -> str:
-    mode = os.environ.get("FASTFC_GEMM", "auto").strip().lower() or "auto"
+    mode = os.environ.get("FASTFC_GEMM", DEFAULT_MODE).strip().lower() or DEFAULT_MODE
     if mode not in MODES:
         import warnings
         warnings.warn(f"FASTFC_GEMM must be one of {', '.join(MODES)}, got {mode!r}; "
-                      "using 'auto'", RuntimeWarning, stacklevel=4)
-        mode = "auto"
+                      f"using {DEFAULT_MODE!r}", RuntimeWarning, stacklevel=4)
+        mode = DEFAULT_MODE
     return mode
 
 
