@@ -764,3 +764,24 @@ def test_plot_log_axis_tick_labels_do_not_overlap(lr, reg):
     # categorical widths in their natural order
     assert [t.get_text() for t in fig.axes[2].get_xticklabels()] == \
         ["[32]", "[32,32]", "[64]", "[128]"]
+
+
+def test_augment_setting_builds_the_trials_augmenter(digits):
+    """'augment' is a Solver setting: the trial parses the spec for the images of its
+    data (X_train of shape (N, C, H, W)) with the trial's seed; flat rows are refused."""
+    from fastfc.augment import Augmenter
+    from fastfc.sweep._trial import build_model
+
+    images = dict(digits, X_train=digits["X_train"].reshape(-1, 1, 8, 8),
+                  X_val=digits["X_val"].reshape(-1, 1, 8, 8))
+    _, solver_kwargs = build_model(images, {"augment": "translate=1"}, seed=3)
+    aug = solver_kwargs["augment"]
+    assert isinstance(aug, Augmenter)
+    assert (aug.image_shape, aug.flip, aug.translate) == ((1, 8, 8), False, 1)
+    twin = Augmenter((1, 8, 8), flip=False, translate=1, seed=3)
+    assert np.array_equal(aug.draw(20)[1], twin.draw(20)[1])
+    result = run_trial(images, {"augment": "translate=1", "num_epochs": 1,
+                                "hidden_dims": [16]}, seed=0)
+    assert result["epochs"] == 1 and 0.0 <= result["best_val_acc"] <= 1.0
+    with pytest.raises(ValueError, match=r"augment 'translate=1' needs images.*\(1000, 64\)"):
+        build_model(digits, {"augment": "translate=1"}, seed=0)

@@ -32,6 +32,7 @@ ROUTES = {
     "update_rule": "solver", "batch_size": "solver", "num_epochs": "solver",
     "lr_decay": "solver", "num_train_samples": "solver", "num_val_samples": "solver",
     "patience": "solver", "schedule": "solver", "time_budget": "solver", "shuffle": "solver",
+    "augment": "solver",
     # the trial itself
     "seed": "trial",
     # optim_config: every hyper-parameter of a rule of the registry
@@ -49,7 +50,7 @@ SETTING_TYPES = {
     "loss": "str", "bn_momentum": "real", "eps": "real",
     "update_rule": "str", "batch_size": "int", "num_epochs": "int", "lr_decay": "real",
     "num_train_samples": "int?", "num_val_samples": "int?", "patience": "int?",
-    "schedule": "str?", "time_budget": "real?", "shuffle": "bool",
+    "schedule": "str?", "time_budget": "real?", "shuffle": "bool", "augment": "str?",
     "seed": "int?",
     **{key: "real" for rule in _registry.UPDATE_RULES.values() for key in rule.defaults},
 }

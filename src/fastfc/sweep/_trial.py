@@ -56,7 +56,20 @@ def build_model(data: Mapping[str, Any], config: Mapping[str, Any],
     model_kwargs, solver_kwargs, optim_config, _ = route_config(config)
     layer_dims = _layer_dims(model_kwargs, data)
     model = Net(layer_dims, seed=seed, **model_kwargs)
+    if solver_kwargs.get("augment") is not None:
+        solver_kwargs["augment"] = _augmenter(solver_kwargs["augment"], data, seed)
     return model, dict(solver_kwargs, optim_config=optim_config)
+
+
+def _augmenter(spec: str, data: Mapping[str, Any], seed: Optional[int]) -> Any:
+    """The Augmenter of an ``augment`` spec such as ``'flip,translate=2'``, for the
+    images of ``data`` (X_train of shape (N, C, H, W)), seeded by the trial's seed."""
+    from fastfc.augment import parse_augment
+    shape = np.shape(data["X_train"])
+    if len(shape) != 4:
+        raise ValueError(f"augment {spec!r} needs images: X_train of shape (N, C, H, W), "
+                         f"got shape {shape}")
+    return parse_augment(spec, (int(shape[1]), int(shape[2]), int(shape[3])), seed=seed)
 
 
 @functools.lru_cache(maxsize=None)
