@@ -493,6 +493,9 @@ class Net:
                    check_input: bool = True) -> float:
         """One training step in one compiled call; returns the loss (with the L2 term).
 
+        The loss is computed before the update; with ``label_smoothing`` it is the
+        smoothed cross-entropy the step minimises (see the class docstring).
+
         Parameters
         ----------
         X : ndarray of shape (N, D) or (N, d1, ...), float32 or float64
@@ -559,7 +562,9 @@ class Net:
         the running statistics, no dropout), else ``(loss, grads)`` with ``grads``
         keyed like ``params`` (weights' gradients include ``reg * W``).  ``y`` holds
         labels, or float targets (N, num_outputs) for an 'mse' net; ``sample_weight``
-        (N,) weights the data loss as in :meth:`train_step`.
+        (N,) weights the data loss as in :meth:`train_step`.  With ``label_smoothing``
+        the loss and its gradients are those of the smoothed cross-entropy, the
+        training objective (train mode: dropout and batch statistics as in a step).
         """
         X, y = self._checked(X, y)
         if sample_weight is not None and y is not None:
