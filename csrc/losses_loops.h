@@ -79,6 +79,55 @@ static FFC_HOT double FFC_SUF(ffc_softmax_xent)(const FFC_REAL *scores, const in
     return loss / wsum;
 }
 
+/*
+ * Softmax cross-entropy against label-smoothed targets, row by row:
+ *   q = (1 - eps) * onehot(y) + eps / c
+ *   loss = -(q * log p).sum(1).mean() = (log(total) - (q * shifted).sum(1)).mean()
+ *   dscores = (p - q) / n
+ * with shifted = s - s.max(1) and total = exp(shifted).sum(1), since q sums to 1
+ * (weighted: the mean and the 1/n as in the header).  eps = 0 gives the plain loss,
+ * but callers run ffc_softmax_xent then, whose rounding the unsmoothed results keep.
+ * dscores may be the scores buffer itself.  Returns the loss.
+ */
+static FFC_HOT double FFC_SUF(ffc_softmax_xent_smooth)(const FFC_REAL *scores,
+                                                      const intptr_t *y, const FFC_REAL *w,
+                                                      ptrdiff_t n, ptrdiff_t c, double eps,
+                                                      FFC_REAL *dscores)
+{
+    double loss = 0.0;
+    const FFC_REAL inv_n = (FFC_REAL)1 / (FFC_REAL)n;
+    const double wsum = w != NULL ? FFC_SUF(ffc_weight_sum)(w, n) : (double)n;
+    const double q_off = eps / (double)c;     /* every class's share of eps */
+    const double q_on = 1.0 - eps;            /* the true class's extra share */
+    for (ptrdiff_t i = 0; i < n; ++i) {
+        const FFC_REAL g = w != NULL ? (FFC_REAL)((double)w[i] / wsum) : inv_n;
+        const FFC_REAL *row = scores + i * c;
+        FFC_REAL *drow = dscores + i * c;
+        FFC_REAL mx = row[0];
+        for (ptrdiff_t j = 1; j < c; ++j) mx = row[j] > mx ? row[j] : mx;
+        const FFC_REAL shifted_y = row[y[i]] - mx;
+        FFC_REAL total = 0;
+        double shifted_sum = 0.0;
+        for (ptrdiff_t j = 0; j < c; ++j) {
+            const FFC_REAL shifted = row[j] - mx;
+            FFC_REAL e = FFC_EXP(shifted);
+            drow[j] = e;
+            total += e;
+            shifted_sum += (double)shifted;
+        }
+        /* -(q * log p).sum() = log(total) - (1 - eps) shifted_y - eps/c sum(shifted) */
+        const double li = (double)FFC_LOG(total) - q_on * (double)shifted_y
+                          - q_off * shifted_sum;
+        if (w != NULL) loss += (double)w[i] * li;
+        else loss += li;
+        const FFC_REAL scale = g / total;
+        const FFC_REAL off = g * (FFC_REAL)q_off;
+        for (ptrdiff_t j = 0; j < c; ++j) drow[j] = drow[j] * scale - off;
+        drow[y[i]] -= g * (FFC_REAL)q_on;
+    }
+    return loss / wsum;
+}
+
 /* p = softmax(s, axis=1), max-subtracted; p may be s */
 static FFC_HOT void FFC_SUF(ffc_softmax_rows)(const FFC_REAL *scores, ptrdiff_t n, ptrdiff_t c,
                                              FFC_REAL *probs)

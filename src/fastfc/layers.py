@@ -232,9 +232,15 @@ def _sample_weight(sample_weight: Optional[ArrayLike], n_samples: int,
     return w
 
 
-def softmax_loss(x: ArrayLike, y: ArrayLike,
-                 sample_weight: Optional[ArrayLike] = None) -> tuple[float, _Array]:
+def softmax_loss(x: ArrayLike, y: ArrayLike, sample_weight: Optional[ArrayLike] = None,
+                 label_smoothing: float = 0.0) -> tuple[float, _Array]:
     """Softmax cross-entropy loss, mean over the minibatch.
+
+    With ``p = softmax(x, axis=1)`` the loss of sample i is ``l_i = -log p[i, y_i]``,
+    and ``dx = (p - onehot(y)) / N``.  With label smoothing ``eps`` the target of
+    sample i is the distribution ``q_i = (1 - eps) * onehot(y_i) + eps / C`` instead of
+    the one-hot vector: ``l_i = -sum_k q_ik log p_ik`` and ``dx = (p - q) / N``
+    (``torch.nn.CrossEntropyLoss(label_smoothing=eps)``).
 
     Parameters
     ----------
@@ -247,16 +253,25 @@ def softmax_loss(x: ArrayLike, y: ArrayLike,
         ``sum(w_i * l_i) / sum(w_i)`` of the per-sample losses ``l_i`` -- normalised by
         the sum of the weights, so equal weights give the plain mean -- and ``dx``
         follows it.
+    label_smoothing : float in [0, 1), default 0.0
+        ``eps`` above (fastfc extension).  0 is the plain cross-entropy, computed
+        exactly as without the argument.  The smoothed loss is not 0 even for a
+        perfect prediction: its minimum over x is the entropy of q.
 
     Returns
     -------
     loss : float
     dx : ndarray of shape (N, C), gradient of the loss with respect to x.
     """
+    eps = V.check_scalar(label_smoothing, "label_smoothing", low=0.0, high=1.0,
+                         high_open=True)
     x, y = _scores_and_labels(x, y)
     w = _sample_weight(sample_weight, x.shape[0], x.dtype)
     dx = np.empty_like(x)
-    loss = _losses._softmax_loss(x, y, dx, w)
+    if eps == 0:
+        loss = _losses._softmax_loss(x, y, dx, w)
+    else:
+        loss = _losses._softmax_loss(x, y, dx, w, eps)
     return loss, dx
 
 

@@ -167,6 +167,16 @@ class Net:
         averaged over the batch.  For an 'mse' net :meth:`predict` returns the outputs.
     bn_momentum, eps : float
         Running-statistics momentum and variance epsilon of the normalisation.
+    label_smoothing : float in [0, 1), default 0.0
+        Label smoothing ``eps`` of the 'softmax' loss (refused with any other loss
+        unless 0): each sample's target becomes ``q = (1 - eps) * onehot(y) + eps / C``
+        and its loss ``-sum_k q_k log p_k``, as ``torch.nn.CrossEntropyLoss(
+        label_smoothing=eps)``; the gradient of the scores is ``(p - q) / N``.  The loss
+        that :meth:`train_step` and ``loss(X, y)`` return (and the Solver records) is
+        this smoothed training objective, not the plain negative log-likelihood: it
+        cannot fall below the entropy of q (about 0.5 for eps 0.1 and 10 classes).
+        0 computes exactly what a net without smoothing computes.  Saved with the net;
+        settable between steps (``net.label_smoothing = 0.05``).
 
     Attributes
     ----------
@@ -182,7 +192,8 @@ class Net:
                  reg: float = 0.0, weight_scale: Optional[float] = None,
                  init: Optional[str] = None, dtype: DTypeLike = np.float32,
                  seed: Optional[int] = None, alpha: float = 0.01, loss: str = "softmax",
-                 bn_momentum: float = 0.9, eps: float = 1e-5) -> None:
+                 bn_momentum: float = 0.9, eps: float = 1e-5,
+                 label_smoothing: float = 0.0) -> None:
         dims = self._check_dims(layer_dims)
         if activation not in ACTIVATIONS:
             raise ValueError(f"activation must be one of {', '.join(ACTIVATIONS)}, "
@@ -200,6 +211,7 @@ class Net:
         alpha = V.check_scalar(alpha, "alpha", low=0.0)
         bn_momentum = V.check_scalar(bn_momentum, "bn_momentum", low=0.0, high=1.0)
         eps = V.check_scalar(eps, "eps", low=0.0)
+        label_smoothing = _check_label_smoothing(label_smoothing, loss)
         if weight_scale is not None and init is not None:
             raise ValueError("give weight_scale or init, not both")
         if weight_scale is not None:
@@ -243,6 +255,7 @@ class Net:
         for name, value in initial.items():
             self.params[name] = value
         self.reg = reg
+        self._core.label_smoothing = label_smoothing
 
     # ------------------------------------------------------------------ set-up
 
@@ -329,6 +342,18 @@ class Net:
         value = V.check_scalar(value, "reg", low=0.0)
         with self._lock:
             self._core.reg = value
+
+    @property
+    def label_smoothing(self) -> float:
+        """Label smoothing of the softmax loss: targets ``(1 - eps) * onehot(y) + eps /
+        C`` (0: one-hot).  In [0, 1); only the 'softmax' loss takes a non-zero value."""
+        return self._core.label_smoothing
+
+    @label_smoothing.setter
+    def label_smoothing(self, value: float) -> None:
+        value = _check_label_smoothing(value, self.loss_name)
+        with self._lock:
+            self._core.label_smoothing = value
 
     @property
     def bn_params(self) -> list[dict[str, Any]]:
@@ -468,6 +493,9 @@ class Net:
                    check_input: bool = True) -> float:
         """One training step in one compiled call; returns the loss (with the L2 term).
 
+        The loss is computed before the update; with ``label_smoothing`` it is the
+        smoothed cross-entropy the step minimises (see the class docstring).
+
         Parameters
         ----------
         X : ndarray of shape (N, D) or (N, d1, ...), float32 or float64
@@ -534,7 +562,9 @@ class Net:
         the running statistics, no dropout), else ``(loss, grads)`` with ``grads``
         keyed like ``params`` (weights' gradients include ``reg * W``).  ``y`` holds
         labels, or float targets (N, num_outputs) for an 'mse' net; ``sample_weight``
-        (N,) weights the data loss as in :meth:`train_step`.
+        (N,) weights the data loss as in :meth:`train_step`.  With ``label_smoothing``
+        the loss and its gradients are those of the smoothed cross-entropy, the
+        training objective (train mode: dropout and batch statistics as in a step).
         """
         X, y = self._checked(X, y)
         if sample_weight is not None and y is not None:
@@ -694,6 +724,10 @@ class Net:
                             f"bool, None, lists, dicts): {exc}") from None
         args = {k: getattr(self, k) for k in self._ARGS}
         args.update(dtype=np.dtype(self.dtype).name, loss=self.loss_name, reg=self.reg)
+        if self.label_smoothing:
+            # written only when used: a file of a net without smoothing stays readable
+            # by fastfc versions that predate the setting
+            args["label_smoothing"] = self.label_smoothing
         arrays = {f"param/{k}": np.array(v, copy=True) for k, v in self.params.items()}
         arrays.update({f"model/{k}": v for k, v in self._extra_state().items()})
         return save_checkpoint(path, arrays, {"kind": "net", "net_format": NET_FORMAT,
@@ -740,6 +774,7 @@ class Net:
     def __getstate__(self) -> dict[str, Any]:
         state = {k: getattr(self, k) for k in self._ARGS}
         state.update(dtype=self.dtype, loss=self.loss_name, reg=self.reg,
+                     label_smoothing=self.label_smoothing,
                      flat=self._flat.copy(), extra={k: np.array(v, copy=True)
                                                     for k, v in self._extra_state().items()},
                      update_rule=self.update_rule, optim=self.optimizer_state())
@@ -756,6 +791,8 @@ class Net:
         self._flat[...] = state["flat"]
         self._load_extra_state(state["extra"])
         self.reg = state["reg"]
+        # (absent from the pickles of versions before label smoothing)
+        self.label_smoothing = state.get("label_smoothing", 0.0)
         if state["update_rule"] is not None:
             optim = dict(state["optim"])
             for key, value in optim.items():
@@ -773,9 +810,20 @@ class Net:
             extras.append(f"reg={self.reg}")
         if self.loss_name != "softmax":
             extras.append(f"loss={self.loss_name!r}")
+        if self.label_smoothing:
+            extras.append(f"label_smoothing={self.label_smoothing}")
         tail = "".join(", " + e for e in extras)
         return (f"Net({self.layer_dims}, activation={self.activation!r}{tail}, "
                 f"dtype={np.dtype(self.dtype).name})")
+
+
+def _check_label_smoothing(value: Any, loss: str) -> float:
+    """label_smoothing as a float in [0, 1), and 0 unless the loss is 'softmax'."""
+    value = V.check_scalar(value, "label_smoothing", low=0.0, high=1.0, high_open=True)
+    if value and loss != "softmax":
+        raise ValueError(f"label_smoothing applies to the 'softmax' loss only; loss "
+                         f"{loss!r} needs label_smoothing=0, got {value}")
+    return value
 
 
 def _json_scalar(value: Any) -> Any:
@@ -810,7 +858,7 @@ def _saved_net_layout(path: object, header: Mapping[str, Any]
     if not isinstance(header.get("metadata", {}), dict):
         raise bad("metadata is not a dict")
     args = dict(header["net"])
-    allowed = set(Net._ARGS) | {"dtype", "loss", "reg"}
+    allowed = set(Net._ARGS) | {"dtype", "loss", "reg", "label_smoothing"}
     unknown = sorted(set(args) - allowed, key=str)
     if unknown:
         raise bad(f"unknown settings {', '.join(map(repr, unknown))}")

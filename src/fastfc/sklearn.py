@@ -355,6 +355,11 @@ class _BaseFC(BaseEstimator):
     def _check_first_partial(self, classes: Optional[ArrayLike]) -> None:
         """Hook: what a first partial_fit call needs (the classifier's classes)."""
 
+    def _loss_settings(self) -> dict[str, Any]:
+        """Hook: the Net settings of the loss beyond its name (the classifier's
+        label_smoothing); checked by ``_check_params`` before they are used."""
+        return {}
+
     def _y_checks(self) -> dict[str, Any]:
         return {}
 
@@ -381,7 +386,8 @@ class _BaseFC(BaseEstimator):
                         activation=self.activation,
                         dropout_keep_ratio=self.dropout_keep_ratio,
                         normalization=self.normalization, reg=self.reg, dtype=dtype,
-                        seed=seed, loss=self._loss, init=self.init)
+                        seed=seed, loss=self._loss, init=self.init,
+                        **self._loss_settings())
         self.net_.set_optimizer(self.update_rule, learning_rate=float(self.learning_rate))
         self._rng: np.random.RandomState = rng
         self.loss_curve_: list[float] = []
@@ -517,6 +523,13 @@ class FCClassifier(ClassifierMixin, _BaseFC):
         'balanced' gives ``n_samples / (n_classes * count(class))``; a dict maps class
         labels to weights (1 for classes not named).  'balanced' is refused by
         ``partial_fit`` (the class counts of one call say little).
+    label_smoothing : float in [0, 1), default 0.0
+        Trains against the targets ``(1 - eps) * onehot(y) + eps / n_classes`` instead
+        of one-hot labels (:class:`fastfc.Net`'s ``label_smoothing``).  ``loss_curve_``
+        and ``validation_loss_curve_`` then hold this smoothed cross-entropy, which
+        cannot fall below the entropy of the targets.  Like the other network
+        settings it takes effect when a network is created (not on a ``warm_start``
+        continuation).
 
     Attributes
     ----------
@@ -551,6 +564,7 @@ class FCClassifier(ClassifierMixin, _BaseFC):
                  early_stopping: bool = False, validation_fraction: float = 0.1,
                  warm_start: bool = False,
                  class_weight: Union[None, str, dict[Any, float]] = None,
+                 label_smoothing: float = 0.0,
                  init: Optional[str] = None, dtype: Optional[DTypeLike] = None,
                  random_state: Union[None, int, np.random.RandomState] = None,
                  verbose: bool | int = False, num_epochs: Optional[int] = None,
@@ -572,6 +586,7 @@ class FCClassifier(ClassifierMixin, _BaseFC):
         self.validation_fraction = validation_fraction
         self.warm_start = warm_start
         self.class_weight = class_weight
+        self.label_smoothing = label_smoothing
         self.init = init
         self.dtype = dtype
         self.random_state = random_state
@@ -622,6 +637,14 @@ class FCClassifier(ClassifierMixin, _BaseFC):
         self
         """
         return self._fit(X, y, sample_weight, partial=True, classes=classes)
+
+    def _check_params(self) -> tuple[list[int], int, int]:
+        checked = super()._check_params()
+        _real(self.label_smoothing, "label_smoothing", low=0.0, high=1.0, high_open=True)
+        return checked
+
+    def _loss_settings(self) -> dict[str, Any]:
+        return {"label_smoothing": float(self.label_smoothing)}
 
     def _check_first_partial(self, classes: Optional[ArrayLike]) -> None:
         if classes is None:
@@ -701,6 +724,10 @@ class FCClassifier(ClassifierMixin, _BaseFC):
         shifted = scores - scores.max(axis=1, keepdims=True)
         logp = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
         per_row = -logp[np.arange(len(t_val)), t_val]
+        eps = self.net_.label_smoothing
+        if eps:
+            # the loss the net trains on: targets (1 - eps) onehot(y) + eps / C
+            per_row = (1.0 - eps) * per_row - eps * logp.mean(axis=1)
         return _weighted_mean(per_row, w_val) + self._l2()
 
     def decision_function(self, X: ArrayLike) -> _Array:

@@ -5,6 +5,8 @@ from libc.stdint cimport intptr_t
 cdef extern from "losses_loops.h" nogil:
     double ffc_softmax_xent_s(const float* scores, const intptr_t* y, const float* w, Py_ssize_t n, Py_ssize_t c, float* dscores)
     double ffc_softmax_xent_d(const double* scores, const intptr_t* y, const double* w, Py_ssize_t n, Py_ssize_t c, double* dscores)
+    double ffc_softmax_xent_smooth_s(const float* scores, const intptr_t* y, const float* w, Py_ssize_t n, Py_ssize_t c, double eps, float* dscores)
+    double ffc_softmax_xent_smooth_d(const double* scores, const intptr_t* y, const double* w, Py_ssize_t n, Py_ssize_t c, double eps, double* dscores)
     void ffc_softmax_rows_s(const float* scores, Py_ssize_t n, Py_ssize_t c, float* probs)
     void ffc_softmax_rows_d(const double* scores, Py_ssize_t n, Py_ssize_t c, double* probs)
     double ffc_svm_s(const float* scores, const intptr_t* y, const float* w, Py_ssize_t n, Py_ssize_t c, float* dscores)

@@ -4,6 +4,9 @@ from fastfc._kernels._types cimport floating
 
 cdef double softmax_xent(const floating* scores, const intptr_t* y, const floating* w,
                          Py_ssize_t n, Py_ssize_t c, floating* dscores) noexcept nogil
+cdef double softmax_xent_smooth(const floating* scores, const intptr_t* y,
+                                const floating* w, Py_ssize_t n, Py_ssize_t c,
+                                double label_smoothing, floating* dscores) noexcept nogil
 cdef double svm_hinge(const floating* scores, const intptr_t* y, const floating* w,
                       Py_ssize_t n, Py_ssize_t c, floating* dscores) noexcept nogil
 cdef double mse(const floating* scores, const floating* t, const floating* w,

@@ -1,4 +1,4 @@
-"""Softmax cross-entropy, multiclass SVM and mean squared error, one pass per row.
+"""Softmax cross-entropy (optionally label-smoothed), multiclass SVM and mean squared error, one pass per row.
 
 Stub of the compiled module fastfc._kernels.losses (def twins of the cdef kernels:
 float32 or float64 scores, intp labels or float targets of the scores' dtype,
@@ -12,8 +12,11 @@ _Floats = npt.NDArray[np.float32] | npt.NDArray[np.float64]
 _Labels = npt.NDArray[np.intp]
 
 def _softmax_loss(scores: _Floats, y: _Labels, dscores: _Floats,
-                  sample_weight: _Floats | None = None) -> float:
-    """Softmax cross-entropy; writes dscores, returns the (weighted) mean loss."""
+                  sample_weight: _Floats | None = None,
+                  label_smoothing: float = 0.0) -> float:
+    """Softmax cross-entropy (against label-smoothed targets ``(1 - eps) onehot(y) +
+    eps / C`` when label_smoothing = eps > 0, eps in [0, 1)); writes dscores, returns
+    the (weighted) mean loss."""
 
 def _svm_loss(scores: _Floats, y: _Labels, dscores: _Floats,
               sample_weight: _Floats | None = None) -> float:

@@ -1,5 +1,5 @@
-"""Softmax cross-entropy, multiclass SVM and mean squared error, one pass per row, no
-temporaries.
+"""Softmax cross-entropy (optionally against label-smoothed targets), multiclass SVM and
+mean squared error, one pass per row, no temporaries.
 
 Every loss takes optional per-sample weights ``w`` (NULL: unweighted); the loss is
 then the weighted mean ``sum(w_i * l_i) / sum(w_i)`` and each row's gradient is scaled
@@ -17,6 +17,19 @@ cdef double softmax_xent(const floating* scores, const intptr_t* y, const floati
         return ffc_softmax_xent_s(scores, y, w, n, c, dscores)
     else:
         return ffc_softmax_xent_d(scores, y, w, n, c, dscores)
+
+
+cdef double softmax_xent_smooth(const floating* scores, const intptr_t* y,
+                                const floating* w, Py_ssize_t n, Py_ssize_t c,
+                                double label_smoothing, floating* dscores) noexcept nogil:
+    """q = (1 - eps) onehot(y) + eps / c; loss = -(q * log p).sum(1).mean();
+    dscores = (p - q) / n.  label_smoothing = 0 runs softmax_xent itself (same bits)."""
+    if label_smoothing == 0:
+        return softmax_xent(scores, y, w, n, c, dscores)
+    if floating is float:
+        return ffc_softmax_xent_smooth_s(scores, y, w, n, c, label_smoothing, dscores)
+    else:
+        return ffc_softmax_xent_smooth_d(scores, y, w, n, c, label_smoothing, dscores)
 
 
 cdef double svm_hinge(const floating* scores, const intptr_t* y, const floating* w,
@@ -47,18 +60,21 @@ cdef void softmax_rows(const floating* scores, Py_ssize_t n, Py_ssize_t c,
 
 
 # ----------------------------------------------------------------- def twins
-# Shapes are trusted: sample_weight, when given, holds n values >= 0 with a positive sum.
+# Shapes are trusted: sample_weight, when given, holds n values >= 0 with a positive sum;
+# label_smoothing is in [0, 1).
 
 def _softmax_loss(const floating[:, ::1] scores, const intptr_t[::1] y,
-                  floating[:, ::1] dscores, const floating[::1] sample_weight=None):
-    """Softmax cross-entropy; writes dscores, returns the (weighted) mean loss."""
+                  floating[:, ::1] dscores, const floating[::1] sample_weight=None,
+                  double label_smoothing=0.0):
+    """Softmax cross-entropy (against label-smoothed targets when label_smoothing > 0);
+    writes dscores, returns the (weighted) mean loss."""
     cdef double loss
     cdef const floating* w = NULL
     if sample_weight is not None:
         w = &sample_weight[0]
     with nogil:
-        loss = softmax_xent(&scores[0, 0], &y[0], w, scores.shape[0], scores.shape[1],
-                            &dscores[0, 0])
+        loss = softmax_xent_smooth(&scores[0, 0], &y[0], w, scores.shape[0],
+                                   scores.shape[1], label_smoothing, &dscores[0, 0])
     return loss
 
 

@@ -21,6 +21,7 @@ class NetCore:
     dtype: np.dtype[Any]
     learning_rate: float
     reg: float
+    label_smoothing: float
     t: int
     step: int
     drop_key: int

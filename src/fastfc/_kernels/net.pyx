@@ -7,8 +7,8 @@ layer:
 2. the forward pass: per hidden layer ``z = x @ W`` (GEMM), then in one pass over z
    the bias, the normalisation (batch or layer norm), the activation and dropout;
    the output affine layer;
-3. the softmax, SVM or mean-squared-error loss (optionally weighted per sample),
-   writing dscores;
+3. the softmax, SVM or mean-squared-error loss (optionally weighted per sample; the
+   softmax cross-entropy optionally against label-smoothed targets), writing dscores;
 4. the backward pass, reusing the forward buffers (no dX for the first layer);
 5. the update rule over all parameters, with the L2 term ``reg * W`` fused in.
 
@@ -35,7 +35,7 @@ from fastfc._kernels._dense_loops cimport *
 from fastfc._kernels._net_loops cimport *
 from fastfc._kernels.blas cimport (POOL_MAX_PARTS, gemm, dot, parallel_begin, parallel_end,
                                    parallel_parts, parallel_run, part_range)
-from fastfc._kernels.losses cimport softmax_xent, svm_hinge, mse
+from fastfc._kernels.losses cimport softmax_xent_smooth, svm_hinge, mse
 from fastfc._kernels.norm cimport (bn_forward_train, bn_forward_test, bn_backward,
                                    ln_forward, ln_backward)
 from fastfc._kernels.optim cimport RuleParams, rule_step
@@ -91,6 +91,7 @@ cdef struct NetState:
     double bn_eps
     double bn_momentum
     int loss_kind
+    double label_smoothing  # softmax: targets (1 - eps) onehot(y) + eps / C (0: one-hot)
     Layer* layers
     void* params
     void* grads
@@ -425,8 +426,9 @@ cdef double _step(NetState* st, const void* X, bint x_is_float, bint gather,
     if labels == NULL and targets == NULL:
         return 0
     if st.loss_kind == 0:
-        loss = softmax_xent(<floating*>last.z, labels, <const floating*>weights, n,
-                            last.d_out, <floating*>st.g_a)
+        # label_smoothing 0 runs the plain softmax_xent (bit-identical)
+        loss = softmax_xent_smooth(<floating*>last.z, labels, <const floating*>weights, n,
+                                   last.d_out, st.label_smoothing, <floating*>st.g_a)
     elif st.loss_kind == LOSS_MSE:
         loss = mse(<floating*>last.z, <const floating*>targets, <const floating*>weights, n,
                    last.d_out, <floating*>st.g_a)
@@ -489,6 +491,7 @@ cdef class NetCore:
         st.bn_eps = bn_eps
         st.bn_momentum = bn_momentum
         st.loss_kind = loss_kind
+        st.label_smoothing = 0
         st.drop_key = drop_key
         st.step = 0
         st.nonfinite = 0
@@ -579,6 +582,15 @@ cdef class NetCore:
 
         def __set__(self, double value):
             self.st.reg = value
+
+    property label_smoothing:
+        """eps of the softmax loss's targets (1 - eps) onehot(y) + eps / C; the caller
+        (Net) keeps it in [0, 1) and 0 for the other losses."""
+        def __get__(self):
+            return self.st.label_smoothing
+
+        def __set__(self, double value):
+            self.st.label_smoothing = value
 
     property t:
         def __get__(self):
