@@ -80,7 +80,12 @@ DEFAULTS: dict[str, Any] = dict(dataset="digits", data=None, hidden_dims=list(_F
                 schedule=None, time_budget=None, num_epochs=50,
                 batch_size=_FD["batch_size"], shuffle=False, augment=None,
                 preprocess="standardize", dtype="float32", threads=None, seed=0,
-                print_every=None, checkpoint_every=1, num_test=None, loss=None)
+                print_every=None, checkpoint_every=1, num_test=None, loss=None,
+                label_smoothing=0.0)
+
+#: settings added after the first config.json format, with the value that reproduces
+#: what runs written before them did (--resume and evaluate read such runs)
+ADDED_SETTINGS: dict[str, Any] = {"loss": "softmax", "label_smoothing": 0.0}
 
 DATASETS = ("digits", "cifar10", "diabetes")
 #: data sets of real-valued targets (trained with the 'mse' loss, scored by R^2)
@@ -148,6 +153,9 @@ def train_arguments(parser: argparse.ArgumentParser) -> None:
     a("--loss", choices=LOSSES,
       help="softmax (cross-entropy) or svm (hinge) for the classification data sets, mse "
            "(half squared error) for regression (default: softmax, or mse for diabetes)")
+    a("--label-smoothing", type=float, metavar="EPS",
+      help="softmax loss against (1 - EPS) * one-hot + EPS / classes, EPS in [0, 1) "
+           "(default 0: the plain cross-entropy)")
     a("--data", metavar="DIR", help="CIFAR-10 directory (default: $FASTFC_DATA)")
     _option(a, "hidden_dims", type=str, metavar="H1,H2,...",
             help=f"widths of the hidden layers, comma-separated, e.g. 512,256 (default "
@@ -256,8 +264,9 @@ def _upgrade(settings: Mapping[str, Any]) -> dict[str, Any]:
     if "preprocess" not in settings and "standardize" in settings:
         settings["preprocess"] = "standardize" if settings["standardize"] else "mean"
     settings.pop("standardize", None)
-    # runs before --loss existed all trained the softmax loss
-    settings.setdefault("loss", "softmax")
+    # runs written before a setting existed trained without it
+    for key, value in ADDED_SETTINGS.items():
+        settings.setdefault(key, value)
     return settings
 
 
@@ -356,6 +365,12 @@ def validate_settings(settings: Any, source: Optional[str] = None,
     real("weight_scale", 0.0, low_open=True, optional=True)
     real("lr_decay", 0.0, low_open=True)
     real("time_budget", 0.0, low_open=True, optional=True)
+    real("label_smoothing", 0.0, high=1.0)
+    if settings["label_smoothing"] >= 1.0:
+        fail("label_smoothing", "a finite number in [0, 1)")
+    if settings["label_smoothing"] and settings["loss"] != "softmax":
+        raise BadOption(f"{where('label_smoothing')} applies to the softmax loss only, "
+                        f"not to {settings['loss']}")
     if settings["weight_scale"] is not None and settings["init"] is not None:
         raise BadOption(f"{where('weight_scale')} and {where('init')} both set the initial "
                         "weights; give one of them")
@@ -506,7 +521,7 @@ def _build_net(settings: Mapping[str, Any], data: Mapping[str, Any]) -> Net:
                normalization=settings["normalization"], reg=settings["reg"],
                weight_scale=settings["weight_scale"], init=settings["init"],
                dtype=np.dtype(settings["dtype"]).type, seed=settings["seed"],
-               loss=settings["loss"])
+               loss=settings["loss"], label_smoothing=settings["label_smoothing"])
 
 
 def _build_solver(settings: Mapping[str, Any], net: Net, data: Mapping[str, Any],

@@ -27,7 +27,7 @@ ROUTES = {
     "input_dim": "model", "num_classes": "model", "activation": "model",
     "dropout_keep_ratio": "model", "normalization": "model", "reg": "model",
     "weight_scale": "model", "init": "model", "dtype": "model", "alpha": "model",
-    "loss": "model", "bn_momentum": "model", "eps": "model",
+    "loss": "model", "bn_momentum": "model", "eps": "model", "label_smoothing": "model",
     # Solver(...)
     "update_rule": "solver", "batch_size": "solver", "num_epochs": "solver",
     "lr_decay": "solver", "num_train_samples": "solver", "num_val_samples": "solver",
@@ -47,7 +47,7 @@ SETTING_TYPES = {
     "input_dim": "int", "num_classes": "int", "activation": "str",
     "dropout_keep_ratio": "real", "normalization": "str?", "reg": "real",
     "weight_scale": "real?", "init": "str?", "dtype": "any", "alpha": "real",
-    "loss": "str", "bn_momentum": "real", "eps": "real",
+    "loss": "str", "bn_momentum": "real", "eps": "real", "label_smoothing": "real",
     "update_rule": "str", "batch_size": "int", "num_epochs": "int", "lr_decay": "real",
     "num_train_samples": "int?", "num_val_samples": "int?", "patience": "int?",
     "schedule": "str?", "time_budget": "real?", "shuffle": "bool", "augment": "str?",
