@@ -369,7 +369,7 @@ def test_train_step_requires_optimizer():
 
 
 @pytest.mark.parametrize("rule, config", [
-    ("adamw", {}),
+    ("lamb", {}),
     ("sgd", {"momentum": 0.9}),
     ("adam", {"learning_rate": -1.0}),
     ("sgd", {"weight_decay": 0.1}),

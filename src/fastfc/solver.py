@@ -1160,7 +1160,8 @@ class Solver:
                 if fast:
                     size = sum(int(np.prod(s)) for s in shapes.values())
                     w = np.zeros(size, dtype=np.dtype(self._model_dtype()))
-                    if "weight_decay" in config:
+                    if ("weight_decay" in config and "weight_decay"
+                            not in optim.RULES[self.rule_name].defaults):
                         fail("the Net's optimiser state holds weight_decay")
                 else:
                     w = np.zeros(shapes[p], dtype=dtypes[p])
