@@ -330,6 +330,23 @@ class Net:
         with self._lock:
             self._core.reg = value
 
+    def ema_arrays(self) -> dict[str, _Array]:
+        """The net's own arrays of learned state, for weight averaging (the Solver's
+        ``ema_decay``): ``'flat'``, every parameter in one buffer (the order of
+        :attr:`params`), and with batch norm ``'running_mean<i>'`` and
+        ``'running_var<i>'`` of each hidden layer.
+
+        These are the buffers the compiled step reads and writes, not copies: a caller
+        may write into them (e.g. swap averaged values in for an evaluation) only
+        between steps, from the thread that trains the net, and must not keep them
+        past the net's life.
+        """
+        out = {"flat": self._flat}
+        for i, (m, v) in enumerate(self._running):
+            out[f"running_mean{i + 1}"] = m
+            out[f"running_var{i + 1}"] = v
+        return out
+
     @property
     def bn_params(self) -> list[dict[str, Any]]:
         """Batch-norm running statistics in the CS231n layout (a new list of dicts of
