@@ -746,7 +746,7 @@ class Solver:
     def _ema_update(self) -> None:
         """avg = d * avg + (1 - d) * w, d = ema_decay ** ema_every: one compiled pass
         per array (NumPy for arrays the kernel cannot take)."""
-        decay = self.ema_decay ** self.ema_every  # type: ignore[operator]  # set with _ema
+        decay = self.ema_decay ** self.ema_every
         for name, w in self._ema_sources().items():
             avg = self._ema[name]  # type: ignore[index]  # called only with an average
             if (w.dtype == avg.dtype and w.dtype in V.FLOAT_DTYPES
