@@ -1,7 +1,8 @@
 /*
  * optim_loops.h -- the parameter update rules of fastfc/_kernels/optim.pyx: SGD,
- * momentum, Nesterov momentum, RMSProp, Adam.  Each is one elementwise pass that can
- * also collect the statistics in ffc_update_stats (loops_common.h).
+ * momentum, Nesterov momentum, RMSProp, Adam, AdamW.  Each is one elementwise pass that can
+ * also collect the statistics in ffc_update_stats (loops_common.h).  AdamW is Adam with
+ * decoupled weight decay.
  *
  * These loops must give NumPy's results bit for bit: see the fp-contract note below.
  */
@@ -148,6 +149,45 @@ static FFC_HOT void FFC_SUF(ffc_adam)(FFC_REAL *FFC_RESTRICT w, const FFC_REAL *
         v[k] = vk;
         w[k] -= lr * (mk / bc1) / (FFC_SQRT(vk / bc2) + eps);
     )
+}
+
+/*
+ * AdamW (Loshchilov & Hutter, ICLR 2019): Adam with decoupled weight decay, in the
+ * order torch.optim.AdamW applies it -- first w *= shrink (shrink = 1 - lr * wd, formed
+ * and rounded by the caller), then the Adam step above on the shrunk w.  The moments
+ * see g = dw + reg * w at the weights the gradient was computed with; with wd = 0,
+ * shrink is exactly 1 and the result is Adam's bit for bit.
+ */
+static FFC_HOT void FFC_SUF(ffc_adamw)(FFC_REAL *FFC_RESTRICT w, const FFC_REAL *FFC_RESTRICT dw,
+                                      FFC_REAL *FFC_RESTRICT m, FFC_REAL *FFC_RESTRICT v,
+                                      ptrdiff_t size, FFC_REAL lr, FFC_REAL beta1,
+                                      FFC_REAL keep1, FFC_REAL beta2, FFC_REAL keep2,
+                                      FFC_REAL eps, FFC_REAL reg, FFC_REAL bc1,
+                                      FFC_REAL bc2, FFC_REAL shrink,
+                                      ffc_update_stats *stats)
+{
+    FFC_NO_CONTRACT
+    FFC_UPDATE_LOOP(
+        FFC_REAL g = dw[k] + reg * w[k];
+        FFC_REAL mk = beta1 * m[k] + keep1 * g;
+        FFC_REAL vk = beta2 * v[k] + keep2 * (g * g);
+        FFC_REAL wk = w[k] * shrink;
+        m[k] = mk;
+        v[k] = vk;
+        w[k] = wk - lr * (mk / bc1) / (FFC_SQRT(vk / bc2) + eps);
+    )
+}
+
+/*
+ * The running (exponential moving) average of weights: avg = decay * avg + keep * w
+ * (keep = 1 - decay, formed in double and rounded once by the caller), one pass.
+ */
+static FFC_HOT void FFC_SUF(ffc_ema)(FFC_REAL *FFC_RESTRICT avg, const FFC_REAL *FFC_RESTRICT w,
+                                    ptrdiff_t size, FFC_REAL decay, FFC_REAL keep)
+{
+    FFC_NO_CONTRACT
+    for (ptrdiff_t k = 0; k < size; ++k)
+        avg[k] = decay * avg[k] + keep * w[k];
 }
 
 #undef FFC_UPDATE_LOOP

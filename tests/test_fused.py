@@ -15,7 +15,7 @@ from fastfc import optim
 from fastfc.classifiers.fc_net import FullyConnectedNet
 from fastfc.solver import Solver
 
-RULES = ["sgd", "sgd_momentum", "sgd_nesterov_momentum", "rmsprop", "adam"]
+RULES = ["sgd", "sgd_momentum", "sgd_nesterov_momentum", "rmsprop", "adam", "adamw"]
 TOL = {np.float64: dict(rtol=1e-10, atol=1e-12), np.float32: dict(rtol=1e-5, atol=1e-6)}
 
 

@@ -737,6 +737,14 @@ def test_optim_twins(dtype, tol):
     kopt._adam(w, dw, m, a, 0.01, 0.9, 0.999, 1e-8, 1)
     close(w, w64 - 0.01 * g64 / (np.abs(g64) + 1e-8), tol)
 
+    # adamw: the weights shrink by 1 - lr * wd, then Adam's step (the moments see gr)
+    w, m, a = w0.copy(), m0.copy(), a0.copy()
+    kopt._adamw(w, dw, m, a, 0.01, 0.9, 0.99, 1e-8, t, 0.5, reg)
+    close(m, em, tol)
+    close(a, ea, tol)
+    close(w, w64 * (1 - 0.01 * 0.5)
+          - 0.01 * (em / (1 - 0.9**t)) / (np.sqrt(ea / (1 - 0.99**t)) + 1e-8), tol)
+
 
 def test_optim_twins_single_element(dtype, tol):
     w = np.array([0.5], dtype)

@@ -24,7 +24,7 @@ from fastfc.solver import Solver
 
 ACTIVATIONS = ["relu", "leaky_relu", "sigmoid", "tanh", "swish"]
 NORMS = [None, "batchnorm", "layernorm"]
-RULES = ["sgd", "sgd_momentum", "sgd_nesterov_momentum", "rmsprop", "adam"]
+RULES = ["sgd", "sgd_momentum", "sgd_nesterov_momentum", "rmsprop", "adam", "adamw"]
 
 # Non-default hyper-parameters, so that a swapped or ignored key shows.
 HYPER = {
@@ -33,6 +33,8 @@ HYPER = {
     "sgd_nesterov_momentum": {"learning_rate": 0.05, "momentum": 0.7},
     "rmsprop": {"learning_rate": 0.01, "decay_rate": 0.9, "epsilon": 1e-6},
     "adam": {"learning_rate": 0.01, "beta1": 0.8, "beta2": 0.95, "epsilon": 1e-6},
+    "adamw": {"learning_rate": 0.01, "beta1": 0.8, "beta2": 0.95, "epsilon": 1e-6,
+              "weight_decay": 0.2},
 }
 
 
@@ -369,7 +371,7 @@ def test_train_step_requires_optimizer():
 
 
 @pytest.mark.parametrize("rule, config", [
-    ("adamw", {}),
+    ("lamb", {}),
     ("sgd", {"momentum": 0.9}),
     ("adam", {"learning_rate": -1.0}),
     ("sgd", {"weight_decay": 0.1}),

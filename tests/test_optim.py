@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from fastfc import Net, optim
 from fastfc.gradient_check import rel_error
 
-RULES = ["sgd", "sgd_momentum", "sgd_nesterov_momentum", "rmsprop", "adam"]
+RULES = ["sgd", "sgd_momentum", "sgd_nesterov_momentum", "rmsprop", "adam", "adamw"]
 
 # Non-default hyper-parameters used by the formula tests (so that the defaults cannot
 # hide a swapped or ignored key).
@@ -18,6 +18,8 @@ HYPER = {
     "sgd_nesterov_momentum": {"learning_rate": 0.05, "momentum": 0.7},
     "rmsprop": {"learning_rate": 0.03, "decay_rate": 0.9, "epsilon": 1e-6},
     "adam": {"learning_rate": 0.02, "beta1": 0.8, "beta2": 0.95, "epsilon": 1e-6},
+    "adamw": {"learning_rate": 0.02, "beta1": 0.8, "beta2": 0.95, "epsilon": 1e-6,
+              "weight_decay": 0.3},
 }
 
 # SPEC table: the defaults filled into config.
@@ -27,6 +29,8 @@ DEFAULTS = {
     "sgd_nesterov_momentum": {"learning_rate": 1e-2, "momentum": 0.9},
     "rmsprop": {"learning_rate": 1e-2, "decay_rate": 0.99, "epsilon": 1e-8},
     "adam": {"learning_rate": 1e-3, "beta1": 0.9, "beta2": 0.999, "epsilon": 1e-8},
+    "adamw": {"learning_rate": 1e-3, "beta1": 0.9, "beta2": 0.999, "epsilon": 1e-8,
+              "weight_decay": 1e-2},
 }
 STATE_KEYS = {
     "sgd": (),
@@ -34,7 +38,11 @@ STATE_KEYS = {
     "sgd_nesterov_momentum": ("velocity",),
     "rmsprop": ("cache",),
     "adam": ("m", "v"),
+    "adamw": ("m", "v"),
 }
+#: the rules whose extra weight_decay is an L2 term added to dw (adamw's is decoupled)
+COUPLED = [rule for rule in RULES if rule != "adamw"]
+COUNTS_STEPS = ("adam", "adamw")
 
 
 # ----------------------------------------------------------------- NumPy formulas
@@ -46,7 +54,8 @@ def ref_step(rule, w, dw, config):
     names; missing state starts at zero.  Returns (next_w, new_state dict).
     """
     w = np.asarray(w, dtype=np.float64)
-    g = np.asarray(dw, dtype=np.float64) + config.get("weight_decay", 0.0) * w
+    l2 = 0.0 if rule == "adamw" else config.get("weight_decay", 0.0)
+    g = np.asarray(dw, dtype=np.float64) + l2 * w
     lr = config["learning_rate"]
     zeros = np.zeros_like(w)
     if rule == "sgd":
@@ -64,7 +73,9 @@ def ref_step(rule, w, dw, config):
         dr = config["decay_rate"]
         c = dr * c + (1 - dr) * g**2
         return w - lr * g / (np.sqrt(c) + config["epsilon"]), {"cache": c}
-    if rule == "adam":
+    if rule in COUNTS_STEPS:
+        if rule == "adamw":     # decoupled weight decay first
+            w = w * (1 - lr * config["weight_decay"])
         b1, b2 = config["beta1"], config["beta2"]
         t = config.get("t", 0) + 1
         m = np.asarray(config.get("m", zeros), dtype=np.float64)
@@ -87,11 +98,11 @@ def _initial_state(rule, rng, dtype, shape=(4, 5)):
     """Non-zero state arrays (positive caches / second moments) for ``rule``."""
     state = {}
     for key in STATE_KEYS[rule]:
-        if key in ("cache",) or (rule == "adam" and key == "v"):
+        if key in ("cache",) or (rule in COUNTS_STEPS and key == "v"):
             state[key] = rng.uniform(0.1, 1.0, shape).astype(dtype)
         else:
             state[key] = rng.standard_normal(shape).astype(dtype)
-    if rule == "adam":
+    if rule in COUNTS_STEPS:
         state["t"] = 3
     return state
 
@@ -270,7 +281,7 @@ def test_defaults_filled_into_config(rule):
     w, dw = _wdw(rng, np.float64)
     next_w, config = getattr(optim, rule)(w, dw)
     expected_keys = set(DEFAULTS[rule]) | set(STATE_KEYS[rule]) | (
-        {"t"} if rule == "adam" else set())
+        {"t"} if rule in COUNTS_STEPS else set())
     assert set(config) == expected_keys
     for key, value in DEFAULTS[rule].items():
         assert config[key] == value, key
@@ -278,7 +289,7 @@ def test_defaults_filled_into_config(rule):
     np.testing.assert_allclose(next_w, exp_w, rtol=1e-12, atol=1e-14)
     for key in STATE_KEYS[rule]:
         np.testing.assert_allclose(config[key], exp_state[key], rtol=1e-12, atol=1e-14)
-    if rule == "adam":
+    if rule in COUNTS_STEPS:
         assert config["t"] == 1
 
 
@@ -323,7 +334,7 @@ def test_rule_matches_formula(rule, dtype, tol):
         assert config[key].shape == w.shape
         assert config[key].dtype == dtype
         np.testing.assert_allclose(config[key], exp_state[key], **tol)
-    if rule == "adam":
+    if rule in COUNTS_STEPS:
         assert config["t"] == state["t"] + 1
 
 
@@ -343,7 +354,7 @@ def test_rule_repeated_steps(rule, dtype, tol):
         np.testing.assert_allclose(cur, ref_w, **tol)
         for key in STATE_KEYS[rule]:
             np.testing.assert_allclose(config[key], ref_cfg[key], **tol)
-    if rule == "adam":
+    if rule in COUNTS_STEPS:
         assert config["t"] == 4
 
 
@@ -361,8 +372,9 @@ def test_edge_shapes(rule, dtype, tol):
 
 # ----------------------------------------------------------------- weight decay
 
-@pytest.mark.parametrize("rule", RULES)
+@pytest.mark.parametrize("rule", COUPLED)
 def test_weight_decay(rule, dtype, tol):
+    """The L2 term of every rule but adamw (whose decoupled decay test_adamw.py covers)."""
     rng = np.random.default_rng(13)
     w, dw = _wdw(rng, dtype)
     wd = 0.3
@@ -403,7 +415,7 @@ def test_update_inplace_matches_public_rule(rule, dtype, tol):
     assert not np.array_equal(buf, w)
     for key in STATE_KEYS[rule]:
         np.testing.assert_allclose(config[key], public_cfg[key], **tol)
-    if rule == "adam":
+    if rule in COUNTS_STEPS:
         assert config["t"] == public_cfg["t"] == state["t"] + 1
 
 
@@ -642,9 +654,11 @@ def numpy_course_step(rule, w, dw, config):
         dr = config["decay_rate"]
         c = dr * config["cache"] + (1 - dr) * dw**2
         return w - lr * dw / (np.sqrt(c) + config["epsilon"]), {"cache": c}
-    if rule == "adam":
+    if rule in COUNTS_STEPS:
         b1, b2 = config["beta1"], config["beta2"]
         t = config["t"] + 1
+        if rule == "adamw":     # decoupled weight decay, torch.optim.AdamW's order
+            w = w * (1 - lr * config["weight_decay"])
         m = b1 * config["m"] + (1 - b1) * dw
         mt = m / (1 - b1**t)
         v = b2 * config["v"] + (1 - b2) * (dw**2)
@@ -656,7 +670,7 @@ def numpy_course_step(rule, w, dw, config):
 def _course_state(rule, w):
     zeros = np.zeros_like(w)
     state = {key: zeros.copy() for key in STATE_KEYS[rule]}
-    if rule == "adam":
+    if rule in COUNTS_STEPS:
         state["t"] = 0
     return state
 

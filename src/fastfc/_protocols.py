@@ -33,6 +33,13 @@ Optional hooks, looked up on either kind of model:
     made parameters NaN or infinite.  It must give what the ordinary path gives.  Today
     :class:`fastfc.classifiers.fc_net.FullyConnectedNet` offers one
     (:mod:`fastfc.classifiers._fused`).
+``ema_arrays()``
+    The model's own (live, writable) arrays that the Solver's weight average
+    (``ema_decay``) follows, name -> array: ``fastfc.Net`` gives its flat parameter
+    buffer and its normalisation running statistics, so that one compiled pass over
+    each updates the average.  The Solver writes the averaged values into them for its
+    accuracy checks and puts the raw ones back.  Without the hook the average covers
+    ``params``.
 
 The protocols are :func:`typing.runtime_checkable`, so ``isinstance(model,
 OptimizerOwningModel)`` tells which path a model takes (attributes only, as Python's

@@ -112,6 +112,16 @@ UPDATE_RULES = MappingProxyType({r.name: r for r in (
                   "v = beta2 * v + (1 - beta2) * dw**2; next_w = w - learning_rate * "
                   "(m / (1 - beta1**t)) / (sqrt(v / (1 - beta2**t)) + epsilon) "
                   "(Kingma & Ba, ICLR 2015)"),
+    # weight_decay is decoupled (torch.optim.AdamW): it shrinks every parameter the rule
+    # updates, and is not the L2 term that the other rules' extra weight_decay adds to dw
+    _rule("adamw", 5,
+          {"learning_rate": (1e-3, _NONNEG), "beta1": (0.9, _UNIT_OPEN),
+           "beta2": (0.999, _UNIT_OPEN), "epsilon": (1e-8, _POSITIVE),
+           "weight_decay": (1e-2, _NONNEG)},
+          state=("m", "v"), ucla_state=("v", "a"), counts_steps=True,
+          formula="t += 1; w = w * (1 - learning_rate * weight_decay); then adam's "
+                  "update of w with the same m, v and t (decoupled weight decay, "
+                  "Loshchilov & Hutter, ICLR 2019; as torch.optim.AdamW)"),
 )})
 
 

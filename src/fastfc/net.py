@@ -343,6 +343,23 @@ class Net:
         with self._lock:
             self._core.reg = value
 
+    def ema_arrays(self) -> dict[str, _Array]:
+        """The net's own arrays of learned state, for weight averaging (the Solver's
+        ``ema_decay``): ``'flat'``, every parameter in one buffer (the order of
+        :attr:`params`), and with batch norm ``'running_mean<i>'`` and
+        ``'running_var<i>'`` of each hidden layer.
+
+        These are the buffers the compiled step reads and writes, not copies: a caller
+        may write into them (e.g. swap averaged values in for an evaluation) only
+        between steps, from the thread that trains the net, and must not keep them
+        past the net's life.
+        """
+        out = {"flat": self._flat}
+        for i, (m, v) in enumerate(self._running):
+            out[f"running_mean{i + 1}"] = m
+            out[f"running_var{i + 1}"] = v
+        return out
+
     @property
     def label_smoothing(self) -> float:
         """Label smoothing of the softmax loss: targets ``(1 - eps) * onehot(y) + eps /
@@ -379,12 +396,19 @@ class Net:
             here becomes the Net's state (updated in place); a read-only one is copied.
 
         Returns self.  L2 regularisation comes from ``reg``, fused into the update.
+        A rule with decoupled weight decay ('adamw') takes its ``weight_decay`` here:
+        it shrinks every parameter (weights, biases and normalisation scales/shifts)
+        by ``1 - learning_rate * weight_decay`` per step, as ``torch.optim.AdamW``
+        does, on top of any ``reg``.
         """
         if not isinstance(update_rule, str) or update_rule not in _registry.UPDATE_RULES:
             raise ValueError("update_rule must be one of "
                              f"{', '.join(_registry.UPDATE_RULES)}, got {update_rule!r}")
-        if "weight_decay" in config:
-            raise ValueError("Net takes L2 regularisation from reg, not weight_decay")
+        spec = _registry.UPDATE_RULES[update_rule]
+        if "weight_decay" in config and "weight_decay" not in spec.defaults:
+            raise ValueError("Net takes L2 regularisation from reg, not weight_decay "
+                             "(only a rule with decoupled weight decay, such as "
+                             "'adamw', takes weight_decay)")
         # a state array given writable is shared (the fused Solver path updates its own
         # arrays through the Net); a read-only one (from optimizer_state) is copied
         config = {k: np.array(v, copy=True)
@@ -393,10 +417,9 @@ class Net:
         config, hyper, states = _optim.prepare_config(update_rule, config, self._flat)
         # (None fills the unused state slots of the compiled update)
         states = states + [None] * (2 - len(states))  # type: ignore[list-item]
-        spec = _registry.UPDATE_RULES[update_rule]
-        lr, mom, decay_rate, beta1, beta2, epsilon, t = _optim.kernel_args(hyper)
+        lr, mom, decay_rate, beta1, beta2, epsilon, t, wd = _optim.kernel_args(hyper)
         self._core.set_optimizer(spec.code, lr, mom, decay_rate, beta1, beta2, epsilon,
-                                 spec.counts_steps, t, states[0], states[1])
+                                 spec.counts_steps, t, states[0], states[1], wd)
         self.update_rule = update_rule
         # the learning rate and Adam's t live in the core only (optim_config reads them)
         self._counts_steps = "t" in config

@@ -1,4 +1,4 @@
-"""First-order update rules, compatible with the CS231n ``optim.py``.
+"""First-order update rules, compatible with the CS231n ``optim.py`` (plus AdamW).
 
 Every rule has the form ``rule(w, dw, config=None) -> (next_w, config)``:
 
@@ -13,7 +13,11 @@ loops themselves are compiled (``fastfc._kernels.optim``); :func:`update_inplace
 them on ``w`` directly for the trusted callers (Solver, Net) that own their buffers.
 
 Beyond the reference, every rule accepts ``weight_decay`` (default 0): the gradient
-becomes ``dw + weight_decay * w`` (L2 regularisation fused into the update).
+becomes ``dw + weight_decay * w`` (L2 regularisation fused into the update).  The
+exception is ``adamw``, whose ``weight_decay`` (default 0.01) is its own, decoupled
+hyper-parameter: every step first shrinks the weights, ``w *= 1 - learning_rate *
+weight_decay``, then takes Adam's step (Loshchilov & Hutter, ICLR 2019; the formula of
+``torch.optim.AdamW``); the gradient is left as it is.
 
 As in the reference, a rule ignores the config keys it does not use (``sgd`` with a
 ``'momentum'`` key simply does plain SGD; no warning is given).  The keys it uses are
@@ -102,8 +106,12 @@ def prepare_config(rule: str, config: Optional[dict[str, Any]], w: NDArray[Any],
         config.setdefault(key, value)
     hyper = {key: V.check_scalar(config[key], f"config[{key!r}]", **ranges[key])
              for key in defaults}
-    hyper["weight_decay"] = V.check_scalar(config.get("weight_decay", 0.0),
-                                           "config['weight_decay']", low=0.0)
+    if "weight_decay" in defaults:
+        # decoupled (adamw): checked above as the rule's own hyper-parameter; no L2 term
+        hyper["reg"] = 0.0
+    else:
+        hyper["weight_decay"] = hyper["reg"] = V.check_scalar(
+            config.get("weight_decay", 0.0), "config['weight_decay']", low=0.0)
     if spec.counts_steps:
         config.setdefault("t", 0)
         hyper["t"] = V.check_scalar(config["t"], "config['t']", low=0, high=2**53,
@@ -129,13 +137,15 @@ def prepare_config(rule: str, config: Optional[dict[str, Any]], w: NDArray[Any],
 
 
 def kernel_args(hyper: Mapping[str, Any]
-                ) -> tuple[float, float, float, float, float, float, int]:
+                ) -> tuple[float, float, float, float, float, float, int, float]:
     """The hyper-parameters of a rule in the order the compiled kernels take them:
-    (learning_rate, momentum, decay_rate, beta1, beta2, epsilon, t); a rule's kernel
-    ignores those it does not use (0 here)."""
+    (learning_rate, momentum, decay_rate, beta1, beta2, epsilon, t, weight_decay); a
+    rule's kernel ignores those it does not use (0 here).  weight_decay is the decoupled
+    one (adamw); the L2 term (``hyper['reg']``) is passed separately."""
     get = hyper.get
     return (hyper["learning_rate"], get("momentum", 0.0), get("decay_rate", 0.0),
-            get("beta1", 0.0), get("beta2", 0.0), get("epsilon", 0.0), get("t", 0))
+            get("beta1", 0.0), get("beta2", 0.0), get("epsilon", 0.0), get("t", 0),
+            get("weight_decay", 0.0))
 
 
 def _run(rule: str, w: NDArray[Any], dw: NDArray[Any], hyper: Mapping[str, float],
@@ -146,7 +156,7 @@ def _run(rule: str, w: NDArray[Any], dw: NDArray[Any], hyper: Mapping[str, float
         _openblas.connect()     # a large update may use fastfc's pool (set up once)
     flat = [s.reshape(-1) for s in states] + [None] * (2 - len(states))
     return _k._update(RULES[rule].code, w.reshape(-1), dw.reshape(-1), flat[0], flat[1],
-                      *kernel_args(hyper), hyper["weight_decay"])
+                      *kernel_args(hyper), hyper["reg"])
 
 
 def _check_w_dw(w: ArrayLike, dw: ArrayLike) -> tuple[NDArray[Any], NDArray[Any]]:
@@ -191,9 +201,11 @@ def _describe(spec: _registry.UpdateRule) -> str:
     config += [f"{key} (zeros like w)" for key in spec.state]
     if spec.counts_steps:
         config.append("t (0)")
+    l2 = ("" if "weight_decay" in spec.defaults else
+          "; weight_decay (0) adds ``weight_decay * w`` to dw")
     return (f"The {spec.name} update rule: ``{spec.formula}``.\n\n"
-            f"config: {', '.join(config)}; weight_decay (0) adds ``weight_decay * w`` "
-            "to dw.\nReturns (next_w, config); w and dw are not modified.\n")
+            f"config: {', '.join(config)}{l2}.\n"
+            "Returns (next_w, config); w and dw are not modified.\n")
 
 
 class UpdateRuleFunction(Protocol):

@@ -20,7 +20,9 @@ protocol).  Two schedules ship:
 * :class:`CosineSchedule` -- ``lr = base_lr * (1 + cos(pi * f)) / 2`` where ``f`` is the
   fraction of training done, counted either in steps (a fixed number of epochs) or in
   wall-clock seconds (a time budget).  With a time budget, training ends when the budget
-  is spent, which is exactly when the learning rate reaches zero.
+  is spent, which is exactly when the learning rate reaches zero.  An optional linear
+  warm-up (``warmup``, a fraction of training) first raises the rate from 0 to
+  ``base_lr``; the cosine then covers the rest (:func:`warmup_cosine_factor`).
 """
 from __future__ import annotations
 
@@ -30,7 +32,8 @@ from typing import Any, Callable, Mapping, Optional, Protocol, runtime_checkable
 
 from fastfc import _validation as V
 
-__all__ = ["CosineSchedule", "ExponentialDecay", "Schedule", "cosine_factor"]
+__all__ = ["CosineSchedule", "ExponentialDecay", "Schedule", "cosine_factor",
+           "warmup_cosine_factor"]
 
 
 @runtime_checkable
@@ -92,8 +95,35 @@ def cosine_factor(fraction: float) -> float:
     return 0.5 * (1.0 + math.cos(math.pi * f))
 
 
+def warmup_cosine_factor(fraction: float, warmup: float) -> float:
+    """The multiplier of a linear warm-up followed by a cosine decay.
+
+    Parameters
+    ----------
+    fraction : float
+        Fraction of training done (clipped to [0, 1]).
+    warmup : float in [0, 1)
+        Fraction of training spent warming up.
+
+    Returns
+    -------
+    float
+        ``f / warmup`` while ``f < warmup`` (0 at the start, reaching 1 at the end of
+        the warm-up), then ``cosine_factor((f - warmup) / (1 - warmup))``: the cosine
+        of the remaining fraction, 0 at the end of training.  With ``warmup == 0``
+        this is :func:`cosine_factor` itself.
+    """
+    if warmup <= 0.0:
+        return cosine_factor(fraction)
+    f = min(max(float(fraction), 0.0), 1.0)
+    if f < warmup:
+        return f / warmup
+    return cosine_factor((f - warmup) / (1.0 - warmup))
+
+
 class CosineSchedule:
-    """Cosine decay to zero over ``total_steps`` steps or ``time_budget`` seconds.
+    """Cosine decay to zero over ``total_steps`` steps or ``time_budget`` seconds,
+    optionally after a linear warm-up.
 
     Parameters
     ----------
@@ -103,12 +133,18 @@ class CosineSchedule:
         Seconds of training; the fraction done is the wall time spent over the budget.
     clock : callable
         Returns seconds (``time.perf_counter`` by default); tests pass a fake clock.
+    warmup : float in [0, 1), default 0
+        Fraction of training (of the steps, or of the time budget) over which the rate
+        rises linearly from 0 (at the first step) to the base rate; the cosine decay
+        then runs over the remaining fraction and reaches 0 at the end.  0: no warm-up
+        (the plain cosine, bit for bit).
     """
 
     def __init__(self, total_steps: Optional[int] = None, time_budget: Optional[float] = None,
-                 clock: Callable[[], float] = time.perf_counter) -> None:
+                 clock: Callable[[], float] = time.perf_counter, warmup: float = 0.0) -> None:
         if total_steps is None and time_budget is None:
             raise ValueError("CosineSchedule needs total_steps or time_budget")
+        self.warmup = V.check_scalar(warmup, "warmup", low=0.0, high=1.0, high_open=True)
         self.total_steps = (None if total_steps is None else
                             V.check_scalar(total_steps, "total_steps", low=1, integer=True))
         self.time_budget = (None if time_budget is None else
@@ -134,11 +170,14 @@ class CosineSchedule:
         return step / self.total_steps  # type: ignore[operator]  # set when no time budget
 
     def factor(self, step: int) -> float:
-        """The learning-rate multiplier at ``step``: the cosine at the fraction done."""
-        return cosine_factor(self.fraction(step))
+        """The learning-rate multiplier at ``step``: the warm-up ramp or the cosine at
+        the fraction done (:func:`warmup_cosine_factor`)."""
+        return warmup_cosine_factor(self.fraction(step), self.warmup)
 
     def before_step(self, step: int, base_lr: float) -> float:
         """The learning rate of step ``step``: ``base_lr * factor(step)``."""
+        if self.warmup:
+            return base_lr * warmup_cosine_factor(self.fraction(step), self.warmup)
         return base_lr * cosine_factor(self.fraction(step))   # factor(), one call less
 
     def done(self, step: int) -> bool:
@@ -146,7 +185,10 @@ class CosineSchedule:
         return self.fraction(step) >= 1.0
 
     def state(self) -> dict[str, float]:
-        """The schedule's state for a checkpoint, as a dict of plain data."""
+        """The schedule's state for a checkpoint, as a dict of plain data (the warm-up
+        fraction too when there is one, so that a resume can check it)."""
+        if self.warmup:
+            return {"elapsed": self.elapsed(), "warmup": self.warmup}
         return {"elapsed": self.elapsed()}
 
     def load_state(self, state: Mapping[str, Any]) -> None:

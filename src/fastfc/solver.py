@@ -53,6 +53,7 @@ Beyond the reference:
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import os
 import functools
@@ -70,6 +71,7 @@ from numpy.typing import ArrayLike, DTypeLike, NDArray
 
 from fastfc import _validation as V
 from fastfc import optim
+from fastfc._kernels import optim as _kopt
 from fastfc._protocols import CourseModel, model_kind
 from fastfc.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from fastfc.schedules import CosineSchedule, ExponentialDecay, schedule_hooks
@@ -254,6 +256,9 @@ _DEFAULTS: dict[str, Any] = {
     "on_divergence": "continue",
     "restore_norm_stats": False,
     "random_state": None,
+    "warmup": 0.0,
+    "ema_decay": None,
+    "ema_every": 1,
 }
 
 ON_DIVERGENCE = ("continue", "stop", "raise")
@@ -355,6 +360,26 @@ class Solver:
         NumPy's global generator (``np.random.choice``, ``np.random.permutation``); an
         int seeds a private RandomState; a RandomState is used (and advanced) as given.
         Checkpoints hold the state of whichever generator is used.
+    warmup : float in [0, 1), default 0
+        With ``schedule='cosine'``: the fraction of training (of the steps, or of
+        ``time_budget``) over which the learning rate rises linearly from 0 to the base
+        rate; the cosine decay to 0 then runs over the rest
+        (:class:`fastfc.schedules.CosineSchedule`).  Any other schedule refuses a
+        warm-up.  0: no warm-up.
+    ema_decay : float in (0, 1) or None, default None
+        Keep an exponential moving average of the weights (Polyak averaging, as
+        timm's ``ModelEma``): after every ``ema_every``-th step, ``avg = d * avg + (1 -
+        d) * w`` with ``d = ema_decay ** ema_every``, starting from the weights
+        ``train()`` begins with.  It covers every parameter and, for a model with the
+        ``ema_arrays`` hook (``fastfc.Net``), the normalisation running statistics too.
+        Every accuracy check (train and validation accuracy, the histories, the best
+        snapshot, early stopping) measures the averaged weights, while training goes
+        on with the raw ones.  When ``train()`` returns, the model holds the averaged
+        weights (then, as always, the best snapshot of them over the checks).
+        Checkpoints hold the average, so a resumed run is exact.  None: no averaging.
+    ema_every : int >= 1, default 1
+        Update the average every this many steps (cheaper for a large model), with
+        the decay raised to that power.
 
     Unknown keyword arguments and update rules raise ValueError naming them.
 
@@ -438,6 +463,18 @@ class Solver:
         if self.schedule is not None and self.lr_decay != 1.0:
             raise ValueError(f"schedule={self.schedule!r} replaces lr_decay; leave "
                              "lr_decay at 1.0")
+        self.warmup = V.check_scalar(opts["warmup"], "warmup", low=0.0, high=1.0,
+                                     high_open=True)
+        if self.warmup > 0 and self.schedule != "cosine":
+            raise ValueError(f"warmup={self.warmup!r} needs schedule='cosine' (the "
+                             "warm-up leads into its cosine decay), got "
+                             f"schedule={self.schedule!r}")
+        self.ema_decay = opts["ema_decay"]
+        if self.ema_decay is not None:
+            self.ema_decay = V.check_scalar(self.ema_decay, "ema_decay", low=0.0, high=1.0,
+                                            low_open=True, high_open=True)
+        self.ema_every = V.check_scalar(opts["ema_every"], "ema_every", low=1,
+                                        integer=True)
         self.time_budget = opts["time_budget"]
         if self.time_budget is not None:
             self.time_budget = V.check_scalar(self.time_budget, "time_budget", low=0.0,
@@ -516,7 +553,10 @@ class Solver:
             iterations_per_epoch = max(self.X_train.shape[0] // self.batch_size, 1)
             self._sched = CosineSchedule(
                 total_steps=max(self.num_epochs * iterations_per_epoch, 1),
-                time_budget=self.time_budget)
+                time_budget=self.time_budget, warmup=self.warmup)
+        # the running average of the weights (ema_decay), by array name; made when
+        # train() starts
+        self._ema: Optional[dict[str, NDArray[Any]]] = None
         self.optim_configs = {}
         for p in self.model.params:
             self.optim_configs[p] = {k: v for k, v in self.optim_config.items()}
@@ -685,6 +725,57 @@ class Solver:
             configs[p] = next_config
             if not _all_finite(next_w):
                 self._params_finite = False
+
+    # ------------------------------------------------------------------ weight average
+
+    def _ema_sources(self) -> dict[str, NDArray[Any]]:
+        """The model's live arrays that the weight average follows (name -> array): the
+        model's ``ema_arrays()`` when it has the hook (fastfc.Net: its flat parameter
+        buffer and running statistics), else its ``params``."""
+        hook = getattr(self.model, "ema_arrays", None)
+        if callable(hook):
+            return dict(hook())
+        return dict(self.model.params)
+
+    def _ema_start(self) -> None:
+        """Start the average from the model's current weights (once per Solver)."""
+        if self.ema_decay is not None and self._ema is None:
+            self._ema = {k: np.array(v, copy=True, order="C")
+                         for k, v in self._ema_sources().items()}
+
+    def _ema_update(self) -> None:
+        """avg = d * avg + (1 - d) * w, d = ema_decay ** ema_every: one compiled pass
+        per array (NumPy for arrays the kernel cannot take)."""
+        decay = self.ema_decay ** self.ema_every
+        for name, w in self._ema_sources().items():
+            avg = self._ema[name]  # type: ignore[index]  # called only with an average
+            if (w.dtype == avg.dtype and w.dtype in V.FLOAT_DTYPES
+                    and w.flags.c_contiguous and w.size):
+                _kopt.ema_update(avg.reshape(-1), w.reshape(-1), decay)
+            else:
+                avg *= decay
+                avg += (1.0 - decay) * np.asarray(w, dtype=avg.dtype)
+
+    def _ema_load(self) -> None:
+        """Copy the average into the model's arrays."""
+        if self._ema is not None:
+            for name, w in self._ema_sources().items():
+                np.copyto(w, self._ema[name])
+
+    @contextlib.contextmanager
+    def _averaged(self) -> Any:
+        """Within the block the model holds the averaged weights (when there is an
+        average); the raw weights are put back after it."""
+        if self._ema is None:
+            yield
+            return
+        live = {k: np.array(v, copy=True) for k, v in self._ema_sources().items()}
+        self._ema_load()
+        try:
+            yield
+        finally:
+            for name, w in self._ema_sources().items():
+                np.copyto(w, live[name])
 
     def _accelerator(self) -> Any:
         """The step accelerator the model offers for this solver, or None."""
@@ -860,6 +951,8 @@ class Solver:
             arrays[f"bestnorm/{name}"] = np.asarray(value)
         for name, value in self._model_extra_state().items():
             arrays[f"model/{name}"] = np.asarray(value)
+        for name, value in (self._ema or {}).items():
+            arrays[f"ema/{name}"] = value
         for p, config in self._optimizer_configs().items():
             scalars[p] = {}
             for key, value in (config or {}).items():
@@ -894,6 +987,8 @@ class Solver:
             "order_pos": int(self._order_pos),
             "diverged_iteration": self.diverged_iteration,
         }
+        if self.ema_decay is not None:
+            header["ema"] = {"decay": self.ema_decay, "every": self.ema_every}
         return save_checkpoint(path, arrays, header)
 
     def resume(self, path: str | os.PathLike[str]) -> Solver:
@@ -938,6 +1033,7 @@ class Solver:
         self.train_acc_history = plan["train_acc_history"]
         self.val_acc_history = plan["val_acc_history"]
         self.diverged_iteration = plan["diverged_iteration"]
+        self._ema = plan["ema"]
         self._order = plan["order"]
         self._order_pos = plan["order_pos"]
         if self._sched is not None and plan["schedule"] is not None:
@@ -949,7 +1045,8 @@ class Solver:
     _ROLLBACK_ATTRS = ("best_params", "_best_norm", "_optim_configs", "_fast_ready",
                        "_resumed", "epoch", "_next_it", "_loop_done", "best_val_acc",
                        "_bad_epochs", "loss_history", "train_acc_history",
-                       "val_acc_history", "diverged_iteration", "_order", "_order_pos")
+                       "val_acc_history", "diverged_iteration", "_order", "_order_pos",
+                       "_ema")
 
     def _snapshot_for_rollback(self) -> dict[str, Any]:
         return {
@@ -1012,7 +1109,7 @@ class Solver:
             fail(f"its parameters {header['param_names']} are not the model's {names}")
 
         # which arrays may be there
-        prefixes = ("param/", "best/", "bestnorm/", "model/", "optim/")
+        prefixes = ("param/", "best/", "bestnorm/", "model/", "optim/", "ema/")
         for key in arrays:
             if key not in ("rng/keys", "shuffle/order") and not key.startswith(prefixes):
                 fail(f"it holds an unexpected array {key!r}")
@@ -1160,7 +1257,8 @@ class Solver:
                 if fast:
                     size = sum(int(np.prod(s)) for s in shapes.values())
                     w = np.zeros(size, dtype=np.dtype(self._model_dtype()))
-                    if "weight_decay" in config:
+                    if ("weight_decay" in config and "weight_decay"
+                            not in optim.RULES[self.rule_name].defaults):
                         fail("the Net's optimiser state holds weight_decay")
                 else:
                     w = np.zeros(shapes[p], dtype=dtypes[p])
@@ -1198,7 +1296,35 @@ class Solver:
             if (not isinstance(sched, dict) or not is_real(sched.get("elapsed"))
                     or not math.isfinite(sched["elapsed"]) or sched["elapsed"] < 0):
                 fail(f"schedule state must be {{'elapsed': seconds >= 0}}, got {sched!r}")
+            warm = sched.get("warmup", 0.0)
+            if not is_real(warm) or (self._sched is not None and warm != self.warmup):
+                fail(f"it was trained with warmup {warm!r}, this Solver uses "
+                     f"warmup {self.warmup!r}")
         plan["schedule"] = sched
+
+        # the weight average (ema_decay)
+        ema_saved = header.get("ema")
+        ema_keys = [k[len("ema/"):] for k in arrays if k.startswith("ema/")]
+        plan["ema"] = None
+        if self.ema_decay is None:
+            if ema_saved is not None or ema_keys:
+                fail("it holds a weight average (ema_decay); resume it with the same "
+                     "ema_decay and ema_every")
+        else:
+            if not isinstance(ema_saved, dict) or ema_saved.get("decay") != self.ema_decay \
+                    or ema_saved.get("every") != self.ema_every:
+                fail(f"it was trained with the weight average {ema_saved!r}, this Solver "
+                     f"uses ema_decay {self.ema_decay!r} and ema_every {self.ema_every!r}")
+            sources = self._ema_sources()
+            if ema_keys:
+                if sorted(ema_keys) != sorted(sources):
+                    fail(f"its weight average holds {sorted(ema_keys)}, expected "
+                         f"{sorted(sources)}")
+                plan["ema"] = {k: float_array(f"ema/{k}", np.shape(v),
+                                              np.asarray(v).dtype, finite=not diverged)
+                               for k, v in sources.items()}
+            elif plan["loss_history"]:
+                fail("it lacks the weight average of its steps")
         aug = header.get("augment")
         plan["augment"] = None
         if aug is not None and hasattr(self.augment, "set_state"):
@@ -1302,6 +1428,8 @@ class Solver:
                               {k: np.array(v, copy=True) for k, v in self.model.params.items()})
         sched = self._sched     # the clock of a time budget (and the cosine's fraction)
         timed = self.time_budget is not None
+        self._ema_start()
+        ema_every = self.ema_every if self._ema is not None else 0
         base_lr = self.optim_config.get("learning_rate")
         before_step, after_epoch = self._lr_schedule()
         if sched is not None:
@@ -1331,6 +1459,8 @@ class Solver:
                         self._set_learning_rate(lr)
                 self._params_finite = True
                 self._step()
+                if ema_every and (t + 1) % ema_every == 0:
+                    self._ema_update()
                 loss = self.loss_history[-1]
                 if limit is None:
                     # loss_history has a loss now, so the base is a float
@@ -1371,6 +1501,7 @@ class Solver:
             if self._bar is not None:
                 self._bar.close()
                 self._bar = None
+        self._ema_load()
         self._restore_best()
 
     def _interrupted(self, next_t: int, num_iterations: int, at_boundary: bool) -> None:
@@ -1388,6 +1519,7 @@ class Solver:
             else:
                 saved = (f"; it stopped inside a step, so {self.checkpoint_path!r} keeps its "
                          "last complete state")
+        self._ema_load()
         self._restore_best()
         held = ("the best parameters found so far" if self.best_params
                 else "its current parameters")
@@ -1431,13 +1563,14 @@ class Solver:
 
         The check itself (what is measured and printed) is :meth:`_check`; keeping the
         best snapshot, early stopping and the ``checkpoint_path`` saves are here."""
-        val_acc = self._check(t, epoch_end, last_it)
-        if val_acc is _NO_CHECK:
-            return False
-        # an epoch whose parameters are not finite is never the best one
-        improved = self._improved(val_acc)
-        if improved:
-            self._keep_best(val_acc)
+        with self._averaged():      # the check and the best snapshot see the average
+            val_acc = self._check(t, epoch_end, last_it)
+            if val_acc is _NO_CHECK:
+                return False
+            # an epoch whose parameters are not finite is never the best one
+            improved = self._improved(val_acc)
+            if improved:
+                self._keep_best(val_acc)
         stop = False
         if epoch_end and self.patience is not None:
             self._bad_epochs = 0 if improved else self._bad_epochs + 1

@@ -22,3 +22,11 @@ cdef extern from "optim_loops.h" nogil:
     void ffc_adam_d(double* w, const double* dw, double* m, double* v, Py_ssize_t size, double lr, double beta1,
                     double keep1, double beta2, double keep2, double eps, double reg, double bc1, double bc2,
                     ffc_update_stats* stats)
+    void ffc_adamw_s(float* w, const float* dw, float* m, float* v, Py_ssize_t size, float lr, float beta1,
+                     float keep1, float beta2, float keep2, float eps, float reg, float bc1, float bc2,
+                     float shrink, ffc_update_stats* stats)
+    void ffc_adamw_d(double* w, const double* dw, double* m, double* v, Py_ssize_t size, double lr,
+                     double beta1, double keep1, double beta2, double keep2, double eps, double reg,
+                     double bc1, double bc2, double shrink, ffc_update_stats* stats)
+    void ffc_ema_s(float* avg, const float* w, Py_ssize_t size, float decay, float keep)
+    void ffc_ema_d(double* avg, const double* w, Py_ssize_t size, double decay, double keep)

@@ -41,8 +41,10 @@ class NetCore:
         """Point the kernels at the flat parameter/gradient buffers and running stats."""
     def set_optimizer(self, rule: int, lr: float, mom: float, decay_rate: float,
                       beta1: float, beta2: float, epsilon: float, counts_steps: bool,
-                      t: int, state1: _Floats | None, state2: _Floats | None) -> None:
-        """Select the update rule, its hyper-parameters and flat state buffers."""
+                      t: int, state1: _Floats | None, state2: _Floats | None,
+                      weight_decay: float = 0) -> None:
+        """Select the update rule, its hyper-parameters and flat state buffers
+        (weight_decay: the decoupled decay of adamw)."""
     def ensure_capacity(self, n: int) -> None:
         """Allocate the workspaces for minibatches of up to n rows (grow only)."""
     def _allocate(self, cap: int) -> None:

@@ -498,6 +498,7 @@ cdef class NetCore:
         st.opt.rule = 0             # set_optimizer chooses the rule before any step
         st.opt.lr = 1e-2
         st.opt.counts_steps = False
+        st.opt.weight_decay = 0
         st.opt.t = 0
         st.reg = 0
         st.s1 = NULL
@@ -553,9 +554,11 @@ cdef class NetCore:
 
     def set_optimizer(self, int rule, double lr, double mom, double decay_rate,
                       double beta1, double beta2, double epsilon, bint counts_steps,
-                      long long t, state1, state2):
-        """Select the update rule, its hyper-parameters and flat state buffers."""
+                      long long t, state1, state2, double weight_decay=0):
+        """Select the update rule, its hyper-parameters and flat state buffers
+        (weight_decay: the decoupled decay of adamw)."""
         self.st.opt.rule = rule
+        self.st.opt.weight_decay = weight_decay
         self.st.opt.counts_steps = counts_steps
         self.st.opt.lr = lr
         self.st.opt.mom = mom

@@ -17,6 +17,7 @@ ctypedef struct RuleParams:
     double beta1            # the two moment averages
     double beta2
     double epsilon
+    double weight_decay     # decoupled weight decay (adamw)
     bint counts_steps       # the rule keeps a step counter t (the caller advances it)
     long long t             # the step number, already incremented
 

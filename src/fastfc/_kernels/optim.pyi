@@ -1,4 +1,5 @@
-"""In-place update rules: sgd, momentum, Nesterov momentum, RMSProp, Adam.
+"""In-place update rules: sgd, momentum, Nesterov momentum, RMSProp, Adam, AdamW;
+the running average of weights.
 
 Stub of the compiled module fastfc._kernels.optim (def twins of the cdef kernels:
 flat float32 or float64 arrays, C-contiguous, updated in place; ``reg`` adds the
@@ -30,8 +31,15 @@ def _adam(w: _Floats, dw: _Floats, m: _Floats, v: _Floats, lr: float, beta1: flo
           beta2: float, eps: float, t: int, reg: float = 0) -> int:
     """Adam (Kingma & Ba, ICLR 2015) with bias correction at step t."""
 
+def _adamw(w: _Floats, dw: _Floats, m: _Floats, v: _Floats, lr: float, beta1: float,
+           beta2: float, eps: float, t: int, weight_decay: float, reg: float = 0) -> int:
+    """AdamW (Loshchilov & Hutter): w *= 1 - lr * weight_decay, then Adam's step t."""
+
+def ema_update(avg: _Floats, w: _Floats, decay: float) -> None:
+    """avg = decay * avg + (1 - decay) * w in place (flat arrays of one dtype and length)."""
+
 def _update(rule: int, w: _Floats, dw: _Floats, s1: _Floats | None, s2: _Floats | None,
             lr: float, mom: float, decay_rate: float, beta1: float, beta2: float,
-            epsilon: float, t: int, reg: float = 0) -> int:
+            epsilon: float, t: int, weight_decay: float = 0, reg: float = 0) -> int:
     """Update w in place with the rule of code ``rule`` (fastfc._registry.UPDATE_RULES);
     s1, s2: its state arrays or None.  Returns the count of NaN/inf values in the new w."""

@@ -1,4 +1,5 @@
-"""In-place update loops for sgd, sgd_momentum, sgd_nesterov_momentum, rmsprop and adam.
+"""In-place update loops for sgd, sgd_momentum, sgd_nesterov_momentum, rmsprop, adam and
+adamw, and the running average of weights (``ema_update``).
 
 The equations (g = dw + reg * w):
 
@@ -8,6 +9,7 @@ The equations (g = dw + reg * w):
 * rmsprop:   c = dr * c + (1 - dr) * g**2;  w -= lr * g / (sqrt(c) + eps)
 * adam:      Kingma & Ba (ICLR 2015): m = b1 m + (1 - b1) g; v = b2 v + (1 - b2) g**2;
              w -= lr * (m / (1 - b1**t)) / (sqrt(v / (1 - b2**t)) + eps)
+* adamw:     Loshchilov & Hutter (ICLR 2019): w *= 1 - lr * wd, then the Adam step
 
 A rule is selected by its code, ``fastfc._registry.UPDATE_RULES[name].code``, the same
 numbers as the enum below.  These kernels trust their callers (fastfc.optim and
@@ -26,6 +28,7 @@ cdef enum:
     RULE_NESTEROV = 2
     RULE_RMSPROP = 3
     RULE_ADAM = 4
+    RULE_ADAMW = 5
 
 
 # Coefficients: every hyper-parameter arrives as a double (the Python float it was
@@ -95,6 +98,25 @@ cdef void adam_step(floating* w, const floating* dw, floating* m, floating* v,
                    stats)
 
 
+cdef void adamw_step(floating* w, const floating* dw, floating* m, floating* v,
+                     Py_ssize_t size, double lr, double beta1, double beta2,
+                     double eps, double weight_decay, floating reg, long long t,
+                     ffc_update_stats* stats) noexcept nogil:
+    """AdamW step number t: w *= 1 - lr * weight_decay, then Adam's step."""
+    cdef double keep1 = 1.0 - beta1
+    cdef double keep2 = 1.0 - beta2
+    cdef double bc1 = 1.0 - pow(beta1, <double>t)
+    cdef double bc2 = 1.0 - pow(beta2, <double>t)
+    cdef double shrink = 1.0 - lr * weight_decay
+    if floating is float:
+        ffc_adamw_s(w, dw, m, v, size, <float>lr, <float>beta1, <float>keep1, <float>beta2,
+                    <float>keep2, <float>eps, reg, <float>bc1, <float>bc2, <float>shrink,
+                    stats)
+    else:
+        ffc_adamw_d(w, dw, m, v, size, lr, beta1, keep1, beta2, keep2, eps, reg, bc1, bc2,
+                    shrink, stats)
+
+
 cdef void rule_step(const RuleParams* r, floating* w, const floating* dw, floating* s1,
                     floating* s2, Py_ssize_t size, floating reg,
                     ffc_update_stats* stats) noexcept nogil:
@@ -107,8 +129,11 @@ cdef void rule_step(const RuleParams* r, floating* w, const floating* dw, floati
         nesterov_step(w, dw, s1, size, r.lr, r.mom, reg, stats)
     elif r.rule == RULE_RMSPROP:
         rmsprop_step(w, dw, s1, size, r.lr, r.decay_rate, r.epsilon, reg, stats)
-    else:
+    elif r.rule == RULE_ADAM:
         adam_step(w, dw, s1, s2, size, r.lr, r.beta1, r.beta2, r.epsilon, reg, r.t, stats)
+    else:
+        adamw_step(w, dw, s1, s2, size, r.lr, r.beta1, r.beta2, r.epsilon, r.weight_decay,
+                   reg, r.t, stats)
 
 
 # ----------------------------------------------------------------- def twins
@@ -169,7 +194,7 @@ cdef Py_ssize_t _run_rule(RuleTask* k) noexcept nogil:
 
 cdef void _task(RuleTask* k, int rule, floating* w, const floating* dw, floating* s1,
                 floating* s2, Py_ssize_t size, double lr, double a, double b, double eps,
-                double reg, long long t) noexcept nogil:
+                double reg, long long t, double weight_decay=0) noexcept nogil:
     """a: momentum (sgd_momentum, nesterov), decay_rate (rmsprop) or beta1; b: beta2."""
     k.params.rule = rule
     k.params.lr = lr
@@ -178,6 +203,7 @@ cdef void _task(RuleTask* k, int rule, floating* w, const floating* dw, floating
     k.params.beta1 = a
     k.params.beta2 = b
     k.params.epsilon = eps
+    k.params.weight_decay = weight_decay
     k.params.counts_steps = False      # t arrives already advanced
     k.params.t = t
     k.is_float = floating is float
@@ -244,9 +270,21 @@ def _adam(floating[::1] w, const floating[::1] dw, floating[::1] m, floating[::1
     return nonfinite
 
 
+def _adamw(floating[::1] w, const floating[::1] dw, floating[::1] m, floating[::1] v,
+           double lr, double beta1, double beta2, double eps, long long t,
+           double weight_decay, floating reg=0):
+    cdef RuleTask k
+    _task(&k, RULE_ADAMW, &w[0], &dw[0], &m[0], &v[0], w.shape[0],
+          lr, beta1, beta2, eps, reg, t, weight_decay)
+    cdef Py_ssize_t nonfinite
+    with nogil:
+        nonfinite = _run_rule(&k)
+    return nonfinite
+
+
 def _update(int rule, floating[::1] w, const floating[::1] dw, s1, s2, double lr,
             double mom, double decay_rate, double beta1, double beta2, double epsilon,
-            long long t, floating reg=0):
+            long long t, double weight_decay=0, floating reg=0):
     """Update w in place with the rule of code `rule` (s1, s2: its state arrays or None);
     returns the number of NaN/inf values in the new w."""
     # s1 and s2 are untyped so that None does not steer the fused-type dispatch
@@ -261,7 +299,8 @@ def _update(int rule, floating[::1] w, const floating[::1] dw, s1, s2, double lr
         s2v = s2
         p2 = &s2v[0]
     cdef RuleTask k
-    _task(&k, rule, &w[0], &dw[0], p1, p2, w.shape[0], lr, 0, 0, epsilon, reg, t)
+    _task(&k, rule, &w[0], &dw[0], p1, p2, w.shape[0], lr, 0, 0, epsilon, reg, t,
+          weight_decay)
     k.params.mom = mom
     k.params.decay_rate = decay_rate
     k.params.beta1 = beta1
@@ -270,3 +309,58 @@ def _update(int rule, floating[::1] w, const floating[::1] dw, s1, s2, double lr
     with nogil:
         nonfinite = _run_rule(&k)
     return nonfinite
+
+
+# ----------------------------------------------------------------- weight averaging
+
+ctypedef struct EmaTask:
+    bint is_float
+    char* avg
+    const char* w
+    Py_ssize_t size
+    double decay
+    double keep
+
+
+cdef void ema_step(floating* avg, const floating* w, Py_ssize_t size, double decay,
+                   double keep) noexcept nogil:
+    """avg = decay * avg + keep * w (keep = 1 - decay; each rounded once to the type)."""
+    if floating is float:
+        ffc_ema_s(avg, w, size, <float>decay, <float>keep)
+    else:
+        ffc_ema_d(avg, w, size, decay, keep)
+
+
+cdef void _ema_part(void* arg, int part, int nparts) noexcept nogil:
+    cdef EmaTask* k = <EmaTask*>arg
+    cdef Py_ssize_t lo, hi
+    part_range(k.size, part, nparts, 16, &lo, &hi)
+    if hi <= lo:
+        return
+    if k.is_float:
+        ema_step(<float*>k.avg + lo, <const float*>k.w + lo, hi - lo, k.decay, k.keep)
+    else:
+        ema_step(<double*>k.avg + lo, <const double*>k.w + lo, hi - lo, k.decay, k.keep)
+
+
+def ema_update(floating[::1] avg, const floating[::1] w, double decay):
+    """avg = decay * avg + (1 - decay) * w, in place, in one pass (over fastfc's pool
+    when the arrays are large).  avg and w: flat, C-contiguous, one float type and one
+    length (the caller checks); decay is used as given."""
+    if avg.shape[0] != w.shape[0]:
+        raise ValueError(f"avg has {avg.shape[0]} values but w has {w.shape[0]}")
+    cdef EmaTask k
+    cdef int token = 0
+    k.is_float = floating is float
+    k.avg = <char*>&avg[0] if avg.shape[0] else NULL
+    k.w = <const char*>&w[0] if w.shape[0] else NULL
+    k.size = avg.shape[0]
+    k.decay = decay
+    k.keep = 1.0 - decay
+    if k.size == 0:
+        return
+    with nogil:
+        if k.size >= PARALLEL_MIN:
+            token = parallel_begin()
+        parallel_run(_ema_part, &k)
+        parallel_end(token)

@@ -82,7 +82,9 @@ class FusedStep:
                                       for s in self.state_flat]
         # a config the Net can run holds exactly these keys
         scalar_keys = list(_HYPER[self.rule]) + ["learning_rate"]
-        if self.rule == "adam":
+        # the rules that count steps (adam, adamw) keep t in every config
+        self.counts_steps = optim.RULES[self.rule].counts_steps
+        if self.counts_steps:
             scalar_keys.append("t")
         self.known_keys = set(scalar_keys) | set(self.state_keys)
         self.n_keys = len(self.known_keys)
@@ -115,13 +117,16 @@ class FusedStep:
 
     def _fill(self, config: dict[str, Any]) -> bool:
         """Complete a config as the update rules do; False if the Net cannot run it."""
-        if config.get("weight_decay", 0.0) != 0.0 or "a" in config:
+        # weight_decay is an L2 term the Net does not take -- except as the rule's own
+        # (decoupled) hyper-parameter (adamw)
+        if ("weight_decay" not in _HYPER[self.rule]
+                and config.get("weight_decay", 0.0) != 0.0) or "a" in config:
             return False
         for key, value in _HYPER[self.rule].items():
             config.setdefault(key, value)
         # each rule's own default (adam's is 1e-3), as the update rules set it
         config.setdefault("learning_rate", optim._SPECS[self.rule][0]["learning_rate"])
-        if self.rule == "adam":
+        if self.counts_steps:
             config.setdefault("t", 0)
         return set(config) <= self.known_keys
 
@@ -169,7 +174,7 @@ class FusedStep:
         net = self.net
         if lr != net.learning_rate:
             net.learning_rate = lr               # validates it
-        if self.rule == "adam" and first[-1] != net._core.t:
+        if self.counts_steps and first[-1] != net._core.t:
             net._core.t = V.check_scalar(first[-1], "config['t']", low=0, high=2**53,
                                          integer=True)
         return True
@@ -199,7 +204,7 @@ class FusedStep:
         else:
             X = V.as_array(X_train[batch_mask], "X").astype(self.dtype, copy=False)
             loss = self.net.train_step(X, y_batch)
-        if self.rule == "adam":
+        if self.counts_steps:
             t = int(self.net._core.t)
             for config in self.solver.optim_configs.values():
                 config["t"] = t
