@@ -81,11 +81,14 @@ DEFAULTS: dict[str, Any] = dict(dataset="digits", data=None, hidden_dims=list(_F
                 batch_size=_FD["batch_size"], shuffle=False, augment=None,
                 preprocess="standardize", dtype="float32", threads=None, seed=0,
                 print_every=None, checkpoint_every=1, num_test=None, loss=None,
-                label_smoothing=0.0)
+                label_smoothing=0.0, weight_decay=None, warmup=0.0, ema_decay=None,
+                ema_every=1)
 
 #: settings added after the first config.json format, with the value that reproduces
 #: what runs written before them did (--resume and evaluate read such runs)
-ADDED_SETTINGS: dict[str, Any] = {"loss": "softmax", "label_smoothing": 0.0}
+ADDED_SETTINGS: dict[str, Any] = {"loss": "softmax", "label_smoothing": 0.0,
+                                  "weight_decay": None, "warmup": 0.0, "ema_decay": None,
+                                  "ema_every": 1}
 
 DATASETS = ("digits", "cifar10", "diabetes")
 #: data sets of real-valued targets (trained with the 'mse' loss, scored by R^2)
@@ -181,6 +184,17 @@ def train_arguments(parser: argparse.ArgumentParser) -> None:
       help="multiply the learning rate by this after every epoch (default 1: constant)")
     a("--schedule", choices=["none", "cosine"],
       help="cosine: decay the learning rate to zero along a half cosine (default none)")
+    a("--warmup", type=float, metavar="FRACTION",
+      help="with the cosine schedule: raise the learning rate linearly from 0 over this "
+           "fraction of training first, in [0, 1) (default 0)")
+    a("--weight-decay", type=float, metavar="WD",
+      help="decoupled weight decay of the adamw rule, w *= 1 - lr * WD at every step "
+           "(default: the rule's 0.01)")
+    a("--ema-decay", type=float, metavar="D",
+      help="validate, test and keep an exponential moving average of the weights, "
+           "avg = D * avg + (1 - D) * w, D in (0, 1) (default: none)")
+    a("--ema-every", type=int, metavar="K",
+      help="update the average every K steps, with D**K (default 1)")
     a("--time-budget", type=float, metavar="SECONDS",
       help="train for this many seconds (the cosine reaches zero exactly then)")
     _option(a, "num_epochs", type=int, metavar="N",
@@ -366,6 +380,20 @@ def validate_settings(settings: Any, source: Optional[str] = None,
     real("lr_decay", 0.0, low_open=True)
     real("time_budget", 0.0, low_open=True, optional=True)
     real("label_smoothing", 0.0, high=1.0)
+    real("weight_decay", 0.0, optional=True)
+    real("warmup", 0.0, high=1.0)
+    real("ema_decay", 0.0, low_open=True, high=1.0, optional=True)
+    integer("ema_every", 1)
+    if settings["warmup"] >= 1.0:
+        fail("warmup", "a finite number in [0, 1)")
+    if settings["warmup"] and settings["schedule"] != "cosine":
+        raise BadOption(f"{where('warmup')} needs the cosine schedule (--schedule cosine "
+                        "or --time-budget)")
+    if settings["ema_decay"] is not None and settings["ema_decay"] >= 1.0:
+        fail("ema_decay", "a finite number in (0, 1)")
+    if settings["weight_decay"] is not None and settings["update_rule"] != "adamw":
+        raise BadOption(f"{where('weight_decay')} is the decoupled decay of the adamw rule; "
+                        f"with {settings['update_rule']} use --reg (an L2 term of the loss)")
     if settings["label_smoothing"] >= 1.0:
         fail("label_smoothing", "a finite number in [0, 1)")
     if settings["label_smoothing"] and settings["loss"] != "softmax":
@@ -531,9 +559,13 @@ def _build_solver(settings: Mapping[str, Any], net: Net, data: Mapping[str, Any]
     from fastfc.augment import parse_augment
 
     iterations = max(len(data["X_train"]) // settings["batch_size"], 1)
+    optim_config = {"learning_rate": settings["learning_rate"]}
+    if settings["weight_decay"] is not None:
+        optim_config["weight_decay"] = settings["weight_decay"]
     return Solver(
-        net, data, update_rule=settings["update_rule"],
-        optim_config={"learning_rate": settings["learning_rate"]},
+        net, data, update_rule=settings["update_rule"], optim_config=optim_config,
+        warmup=settings["warmup"], ema_decay=settings["ema_decay"],
+        ema_every=settings["ema_every"],
         lr_decay=settings["lr_decay"], batch_size=settings["batch_size"],
         num_epochs=settings["num_epochs"],
         print_every=settings["print_every"] or iterations, verbose=verbose,

@@ -32,7 +32,7 @@ ROUTES = {
     "update_rule": "solver", "batch_size": "solver", "num_epochs": "solver",
     "lr_decay": "solver", "num_train_samples": "solver", "num_val_samples": "solver",
     "patience": "solver", "schedule": "solver", "time_budget": "solver", "shuffle": "solver",
-    "augment": "solver",
+    "augment": "solver", "warmup": "solver", "ema_decay": "solver", "ema_every": "solver",
     # the trial itself
     "seed": "trial",
     # optim_config: every hyper-parameter of a rule of the registry
@@ -51,6 +51,7 @@ SETTING_TYPES = {
     "update_rule": "str", "batch_size": "int", "num_epochs": "int", "lr_decay": "real",
     "num_train_samples": "int?", "num_val_samples": "int?", "patience": "int?",
     "schedule": "str?", "time_budget": "real?", "shuffle": "bool", "augment": "str?",
+    "warmup": "real", "ema_decay": "real?", "ema_every": "int",
     "seed": "int?",
     **{key: "real" for rule in _registry.UPDATE_RULES.values() for key in rule.defaults},
 }
