@@ -237,5 +237,7 @@ def test_bad_draws_for_apply():
         aug.apply(X, [0, 1], AugmentDraws(f, z, np.zeros(3, np.int32), z, z))
     with pytest.raises(ValueError, match=r"draws.cut_x must lie in \[0, 4\)"):
         aug.apply(X, [0, 1], AugmentDraws(f, z, z, z, np.array([0, 4], np.int32)))
+    with pytest.raises(ValueError, match="draws.flip must be 2 integers, got None"):
+        aug.apply(X, [0, 1], AugmentDraws(None, z, z, z, z))
     with pytest.raises(TypeError, match="AugmentDraws"):
         aug.apply(X, [0, 1], (f, z))

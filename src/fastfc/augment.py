@@ -186,9 +186,11 @@ class Augmenter:
                             "[, cut_y, cut_x])")
         c, h, w = self.image_shape
         names = AugmentDraws._fields
-        arrays = []
+        arrays: list[Optional[np.ndarray]] = []
         for k, a in enumerate(draws):
             if a is None:
+                if k < 3:
+                    raise ValueError(f"draws.{names[k]} must be {n} integers, got None")
                 arrays.append(None)
                 continue
             a = np.asarray(a)
@@ -205,7 +207,9 @@ class Augmenter:
         if self.cutout and (arrays[3] is None or arrays[4] is None):
             raise ValueError("draws.cut_y and draws.cut_x are needed: this Augmenter "
                              f"has cutout={self.cutout}")
-        return AugmentDraws(*arrays)
+        flip, sy, sx, cy, cx = arrays
+        assert flip is not None and sy is not None and sx is not None  # checked above
+        return AugmentDraws(flip, sy, sx, cy, cx)
 
     def _gather(self, X: np.ndarray, indices: np.ndarray, draws: AugmentDraws,
                 out: np.ndarray) -> None:

@@ -23,10 +23,11 @@ PAD_REFLECT = FFC_PAD_REFLECT
 PAD_EDGE = FFC_PAD_EDGE
 
 
-def gather_augment(const source_t[:, ::1] x, const intptr_t[::1] idx,
-                   const uint8_t[::1] flip, const int32_t[::1] shift_y,
-                   const int32_t[::1] shift_x, Py_ssize_t c, Py_ssize_t h, Py_ssize_t w,
-                   floating[:, ::1] out, int pad_mode=0, Py_ssize_t cutout=0,
+def gather_augment(const source_t[:, ::1] x not None, const intptr_t[::1] idx not None,
+                   const uint8_t[::1] flip not None, const int32_t[::1] shift_y not None,
+                   const int32_t[::1] shift_x not None, Py_ssize_t c, Py_ssize_t h,
+                   Py_ssize_t w, floating[:, ::1] out not None, int pad_mode=0,
+                   Py_ssize_t cutout=0,
                    const int32_t[::1] cut_y=None, const int32_t[::1] cut_x=None):
     """out[i] = cutout(shift(flip(x[idx[i]]))) for i < len(idx); shapes checked by the caller.
 
