@@ -22,7 +22,7 @@ __all__ = ["Augmenter", "AugmentDraws", "PAD_MODES", "parse_augment"]
 #: 'zero' (value 0), 'reflect' (the mirror image about the border pixels, which are not
 #: repeated: numpy.pad's 'reflect') and 'edge' (the border pixel repeated).
 PAD_MODES = ("zero", "reflect", "edge")
-_PAD_CODES = {"zero": _kaug.PAD_ZERO, "reflect": _kaug.PAD_REFLECT, "edge": _kaug.PAD_EDGE}
+_PAD_CODES = {name: _kaug.PAD_CODES[name] for name in PAD_MODES}
 
 
 class AugmentDraws(NamedTuple):

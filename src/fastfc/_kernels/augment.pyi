@@ -8,9 +8,7 @@ import numpy.typing as npt
 
 _Floats = npt.NDArray[np.float32] | npt.NDArray[np.float64]
 
-PAD_ZERO: int
-PAD_REFLECT: int
-PAD_EDGE: int
+PAD_CODES: dict[str, int]
 
 def gather_augment(x: _Floats, idx: npt.NDArray[np.intp], flip: npt.NDArray[np.uint8],
                    shift_y: npt.NDArray[np.int32], shift_x: npt.NDArray[np.int32],

@@ -17,10 +17,8 @@ ctypedef fused source_t:
     float
     double
 
-#: padding modes of the translation, as the kernel numbers them
-PAD_ZERO = FFC_PAD_ZERO
-PAD_REFLECT = FFC_PAD_REFLECT
-PAD_EDGE = FFC_PAD_EDGE
+#: the padding modes of the translation, by name, as the kernel numbers them
+PAD_CODES = {"zero": FFC_PAD_ZERO, "reflect": FFC_PAD_REFLECT, "edge": FFC_PAD_EDGE}
 
 
 def gather_augment(const source_t[:, ::1] x not None, const intptr_t[::1] idx not None,
@@ -31,8 +29,9 @@ def gather_augment(const source_t[:, ::1] x not None, const intptr_t[::1] idx no
                    const int32_t[::1] cut_y=None, const int32_t[::1] cut_x=None):
     """out[i] = cutout(shift(flip(x[idx[i]]))) for i < len(idx); shapes checked by the caller.
 
-    ``pad_mode``: PAD_ZERO, PAD_REFLECT or PAD_EDGE.  Cutout is applied when ``cutout``
-    > 0 and both ``cut_y`` and ``cut_x`` (centres, one per sample) are given.
+    ``pad_mode``: a value of PAD_CODES (zero, reflect or edge padding).  Cutout is
+    applied when ``cutout`` > 0 and both ``cut_y`` and ``cut_x`` (centres, one per
+    sample) are given.
     """
     cdef Py_ssize_t n = idx.shape[0]
     cdef const int32_t* cy = NULL
