@@ -122,3 +122,102 @@ def test_bad_recipe_options_name_the_flag(in_tmp, capsys, argv, words):
 def test_label_smoothing_is_refused_for_regression(in_tmp, capsys):
     assert train("--dataset", "diabetes", "--epochs", "1", "--label-smoothing", "0.1") == 2
     assert "--label-smoothing applies to the softmax loss only" in one_error_line(capsys)
+
+
+# ------------------------------------------------------------------ zca and tta
+
+def fake_cifar(calls):
+    """get_CIFAR10_data on random images (records its keywords)."""
+    def get_CIFAR10_data(**kwargs):
+        calls.append(kwargs)
+        rng = np.random.default_rng(0)
+        dtype = kwargs.get("dtype", np.float64)
+        data = {}
+        for split, k in {"train": 80, "val": 20, "test": kwargs["num_test"]}.items():
+            data[f"X_{split}"] = rng.standard_normal((k, 3, 32, 32)).astype(dtype)
+            data[f"y_{split}"] = rng.integers(0, 10, size=k)
+        return data
+    return get_CIFAR10_data
+
+
+def test_preprocess_zca_standardises_then_whitens_cifar(in_tmp, monkeypatch):
+    from fastfc import data_utils
+    calls = []
+    monkeypatch.setattr(data_utils, "get_CIFAR10_data", fake_cifar(calls))
+    assert train("--dataset", "cifar10", "--epochs", "1", "--num-test", "10", "--hidden",
+                 "8", "--preprocess", "zca", "--zca-epsilon", "0.5", "--out", "run") == 0
+    (kwargs,) = calls
+    assert (kwargs["standardize"], kwargs["subtract_mean"]) == (True, False)
+    assert (kwargs["whiten"], kwargs["zca_epsilon"]) == ("zca", 0.5)
+    config = json.loads((in_tmp / "run" / "config.json").read_text())
+    assert (config["preprocess"], config["zca_epsilon"]) == ("zca", 0.5)
+
+
+def test_preprocess_zca_whitens_the_digits_with_training_statistics():
+    from fastfc.data_utils import ZCAWhitening
+    settings = dict(T.DEFAULTS, preprocess="standardize", dtype="float64")
+    std, _ = T.load_data(settings)
+    zca, _ = T.load_data(dict(settings, preprocess="zca", zca_epsilon=0.3))
+    w = ZCAWhitening(epsilon=0.3).fit(std["X_train"])
+    for split in ("train", "val", "test"):
+        np.testing.assert_allclose(zca[f"X_{split}"], w.transform(std[f"X_{split}"]),
+                                   rtol=1e-10, atol=1e-12)
+
+
+def test_tta_flip_scores_the_mirror_images_too(in_tmp, monkeypatch, capsys):
+    from fastfc import Net, data_utils
+    from fastfc.augment import predict_flip_average
+    monkeypatch.setattr(data_utils, "get_CIFAR10_data", fake_cifar([]))
+    common = ["--dataset", "cifar10", "--epochs", "2", "--num-test", "40", "--hidden", "16"]
+    assert train(*common, "--tta", "flip", "--out", "tta") == 0
+    assert train(*common, "--out", "plain") == 0
+    net = Net.load(in_tmp / "tta" / "model.npz")
+    data = fake_cifar([])(num_test=40, dtype=np.float32)
+    metrics = json.loads((in_tmp / "tta" / "metrics.json").read_text())
+    expected = np.mean(predict_flip_average(net, data["X_test"], (3, 32, 32)) == data["y_test"])
+    assert metrics["final_accuracy"]["test"] == pytest.approx(expected, abs=0)
+    # the training is the same; only the final evaluation differs
+    for k, v in params_of(in_tmp / "plain" / "model.npz").items():
+        np.testing.assert_array_equal(params_of(in_tmp / "tta" / "model.npz")[k], v)
+    capsys.readouterr()
+    assert cli.main(["evaluate", str(in_tmp / "tta")]) == 0
+    assert f"accuracy {expected:.4f}" in capsys.readouterr().out
+
+
+def test_predict_flip_average_matches_the_formula():
+    from fastfc import Net
+    from fastfc.augment import predict_flip_average
+    rng = np.random.default_rng(1)
+    net = Net([2 * 3 * 4, 7, 5], seed=0)
+    X = rng.standard_normal((11, 2, 3, 4))
+
+    def softmax(s):
+        e = np.exp(s - s.max(axis=1, keepdims=True))
+        return e / e.sum(axis=1, keepdims=True)
+
+    p = softmax(net.scores(X.reshape(11, -1))) + \
+        softmax(net.scores(X[..., ::-1].reshape(11, -1)))
+    for batch_size in (1, 4, 1000):
+        np.testing.assert_array_equal(predict_flip_average(net, X, (2, 3, 4), batch_size),
+                                      np.argmax(p, axis=1))
+    # images equal to their mirror image: the plain prediction
+    sym = X + X[..., ::-1]
+    np.testing.assert_array_equal(predict_flip_average(net, sym, (2, 3, 4)),
+                                  net.predict(sym.reshape(11, -1)))
+    with pytest.raises(ValueError, match="image_shape must be"):
+        predict_flip_average(net, X, (24,))
+    with pytest.raises(ValueError, match="rows of"):
+        predict_flip_average(net, X, (2, 3, 5))
+    with pytest.raises(ValueError, match="batch_size"):
+        predict_flip_average(net, X, (2, 3, 4), batch_size=0)
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["--tta", "flip"], "--tta flip is refused for digits"),
+    (["--dataset", "diabetes", "--tta", "flip"], "--tta flip is refused for diabetes"),
+    (["--dataset", "diabetes", "--preprocess", "zca"], "--preprocess zca is for images"),
+    (["--preprocess", "zca", "--zca-epsilon", "0"], "--zca-epsilon"),
+], ids=lambda a: " ".join(a) if isinstance(a, list) else "")
+def test_bad_zca_and_tta_options(in_tmp, capsys, argv, words):
+    assert train("--epochs", "1", *argv) == 2
+    assert words in one_error_line(capsys)

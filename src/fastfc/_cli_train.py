@@ -82,13 +82,13 @@ DEFAULTS: dict[str, Any] = dict(dataset="digits", data=None, hidden_dims=list(_F
                 preprocess="standardize", dtype="float32", threads=None, seed=0,
                 print_every=None, checkpoint_every=1, num_test=None, loss=None,
                 label_smoothing=0.0, weight_decay=None, warmup=0.0, ema_decay=None,
-                ema_every=1)
+                ema_every=1, zca_epsilon=0.1, tta="none")
 
 #: settings added after the first config.json format, with the value that reproduces
 #: what runs written before them did (--resume and evaluate read such runs)
 ADDED_SETTINGS: dict[str, Any] = {"loss": "softmax", "label_smoothing": 0.0,
                                   "weight_decay": None, "warmup": 0.0, "ema_decay": None,
-                                  "ema_every": 1}
+                                  "ema_every": 1, "zca_epsilon": 0.1, "tta": "none"}
 
 DATASETS = ("digits", "cifar10", "diabetes")
 #: data sets of real-valued targets (trained with the 'mse' loss, scored by R^2)
@@ -104,7 +104,7 @@ LOSSES = CLASSIFICATION_LOSSES + ("mse",)
 #: data sets whose classes change under a left-right flip (a mirrored 2 is no 2)
 NOT_MIRROR_SYMMETRIC = {"digits": "handwritten digits are not left-right symmetric "
                                   "(a mirrored 2, 3, 4, 5, 7 or 9 is no longer that digit)"}
-PREPROCESSING = ("standardize", "mean", "none")
+PREPROCESSING = ("standardize", "mean", "none", "zca")
 #: the choices of --activation, --update-rule, --normalization and --init (fastfc._registry)
 ACTIVATIONS = tuple(_registry.ACTIVATIONS)
 UPDATE_RULES = tuple(_registry.UPDATE_RULES)
@@ -209,7 +209,15 @@ def train_arguments(parser: argparse.ArgumentParser) -> None:
     a("--preprocess", choices=PREPROCESSING,
       help="input scaling, statistics from the training split: 'standardize' (default: "
            "per channel, minus the mean, divided by the standard deviation), 'mean' "
-           "(subtract the mean image only, as the course), 'none' (raw pixel values)")
+           "(subtract the mean image only, as the course), 'none' (raw pixel values), "
+           "'zca' (standardize, then ZCA whitening)")
+    a("--zca-epsilon", type=float, metavar="EPS",
+      help="with --preprocess zca: added to the covariance's eigenvalues (in units of a "
+           "standardised pixel's variance) before whitening; larger keeps more of the "
+           "image's smooth structure (default 0.1)")
+    a("--tta", choices=["none", "flip"],
+      help="test-time augmentation of the final accuracies: 'flip' averages the class "
+           "probabilities of each image and its mirror image (default none)")
     a("--standardize", dest="preprocess", action="store_const", const="standardize",
       help="same as --preprocess standardize (the default)")
     a("--no-standardize", dest="preprocess", action="store_const", const="mean",
@@ -353,6 +361,7 @@ def validate_settings(settings: Any, source: Optional[str] = None,
         choice("update_rule", UPDATE_RULES)
         choice("schedule", (None, "cosine"))
         choice("preprocess", PREPROCESSING)
+        choice("tta", ("none", "flip"))
         choice("dtype", ("float32", "float64"))
         choice("loss", LOSSES)
         if "preset" in settings and settings["preset"] not in PRESETS:
@@ -380,6 +389,7 @@ def validate_settings(settings: Any, source: Optional[str] = None,
     real("lr_decay", 0.0, low_open=True)
     real("time_budget", 0.0, low_open=True, optional=True)
     real("label_smoothing", 0.0, high=1.0)
+    real("zca_epsilon", 0.0, low_open=True)
     real("weight_decay", 0.0, optional=True)
     real("warmup", 0.0, high=1.0)
     real("ema_decay", 0.0, low_open=True, high=1.0, optional=True)
@@ -410,9 +420,14 @@ def validate_settings(settings: Any, source: Optional[str] = None,
                         f"{' or '.join(CLASSIFICATION_LOSSES)} for "
                         f"{', '.join(d for d in DATASETS if d not in REGRESSION_DATASETS)} "
                         "(class labels)")
-    if regression and settings["preprocess"] == "mean":
-        raise BadOption(f"{where('preprocess')} mean is for images; the {settings['dataset']} "
-                        "data take standardize (features and target) or none")
+    if regression and settings["preprocess"] in ("mean", "zca"):
+        raise BadOption(f"{where('preprocess')} {settings['preprocess']} is for images; the "
+                        f"{settings['dataset']} data take standardize (features and target) "
+                        "or none")
+    if settings["tta"] == "flip" and (regression or settings["dataset"] in NOT_MIRROR_SYMMETRIC):
+        why = (NOT_MIRROR_SYMMETRIC.get(settings["dataset"])
+               or f"the {settings['dataset']} data are not images")
+        raise BadOption(f"{where('tta')} flip is refused for {settings['dataset']}: {why}")
     if settings["schedule"] == "cosine" and settings["lr_decay"] != 1:
         raise BadOption(f"{where('lr_decay')} must stay 1 with the cosine schedule, which "
                         f"replaces it; got {settings['lr_decay']!r}")
@@ -499,10 +514,15 @@ def load_data(settings: Mapping[str, Any]) -> tuple[dict[str, Any], tuple[int, .
             data["y_test"] = data["y_test"][:settings["num_test"]]
         return data, shape
     if settings["dataset"] == "digits":
-        if preprocess == "standardize":
+        if preprocess in ("standardize", "zca"):
             data = data_utils.load_default_data(dtype=np.float64, scale=False,
                                                 subtract_mean=False)
             data = _standardize(data, shape)
+            if preprocess == "zca":
+                zca = data_utils.ZCAWhitening(epsilon=settings["zca_epsilon"])
+                zca.fit(data["X_train"])
+                for split in ("train", "val", "test"):
+                    data[f"X_{split}"] = zca.transform(data[f"X_{split}"])
             for split in ("train", "val", "test"):
                 data[f"X_{split}"] = data[f"X_{split}"].astype(dtype)
         else:
@@ -516,7 +536,8 @@ def load_data(settings: Mapping[str, Any]) -> tuple[dict[str, Any], tuple[int, .
     num_test = settings["num_test"] or TEST_IMAGES["cifar10"]
     data = data_utils.get_CIFAR10_data(
         num_test=num_test, cifar10_dir=settings["data"], dtype=dtype,
-        standardize=preprocess == "standardize", subtract_mean=preprocess == "mean")
+        standardize=preprocess in ("standardize", "zca"), subtract_mean=preprocess == "mean",
+        whiten="zca" if preprocess == "zca" else None, zca_epsilon=settings["zca_epsilon"])
     return data, shape
 
 
@@ -578,14 +599,21 @@ def _build_solver(settings: Mapping[str, Any], net: Net, data: Mapping[str, Any]
         on_divergence=FRONTEND_ON_DIVERGENCE, restore_norm_stats=True)
 
 
-def _accuracy(net: Net, X: Any, y: Any, batch_size: int = 1000) -> Optional[float]:
+def _accuracy(net: Net, X: Any, y: Any, batch_size: int = 1000,
+              settings: Optional[Mapping[str, Any]] = None) -> Optional[float]:
     """Accuracy of a classifier, or R^2 (clipped at 0, as the Solver's) of a regression
-    net, on (X, y)."""
+    net, on (X, y); with ``settings['tta'] == 'flip'``, of the predictions averaged over
+    each image and its mirror image."""
     if not len(y):
         return None
     if net.loss_name == "mse":
         from fastfc.solver import _r2_score
         return _r2_score(y, net.predict(X, batch_size=batch_size))
+    if settings is not None and settings.get("tta", "none") == "flip":
+        from fastfc.augment import predict_flip_average
+        shape = IMAGE_SHAPES[settings["dataset"]]
+        predicted = predict_flip_average(net, X, shape, batch_size)  # type: ignore[arg-type]
+        return float(np.mean(predicted == y))
     return float(np.mean(net.predict(X, batch_size=batch_size) == y))
 
 
@@ -873,9 +901,10 @@ def cmd_train(args: argparse.Namespace) -> int:
 
             t0 = time.perf_counter()
             accuracies = {
-                "train": _accuracy(net, data["X_train"][:10000], data["y_train"][:10000]),
-                "val": _accuracy(net, data["X_val"], data["y_val"]),
-                "test": _accuracy(net, data["X_test"], data["y_test"]),
+                "train": _accuracy(net, data["X_train"][:10000], data["y_train"][:10000],
+                                   settings=settings),
+                "val": _accuracy(net, data["X_val"], data["y_val"], settings=settings),
+                "test": _accuracy(net, data["X_test"], data["y_test"], settings=settings),
             }
             t_eval = time.perf_counter() - t0
 
@@ -927,6 +956,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 _PREPROCESS_WORDS = {"standardize": "standardised per channel",
+                     "zca": "standardised per channel, then ZCA-whitened",
                      "mean": "mean image subtracted", "none": "raw pixel values"}
 
 
@@ -994,7 +1024,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                             f"got {args.num_test}")
     data, _ = _load_data_checked(settings)
     X, y = data[f"X_{args.split}"], data[f"y_{args.split}"]
-    acc = _accuracy(net, X, y)
+    acc = _accuracy(net, X, y, settings=settings)
     if net.loss_name == "mse":
         mse = float(np.mean(np.sum((net.predict(X) - y) ** 2, axis=1)))
         print(f"{settings['dataset']} {args.split}: R2 {acc:.4f}, mean squared error "
