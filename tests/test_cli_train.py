@@ -136,7 +136,7 @@ def test_digits_default_preprocessing_standardises_with_training_statistics():
 def test_preprocess_is_documented_in_help(capsys):
     assert cli.main(["train", "--help"]) == 0
     out = " ".join(capsys.readouterr().out.split())
-    assert "--preprocess {standardize,mean,none}" in out
+    assert "--preprocess {standardize,mean,none,zca}" in out
     assert "--no-standardize" in out
 
 
