@@ -221,3 +221,44 @@ def test_predict_flip_average_matches_the_formula():
 def test_bad_zca_and_tta_options(in_tmp, capsys, argv, words):
     assert train("--epochs", "1", *argv) == 2
     assert words in one_error_line(capsys)
+
+
+# ------------------------------------------------------------------ presets
+
+@pytest.mark.parametrize("preset", ["best", "fast"])
+def test_cifar_presets_resolve_to_valid_deterministic_settings(preset):
+    import argparse
+    parser = argparse.ArgumentParser()
+    T.train_arguments(parser)
+    settings = T.resolve_settings(parser.parse_args(["--preset", preset]))
+    assert settings["dataset"] == "cifar10"
+    # a fixed length (not a time budget): the seed alone decides the result
+    assert settings["time_budget"] is None and settings["schedule"] == "cosine"
+    assert (settings["preprocess"], settings["tta"], settings["update_rule"]) == \
+        ("zca", "flip", "adamw")
+    assert T.PRESETS["fast"]["num_epochs"] < T.PRESETS["best"]["num_epochs"]
+    # another update rule drops the preset's adamw decay instead of failing
+    other = T.resolve_settings(parser.parse_args(["--preset", preset, "--update-rule",
+                                                  "adam"]))
+    assert other["weight_decay"] is None
+    with pytest.raises(T.BadOption, match="--weight-decay"):
+        T.resolve_settings(parser.parse_args(["--preset", preset, "--update-rule", "adam",
+                                              "--weight-decay", "0.1"]))
+
+
+def test_preset_best_runs_end_to_end_and_repeats_bit_for_bit(in_tmp, monkeypatch):
+    """The whole recipe (ZCA, adamw, smoothing, augmentation, flip TTA) on stand-in
+    images, shortened: the same seed gives the same model."""
+    from fastfc import data_utils
+    calls = []
+    monkeypatch.setattr(data_utils, "get_CIFAR10_data", fake_cifar(calls))
+    short = ["--preset", "best", "--num-epochs", "2", "--hidden-dims", "16,8",
+             "--num-test", "30", "--seed", "3"]
+    assert train(*short, "--out", "a") == 0
+    assert train(*short, "--out", "b") == 0
+    assert calls[0]["whiten"] == "zca" and calls[0]["zca_epsilon"] == 0.5
+    a, b = params_of(in_tmp / "a" / "model.npz"), params_of(in_tmp / "b" / "model.npz")
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+    metrics = json.loads((in_tmp / "a" / "metrics.json").read_text())
+    assert metrics["epochs"] == 2
