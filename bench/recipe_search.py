@@ -1,8 +1,9 @@
-"""The search behind ``fastfc train --preset best`` (CIFAR-10), in two stages.
+"""The search behind ``fastfc train --preset best`` (CIFAR-10), in three stages.
 
     PYTHONPATH=src:. python -m bench.recipe_search subset  [--out DIR]
     PYTHONPATH=src:. python -m bench.recipe_search sweep   [--out DIR] [--n-trials 240]
     PYTHONPATH=src:. python -m bench.recipe_search ablate  [--out DIR] [--budget 300]
+    PYTHONPATH=src:. python -m bench.recipe_search leave-one-out [--out DIR] [--budget 300]
 
 ``subset`` writes DIR/cifar_sub10k.npz: the first 10,000 training images (standardised
 per channel with the statistics of the whole training split) to train on and 4,000
@@ -13,9 +14,12 @@ depth, batch size, learning rate, AdamW's weight decay, dropout, label smoothing
 warm-up and augmentation, each trial a 12-second cosine run on the subset, two worker
 processes of one thread each.  The study is resumable (its journal is DIR/study.journal).
 
-``ablate`` runs stage 2: ``fastfc train --preset best`` on the whole training split with
-one change at a time, each a ``--budget``-second run on one thread, two runs side by
-side, and prints a table of test accuracy (plain and with flip test-time augmentation).
+``ablate`` runs stage 2: the preset as it was before this search (Adam, per-channel
+standardisation, no label smoothing) on the whole training split with one change at a
+time, each a ``--budget``-second run on one thread, two runs side by side, and prints a
+table of test accuracy (plain and with flip test-time augmentation).
+``leave-one-out`` runs stage 3 the same way: the chosen recipe, then without one of its
+changes at a time.
 
 CIFAR-10 is read from ``$FASTFC_DATA``.  Results of the runs that chose the preset are
 in ``bench/recipe/RESULTS.md``.
@@ -62,6 +66,15 @@ ABLATIONS = {
                   "adamw", "--weight-decay", "1e-5", "--learning-rate", "8e-4",
                   "--warmup", "0.15", "--dropout-keep-ratio", "0.97", "--augment", "flip",
                   "--label-smoothing", "0.02"],
+}
+
+
+#: stage 3: the chosen recipe (``--preset best``) without one of its changes at a time
+LEAVE_ONE_OUT = {
+    "final300": [],
+    "final300-zca": ["--preprocess", "standardize"],
+    "final300-adamw": ["--update-rule", "adam"],
+    "final300-ls": ["--label-smoothing", "0"],
 }
 
 
@@ -112,22 +125,30 @@ def tta_accuracies(run):
             "epochs": json.load(open(os.path.join(run, "metrics.json")))["epochs"]}
 
 
-def ablate(out, budget):
+def ablate(out, budget, runs, old_preset):
+    """Train ``runs`` (name -> extra options) two at a time; print the table.
+
+    ``old_preset``: the runs change the preset as it was before the search (stage 2),
+    else the chosen one (stage 3)."""
+    def old(extra):
+        return ["--update-rule", "adam", "--label-smoothing", "0", "--preprocess",
+                "standardize", "--tta", "none", *extra] if old_preset else extra
+
     with ThreadPoolExecutor(2) as pool:
-        results = dict(pool.map(lambda kv: _train(out, kv[0], budget, kv[1]),
-                                ABLATIONS.items()))
-    base = results["base"]["test"]
-    print("| run | change | epochs | test | vs base | test, flip TTA |")
+        results = dict(pool.map(lambda kv: _train(out, kv[0], budget, old(kv[1])),
+                                runs.items()))
+    first = next(iter(results.values()))["test_tta"]
+    print("| run | change | epochs | test | test, flip TTA | vs first (TTA) |")
     print("| --- | --- | ---: | ---: | ---: | ---: |")
     for name, r in results.items():
-        print(f"| {name} | {' '.join(ABLATIONS[name]) or '(preset before the search)'} | "
-              f"{r['epochs']} | {r['test']:.4f} | {100 * (r['test'] - base):+.1f} | "
-              f"{r['test_tta']:.4f} |")
+        print(f"| {name} | {' '.join(runs[name]) or '-'} | {r['epochs']} | "
+              f"{r['test']:.4f} | {r['test_tta']:.4f} | "
+              f"{100 * (r['test_tta'] - first):+.1f} |")
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("stage", choices=["subset", "sweep", "ablate"])
+    parser.add_argument("stage", choices=["subset", "sweep", "ablate", "leave-one-out"])
     parser.add_argument("--out", default="recipe-search")
     parser.add_argument("--n-trials", type=int, default=240)
     parser.add_argument("--budget", type=float, default=300.0)
@@ -137,8 +158,10 @@ def main(argv=None):
         print(make_subset(args.out))
     elif args.stage == "sweep":
         return run_sweep(args.out, args.n_trials)
+    elif args.stage == "ablate":
+        ablate(args.out, args.budget, ABLATIONS, old_preset=True)
     else:
-        ablate(args.out, args.budget)
+        ablate(args.out, args.budget, LEAVE_ONE_OUT, old_preset=False)
     return 0
 
 

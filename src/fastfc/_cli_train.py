@@ -67,10 +67,10 @@ PRESETS: dict[str, dict[str, Any]] = {
     # the course's five-layer net, as a baseline
     "course": dict(hidden_dims=[100, 100, 100, 100, 100], update_rule="adam",
                    learning_rate=1e-3, batch_size=200, num_epochs=10, weight_scale=5e-2),
-    # the CIFAR-10 recipe (bench/recipe/RESULTS.md): about 9.5 minutes on 2 cores,
+    # the CIFAR-10 recipe (bench/recipe/RESULTS.md): about 9 minutes on 2 cores,
     # loading and evaluation included; a fixed number of epochs, so that a seed
     # gives one result
-    "best": dict(_CIFAR_RECIPE, num_epochs=88),
+    "best": dict(_CIFAR_RECIPE, num_epochs=82),
     # the same recipe for a quick look: about 2 minutes on 2 cores
     "fast": dict(_CIFAR_RECIPE, num_epochs=15),
 }
