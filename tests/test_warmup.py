@@ -13,6 +13,7 @@ from fastfc.schedules import CosineSchedule, ExponentialDecay, cosine_factor, \
     warmup_cosine_factor
 
 from test_checkpoint import PER_EPOCH, assert_same_end, make_data, make_net
+from test_schedules import _data
 from test_solver_resume import resumed, sigint_in_model_at_step, uninterrupted
 
 
@@ -92,13 +93,6 @@ def test_warmup_needs_the_cosine_schedule(schedule):
     with pytest.raises(ValueError, match="schedule='cosine'"):
         Solver(Net([10, 3], seed=0), _data(), time_budget=5.0, warmup=0.1)
     Solver(Net([10, 3], seed=0), _data(), schedule=schedule, warmup=0.0)   # allowed
-
-
-def _data(n=200, d=10, c=3, seed=0):
-    rng = np.random.RandomState(seed)
-    X = rng.randn(n, d)
-    y = rng.randint(c, size=n)
-    return dict(X_train=X[:150], y_train=y[:150], X_val=X[150:], y_val=y[150:])
 
 
 @pytest.mark.parametrize("make", [
