@@ -42,7 +42,7 @@ class NetCore:
     def set_optimizer(self, rule: int, lr: float, mom: float, decay_rate: float,
                       beta1: float, beta2: float, epsilon: float, counts_steps: bool,
                       t: int, state1: _Floats | None, state2: _Floats | None,
-                      weight_decay: float = 0) -> None:
+                      weight_decay: float = 0.0) -> None:
         """Select the update rule, its hyper-parameters and flat state buffers
         (weight_decay: the decoupled decay of adamw)."""
     def ensure_capacity(self, n: int) -> None:
