@@ -356,16 +356,15 @@ def predict_flip_average(model: Any, X: ArrayLike, image_shape: tuple[int, int, 
     if X.ndim < 2 or X.size != X.shape[0] * c * h * w:
         raise ValueError(f"X has shape {X.shape}; rows of {(c, h, w)} images "
                          f"({c * h * w} values) were expected")
+    from fastfc.layers import softmax
+
     images = X.reshape(X.shape[0], c, h, w)
     out = np.empty(X.shape[0], dtype=np.int64)
     for lo in range(0, X.shape[0], batch_size):
         chunk = images[lo:lo + batch_size]
-        total = 0.0
-        for view in (chunk, chunk[..., ::-1]):
-            scores = np.asarray(model.scores(np.ascontiguousarray(view).reshape(len(view), -1)),
-                                dtype=np.float64)
-            scores -= scores.max(axis=1, keepdims=True)
-            p = np.exp(scores)
-            total = total + p / p.sum(axis=1, keepdims=True)
-        out[lo:lo + batch_size] = np.argmax(total, axis=1)
+        plain, mirrored = (
+            softmax(np.asarray(model.scores(np.ascontiguousarray(view).reshape(len(view), -1)),
+                               dtype=np.float64))
+            for view in (chunk, chunk[..., ::-1]))
+        out[lo:lo + batch_size] = np.argmax(plain + mirrored, axis=1)
     return out
