@@ -67,10 +67,12 @@ static int ffc_n_routes = 0;
 static int ffc_route_lock = 0;
 static long ffc_routes_timed = 0;     /* routes chosen by timing (not from the cache) */
 
-/* flags of a route: bit 0 trans_a, bit 1 trans_b, bits 2.. the pool's parts */
-static inline int ffc_route_flags(int trans_a, int trans_b, int parts)
+/* flags of a route: bit 0 trans_a, bit 1 trans_b, bit 2 set when SciPy's OpenBLAS is not
+ * a candidate (it runs its own threads inside a step whose pool splits the products of
+ * the other backends), bits 3.. the pool's parts */
+static inline int ffc_route_flags(int trans_a, int trans_b, int parts, int no_scipy)
 {
-    return (trans_a ? 1 : 0) | (trans_b ? 2 : 0) | (parts << 2);
+    return (trans_a ? 1 : 0) | (trans_b ? 2 : 0) | (no_scipy ? 4 : 0) | (parts << 3);
 }
 
 static inline unsigned ffc_route_hash(int m, int n, int k, int flags)
@@ -183,6 +185,11 @@ static FFC_HOT void ffc_bf16_rows(const float *FFC_RESTRICT x, ptrdiff_t ld, ptr
         }
     }
 }
+
+/* The compute dtype of float32 products on this thread while a Net step runs: -1 follows
+ * the process-wide setting (fastfc.set_compute_dtype), 0 float32, 1 bfloat16.  A Net
+ * with its own compute_dtype sets it for the length of its step and restores it. */
+static __thread int ffc_compute_local = -1;
 
 /* per-thread scratch for the bf16 operands; grows, never shrinks */
 static __thread uint16_t *ffc_bf16_scratch = NULL;

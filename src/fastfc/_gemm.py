@@ -61,7 +61,7 @@ MODES = ("auto",) + BACKENDS
 DEFAULT_MODE = "openblas"
 _INDEX = {name: i for i, name in enumerate(BACKENDS)}
 _MKL_THREADING_SEQUENTIAL = 1
-_CACHE_FORMAT = 1
+_CACHE_FORMAT = 2     # 2: route flags carry the no-SciPy bit (bit 2), parts from bit 3
 
 _lock = threading.RLock()
 _configured = False
@@ -480,27 +480,42 @@ def set_compute_dtype(dtype: Any) -> str:
         For 'bfloat16' when MKL (with its bf16 GEMM) is not installed.
     """
     global _compute_dtype
-    name = getattr(dtype, "name", dtype)
-    if name not in ("float32", "bfloat16"):
-        raise ValueError(f"dtype must be 'float32' or 'bfloat16', got {dtype!r}")
-    from fastfc import _openblas
+    name = check_compute_dtype(dtype, "dtype")
     from fastfc._kernels import blas
-    _openblas.connect()
     with _lock:
-        if name == "bfloat16":
-            try:
-                info = _load("mkl")
-            except (ImportError, OSError) as exc:
-                raise RuntimeError(
-                    "compute dtype 'bfloat16' needs MKL's bfloat16 GEMM, which is not "
-                    f"available: {exc}") from None
-            if not info["bf16"]:
-                raise RuntimeError("compute dtype 'bfloat16' needs cblas_gemm_bf16bf16f32, "
-                                   f"which {info['path']} does not export")
         old = _compute_dtype
         blas.set_bf16(name == "bfloat16")
         _compute_dtype = name
         return old
+
+
+def check_compute_dtype(dtype: Any, argument: str = "compute_dtype") -> str:
+    """``dtype`` as 'float32' or 'bfloat16', with the bf16 GEMM loaded for the latter.
+
+    Raises
+    ------
+    ValueError
+        If `dtype` names neither (the message names `argument`).
+    RuntimeError
+        For 'bfloat16' when MKL (with its bf16 GEMM) is not installed.
+    """
+    name = getattr(dtype, "name", dtype)
+    if name not in ("float32", "bfloat16"):
+        raise ValueError(f"{argument} must be 'float32' or 'bfloat16', got {dtype!r}")
+    from fastfc import _openblas
+    _openblas.connect()
+    if name == "bfloat16":
+        with _lock:
+            try:
+                info = _load("mkl")
+            except (ImportError, OSError) as exc:
+                raise RuntimeError(
+                    f"{argument} 'bfloat16' needs MKL's bfloat16 GEMM, which is not "
+                    f"available: {exc}") from None
+            if not info["bf16"]:
+                raise RuntimeError(f"{argument} 'bfloat16' needs cblas_gemm_bf16bf16f32, "
+                                   f"which {info['path']} does not export")
+    return str(name)
 
 
 @contextlib.contextmanager
@@ -534,7 +549,7 @@ def gemm_info() -> dict[str, Any]:
         counts[BACKENDS[b]] = counts.get(BACKENDS[b], 0) + 1
     isa = bf16_accelerated()
     return {"mode": _mode_name, "isa": _isa(), "backends": backends,
-            "routes": [(m, n, k, flags & 1, (flags >> 1) & 1, flags >> 2, BACKENDS[b])
+            "routes": [(m, n, k, flags & 1, (flags >> 1) & 1, flags >> 3, BACKENDS[b])
                        for m, n, k, flags, b in blas.routes()],
             "route_counts": counts,
             "cache": {"path": cache_path() if _mode_name == "auto" else None,

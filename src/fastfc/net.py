@@ -19,6 +19,7 @@ import json
 import math
 import os
 import threading
+import warnings
 from typing import (Any, Callable, Concatenate, Dict, Iterable, Mapping, Optional, ParamSpec,
                     Sequence, TypeVar, overload)
 
@@ -177,6 +178,18 @@ class Net:
         cannot fall below the entropy of q (about 0.5 for eps 0.1 and 10 classes).
         0 computes exactly what a net without smoothing computes.  Saved with the net;
         settable between steps (``net.label_smoothing = 0.05``).
+    compute_dtype : None, 'float32' or 'bfloat16', default None
+        The precision of this net's matrix products.  'bfloat16' rounds both operands
+        of every product of a step (activations, weights, upstream gradients) to
+        bfloat16, round to nearest even, and accumulates in float32 with MKL's
+        ``cblas_gemm_bf16bf16f32`` (``pip install "fastfc[mkl]"``; a RuntimeError
+        says so when it is missing); parameters, optimiser state, losses and
+        normalisation statistics stay float32, so :meth:`save` and checkpoints hold
+        the float32 master copy.  Fast where the CPU has AMX or AVX512-BF16 and MKL
+        uses it (``fastfc.show_config()`` says which); emulated, and slower than
+        float32, elsewhere.  Needs ``dtype=np.float32``.  None follows the process-wide
+        :func:`fastfc.set_compute_dtype` (float32 unless changed).  Settable between
+        steps; saved with the net.
 
     Attributes
     ----------
@@ -193,7 +206,8 @@ class Net:
                  init: Optional[str] = None, dtype: DTypeLike = np.float32,
                  seed: Optional[int] = None, alpha: float = 0.01, loss: str = "softmax",
                  bn_momentum: float = 0.9, eps: float = 1e-5,
-                 label_smoothing: float = 0.0) -> None:
+                 label_smoothing: float = 0.0,
+                 compute_dtype: Optional[str] = None) -> None:
         dims = self._check_dims(layer_dims)
         if activation not in ACTIVATIONS:
             raise ValueError(f"activation must be one of {', '.join(ACTIVATIONS)}, "
@@ -256,6 +270,7 @@ class Net:
             self.params[name] = value
         self.reg = reg
         self._core.label_smoothing = label_smoothing
+        self.compute_dtype = compute_dtype
 
     # ------------------------------------------------------------------ set-up
 
@@ -371,6 +386,25 @@ class Net:
         value = _check_label_smoothing(value, self.loss_name)
         with self._lock:
             self._core.label_smoothing = value
+
+    @property
+    def compute_dtype(self) -> Optional[str]:
+        """None (the process-wide setting), 'float32' or 'bfloat16': the precision of
+        this net's matrix products (see the class docstring)."""
+        return (None, "float32", "bfloat16")[self._core.compute + 1]
+
+    @compute_dtype.setter
+    def compute_dtype(self, value: Optional[str]) -> None:
+        code = -1
+        if value is not None:
+            from fastfc import _gemm
+            name = _gemm.check_compute_dtype(value)
+            if name == "bfloat16" and self.dtype is not np.float32:
+                raise ValueError(f"compute_dtype 'bfloat16' needs a float32 net, this one "
+                                 f"is {np.dtype(self.dtype).name}")
+            code = 1 if name == "bfloat16" else 0
+        with self._lock:
+            self._core.compute = code
 
     @property
     def bn_params(self) -> list[dict[str, Any]]:
@@ -751,6 +785,8 @@ class Net:
             # written only when used: a file of a net without smoothing stays readable
             # by fastfc versions that predate the setting
             args["label_smoothing"] = self.label_smoothing
+        if self.compute_dtype is not None:
+            args["compute_dtype"] = self.compute_dtype
         arrays = {f"param/{k}": np.array(v, copy=True) for k, v in self.params.items()}
         arrays.update({f"model/{k}": v for k, v in self._extra_state().items()})
         return save_checkpoint(path, arrays, {"kind": "net", "net_format": NET_FORMAT,
@@ -782,8 +818,10 @@ class Net:
         try:
             reg = args.pop("reg")
             seed = args.pop("seed")
+            compute = args.pop("compute_dtype", None)
             # build with a fixed seed: loading must not draw from NumPy's global generator
             net = cls(args.pop("layer_dims"), seed=0, **args)
+            net._restore_compute_dtype(compute, f"{path!r}")
             net.seed = seed
             net.reg = reg
             net.params = params
@@ -793,11 +831,23 @@ class Net:
         net.metadata = header.get("metadata", {})
         return net
 
+    def _restore_compute_dtype(self, value: Optional[str], source: str) -> None:
+        """Set a saved compute_dtype; where bfloat16 cannot run here (no MKL), warn and
+        stay on float32 products -- the weights are float32 either way."""
+        try:
+            self.compute_dtype = value
+        except RuntimeError as exc:
+            warnings.warn(f"{source} was saved with compute_dtype {value!r}, which this "
+                          f"machine cannot run ({exc}); using float32 products",
+                          RuntimeWarning, stacklevel=3)
+            self.compute_dtype = None
+
     @_serialised
     def __getstate__(self) -> dict[str, Any]:
         state = {k: getattr(self, k) for k in self._ARGS}
         state.update(dtype=self.dtype, loss=self.loss_name, reg=self.reg,
                      label_smoothing=self.label_smoothing,
+                     compute_dtype=self.compute_dtype,
                      flat=self._flat.copy(), extra={k: np.array(v, copy=True)
                                                     for k, v in self._extra_state().items()},
                      update_rule=self.update_rule, optim=self.optimizer_state())
@@ -816,6 +866,10 @@ class Net:
         self.reg = state["reg"]
         # (absent from the pickles of versions before label smoothing)
         self.label_smoothing = state.get("label_smoothing", 0.0)
+        compute = state.get("compute_dtype")
+        if compute == "bfloat16" and self.dtype is not np.float32:
+            compute = None          # astype(float64) of a bf16 net: float64 products
+        self._restore_compute_dtype(compute, "the pickled Net")
         if state["update_rule"] is not None:
             optim = dict(state["optim"])
             for key, value in optim.items():
@@ -835,6 +889,8 @@ class Net:
             extras.append(f"loss={self.loss_name!r}")
         if self.label_smoothing:
             extras.append(f"label_smoothing={self.label_smoothing}")
+        if self.compute_dtype is not None:
+            extras.append(f"compute_dtype={self.compute_dtype!r}")
         tail = "".join(", " + e for e in extras)
         return (f"Net({self.layer_dims}, activation={self.activation!r}{tail}, "
                 f"dtype={np.dtype(self.dtype).name})")
@@ -881,7 +937,7 @@ def _saved_net_layout(path: object, header: Mapping[str, Any]
     if not isinstance(header.get("metadata", {}), dict):
         raise bad("metadata is not a dict")
     args = dict(header["net"])
-    allowed = set(Net._ARGS) | {"dtype", "loss", "reg", "label_smoothing"}
+    allowed = set(Net._ARGS) | {"dtype", "loss", "reg", "label_smoothing", "compute_dtype"}
     unknown = sorted(set(args) - allowed, key=str)
     if unknown:
         raise bad(f"unknown settings {', '.join(map(repr, unknown))}")
@@ -900,6 +956,9 @@ def _saved_net_layout(path: object, header: Mapping[str, Any]
     dtype = args.get("dtype", "float32")
     if dtype not in ("float32", "float64"):
         raise bad(f"dtype must be 'float32' or 'float64', got {dtype!r}")
+    if args.get("compute_dtype") not in (None, "float32", "bfloat16"):
+        raise bad(f"compute_dtype must be 'float32' or 'bfloat16', "
+                  f"got {args['compute_dtype']!r}")
 
     # every array the architecture implies, with its shape: the file must hold exactly
     # these (checked before any array is read, so a header with huge layer_dims and no

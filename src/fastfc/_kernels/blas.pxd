@@ -39,6 +39,9 @@ cdef void gemm(bint trans_a, bint trans_b, int m, int n, int k,
 cdef void axpy(int n, floating alpha, const floating* x, floating* y) noexcept nogil
 cdef floating dot(int n, const floating* x, const floating* y) noexcept nogil
 cdef void scal(int n, floating alpha, floating* x) noexcept nogil
+# this thread's compute dtype for float32 products (-1 the process-wide one, 0 float32,
+# 1 bfloat16); returns the previous code
+cdef int set_thread_compute(int code) noexcept nogil
 
 # Fork-join parallelism of a training step.  The pool (csrc/fastfc_pool.h) is compiled
 # into this one module; the others reach it only through the cdef functions below

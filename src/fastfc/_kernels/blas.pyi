@@ -68,6 +68,9 @@ def get_mode() -> int:
 def set_bf16(on: bool) -> bool:
     """float32 products in bfloat16 through MKL; returns the old setting."""
 
+def _thread_compute(code: int) -> int:
+    """This thread's compute dtype code (-1, 0, 1); returns the previous one."""
+
 def routes() -> list[tuple[int, int, int, int, int]]:
     """(m, n, k, flags, backend) of every route, in the order they were added."""
 
@@ -80,7 +83,7 @@ def clear_routes() -> None:
 def routes_timed() -> int:
     """Routes chosen by timing since the last clear_routes."""
 
-def route_flags(trans_a: bool, trans_b: bool, parts: int) -> int:
+def route_flags(trans_a: bool, trans_b: bool, parts: int, no_scipy: bool = ...) -> int:
     """The flags of a route."""
 
 def _set_timing(margin: float, reps: int, budget: float) -> tuple[float, int, float]:

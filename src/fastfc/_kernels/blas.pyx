@@ -45,7 +45,7 @@ cdef extern from "gemm_dispatch.h" nogil:
     const ffc_route* ffc_route_at(int i)
     int ffc_n_routes
     long ffc_routes_timed
-    int ffc_route_flags(int trans_a, int trans_b, int parts)
+    int ffc_route_flags(int trans_a, int trans_b, int parts, int no_scipy)
     int ffc_route_find(int m, int n, int k, int flags)
     int ffc_route_add(int m, int n, int k, int flags, int backend, int timed)
     void ffc_routes_clear()
@@ -53,6 +53,7 @@ cdef extern from "gemm_dispatch.h" nogil:
     void ffc_bf16_rows(const float* x, Py_ssize_t ld, Py_ssize_t lo, Py_ssize_t hi,
                        Py_ssize_t d, uint16_t* out)
     uint16_t* ffc_bf16_buffer(size_t count)
+    int ffc_compute_local
 
 ctypedef int (*get_threads_ptr)() noexcept nogil
 
@@ -93,6 +94,21 @@ cdef int _TIME_REPS = 5
 cdef double _TIME_BUDGET = 0.002
 # smaller float32 products (multiply-adds) stay on SciPy's OpenBLAS without timing
 cdef double _TIME_MIN = 32768.0
+
+
+cdef inline bint _use_bf16() noexcept nogil:
+    """Whether float32 products of this thread run in bfloat16 now."""
+    return ffc_compute_local > 0 or (ffc_compute_local < 0 and _bf16)
+
+
+cdef int set_thread_compute(int code) noexcept nogil:
+    """This thread's compute dtype for float32 products (-1: the process-wide one, 0:
+    float32, 1: bfloat16 -- the caller has checked a bf16 GEMM is loaded); returns the
+    previous code, for the caller to restore."""
+    global ffc_compute_local
+    cdef int old = ffc_compute_local
+    ffc_compute_local = code
+    return old
 
 
 cdef void _use_scipy() noexcept nogil:
@@ -258,6 +274,28 @@ cdef void _run(int bk, bint trans_a, bint trans_b, int m, int n, int k,
                <char*>c, ldc)
 
 
+cdef inline bint _no_scipy() noexcept nogil:
+    """Whether "auto" leaves SciPy's OpenBLAS out of a float32 product's candidates.
+
+    Inside a step that splits products over fastfc's pool, SciPy's OpenBLAS (unless the
+    user made it single-threaded) runs each product on its own threads, whose workers
+    then spin through the next product split over the pool -- each side slows the other,
+    which timing one product at a time cannot see (measured: the W6 step in "auto" took
+    35 ms against 27 ms on the private OpenBLAS alone).  So while another backend is
+    loaded, a pooled step's float32 products choose among the backends that run one
+    thread per call under the pool.
+    """
+    return (ffc_pool_parts() >= 2 and not _split_gemm
+            and (ffc_backends[1].sgemm != NULL or ffc_backends[2].sgemm != NULL))
+
+
+cdef inline bint _candidate(int bk, bint no_scipy) noexcept nogil:
+    """Whether backend bk is timed for a route (loaded, and not left out)."""
+    if bk == 0:
+        return not no_scipy
+    return ffc_backends[bk].sgemm != NULL
+
+
 cdef int _time_shape(int flags, bint trans_a, bint trans_b, int m, int n, int k,
                      float alpha, const float* a, int lda, const float* b, int ldb,
                      float beta) noexcept nogil:
@@ -275,13 +313,14 @@ cdef int _time_shape(int flags, bint trans_a, bint trans_b, int m, int n, int k,
     cdef double t_min[FFC_BK_N]
     if scratch == NULL:
         return 0
+    cdef bint no_scipy = (flags & 4) != 0
     for bk in range(FFC_BK_N):
         t_min[bk] = 1e300
-        if bk == 0 or ffc_backends[bk].sgemm != NULL:
+        if _candidate(bk, no_scipy):
             _run(bk, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, scratch, n)
     while rounds < _TIME_REPS and (rounds < 2 or total < _TIME_BUDGET):
         for bk in range(FFC_BK_N):
-            if bk != 0 and ffc_backends[bk].sgemm == NULL:
+            if not _candidate(bk, no_scipy):
                 continue
             t0 = ffc_seconds()
             _run(bk, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, scratch, n)
@@ -375,13 +414,13 @@ cdef void gemm(bint trans_a, bint trans_b, int m, int n, int k,
     """
     cdef int bk, flags
     if floating is float:
-        if _bf16 and m > 0 and n > 0 and k > 0:
+        if m > 0 and n > 0 and k > 0 and _use_bf16():
             if _gemm_bf16(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc):
                 return
         if _mode >= 0:
             bk = _mode
         else:
-            flags = ffc_route_flags(trans_a, trans_b, ffc_pool_parts())
+            flags = ffc_route_flags(trans_a, trans_b, ffc_pool_parts(), _no_scipy())
             if <double>m * n * k < _TIME_MIN:
                 bk = 0      # too small to tell the backends apart: no lookup either
             else:
@@ -426,7 +465,7 @@ cdef int parallel_begin() noexcept nogil:
     # idle workers spin between the tasks of a step only when the GEMMs are theirs too
     # (OpenBLAS single-threaded, or another backend or bf16 may serve them); otherwise
     # they sleep at once and leave the cores to OpenBLAS's threads
-    ffc_pool_set_spin(FFC_SPIN_NS if (_split_gemm or _mode != 0 or _bf16) else 0)
+    ffc_pool_set_spin(FFC_SPIN_NS if (_split_gemm or _mode != 0 or _use_bf16()) else 0)
     return 1
 
 
@@ -648,6 +687,13 @@ def set_bf16(bint on):
     return bool(old)
 
 
+def _thread_compute(int code):
+    """set_thread_compute from Python, for tests; returns the previous code."""
+    if code < -1 or code > 1 or (code == 1 and ffc_backends[1].bf16 == NULL):
+        raise ValueError(f"code must be -1, 0 or 1 (1 needs a bf16 GEMM), got {code}")
+    return set_thread_compute(code)
+
+
 def routes():
     """The routes as (m, n, k, flags, backend) tuples, in the order they were added."""
     cdef int i
@@ -680,9 +726,10 @@ def routes_timed():
     return ffc_routes_timed
 
 
-def route_flags(bint trans_a, bint trans_b, int parts):
-    """The flags of a route (its transposes and the pool's parts)."""
-    return ffc_route_flags(trans_a, trans_b, parts)
+def route_flags(bint trans_a, bint trans_b, int parts, bint no_scipy=False):
+    """The flags of a route (its transposes, the pool's parts, and whether SciPy's
+    OpenBLAS was left out of the candidates)."""
+    return ffc_route_flags(trans_a, trans_b, parts, no_scipy)
 
 
 def _set_timing(double margin, int reps, double budget):

@@ -34,6 +34,7 @@ from fastfc._kernels._loops_common cimport ffc_update_stats
 from fastfc._kernels._dense_loops cimport *
 from fastfc._kernels._net_loops cimport *
 from fastfc._kernels.blas cimport (POOL_MAX_PARTS, gemm, dot, parallel_begin, parallel_end,
+                                   set_thread_compute,
                                    parallel_parts, parallel_run, part_range)
 from fastfc._kernels.losses cimport softmax_xent_smooth, svm_hinge, mse
 from fastfc._kernels.norm cimport (bn_forward_train, bn_forward_test, bn_backward,
@@ -459,9 +460,13 @@ cdef class NetCore:
     cdef object _ybuf, _ibuf  # the step's own copies of the labels and the row indices
     cdef intptr_t* _ydata     # their data (set when they are allocated)
     cdef intptr_t* _idata
+    # the compute dtype of this Net's float32 products: -1 the process-wide one, 0 float32,
+    # 1 bfloat16 (fastfc.net.Net checks that a bf16 GEMM is loaded before it sets 1)
+    cdef public int compute
 
     def __cinit__(self):
         self.st.layers = NULL
+        self.compute = -1
 
     def __init__(self, dims, dtype, int act, double alpha, int norm, double keep_prob,
                  double bn_eps, double bn_momentum, int loss_kind, uint64_t drop_key):
@@ -732,7 +737,7 @@ cdef class NetCore:
         cdef Py_ssize_t n, rows, bad
         cdef bint x_is_float, gather
         cdef double loss
-        cdef int token
+        cdef int token, old_compute
         cdef Py_ssize_t d0 = self.dims[0]
         cdef bint check_values = check or FASTFC_DEBUG_BUILD
         PyObject_GetBuffer(X, &xb, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT)
@@ -816,6 +821,7 @@ cdef class NetCore:
             # GATHER_SPLIT_MIN): a small step runs whole on this thread, wakes no
             # worker, and costs two calls to the BLAS's thread setter.
             with nogil:
+                old_compute = set_thread_compute(self.compute)
                 token = parallel_begin()
                 if self.is_float:
                     loss = _step(&self.st, xb.buf, x_is_float, gather, idx, labels,
@@ -824,6 +830,7 @@ cdef class NetCore:
                     loss = _step(&self.st, xb.buf, x_is_float, gather, idx, labels,
                                  targets, weights, n, train, backward, update, <double>0)
                 parallel_end(token)
+                set_thread_compute(old_compute)
             if update:
                 self.st.step += 1
         finally:
