@@ -266,6 +266,34 @@ def test_auto_in_a_net_is_deterministic_given_the_cache():
     assert first[0] == second[0]
 
 
+@needs_mkl
+@pytest.mark.parametrize("scipy_threads", [1, 2])
+def test_auto_keeps_scipys_own_threads_out_of_a_pooled_step(scipy_threads):
+    """In a step split over fastfc's pool, a multi-threaded SciPy OpenBLAS is not a
+    candidate (its spinning workers and the pool would slow each other; flag bit 2
+    records that); limited to one thread it runs under the pool and competes."""
+    from threadpoolctl import threadpool_limits
+    fastfc.set_gemm_backend("auto")
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((256, 512)).astype(np.float32)
+    y = rng.integers(0, 10, 256)
+    net = Net([512, 256, 10], seed=0)
+    net.set_optimizer("sgd", learning_rate=1e-3)
+    with threadpool_limits(limits=scipy_threads, user_api="blas"), fastfc.threads(2):
+        if fastfc.get_num_threads() < 2:
+            pytest.skip("fastfc's pool is off (FASTFC_THREADING=blas)")
+        net.train_step(X, y)
+    pooled = [r for r in blas.routes() if r[3] >> 3 >= 2]
+    assert pooled, blas.routes()
+    for m, n, k, flags, backend in pooled:
+        no_scipy = bool(flags & 4)
+        assert no_scipy == (scipy_threads > 1), (m, n, k, flags)
+        if no_scipy:
+            assert _gemm.BACKENDS[backend] != "openblas"
+    info = _gemm.gemm_info()
+    assert {r[5] for r in info["routes"]} >= {2}       # parts decoded from bit 3
+
+
 # ------------------------------------------------------------------ a missing MKL
 
 def _no_private():

@@ -152,6 +152,13 @@ _COMMON_PARAMS = """\
         scikit-learn's own estimators do).  Whatever the training precision,
         predictions are computed in float64 from the weights, one row independently of
         the others (see Notes).
+    compute_dtype : {None, 'float32', 'bfloat16'}, default None
+        Precision of the matrix products of training (:class:`fastfc.Net`'s
+        ``compute_dtype``): 'bfloat16' rounds their operands to bfloat16 and
+        accumulates in float32 (MKL's bf16 GEMM, ``pip install "fastfc[mkl]"``), with
+        float32 weights; ``dtype`` None then means float32, and 'float64' is refused.
+        None follows :func:`fastfc.set_compute_dtype`.  Predictions are float64 either
+        way.
     random_state : int, RandomState instance or None, default None
         Seeds weights, dropout, minibatches and the validation split.
     verbose : bool or int, default False
@@ -283,6 +290,13 @@ class _BaseFC(BaseEstimator):
             if key not in _DTYPES:
                 raise ValueError("dtype must be None, 'float32' or 'float64', got "
                                  f"{self.dtype!r}")
+        if self.compute_dtype is not None:
+            from fastfc import _gemm
+            name = _gemm.check_compute_dtype(self.compute_dtype)
+            if name == "bfloat16" and self.dtype is not None \
+                    and np.dtype(self.dtype) != np.float32:
+                raise ValueError("compute_dtype 'bfloat16' trains float32 weights; "
+                                 f"dtype must be None or 'float32', got {self.dtype!r}")
         if isinstance(self.verbose, (bool, np.bool_)):
             pass
         elif not isinstance(self.verbose, numbers.Integral) or self.verbose < 0:
@@ -295,6 +309,8 @@ class _BaseFC(BaseEstimator):
         """The precision to train in: ``dtype``, or by default that of X."""
         if self.dtype is not None:
             return _DTYPES[np.dtype(self.dtype).name]
+        if self.compute_dtype == "bfloat16":
+            return np.float32
         return np.float32 if X.dtype == np.float32 else np.float64
 
     # ------------------------------------------------------------------ fitting
@@ -387,7 +403,7 @@ class _BaseFC(BaseEstimator):
                         dropout_keep_ratio=self.dropout_keep_ratio,
                         normalization=self.normalization, reg=self.reg, dtype=dtype,
                         seed=seed, loss=self._loss, init=self.init,
-                        **self._loss_settings())
+                        compute_dtype=self.compute_dtype, **self._loss_settings())
         self.net_.set_optimizer(self.update_rule, learning_rate=float(self.learning_rate))
         self._rng: np.random.RandomState = rng
         self.loss_curve_: list[float] = []
@@ -566,6 +582,7 @@ class FCClassifier(ClassifierMixin, _BaseFC):
                  class_weight: Union[None, str, dict[Any, float]] = None,
                  label_smoothing: float = 0.0,
                  init: Optional[str] = None, dtype: Optional[DTypeLike] = None,
+                 compute_dtype: Optional[str] = None,
                  random_state: Union[None, int, np.random.RandomState] = None,
                  verbose: bool | int = False, num_epochs: Optional[int] = None,
                  patience: Optional[int] = None) -> None:
@@ -589,6 +606,7 @@ class FCClassifier(ClassifierMixin, _BaseFC):
         self.label_smoothing = label_smoothing
         self.init = init
         self.dtype = dtype
+        self.compute_dtype = compute_dtype
         self.random_state = random_state
         self.verbose = verbose
         self.num_epochs = num_epochs
@@ -806,7 +824,7 @@ class FCRegressor(RegressorMixin, _BaseFC):
                  lr_decay: float = _D["lr_decay"], schedule: Optional[str] = None,
                  early_stopping: bool = False, validation_fraction: float = 0.1,
                  warm_start: bool = False, init: Optional[str] = "xavier",
-                 dtype: Optional[DTypeLike] = None,
+                 dtype: Optional[DTypeLike] = None, compute_dtype: Optional[str] = None,
                  random_state: Union[None, int, np.random.RandomState] = None,
                  verbose: bool | int = False, num_epochs: Optional[int] = None,
                  patience: Optional[int] = None) -> None:
@@ -828,6 +846,7 @@ class FCRegressor(RegressorMixin, _BaseFC):
         self.warm_start = warm_start
         self.init = init
         self.dtype = dtype
+        self.compute_dtype = compute_dtype
         self.random_state = random_state
         self.verbose = verbose
         self.num_epochs = num_epochs

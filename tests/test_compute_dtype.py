@@ -1,0 +1,213 @@
+"""A Net's own compute dtype (``Net(compute_dtype=...)``) and the estimators' option.
+
+The process-wide setting (``fastfc.set_compute_dtype``) is tested in test_gemm.py;
+here a net carries its own: its steps compute exactly what they compute under the
+process-wide setting of the same name, a net's setting wins over the process-wide one,
+it is restored when its step ends (other nets, other threads and the layer functions
+are not affected), it is saved and pickled with the net, and bad values are refused
+with errors that name the argument.  bfloat16 needs MKL; those tests skip without it
+(CI runs them in its ``[mkl]`` step).
+"""
+import pickle
+import threading
+
+import numpy as np
+import pytest
+
+import fastfc
+from fastfc import Net, _gemm
+from fastfc._kernels import blas
+
+from test_gemm import HAVE_MKL, needs_mkl
+
+
+@pytest.fixture(autouse=True)
+def restore_compute_dtype():
+    old = _gemm._compute_dtype
+    yield
+    _gemm.set_compute_dtype(old)
+
+
+def _data(n=64, d=120, c=10, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((n, d)).astype(np.float32), rng.integers(0, c, n)
+
+
+def _net(**kw):
+    return Net([120, 96, 64, 10], seed=1, reg=1e-3, normalization="batchnorm",
+               dropout_keep_ratio=0.9, **kw)
+
+
+def _run(net, X, y, steps=3):
+    net.set_optimizer("adam", learning_rate=1e-3)
+    losses = [net.train_step(X, y) for _ in range(steps)]
+    return losses, {k: v.copy() for k, v in net.params.items()}
+
+
+def _same(a, b):
+    (la, pa), (lb, pb) = a, b
+    assert la == lb
+    for k in pa:
+        np.testing.assert_array_equal(pa[k], pb[k], err_msg=k)
+
+
+def test_default_follows_the_process_and_float32_is_float32():
+    X, y = _data()
+    assert _net().compute_dtype is None
+    _same(_run(_net(compute_dtype="float32"), X, y), _run(_net(), X, y))
+
+
+@needs_mkl
+def test_bf16_net_equals_the_process_wide_bf16():
+    X, y = _data()
+    own = _run(_net(compute_dtype="bfloat16"), X, y)
+    with fastfc.compute_dtype("bfloat16"):
+        process = _run(_net(), X, y)
+    _same(own, process)
+    # and it is bf16, not float32
+    assert own[0] != _run(_net(), X, y)[0]
+
+
+@needs_mkl
+def test_the_nets_setting_wins_and_is_restored_after_its_step():
+    X, y = _data()
+    fp32 = _run(_net(), X, y)
+    with fastfc.compute_dtype("bfloat16"):
+        _same(_run(_net(compute_dtype="float32"), X, y), fp32)
+    bf = _net(compute_dtype="bfloat16")
+    bf.set_optimizer("sgd", learning_rate=1e-2)
+    bf.train_step(X, y)
+    # after a bf16 net's step this thread is back on the process-wide setting
+    assert blas._thread_compute(-1) == -1
+    _same(_run(_net(), X, y), fp32)
+    a, b = _data(8, 16)[0], _data(16, 8)[0]
+    np.testing.assert_array_equal(fastfc.layers.affine_forward(a, b, np.zeros(8, np.float32))[0],
+                                  a @ b)
+
+
+@needs_mkl
+def test_threads_keep_their_own_compute_dtype():
+    """A bf16 net stepping in one thread leaves a float32 net in another bit-identical
+    to its run alone (the setting is per thread, for the length of a step)."""
+    X, y = _data(256, 120)
+    alone = _run(_net(), X, y, steps=20)
+    out = {}
+
+    def bf16_loop():
+        out["bf16"] = _run(_net(compute_dtype="bfloat16"), X, y, steps=20)
+
+    t = threading.Thread(target=bf16_loop)
+    t.start()
+    mine = _run(_net(), X, y, steps=20)
+    t.join()
+    _same(mine, alone)
+    assert out["bf16"][0] != alone[0]
+
+
+@needs_mkl
+def test_saved_and_pickled_with_the_net(tmp_path):
+    X, y = _data()
+    net = _net(compute_dtype="bfloat16")
+    net.set_optimizer("adam", learning_rate=1e-3)
+    net.train_step(X, y)
+    net.save(tmp_path / "net.npz")
+    loaded = Net.load(tmp_path / "net.npz")
+    twin = pickle.loads(pickle.dumps(net))
+    assert loaded.compute_dtype == twin.compute_dtype == "bfloat16"
+    assert all(v.dtype == np.float32 for v in loaded.params.values())
+    # resume is exact: the pickled twin (optimiser state included) continues as the net
+    a = [net.train_step(X, y) for _ in range(3)]
+    b = [twin.train_step(X, y) for _ in range(3)]
+    assert a == b
+    assert net.astype(np.float64).compute_dtype is None
+    assert "compute_dtype='bfloat16'" in repr(net)
+
+
+def test_a_net_saved_without_the_setting_loads_without_it(tmp_path):
+    net = _net()
+    net.save(tmp_path / "net.npz")
+    assert Net.load(tmp_path / "net.npz").compute_dtype is None
+    net.compute_dtype = "float32"
+    net.save(tmp_path / "net32.npz")
+    assert Net.load(tmp_path / "net32.npz").compute_dtype == "float32"
+
+
+@pytest.mark.parametrize("bad", ["float16", "bf16", 3, np.float64])
+def test_bad_values_name_the_argument(bad):
+    with pytest.raises(ValueError, match="compute_dtype must be 'float32' or 'bfloat16'"):
+        _net(compute_dtype=bad)
+    net = _net()
+    with pytest.raises(ValueError, match="compute_dtype"):
+        net.compute_dtype = bad
+    assert net.compute_dtype is None
+
+
+@needs_mkl
+def test_bf16_needs_a_float32_net():
+    with pytest.raises(ValueError, match="compute_dtype 'bfloat16' needs a float32 net"):
+        Net([4, 3], dtype=np.float64, compute_dtype="bfloat16")
+
+
+def _without_mkl(monkeypatch):
+    def refuse(name):
+        raise ImportError(f"no {name} here (pip install 'fastfc[mkl]')")
+    monkeypatch.setattr(_gemm, "_load", refuse)
+
+
+def test_bf16_without_mkl_is_a_clear_error(monkeypatch):
+    _without_mkl(monkeypatch)
+    with pytest.raises(RuntimeError, match=r"compute_dtype 'bfloat16' needs MKL's bfloat16 "
+                                           r"GEMM.*fastfc\[mkl\]"):
+        _net(compute_dtype="bfloat16")
+
+
+@needs_mkl
+def test_a_bf16_net_loads_on_float32_products_where_mkl_is_missing(tmp_path, monkeypatch):
+    net = _net(compute_dtype="bfloat16")
+    net.save(tmp_path / "net.npz")
+    _without_mkl(monkeypatch)
+    with pytest.warns(RuntimeWarning, match="saved with compute_dtype 'bfloat16'"):
+        loaded = Net.load(tmp_path / "net.npz")
+    assert loaded.compute_dtype is None
+    for k, v in net.params.items():
+        np.testing.assert_array_equal(loaded.params[k], v)
+
+
+def test_a_file_with_a_bad_compute_dtype_is_refused(tmp_path):
+    from fastfc import checkpoint
+    net = _net()
+    path = net.save(tmp_path / "net.npz")
+    arrays, header = checkpoint.load_checkpoint(path)
+    header["net"]["compute_dtype"] = "float8"
+    checkpoint.save_checkpoint(tmp_path / "bad.npz", arrays, header)
+    with pytest.raises(checkpoint.CheckpointError, match="compute_dtype"):
+        Net.load(tmp_path / "bad.npz")
+
+
+# ------------------------------------------------------------------ the estimators
+
+def test_estimator_option_checked():
+    sk = pytest.importorskip("sklearn")  # noqa: F841
+    from fastfc.sklearn import FCClassifier
+    X, y = _data(40, 8, 3)
+    with pytest.raises(ValueError, match="compute_dtype must be 'float32' or 'bfloat16'"):
+        FCClassifier(hidden_dims=(8,), max_iter=1, compute_dtype="half").fit(X, y)
+    clf = FCClassifier(hidden_dims=(8,), max_iter=1, compute_dtype="float32",
+                       random_state=0).fit(X, y)
+    assert clf.net_.compute_dtype == "float32"
+
+
+@needs_mkl
+def test_estimator_trains_in_bf16_with_float32_weights():
+    pytest.importorskip("sklearn")
+    from fastfc.sklearn import FCClassifier, FCRegressor
+    X, y = _data(200, 16, 3)
+    X = X.astype(np.float64)            # would train in float64 without compute_dtype
+    kw = dict(hidden_dims=(32,), max_iter=3, random_state=0)
+    bf = FCClassifier(compute_dtype="bfloat16", **kw).fit(X, y)
+    assert bf.net_.compute_dtype == "bfloat16" and bf.net_.dtype is np.float32
+    fp = FCClassifier(dtype="float32", **kw).fit(X, y)
+    assert bf.loss_curve_ != fp.loss_curve_
+    np.testing.assert_allclose(bf.loss_curve_, fp.loss_curve_, rtol=2e-2)
+    with pytest.raises(ValueError, match="dtype must be None or 'float32'"):
+        FCRegressor(compute_dtype="bfloat16", dtype="float64", **kw).fit(X, y[:, None] * 1.0)
