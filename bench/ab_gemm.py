@@ -8,6 +8,7 @@ Modes (each a fresh process, so no library or setting leaks between them):
 
 * ``openblas``        SciPy's OpenBLAS on its own threads (the pool takes the rest)
 * ``openblas-1t``     SciPy's OpenBLAS limited to 1 thread, fastfc's pool splits GEMMs
+* ``openblas-serial`` SciPy's OpenBLAS on its own threads, fastfc's pool off (size 1)
 * ``mkl``             MKL sequential, fastfc's pool splits GEMMs
 * ``openblas-private`` the scipy-openblas32 wheel at 1 thread, the pool splits
 * ``auto``            per-shape choice (the cache under a fresh temporary directory)
@@ -26,7 +27,8 @@ import sys
 import tempfile
 import time
 
-MODES = ("openblas", "openblas-1t", "mkl", "openblas-private", "auto", "bf16")
+MODES = ("openblas", "openblas-1t", "openblas-serial", "mkl", "openblas-private", "auto",
+         "bf16")
 
 _WORKER = r"""
 import json, os, sys, time
@@ -41,6 +43,9 @@ stack = ExitStack()
 if mode == "openblas-1t":
     fastfc.set_gemm_backend("openblas")
     stack.enter_context(fastfc.threads(2, blas_threads=1))
+elif mode == "openblas-serial":
+    fastfc.set_gemm_backend("openblas")
+    fastfc.set_num_threads(1)
 elif mode == "bf16":
     fastfc.set_gemm_backend("mkl")
     fastfc.set_compute_dtype("bfloat16")

@@ -624,8 +624,8 @@ def markdown(res):
     return "\n".join(out)
 
 
-FASTFC_ROWS = ("fastfc-net", "fastfc-net[openblas]", "fastfc-net[mkl]", "fastfc-net[auto]",
-               "fastfc-net[bf16]")
+FASTFC_ROWS = ("fastfc-net", "fastfc-net[openblas]", "fastfc-net[mkl]",
+               "fastfc-net[openblas-private]", "fastfc-net[auto]", "fastfc-net[bf16]")
 PEER_ROWS = ("torch-fused", "jax-jit", "torch-bf16")
 
 

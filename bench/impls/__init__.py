@@ -25,6 +25,9 @@ IMPLS = {
                              "fastfc-net with every GEMM on SciPy's OpenBLAS"),
     "fastfc-net[mkl]": ("bench.impls.fastfc_net", {"gemm": "mkl"},
                         "fastfc-net with every GEMM on MKL (sequential, fastfc's pool)"),
+    "fastfc-net[openblas-private]": ("bench.impls.fastfc_net", {"gemm": "openblas-private"},
+                                     "fastfc-net on the private OpenBLAS (one thread per "
+                                     "call, fastfc's pool splits)"),
     "fastfc-net[auto]": ("bench.impls.fastfc_net", {"gemm": "auto"},
                          "fastfc-net, GEMM backend chosen per shape (timed, cached)"),
     "fastfc-net[bf16]": ("bench.impls.fastfc_net", {"gemm": "auto", "compute_dtype": "bfloat16"},
@@ -36,18 +39,20 @@ IMPLS = {
     "gemm": ("bench.gemm", {}, "the step's GEMMs at real shapes through fastfc's BLAS"),
     "gemm[openblas]": ("bench.gemm", {"gemm": "openblas"}, "the step's GEMMs on OpenBLAS"),
     "gemm[mkl]": ("bench.gemm", {"gemm": "mkl"}, "the step's GEMMs on MKL"),
+    "gemm[openblas-private]": ("bench.gemm", {"gemm": "openblas-private"},
+                               "the step's GEMMs on the private OpenBLAS"),
     "gemm[bf16]": ("bench.gemm", {"gemm": "mkl", "compute_dtype": "bfloat16"},
                    "the step's GEMMs on MKL in bfloat16"),
 }
 
 PEERS = ["fastfc-net", "fastfc-compat", "numpy-ref", "torch-eager", "torch-fused", "sklearn-mlp",
          "jax-jit", "torch-bf16", "fastfc-net[openblas]", "fastfc-net[mkl]",
-         "fastfc-net[auto]", "fastfc-net[bf16]"]
+         "fastfc-net[openblas-private]", "fastfc-net[auto]", "fastfc-net[bf16]"]
 TORCH = ("torch-eager", "torch-fused")
 #: the float32 peers a fastfc row is compared with ("vs best peer"): the fastest of these
 BEST_PEERS = ("torch-eager", "torch-fused", "jax-jit")
 #: GEMM-only rows: one per backend and dtype (the bound of each)
-GEMM_ROWS = ("gemm", "gemm[openblas]", "gemm[mkl]", "gemm[bf16]")
+GEMM_ROWS = ("gemm", "gemm[openblas]", "gemm[mkl]", "gemm[openblas-private]", "gemm[bf16]")
 
 
 def load(name):

@@ -17,6 +17,12 @@ def available(gemm=None, compute_dtype=None):
         import fastfc  # noqa: F401
     except ImportError as exc:   # pragma: no cover - the package is the point
         return False, f"fastfc not importable: {exc}"
+    if gemm == "openblas-private":
+        from fastfc import _gemm
+        try:
+            _gemm._load("openblas-private")
+        except (ImportError, OSError):
+            return False, "no private OpenBLAS (pip install 'fastfc[openblas]')"
     if gemm == "mkl" or compute_dtype == "bfloat16":
         from fastfc import _gemm
         try:

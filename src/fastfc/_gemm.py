@@ -21,24 +21,30 @@ Every matrix product of the kernels goes through one dispatch point
     bench/README.md for what it measured.
 
 The mode comes from ``FASTFC_GEMM`` (``openblas``, the default, ``auto``, ``mkl`` or
-``openblas-private``), :func:`set_gemm_backend`, or ``fastfc train --gemm``.  ``auto``
-is opt-in: with MKL and the private OpenBLAS installed it lost end to end on the Zen 4
-development machine although each product it picked had timed faster (W2 step 5.5 ms
-against 2.3 ms on SciPy's OpenBLAS alone, W6 35 against 30 ms), so the default stays on
-the one library until the selection accounts for that.  A forced
+``openblas-private``), :func:`set_gemm_backend`, or ``fastfc train --gemm``.  A forced
 backend serves every product (float32 and float64).  ``auto`` routes each float32 shape
 (sizes, transposes, parts of the pool) to the fastest backend: the first product of a
-shape is timed on each loaded backend (into scratch memory: one untimed run each, then
-2 to 5 rounds that run every backend once in turn, no more once the rounds took 2 ms;
-the fastest run of each backend counts -- so three products per backend for a large
-shape, a few ms in all for small ones; the first W3 step of bench/ took 2.5 s with three
-backends on the loaded 2-core development machine, once per machine) and another
-backend must beat OpenBLAS by 3% to win.  Products under 32768 multiply-adds stay on
-OpenBLAS untimed.  float64 products stay on OpenBLAS in ``auto``, so float64 results
-do not depend on the machine's timing.  The choices are cached on disk
-(:func:`cache_path`), keyed by the CPU model and the versions of the libraries; an
-unreadable, corrupt or foreign cache file is ignored and rewritten.  With the cache,
-auto-selection is deterministic.
+shape is timed on each candidate (into scratch memory: one untimed run each, then 2 to
+5 rounds that run every candidate once in turn, no more once the rounds took 2 ms; the
+fastest run of each counts -- a few ms per shape, once per machine) and another backend
+must beat SciPy's OpenBLAS by 3% to win.  Products under 32768 multiply-adds stay on
+SciPy's OpenBLAS untimed.  float64 products stay on SciPy's OpenBLAS, so float64
+results do not depend on the machine's timing.
+
+Inside a step that splits its products over fastfc's pool, SciPy's OpenBLAS is a
+candidate only when it runs one thread (then it is split like the others): with its own
+threads it leaves a worker spinning through every product the pool runs, and the pool's
+workers spin through its products, which timing one product at a time cannot see.  The
+first version of ``auto`` let it compete and lost end to end on the Zen 4 development
+machine although each product it picked had timed faster (W6 step 35 ms against 27 ms
+on the private OpenBLAS alone); with the rule it stepped within 1 ms of the best
+single backend there (bench/ANALYSIS.md).  The route records the rule (bit 2 of its
+flags).  ``auto`` stays opt-in: its float32 results depend on which backend won the
+timing on this machine, the default's on SciPy's OpenBLAS alone.
+
+The choices are cached on disk (:func:`cache_path`), keyed by the CPU model and the
+versions of the libraries; an unreadable, corrupt or foreign cache file is ignored and
+rewritten.  With the cache, auto-selection is deterministic.
 """
 from __future__ import annotations
 
