@@ -211,3 +211,71 @@ def test_estimator_trains_in_bf16_with_float32_weights():
     np.testing.assert_allclose(bf.loss_curve_, fp.loss_curve_, rtol=2e-2)
     with pytest.raises(ValueError, match="dtype must be None or 'float32'"):
         FCRegressor(compute_dtype="bfloat16", dtype="float64", **kw).fit(X, y[:, None] * 1.0)
+
+
+# ------------------------------------------------------------------ operands rounded once
+
+@needs_mkl
+@pytest.mark.parametrize("gather", [False, True])
+@pytest.mark.parametrize("kw", [dict(normalization="batchnorm", dropout_keep_ratio=0.8),
+                                dict(normalization="layernorm"),
+                                dict(activation="swish"),
+                                dict(loss="svm")])
+def test_operands_rounded_once_give_the_bits_of_rounding_in_every_product(gather, kw):
+    """A bf16 step rounds each operand once (weights at its start, the minibatch as it
+    is gathered, each layer's output after its pass, each upstream gradient once for its
+    two products) -- the same bf16 values every product would round for itself, so the
+    same bits as the plain path (every float32 GEMM rounding its own operands)."""
+    from fastfc._kernels import net as knet
+    rng = np.random.default_rng(5)
+    X = rng.standard_normal((300, 120)).astype(np.float32)
+    y = rng.integers(0, 10, 300)
+    idx = rng.integers(0, 300, 96)
+
+    def run(preround):
+        old = knet._set_preround(preround)
+        try:
+            net = Net([120, 200, 64, 10], seed=2, reg=1e-3, compute_dtype="bfloat16", **kw)
+            net.set_optimizer("adam", learning_rate=1e-3)
+            with fastfc.threads(2):
+                if gather:
+                    losses = [net.train_step(X, y[idx], indices=idx) for _ in range(3)]
+                else:
+                    losses = [net.train_step(X[idx], y[idx]) for _ in range(3)]
+                scores = net.scores(X[:50])
+            return losses, {k: v.copy() for k, v in net.params.items()}, scores
+        finally:
+            knet._set_preround(old)
+
+    once, each = run(True), run(False)
+    _same(once[:2], each[:2])
+    np.testing.assert_array_equal(once[2], each[2])
+    # and both are bf16 (not the float32 step)
+    net32 = Net([120, 200, 64, 10], seed=2, reg=1e-3, **kw)
+    net32.set_optimizer("adam", learning_rate=1e-3)
+    assert net32.train_step(X[idx], y[idx]) != once[0][0]
+
+
+@needs_mkl
+def test_bf16_workspace_follows_the_capacity():
+    net = _net(compute_dtype="bfloat16")
+    X, y = _data(64)
+    net.set_optimizer("sgd", learning_rate=1e-2)
+    plain = _net()
+    plain.set_optimizer("sgd", learning_rate=1e-2)
+    plain.train_step(X, y)
+    net.train_step(X, y)
+    assert net._workspace_bytes() > plain._workspace_bytes()     # the bf16 operands
+    X2, y2 = _data(200, seed=1)
+    net.train_step(X2, y2)           # a larger batch: the operands grow with it
+    twin = _net(compute_dtype="bfloat16")
+    twin.set_optimizer("sgd", learning_rate=1e-2)
+    twin.train_step(X, y)
+    from fastfc._kernels import net as knet
+    old = knet._set_preround(False)
+    try:
+        twin.train_step(X2, y2)
+    finally:
+        knet._set_preround(old)
+    for k, v in net.params.items():
+        np.testing.assert_array_equal(twin.params[k], v)

@@ -294,6 +294,47 @@ def test_auto_keeps_scipys_own_threads_out_of_a_pooled_step(scipy_threads):
     assert {r[5] for r in info["routes"]} >= {2}       # parts decoded from bit 3
 
 
+@needs_mkl
+def test_show_config_says_who_runs_the_gemms(capsys):
+    fastfc.set_gemm_backend("mkl")
+    with fastfc.threads(2):
+        if fastfc.get_num_threads() < 2:
+            pytest.skip("fastfc's pool is off (FASTFC_THREADING=blas)")
+        fastfc.show_config()
+    out = capsys.readouterr().out
+    assert "splits its GEMMs (mkl, one thread per part)" in out, out
+
+
+@pytest.mark.skipif(not HAVE_PRIVATE, reason="no scipy-openblas32 (pip install 'fastfc[openblas]')")
+def test_private_openblas_goes_back_to_one_thread_after_a_threadpoolctl_limit():
+    """threadpoolctl limits reach every OpenBLAS in the process, fastfc's private copy
+    included; a step puts that copy back on one thread (two per call under the pool
+    oversubscribe the cores), and the results are those of one thread."""
+    from threadpoolctl import threadpool_info, threadpool_limits
+    fastfc.set_gemm_backend("openblas-private")
+    path = os.path.realpath(_gemm._libs["openblas-private"]["path"])
+
+    def private_threads():
+        return [p["num_threads"] for p in threadpool_info()
+                if os.path.realpath(p["filepath"]) == path]
+
+    assert private_threads() == [1]
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((256, 512)).astype(np.float32)
+    y = rng.integers(0, 10, 256)
+    runs = []
+    for limit in (None, 2):
+        net = Net([512, 256, 10], seed=0)
+        net.set_optimizer("sgd", learning_rate=1e-2)
+        with threadpool_limits(limits=limit):
+            if limit is not None:
+                assert private_threads() == [2]
+            with fastfc.threads(2):
+                runs.append([net.train_step(X, y) for _ in range(3)])
+            assert private_threads() == [1]
+    assert runs[0] == runs[1]
+
+
 # ------------------------------------------------------------------ a missing MKL
 
 def _no_private():

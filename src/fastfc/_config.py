@@ -190,10 +190,20 @@ def _format(cfg: dict[str, Any]) -> str:
     threading = kernels.get("threading")
     if threading:
         if threading["mode"] == "pool":
-            what = ("its GEMMs (OpenBLAS runs 1 thread), gather and update"
-                    if threading["splits_gemm"] else
-                    "its gather and update (GEMMs on OpenBLAS's own "
-                    f"{threading['blas_threads']} threads)")
+            gemm = kernels.get("gemm") or {}
+            gemm_mode = gemm.get("mode", "openblas")
+            others = any(b.get("loaded") for name, b in (gemm.get("backends") or {}).items()
+                         if name != "openblas")
+            if threading["splits_gemm"]:
+                what = "its GEMMs (OpenBLAS runs 1 thread), gather and update"
+            elif gemm_mode in ("mkl", "openblas-private"):
+                what = f"its GEMMs ({gemm_mode}, one thread per part), gather and update"
+            elif gemm_mode == "auto" and others:
+                what = ("its float32 GEMMs (on the backends that run one thread per part), "
+                        "gather and update")
+            else:
+                what = ("its gather and update (GEMMs on OpenBLAS's own "
+                        f"{threading['blas_threads']} threads)")
             size = ("fastfc.set_num_threads" if threading["set_num_threads"]
                     else "as OpenBLAS")
             row("threading", f"pool: a Net step splits {what} over {threading['threads']} "

@@ -184,13 +184,19 @@ def _load_private_openblas() -> dict[str, Any]:
         scipy_openblas32, "get_symbol_prefix") else "scipy_"
     sgemm = getattr(lib, f"{prefix}cblas_sgemm")
     dgemm = getattr(lib, f"{prefix}cblas_dgemm")
-    getattr(lib, f"{prefix}openblas_set_num_threads")(ctypes.c_int(1))
+    set_threads = getattr(lib, f"{prefix}openblas_set_num_threads")
+    get_threads = getattr(lib, f"{prefix}openblas_get_num_threads")
+    set_threads(ctypes.c_int(1))
     config = getattr(lib, f"{prefix}openblas_get_config")
     config.restype = ctypes.c_char_p
     # (the ignores: the addresses of exported symbols are never NULL/None)
     blas.set_backend(_INDEX["openblas-private"],
                      ctypes.cast(sgemm, ctypes.c_void_p).value,  # type: ignore[arg-type]
                      ctypes.cast(dgemm, ctypes.c_void_p).value, 0, 0)  # type: ignore[arg-type]
+    # a step puts it back on one thread if a threadpoolctl limit raised its count
+    blas.set_private_threads(
+        ctypes.cast(get_threads, ctypes.c_void_p).value,  # type: ignore[arg-type]
+        ctypes.cast(set_threads, ctypes.c_void_p).value)  # type: ignore[arg-type]
     return {"path": os.path.realpath(paths[0]), "version": config().decode(errors="replace"),
             "handle": lib, "threading": "1 thread (fastfc's pool splits)", "bf16": False}
 

@@ -181,7 +181,8 @@ class Net:
     compute_dtype : None, 'float32' or 'bfloat16', default None
         The precision of this net's matrix products.  'bfloat16' rounds both operands
         of every product of a step (activations, weights, upstream gradients) to
-        bfloat16, round to nearest even, and accumulates in float32 with MKL's
+        bfloat16, round to nearest even -- each operand once per step, shared by the
+        products that use it -- and accumulates in float32 with MKL's
         ``cblas_gemm_bf16bf16f32`` (``pip install "fastfc[mkl]"``; a RuntimeError
         says so when it is missing); parameters, optimiser state, losses and
         normalisation statistics stay float32, so :meth:`save` and checkpoints hold

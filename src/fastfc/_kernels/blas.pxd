@@ -7,6 +7,8 @@
 # mode, and runs float32 products in bfloat16 when asked (fastfc._gemm drives it).
 # Another BLAS with the Fortran calling convention can still replace the table at run
 # time (fastfc._kernels.blas.set_gemm) without touching a kernel.
+from libc.stdint cimport uint16_t, intptr_t
+
 from fastfc._kernels._types cimport floating
 
 ctypedef void (*sgemm_ptr)(char* transa, char* transb, int* m, int* n, int* k,
@@ -42,6 +44,18 @@ cdef void scal(int n, floating alpha, floating* x) noexcept nogil
 # this thread's compute dtype for float32 products (-1 the process-wide one, 0 float32,
 # 1 bfloat16); returns the previous code
 cdef int set_thread_compute(int code) noexcept nogil
+# bfloat16 operands made once per step by a Net (see net.pyx): whether this thread's
+# float32 products run in bf16 now; operands rounded (rows x cols, packed; split over the
+# pool when large), or gathered rows rounded on the way; and the product of operands
+# already in bf16 (float32 accumulation), split over the pool as gemm() splits
+cdef bint thread_bf16() noexcept nogil
+cdef void round_bf16(const float* x, Py_ssize_t ld, Py_ssize_t rows, Py_ssize_t cols,
+                     uint16_t* out) noexcept nogil
+cdef void gather_bf16(const float* x, const intptr_t* idx, Py_ssize_t n, Py_ssize_t d,
+                      uint16_t* out) noexcept nogil
+cdef void gemm_bf16(bint trans_a, bint trans_b, int m, int n, int k, float alpha,
+                    const uint16_t* a, int lda, const uint16_t* b, int ldb,
+                    float beta, float* c, int ldc) noexcept nogil
 
 # Fork-join parallelism of a training step.  The pool (csrc/fastfc_pool.h) is compiled
 # into this one module; the others reach it only through the cdef functions below

@@ -56,6 +56,9 @@ def set_backend(index: int, sgemm: int, dgemm: int, bf16: int = 0,
                 set_local: int = 0) -> None:
     """Fill backend slot `index` (1 MKL, 2 private OpenBLAS) with CBLAS function addresses."""
 
+def set_private_threads(get_address: int, set_address: int) -> None:
+    """The private OpenBLAS's thread-count getter and setter (0, 0: none)."""
+
 def backend_loaded(index: int) -> bool:
     """Whether backend `index` can run a product."""
 

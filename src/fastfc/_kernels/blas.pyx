@@ -4,7 +4,7 @@ BLAS is column-major.  A row-major matrix is the transpose of the same memory re
 column-major, so the row-major product C = op(A) @ op(B) is computed as the
 column-major product C.T = op(B).T @ op(A).T: swap the operands and their sizes.
 """
-from libc.stdint cimport uint16_t
+from libc.stdint cimport uint16_t, intptr_t
 from libc.stdlib cimport calloc, free
 from scipy.linalg cimport cython_blas
 
@@ -94,6 +94,23 @@ cdef int _TIME_REPS = 5
 cdef double _TIME_BUDGET = 0.002
 # smaller float32 products (multiply-adds) stay on SciPy's OpenBLAS without timing
 cdef double _TIME_MIN = 32768.0
+
+
+# The private OpenBLAS's thread-count getter and setter (NULL until it is loaded).  It
+# must run one thread per call -- fastfc's pool does the splitting -- and nothing but
+# fastfc uses it, yet a threadpoolctl limit (scikit-learn sets them, so does bench/'s
+# harness) reaches every OpenBLAS in the process: measured in bench/, two threads per
+# call under the pool made the W2 step 3.7x slower.  So a step sets it back to one.
+ctypedef int (*nt_get_fn)() noexcept nogil
+ctypedef void (*nt_set_fn)(int) noexcept nogil
+cdef nt_get_fn _private_get = NULL
+cdef nt_set_fn _private_set = NULL
+
+
+cdef inline void _private_single() noexcept nogil:
+    """Put the private OpenBLAS back on one thread if something raised its count."""
+    if _private_get != NULL and _private_get() != 1:
+        _private_set(1)
 
 
 cdef inline bint _use_bf16() noexcept nogil:
@@ -400,6 +417,82 @@ cdef bint _gemm_bf16(bint trans_a, bint trans_b, int m, int n, int k,
     return True
 
 
+cdef bint thread_bf16() noexcept nogil:
+    return _use_bf16() and ffc_backends[1].bf16 != NULL
+
+
+cdef void round_bf16(const float* x, Py_ssize_t ld, Py_ssize_t rows, Py_ssize_t cols,
+                     uint16_t* out) noexcept nogil:
+    """out (rows x cols, packed) = bf16(x) row by row; split over the pool when large."""
+    cdef ConvTask ct
+    ct.a = x
+    ct.lda = <int>ld
+    ct.a_rows = <int>rows
+    ct.a_cols = <int>cols
+    ct.a_out = out
+    ct.b = NULL
+    ct.b_rows = 0
+    ct.b_cols = 0
+    ct.ldb = 0
+    ct.b_out = NULL
+    if ffc_pool_parts() >= 2 and rows * cols >= 65536:
+        ffc_pool_run(_conv_part, &ct)
+    else:
+        _conv_part(&ct, 0, 1)
+
+
+ctypedef struct GatherTask16:
+    const float* x
+    const intptr_t* idx
+    Py_ssize_t n, d
+    uint16_t* out
+
+
+cdef void _gather16_part(void* arg, int part, int nparts) noexcept nogil:
+    cdef GatherTask16* g = <GatherTask16*>arg
+    cdef long lo, hi
+    cdef Py_ssize_t r
+    ffc_part_range(g.n, part, nparts, 1, &lo, &hi)
+    for r in range(lo, hi):
+        ffc_bf16_rows(g.x + g.idx[r] * g.d, g.d, 0, 1, g.d, g.out + r * g.d)
+
+
+cdef void gather_bf16(const float* x, const intptr_t* idx, Py_ssize_t n, Py_ssize_t d,
+                      uint16_t* out) noexcept nogil:
+    """Row r of out = bf16(x[idx[r]]) (rows of d values); split over the pool when large."""
+    cdef GatherTask16 g
+    g.x = x
+    g.idx = idx
+    g.n = n
+    g.d = d
+    g.out = out
+    if ffc_pool_parts() >= 2 and n * d >= 65536:
+        ffc_pool_run(_gather16_part, &g)
+    else:
+        _gather16_part(&g, 0, 1)
+
+
+cdef void gemm_bf16(bint trans_a, bint trans_b, int m, int n, int k, float alpha,
+                    const uint16_t* a, int lda, const uint16_t* b, int ldb,
+                    float beta, float* c, int ldc) noexcept nogil:
+    """gemm() of operands already rounded to bfloat16 (MKL, float32 accumulation); the
+    caller has checked thread_bf16().  Split exactly as gemm() splits the bf16 product
+    of float32 operands, so both give the same bits."""
+    cdef Py_ssize_t i, j
+    if m <= 0 or n <= 0:
+        return
+    if k <= 0:          # an empty sum: C = beta * C (0 when beta is 0, as BLAS)
+        for i in range(m):
+            for j in range(n):
+                c[i * ldc + j] = 0 if beta == 0 else beta * c[i * ldc + j]
+        return
+    if not _splits(1, m, n, k):
+        _bf16_1(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+        return
+    _run_split(KIND_BF16, 1, trans_a, trans_b, m, n, k, alpha, <const char*>a, lda,
+               <const char*>b, ldb, beta, <char*>c, ldc)
+
+
 cdef void gemm(bint trans_a, bint trans_b, int m, int n, int k,
                floating alpha, const floating* a, int lda,
                const floating* b, int ldb,
@@ -432,6 +525,8 @@ cdef void gemm(bint trans_a, bint trans_b, int m, int n, int k,
                                  beta)
     else:
         bk = _mode if _mode > 0 else 0
+    if bk == 2 and ffc_pool_parts() < 2:
+        _private_single()       # (a pooled step did this in parallel_begin)
     _run(bk, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 
 
@@ -456,6 +551,7 @@ cdef int parallel_begin() noexcept nogil:
         parts = _pool_max
     if parts > FFC_POOL_MAX:
         parts = FFC_POOL_MAX
+    _private_single()
     if parts < 2 or not ffc_pool_try_own():
         return 0
     if ffc_pool_setup(parts) < 2:
@@ -651,6 +747,16 @@ def set_backend(int index, size_t sgemm, size_t dgemm, size_t bf16=0, size_t set
     ffc_backends[index].dgemm = <ffc_cblas_dgemm><void*>dgemm
     ffc_backends[index].bf16 = <ffc_cblas_bf16><void*>bf16
     ffc_backends[index].set_local = <ffc_threads_local><void*>set_local
+
+
+def set_private_threads(size_t get_address, size_t set_address):
+    """The private OpenBLAS's ``openblas_get_num_threads``/``openblas_set_num_threads``
+    (0, 0: none), which keep it on one thread (see _private_single)."""
+    global _private_get, _private_set
+    if (get_address == 0) != (set_address == 0):
+        raise ValueError("give both addresses or neither")
+    _private_get = <nt_get_fn><void*>get_address
+    _private_set = <nt_set_fn><void*>set_address
 
 
 def backend_loaded(int index):

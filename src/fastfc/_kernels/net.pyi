@@ -22,6 +22,7 @@ class NetCore:
     learning_rate: float
     reg: float
     label_smoothing: float
+    compute: int
     t: int
     step: int
     drop_key: int
@@ -67,3 +68,6 @@ class NetCore:
         net's dtype) and sample_weight (n values of the net's dtype) are read in place."""
     def scores(self, n: int) -> _Floats:
         """A view (n, num_classes) of the scores written by the last call."""
+
+def _set_preround(on: bool) -> bool:
+    """Whether bf16 steps round each operand once per step; returns the old setting."""

@@ -23,7 +23,7 @@ the caller's arrays after any check made before the call); Net's trusted callers
 it off with ``check_input=False``.
 """
 from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_C_CONTIGUOUS, PyBUF_FORMAT
-from libc.stdint cimport uint8_t, uint32_t, uint64_t, intptr_t
+from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, intptr_t
 from libc.stdlib cimport calloc, free
 from libc.string cimport memcpy
 
@@ -34,7 +34,8 @@ from fastfc._kernels._loops_common cimport ffc_update_stats
 from fastfc._kernels._dense_loops cimport *
 from fastfc._kernels._net_loops cimport *
 from fastfc._kernels.blas cimport (POOL_MAX_PARTS, gemm, dot, parallel_begin, parallel_end,
-                                   set_thread_compute,
+                                   set_thread_compute, thread_bf16, round_bf16,
+                                   gather_bf16, gemm_bf16,
                                    parallel_parts, parallel_run, part_range)
 from fastfc._kernels.losses cimport softmax_xent_smooth, svm_hinge, mse
 from fastfc._kernels.norm cimport (bn_forward_train, bn_forward_test, bn_backward,
@@ -79,6 +80,8 @@ cdef struct Layer:
     void* inv_std
     void* running_mean      # batch norm running statistics (d_out,)
     void* running_var
+    uint16_t* a16           # bf16 steps: (n, d_out) the layer's output, rounded to bf16
+    Py_ssize_t w16_off      # bf16 steps: offset of W in NetState.w16
 
 
 cdef struct NetState:
@@ -106,6 +109,15 @@ cdef struct NetState:
     uint64_t drop_key
     uint64_t step
     Py_ssize_t nonfinite     # NaN/inf parameters after the last update
+    # bf16 steps (float32 nets whose products run in bfloat16 on this thread): every
+    # GEMM operand is rounded once per step, by the pass that produces it or right
+    # after it, and shared by the products that use it (the forward and the dW product
+    # share a layer's input, dW and dX the upstream gradient, the forward and dX the
+    # weights), instead of being rounded again inside each product
+    bint bf16
+    uint16_t* w16           # all weights, rounded at the start of the step
+    uint16_t* x16           # (n, d_in) the minibatch, rounded as it is gathered
+    uint16_t* g16           # (n, max width) the upstream gradient of the current layer
 
 
 # An update over fewer parameters than this runs on the calling thread: handing slices
@@ -113,6 +125,19 @@ cdef struct NetState:
 cdef Py_ssize_t UPDATE_SPLIT_MIN = 65536
 # A gather of fewer elements than this runs on the calling thread.
 cdef Py_ssize_t GATHER_SPLIT_MIN = 65536
+# bf16 steps round each operand once (NetState.bf16); False leaves the rounding to each
+# product, as for any float32 GEMM under a bf16 compute dtype -- the same bits, for the
+# tests that check it (_set_preround)
+cdef bint _PREROUND = True
+
+
+def _set_preround(bint on):
+    """Whether bf16 steps round each operand once per step (True, the default) or in
+    every product; returns the previous setting.  For tests: both give the same bits."""
+    global _PREROUND
+    old = _PREROUND
+    _PREROUND = on
+    return bool(old)
 
 
 cdef inline uint64_t _layer_key(NetState* st, int i) noexcept nogil:
@@ -123,6 +148,7 @@ cdef void _forward(NetState* st, const floating* X, Py_ssize_t n, bint train) no
     """Forward pass; the scores end in layers[L-1].z."""
     cdef floating* P = <floating*>st.params
     cdef const floating* x_in = X
+    cdef const uint16_t* x16 = st.x16
     cdef Layer* ly
     cdef int i, d_in, d
     cdef floating* z
@@ -135,8 +161,12 @@ cdef void _forward(NetState* st, const floating* X, Py_ssize_t n, bint train) no
         d = ly.d_out
         z = <floating*>ly.z
         # z = x_in @ W
-        gemm(False, False, <int>n, d, d_in, <floating>1, x_in, d_in, P + ly.w_off, d,
-             <floating>0, z, d)
+        if floating is float and st.bf16:
+            gemm_bf16(False, False, <int>n, d, d_in, 1, x16, d_in, st.w16 + ly.w16_off, d,
+                      0, z, d)
+        else:
+            gemm(False, False, <int>n, d, d_in, <floating>1, x_in, d_in, P + ly.w_off, d,
+                 <floating>0, z, d)
         if st.norm == NORM_NONE:
             act_in = z
             bias = P + ly.b_off
@@ -186,6 +216,10 @@ cdef void _forward(NetState* st, const floating* X, Py_ssize_t n, bint train) no
             x_in = <floating*>ly.a
         else:
             x_in = y
+        if floating is float and st.bf16:
+            # the next products' operand, while the layer's output is still in cache
+            round_bf16(x_in, d, n, d, ly.a16)
+            x16 = ly.a16
     ly = &st.layers[st.n_layers - 1]
     # scores = x_in @ W_L + b_L: the rows start as b_L and GEMM adds the product onto
     # them (the order dense.affine_forward uses, so both round alike)
@@ -193,8 +227,12 @@ cdef void _forward(NetState* st, const floating* X, Py_ssize_t n, bint train) no
         ffc_fill_rows_s(<floating*>ly.z, P + ly.b_off, n, ly.d_out)
     else:
         ffc_fill_rows_d(<floating*>ly.z, P + ly.b_off, n, ly.d_out)
-    gemm(False, False, <int>n, ly.d_out, ly.d_in, <floating>1, x_in, ly.d_in, P + ly.w_off,
-         ly.d_out, <floating>1, <floating*>ly.z, ly.d_out)
+    if floating is float and st.bf16:
+        gemm_bf16(False, False, <int>n, ly.d_out, ly.d_in, 1, x16, ly.d_in,
+                  st.w16 + ly.w16_off, ly.d_out, 1, <float*>ly.z, ly.d_out)
+    else:
+        gemm(False, False, <int>n, ly.d_out, ly.d_in, <floating>1, x_in, ly.d_in,
+             P + ly.w_off, ly.d_out, <floating>1, <floating*>ly.z, ly.d_out)
 
 
 cdef void _backward(NetState* st, const floating* X, Py_ssize_t n) noexcept nogil:
@@ -205,6 +243,7 @@ cdef void _backward(NetState* st, const floating* X, Py_ssize_t n) noexcept nogi
     cdef floating* G2 = <floating*>st.g_b
     cdef floating* tmp
     cdef const floating* x_in
+    cdef const uint16_t* x16
     cdef floating* act_in
     cdef Layer* ly
     cdef Layer* prev
@@ -233,12 +272,19 @@ cdef void _backward(NetState* st, const floating* X, Py_ssize_t n) noexcept nogi
                             G, dP + ly.g_off, dP + ly.be_off)
         if i == 0:
             x_in = X
+            x16 = st.x16
         else:
             prev = &st.layers[i - 1]
             x_in = <floating*>(prev.a if st.dropout else prev.y)
+            x16 = prev.a16
         # dW = x_in.T @ G
-        gemm(True, False, d_in, d, <int>n, <floating>1, x_in, d_in, G, d, <floating>0,
-             dP + ly.w_off, d)
+        if floating is float and st.bf16:
+            round_bf16(G, d, n, d, st.g16)
+            gemm_bf16(True, False, d_in, d, <int>n, 1, x16, d_in, st.g16, d, 0,
+                      dP + ly.w_off, d)
+        else:
+            gemm(True, False, d_in, d, <int>n, <floating>1, x_in, d_in, G, d, <floating>0,
+                 dP + ly.w_off, d)
         # db = G.sum(axis=0)
         if floating is float:
             ffc_col_sum_s(G, n, d, dP + ly.b_off)
@@ -246,8 +292,12 @@ cdef void _backward(NetState* st, const floating* X, Py_ssize_t n) noexcept nogi
             ffc_col_sum_d(G, n, d, dP + ly.b_off)
         if i > 0:
             # G2 = G @ W.T
-            gemm(False, True, <int>n, d_in, d, <floating>1, G, d, P + ly.w_off, d,
-                 <floating>0, G2, d_in)
+            if floating is float and st.bf16:
+                gemm_bf16(False, True, <int>n, d_in, d, 1, st.g16, d, st.w16 + ly.w16_off,
+                          d, 0, G2, d_in)
+            else:
+                gemm(False, True, <int>n, d_in, d, <floating>1, G, d, P + ly.w_off, d,
+                     <floating>0, G2, d_in)
             tmp = G
             G = G2
             G2 = tmp
@@ -418,11 +468,25 @@ cdef double _step(NetState* st, const void* X, bint x_is_float, bint gather,
     cdef Layer* last = &st.layers[st.n_layers - 1]
     cdef double loss = 0
     cdef double sumsq = 0
+    cdef Py_ssize_t d0 = st.layers[0].d_in
+    cdef int i
+    cdef Layer* ly
+    if floating is float and st.bf16:
+        for i in range(st.n_layers):
+            ly = &st.layers[i]
+            round_bf16(<float*>st.params + ly.w_off, ly.d_out, ly.d_in, ly.d_out,
+                       st.w16 + ly.w16_off)
     if gather:
-        _gather_rows(X, x_is_float, idx, n, st.layers[0].d_in, <floating*>st.xbuf)
+        if floating is float and st.bf16 and x_is_float:
+            # the rows go straight to bf16: the float32 minibatch is never needed
+            gather_bf16(<const float*>X, idx, n, d0, st.x16)
+        else:
+            _gather_rows(X, x_is_float, idx, n, d0, <floating*>st.xbuf)
         x_in = <floating*>st.xbuf
     else:
         x_in = <const floating*>X
+    if floating is float and st.bf16 and not (gather and x_is_float):
+        round_bf16(x_in, d0, n, d0, st.x16)
     _forward(st, x_in, n, train)
     if labels == NULL and targets == NULL:
         return 0
@@ -463,10 +527,14 @@ cdef class NetCore:
     # the compute dtype of this Net's float32 products: -1 the process-wide one, 0 float32,
     # 1 bfloat16 (fastfc.net.Net checks that a bf16 GEMM is loaded before it sets 1)
     cdef public int compute
+    cdef object _b16          # the bf16 operands of bf16 steps (uint16), made on demand
+    cdef Py_ssize_t _b16_cap  # the capacity they were made for (-1: none)
 
     def __cinit__(self):
         self.st.layers = NULL
         self.compute = -1
+        self._b16 = None
+        self._b16_cap = -1
 
     def __init__(self, dims, dtype, int act, double alpha, int norm, double keep_prob,
                  double bn_eps, double bn_momentum, int loss_kind, uint64_t drop_key):
@@ -500,6 +568,8 @@ cdef class NetCore:
         st.drop_key = drop_key
         st.step = 0
         st.nonfinite = 0
+        st.bf16 = False
+        st.w16 = st.x16 = st.g16 = NULL
         st.opt.rule = 0             # set_optimizer chooses the rule before any step
         st.opt.lr = 1e-2
         st.opt.counts_steps = False
@@ -641,13 +711,50 @@ cdef class NetCore:
     @property
     def workspace_bytes(self):
         """Bytes held by the batch workspaces (not the parameters or optimiser state)."""
-        return sum(a.nbytes for a in self._keep)
+        return sum(a.nbytes for a in self._keep) + (self._b16.nbytes if self._b16 is not None
+                                                    else 0)
+
+    cdef _ensure_b16(self):
+        """Point NetState's bf16 operands at storage for the current capacity."""
+        cdef Layer* ly
+        cdef int i
+        cdef Py_ssize_t cap = self.capacity, off = 0, size
+        cdef uint16_t* base
+        if self._b16_cap == cap:
+            return
+        width = max(self.dims[1:])
+        size = cap * (self.dims[0] + width) + 1
+        for i in range(self.st.n_layers):
+            ly = &self.st.layers[i]
+            size += <Py_ssize_t>ly.d_in * ly.d_out
+            if i < self.st.n_layers - 1:
+                size += cap * ly.d_out
+        self._b16 = None
+        self._b16 = np.empty(size, dtype=np.uint16)
+        base = <uint16_t*><size_t>self._b16.ctypes.data
+        self.st.x16 = base
+        off = cap * self.dims[0]
+        self.st.g16 = base + off
+        off += cap * width
+        for i in range(self.st.n_layers):
+            ly = &self.st.layers[i]
+            ly.w16_off = off
+            off += <Py_ssize_t>ly.d_in * ly.d_out
+        self.st.w16 = base
+        for i in range(self.st.n_layers - 1):
+            ly = &self.st.layers[i]
+            ly.a16 = base + off
+            off += cap * ly.d_out
+        self._b16_cap = cap
 
     def _allocate(self, Py_ssize_t cap):
         """(Re)create every workspace for `cap` rows; cap 0 frees them."""
         keep = []
         cdef Layer* ly
         cdef int i
+        self._b16 = None            # made again, for the new capacity, by a bf16 step
+        self._b16_cap = -1
+        self.st.bf16 = False
         if cap == 0:
             self.st.xbuf = NULL
             self.st.g_a = NULL
@@ -820,8 +927,15 @@ cdef class NetCore:
             # are handed to the workers (blas's split bound, UPDATE_SPLIT_MIN,
             # GATHER_SPLIT_MIN): a small step runs whole on this thread, wakes no
             # worker, and costs two calls to the BLAS's thread setter.
+            old_compute = set_thread_compute(self.compute)
+            try:
+                self.st.bf16 = _PREROUND and self.is_float and thread_bf16()
+                if self.st.bf16:
+                    self._ensure_b16()
+            except BaseException:
+                set_thread_compute(old_compute)
+                raise
             with nogil:
-                old_compute = set_thread_compute(self.compute)
                 token = parallel_begin()
                 if self.is_float:
                     loss = _step(&self.st, xb.buf, x_is_float, gather, idx, labels,
