@@ -38,6 +38,14 @@ TARGETS = [
 ]
 
 
+def _verdict(value, goal, cmp):
+    """PASS or MISS of a measured value against a goal ('<=' or '>='); n/a without one."""
+    if value is None:
+        return "n/a"
+    ok = value <= goal if cmp == "<=" else value >= goal
+    return "PASS" if ok else "MISS"
+
+
 def job_key(impl, dtype, wl):
     return f"{impl}|{dtype}|{wl}"
 
@@ -291,13 +299,7 @@ class Analysis:
         out = []
 
         def add(what, value, goal, cmp):
-            if value is None:
-                verdict = "n/a"
-            elif cmp == "<=":
-                verdict = "PASS" if value <= goal else "MISS"
-            else:
-                verdict = "PASS" if value >= goal else "MISS"
-            out.append((what, value, goal, cmp, verdict))
+            out.append((what, value, goal, cmp, _verdict(value, goal, cmp)))
 
         for wl in ("W1", "W2", "W3", "W4", "W5", "W6"):
             mine = self.median(impl, "float32", wl)
@@ -334,14 +336,8 @@ class Analysis:
                 elif what == "speed-up vs best torch":
                     ts = [m for m in (self.median(t, "float32", wl) for t in TORCH) if m]
                     value = min(ts) / row["median"] if ts else None
-            if value is None:
-                verdict = "n/a"
-            elif cmp == "<=":
-                verdict = "PASS" if value <= goal else "MISS"
-            else:
-                verdict = "PASS" if value >= goal else "MISS"
             out.append({"workload": wl, "what": what, "goal": goal, "cmp": cmp,
-                        "value": value, "verdict": verdict})
+                        "value": value, "verdict": _verdict(value, goal, cmp)})
         return out
 
 

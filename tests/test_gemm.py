@@ -83,6 +83,16 @@ def _expected(a, b, ta, tb):
     return a64 @ b64
 
 
+def _sgd_net(d_in, hidden, n=256):
+    """A float32 net [d_in, hidden, 10] on plain SGD and a minibatch of n rows for it."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((n, d_in)).astype(np.float32)
+    y = rng.integers(0, 10, n)
+    net = Net([d_in, hidden, 10], seed=0)
+    net.set_optimizer("sgd", learning_rate=1e-3)
+    return net, X, y
+
+
 def _rel(x, y):
     return np.linalg.norm(np.asarray(x, np.float64) - y) / np.linalg.norm(y)
 
@@ -274,11 +284,7 @@ def test_auto_keeps_scipys_own_threads_out_of_a_pooled_step(scipy_threads):
     records that); limited to one thread it runs under the pool and competes."""
     from threadpoolctl import threadpool_limits
     fastfc.set_gemm_backend("auto")
-    rng = np.random.default_rng(0)
-    X = rng.standard_normal((256, 512)).astype(np.float32)
-    y = rng.integers(0, 10, 256)
-    net = Net([512, 256, 10], seed=0)
-    net.set_optimizer("sgd", learning_rate=1e-3)
+    net, X, y = _sgd_net(512, 256)
     with threadpool_limits(limits=scipy_threads, user_api="blas"), fastfc.threads(2):
         if fastfc.get_num_threads() < 2:
             pytest.skip("fastfc's pool is off (FASTFC_THREADING=blas)")
@@ -319,13 +325,9 @@ def test_private_openblas_goes_back_to_one_thread_after_a_threadpoolctl_limit():
                 if os.path.realpath(p["filepath"]) == path]
 
     assert private_threads() == [1]
-    rng = np.random.default_rng(0)
-    X = rng.standard_normal((256, 512)).astype(np.float32)
-    y = rng.integers(0, 10, 256)
     runs = []
     for limit in (None, 2):
-        net = Net([512, 256, 10], seed=0)
-        net.set_optimizer("sgd", learning_rate=1e-2)
+        net, X, y = _sgd_net(512, 256)
         with threadpool_limits(limits=limit):
             if limit is not None:
                 assert private_threads() == [2]
@@ -564,11 +566,7 @@ def test_thread_counts_seen_by_others_do_not_change():
 
     before = counts()
     fastfc.set_gemm_backend("mkl")
-    rng = np.random.default_rng(0)
-    X = rng.standard_normal((256, 1024)).astype(np.float32)
-    y = rng.integers(0, 10, 256)
-    net = Net([1024, 512, 10], seed=0)
-    net.set_optimizer("sgd", learning_rate=1e-3)
+    net, X, y = _sgd_net(1024, 512)
     seen, stop = [], threading.Event()
 
     def watch():
