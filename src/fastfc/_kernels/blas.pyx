@@ -113,8 +113,15 @@ cdef inline void _private_single() noexcept nogil:
         _private_set(1)
 
 
+# Set once a Net with its own compute dtype has stepped: until then no thread has a code
+# of its own, and _use_bf16 need not read the thread-local one (a call per product).
+cdef bint _local_used = False
+
+
 cdef inline bint _use_bf16() noexcept nogil:
     """Whether float32 products of this thread run in bfloat16 now."""
+    if not _local_used:
+        return _bf16
     return ffc_compute_local > 0 or (ffc_compute_local < 0 and _bf16)
 
 
@@ -122,8 +129,10 @@ cdef int set_thread_compute(int code) noexcept nogil:
     """This thread's compute dtype for float32 products (-1: the process-wide one, 0:
     float32, 1: bfloat16 -- the caller has checked a bf16 GEMM is loaded); returns the
     previous code, for the caller to restore."""
-    global ffc_compute_local
+    global ffc_compute_local, _local_used
     cdef int old = ffc_compute_local
+    if code != -1:
+        _local_used = True
     ffc_compute_local = code
     return old
 

@@ -844,7 +844,8 @@ cdef class NetCore:
         cdef Py_ssize_t n, rows, bad
         cdef bint x_is_float, gather
         cdef double loss
-        cdef int token, old_compute
+        cdef int token, old_compute = -1
+        cdef bint own
         cdef Py_ssize_t d0 = self.dims[0]
         cdef bint check_values = check or FASTFC_DEBUG_BUILD
         PyObject_GetBuffer(X, &xb, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT)
@@ -927,13 +928,18 @@ cdef class NetCore:
             # are handed to the workers (blas's split bound, UPDATE_SPLIT_MIN,
             # GATHER_SPLIT_MIN): a small step runs whole on this thread, wakes no
             # worker, and costs two calls to the BLAS's thread setter.
-            old_compute = set_thread_compute(self.compute)
+            # a net with its own compute dtype sets this thread's for the step (a net
+            # without one leaves the thread on the process-wide setting, untouched)
+            own = self.compute != -1
+            if own:
+                old_compute = set_thread_compute(self.compute)
             try:
                 self.st.bf16 = _PREROUND and self.is_float and thread_bf16()
                 if self.st.bf16:
                     self._ensure_b16()
             except BaseException:
-                set_thread_compute(old_compute)
+                if own:
+                    set_thread_compute(old_compute)
                 raise
             with nogil:
                 token = parallel_begin()
@@ -944,7 +950,8 @@ cdef class NetCore:
                     loss = _step(&self.st, xb.buf, x_is_float, gather, idx, labels,
                                  targets, weights, n, train, backward, update, <double>0)
                 parallel_end(token)
-                set_thread_compute(old_compute)
+                if own:
+                    set_thread_compute(old_compute)
             if update:
                 self.st.step += 1
         finally:
