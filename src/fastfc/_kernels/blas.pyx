@@ -417,12 +417,8 @@ cdef bint _gemm_bf16(bint trans_a, bint trans_b, int m, int n, int k,
         ffc_pool_run(_conv_part, &ct)
     else:
         _conv_part(&ct, 0, 1)
-    if not _splits(1, m, n, k):
-        _bf16_1(trans_a, trans_b, m, n, k, alpha, ct.a_out, ct.a_cols, ct.b_out, ct.b_cols,
-                beta, c, ldc)
-        return True
-    _run_split(KIND_BF16, 1, trans_a, trans_b, m, n, k, alpha, <const char*>ct.a_out,
-               ct.a_cols, <const char*>ct.b_out, ct.b_cols, beta, <char*>c, ldc)
+    gemm_bf16(trans_a, trans_b, m, n, k, alpha, ct.a_out, ct.a_cols, ct.b_out, ct.b_cols,
+              beta, c, ldc)
     return True
 
 
@@ -484,17 +480,10 @@ cdef void gather_bf16(const float* x, const intptr_t* idx, Py_ssize_t n, Py_ssiz
 cdef void gemm_bf16(bint trans_a, bint trans_b, int m, int n, int k, float alpha,
                     const uint16_t* a, int lda, const uint16_t* b, int ldb,
                     float beta, float* c, int ldc) noexcept nogil:
-    """gemm() of operands already rounded to bfloat16 (MKL, float32 accumulation); the
-    caller has checked thread_bf16().  Split exactly as gemm() splits the bf16 product
-    of float32 operands, so both give the same bits."""
-    cdef Py_ssize_t i, j
-    if m <= 0 or n <= 0:
-        return
-    if k <= 0:          # an empty sum: C = beta * C (0 when beta is 0, as BLAS)
-        for i in range(m):
-            for j in range(n):
-                c[i * ldc + j] = 0 if beta == 0 else beta * c[i * ldc + j]
-        return
+    """gemm() of operands already rounded to bfloat16 (MKL, float32 accumulation), whole
+    or split over the pool as _splits says; the caller has checked thread_bf16().  The
+    one bf16 product: gemm() rounds float32 operands and calls it too, so both paths
+    give the same bits."""
     if not _splits(1, m, n, k):
         _bf16_1(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
         return

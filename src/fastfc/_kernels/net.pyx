@@ -478,7 +478,8 @@ cdef double _step(NetState* st, const void* X, bint x_is_float, bint gather,
                        st.w16 + ly.w16_off)
     if gather:
         if floating is float and st.bf16 and x_is_float:
-            # the rows go straight to bf16: the float32 minibatch is never needed
+            # the rows go straight to bf16: the float32 minibatch is never needed (xbuf
+            # stays unfilled; a bf16 step's products read x16 only)
             gather_bf16(<const float*>X, idx, n, d0, st.x16)
         else:
             _gather_rows(X, x_is_float, idx, n, d0, <floating*>st.xbuf)
