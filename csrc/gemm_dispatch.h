@@ -12,7 +12,8 @@
  * hash table, append-only and read without a lock: an entry is written completely
  * before its `used` flag publishes it (release/acquire); writers take a spin lock.
  *
- * The bfloat16 part: float -> bf16 rounding (round to nearest, ties to even; NaN stays
+ * The bfloat16 part: which bf16 GEMM serves the products (fastfc's own is in
+ * bf16_gemm.h), float -> bf16 rounding (round to nearest, ties to even; NaN stays
  * a quiet NaN), the conversion of a row-major operand.  Like the pool, this header has
  * static state: only fastfc._kernels.blas includes it.
  */
@@ -25,6 +26,7 @@
 #include <string.h>
 #include <time.h>
 #include "loops_common.h"
+#include "bf16_gemm.h"
 
 #define FFC_BK_OPENBLAS 0
 #define FFC_BK_MKL 1
@@ -53,6 +55,12 @@ typedef struct {
 } ffc_backend;
 
 static ffc_backend ffc_backends[FFC_BK_N];
+
+/* The bfloat16 GEMM in use (NULL: none), and the thread-count setter called with 1
+ * around each call (NULL: it runs one thread): MKL's cblas_gemm_bf16bf16f32 or fastfc's
+ * own (bf16_gemm.h), as fastfc._gemm chose. */
+static ffc_cblas_bf16 ffc_bf16_gemm = NULL;
+static ffc_threads_local ffc_bf16_local = NULL;
 
 typedef struct {
     int m, n, k, flags, backend;

@@ -5,8 +5,9 @@ here a net carries its own: its steps compute exactly what they compute under th
 process-wide setting of the same name, a net's setting wins over the process-wide one,
 it is restored when its step ends (other nets, other threads and the layer functions
 are not affected), it is saved and pickled with the net, and bad values are refused
-with errors that name the argument.  bfloat16 needs MKL; those tests skip without it
-(CI runs them in its ``[mkl]`` step).
+with errors that name the argument.  The bfloat16 tests run on the bf16 GEMM this
+machine has (fastfc's AVX512-BF16 one, else MKL's), else on fastfc's portable
+micro-kernel: the same arithmetic on any CPU.
 """
 import pickle
 import threading
@@ -18,7 +19,7 @@ import fastfc
 from fastfc import Net, _gemm
 from fastfc._kernels import blas
 
-from test_gemm import HAVE_MKL, needs_mkl
+from test_gemm import no_bf16_gemm, restore_bf16_gemm
 
 
 @pytest.fixture(autouse=True)
@@ -26,6 +27,19 @@ def restore_compute_dtype():
     old = _gemm._compute_dtype
     yield
     _gemm.set_compute_dtype(old)
+
+
+@pytest.fixture
+def bf16():
+    """A bf16 GEMM for the test: auto's choice, else the portable kernel."""
+    old = _gemm.get_bf16_gemm()
+    try:
+        _gemm.set_bf16_gemm("auto")
+    except RuntimeError:
+        _gemm.set_bf16_gemm("portable")
+    yield _gemm.get_bf16_gemm()
+    _gemm.set_compute_dtype("float32")
+    restore_bf16_gemm(old)
 
 
 def _data(n=64, d=120, c=10, seed=0):
@@ -57,8 +71,7 @@ def test_default_follows_the_process_and_float32_is_float32():
     _same(_run(_net(compute_dtype="float32"), X, y), _run(_net(), X, y))
 
 
-@needs_mkl
-def test_bf16_net_equals_the_process_wide_bf16():
+def test_bf16_net_equals_the_process_wide_bf16(bf16):
     X, y = _data()
     own = _run(_net(compute_dtype="bfloat16"), X, y)
     with fastfc.compute_dtype("bfloat16"):
@@ -68,8 +81,7 @@ def test_bf16_net_equals_the_process_wide_bf16():
     assert own[0] != _run(_net(), X, y)[0]
 
 
-@needs_mkl
-def test_the_nets_setting_wins_and_is_restored_after_its_step():
+def test_the_nets_setting_wins_and_is_restored_after_its_step(bf16):
     X, y = _data()
     fp32 = _run(_net(), X, y)
     with fastfc.compute_dtype("bfloat16"):
@@ -85,8 +97,7 @@ def test_the_nets_setting_wins_and_is_restored_after_its_step():
                                   a @ b)
 
 
-@needs_mkl
-def test_threads_keep_their_own_compute_dtype():
+def test_threads_keep_their_own_compute_dtype(bf16):
     """A bf16 net stepping in one thread leaves a float32 net in another bit-identical
     to its run alone (the setting is per thread, for the length of a step)."""
     X, y = _data(256, 120)
@@ -104,8 +115,7 @@ def test_threads_keep_their_own_compute_dtype():
     assert out["bf16"][0] != alone[0]
 
 
-@needs_mkl
-def test_saved_and_pickled_with_the_net(tmp_path):
+def test_saved_and_pickled_with_the_net(tmp_path, bf16):
     X, y = _data()
     net = _net(compute_dtype="bfloat16")
     net.set_optimizer("adam", learning_rate=1e-3)
@@ -142,30 +152,23 @@ def test_bad_values_name_the_argument(bad):
     assert net.compute_dtype is None
 
 
-@needs_mkl
-def test_bf16_needs_a_float32_net():
+def test_bf16_needs_a_float32_net(bf16):
     with pytest.raises(ValueError, match="compute_dtype 'bfloat16' needs a float32 net"):
         Net([4, 3], dtype=np.float64, compute_dtype="bfloat16")
 
 
-def _without_mkl(monkeypatch):
-    def refuse(name):
-        raise ImportError(f"no {name} here (pip install 'fastfc[mkl]')")
-    monkeypatch.setattr(_gemm, "_load", refuse)
-
-
-def test_bf16_without_mkl_is_a_clear_error(monkeypatch):
-    _without_mkl(monkeypatch)
-    with pytest.raises(RuntimeError, match=r"compute_dtype 'bfloat16' needs MKL's bfloat16 "
-                                           r"GEMM.*fastfc\[mkl\]"):
+def test_bf16_without_a_bf16_gemm_is_a_clear_error(monkeypatch):
+    no_bf16_gemm(monkeypatch)
+    with pytest.raises(RuntimeError, match=r"compute_dtype 'bfloat16' cannot run here: no "
+                                           r"bfloat16 GEMM.*fastfc\[mkl\]"):
         _net(compute_dtype="bfloat16")
 
 
-@needs_mkl
-def test_a_bf16_net_loads_on_float32_products_where_mkl_is_missing(tmp_path, monkeypatch):
+def test_a_bf16_net_loads_on_float32_products_where_bf16_cannot_run(tmp_path, bf16,
+                                                                    monkeypatch):
     net = _net(compute_dtype="bfloat16")
     net.save(tmp_path / "net.npz")
-    _without_mkl(monkeypatch)
+    no_bf16_gemm(monkeypatch)
     with pytest.warns(RuntimeWarning, match="saved with compute_dtype 'bfloat16'"):
         loaded = Net.load(tmp_path / "net.npz")
     assert loaded.compute_dtype is None
@@ -197,8 +200,7 @@ def test_estimator_option_checked():
     assert clf.net_.compute_dtype == "float32"
 
 
-@needs_mkl
-def test_estimator_trains_in_bf16_with_float32_weights():
+def test_estimator_trains_in_bf16_with_float32_weights(bf16):
     pytest.importorskip("sklearn")
     from fastfc.sklearn import FCClassifier, FCRegressor
     X, y = _data(200, 16, 3)
@@ -215,13 +217,12 @@ def test_estimator_trains_in_bf16_with_float32_weights():
 
 # ------------------------------------------------------------------ operands rounded once
 
-@needs_mkl
 @pytest.mark.parametrize("gather", [False, True])
 @pytest.mark.parametrize("kw", [dict(normalization="batchnorm", dropout_keep_ratio=0.8),
                                 dict(normalization="layernorm"),
                                 dict(activation="swish"),
                                 dict(loss="svm")])
-def test_operands_rounded_once_give_the_bits_of_rounding_in_every_product(gather, kw):
+def test_operands_rounded_once_give_the_bits_of_rounding_in_every_product(gather, kw, bf16):
     """A bf16 step rounds each operand once (weights at its start, the minibatch as it
     is gathered, each layer's output after its pass, each upstream gradient once for its
     two products) -- the same bf16 values every product would round for itself, so the
@@ -256,8 +257,7 @@ def test_operands_rounded_once_give_the_bits_of_rounding_in_every_product(gather
     assert net32.train_step(X[idx], y[idx]) != once[0][0]
 
 
-@needs_mkl
-def test_bf16_workspace_follows_the_capacity():
+def test_bf16_workspace_follows_the_capacity(bf16):
     net = _net(compute_dtype="bfloat16")
     X, y = _data(64)
     net.set_optimizer("sgd", learning_rate=1e-2)

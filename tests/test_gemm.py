@@ -42,6 +42,40 @@ def _mkl_installed():
 
 HAVE_MKL = _mkl_installed()
 needs_mkl = pytest.mark.skipif(not HAVE_MKL, reason="MKL not installed (pip install 'fastfc[mkl]')")
+HAVE_NATIVE_BF16 = blas.native_bf16()
+#: the bf16 GEMMs a test runs on: fastfc's portable micro-kernel everywhere, its
+#: AVX512-BF16 one and MKL's where this machine has them
+BF16_GEMMS = ["portable", "native", "mkl"]
+
+
+def restore_bf16_gemm(old):
+    """Put the bf16 GEMM back to `old` (None: none chosen yet)."""
+    if old is None:
+        blas.set_bf16_gemm(blas.BF16_NONE)
+        _gemm._bf16_gemm = None
+    else:
+        _gemm.set_bf16_gemm(old)
+
+
+@pytest.fixture
+def bf16_gemm(request):
+    """The bf16 GEMM named by the test's parameter, for the test (skipped, saying why,
+    where this machine cannot run it)."""
+    name = request.param
+    if name == "native" and not HAVE_NATIVE_BF16:
+        pytest.skip("this CPU has no AVX512-BF16 (fastfc's native bf16 GEMM)")
+    if name == "mkl" and not HAVE_MKL:
+        pytest.skip("MKL not installed (pip install 'fastfc[mkl]')")
+    old = _gemm.get_bf16_gemm()
+    _gemm.set_bf16_gemm(name)
+    yield name
+    _gemm.set_compute_dtype("float32")
+    restore_bf16_gemm(old)
+
+
+def with_bf16_gemms(test):
+    """Run `test` on every bf16 GEMM (see bf16_gemm)."""
+    return pytest.mark.parametrize("bf16_gemm", BF16_GEMMS, indirect=True)(test)
 try:
     import scipy_openblas32  # noqa: F401
     HAVE_PRIVATE = True
@@ -353,6 +387,8 @@ def test_missing_mkl(monkeypatch):
         _gemm.set_gemm_backend("openblas")      # MKL's slot may stay filled: use mode 0
         with pytest.raises(ImportError, match=r"pip install 'fastfc\[mkl\]'"):
             fastfc.set_gemm_backend("mkl")
+        mp.setattr(blas, "native_bf16", lambda: False)     # nor AVX512-BF16
+        mp.setattr(_gemm, "_bf16_gemm", None)
         with pytest.raises(RuntimeError, match="bfloat16.*MKL"):
             fastfc.set_compute_dtype("bfloat16")
         assert fastfc.get_gemm_backend() == "openblas"
@@ -464,9 +500,9 @@ def test_bf16_rounding_matches_ml_dtypes_when_installed():
     np.testing.assert_array_equal(out, x.astype(ml_dtypes.bfloat16).view(np.uint16))
 
 
-@needs_mkl
+@with_bf16_gemms
 @pytest.mark.parametrize("ta,tb", [(False, False), (True, False), (False, True), (True, True)])
-def test_bf16_products(ta, tb):
+def test_bf16_products(ta, tb, bf16_gemm):
     a, b = _operands(150, 70, 300, ta, tb, np.float32)
     with fastfc.compute_dtype("bfloat16"):
         got = _product(a, b, ta, tb)
@@ -489,14 +525,134 @@ def test_bf16_rejects_bad_dtype():
         fastfc.set_compute_dtype("float16")
 
 
-def test_bf16_unavailable_is_a_clear_error(monkeypatch):
+def no_bf16_gemm(mp):
+    """As on a machine with neither MKL nor AVX512-BF16 (mp: a monkeypatch context)."""
     def no_mkl(name):
         raise ImportError("MKL was not found (install it with: pip install 'fastfc[mkl]')")
+    mp.setattr(_gemm, "_load", no_mkl)
+    mp.setattr(blas, "native_bf16", lambda: False)
+    mp.setattr(_gemm, "_bf16_gemm", None)
+
+
+def test_bf16_unavailable_is_a_clear_error(monkeypatch):
+    old = _gemm.get_bf16_gemm()
     with monkeypatch.context() as mp:      # undone before the mode is restored
-        mp.setattr(_gemm, "_load", no_mkl)
-        with pytest.raises(RuntimeError, match=r"needs MKL's bfloat16 GEMM.*fastfc\[mkl\]"):
+        no_bf16_gemm(mp)
+        with pytest.raises(RuntimeError, match=r"dtype 'bfloat16' cannot run here: no "
+                                               r"bfloat16 GEMM.*AVX512-BF16.*fastfc\[mkl\]"):
             fastfc.set_compute_dtype("bfloat16")
         assert _gemm._compute_dtype == "float32"
+        with pytest.raises(RuntimeError, match="needs a CPU with AVX512-BF16"):
+            _gemm.set_bf16_gemm("native")
+        with pytest.raises(RuntimeError, match="MKL's bfloat16 GEMM is not available"):
+            _gemm.set_bf16_gemm("mkl")
+    restore_bf16_gemm(old)
+
+
+@pytest.mark.parametrize("native,intel,mkl,want", [
+    (True, None, True, "native"),       # AMD Zen 4: MKL would emulate
+    (True, "AMX", True, "mkl"),         # Intel with AMX: MKL uses it
+    (True, "AMX", False, "native"),     # ... unless MKL is missing
+    (False, None, True, "mkl"),         # no AVX512-BF16: MKL's emulation
+])
+def test_auto_picks_the_bf16_gemm(monkeypatch, native, intel, mkl, want):
+    old = _gemm.get_bf16_gemm()
+    with monkeypatch.context() as mp:
+        if not mkl:
+            no_bf16_gemm(mp)
+        elif not HAVE_MKL:
+            pytest.skip("MKL not installed (pip install 'fastfc[mkl]')")
+        mp.setattr(blas, "native_bf16", lambda: native)
+        mp.setattr(_gemm, "bf16_accelerated", lambda: intel)
+        mp.setattr(blas, "set_bf16_gemm", lambda which: 0)     # record the choice only
+        assert _gemm._select_bf16("auto") == want
+    restore_bf16_gemm(old)
+
+
+def test_bf16_gemm_setter_checks_its_argument(monkeypatch):
+    with pytest.raises(ValueError, match="name must be one of auto, mkl, native, portable"):
+        _gemm.set_bf16_gemm("amx")
+    old = _gemm.get_bf16_gemm()
+    monkeypatch.setenv("FASTFC_BF16_GEMM", "fast")
+    with pytest.warns(RuntimeWarning, match="FASTFC_BF16_GEMM must be one of"):
+        assert _gemm._env_bf16() == "auto"
+    monkeypatch.setenv("FASTFC_BF16_GEMM", "portable")
+    assert _gemm._env_bf16() == "portable"
+    with pytest.raises(ValueError, match="which must be one of"):
+        blas.set_bf16_gemm(7)
+    restore_bf16_gemm(old)
+
+
+def _bits(x):
+    return _bf16_numpy(x).reshape(np.shape(x))
+
+
+@pytest.mark.parametrize("which", ["portable", "native"])
+@pytest.mark.parametrize("ta,tb", [(False, False), (True, False), (False, True), (True, True)])
+@pytest.mark.parametrize("m,n,k,alpha,beta", [
+    (1, 1, 1, 1.0, 0.0),
+    (13, 33, 3, 0.5, 1.0),          # one row and one column past a tile, odd k
+    (12, 32, 256, 1.0, -2.0),       # one tile, one block of k
+    (25, 70, 513, 0.5, 0.0),        # three blocks of k, the last one element
+    (200, 45, 600, 1.0, 1.0),       # two blocks of rows (192 per block)
+    (3, 2050, 5, 2.0, 0.0),         # two blocks of columns (2048 per block)
+    (4, 5, 0, 1.0, 3.0),            # k = 0: C = beta * C
+])
+def test_fastfcs_bf16_gemm_against_numpy(which, ta, tb, m, n, k, alpha, beta):
+    """fastfc's own bf16 GEMM (csrc/bf16_gemm.h) on shapes that cross every edge of its
+    tiles and blocks, all four transposes, against the float64 product of the same bf16
+    operands: only float32 accumulation differs (1e-5 of the norm).  beta = 0 never reads
+    C (NaN there stays out).  The AVX512-BF16 micro-kernel gives the portable one's bits
+    (VDPBF16PS adds the odd product of a pair, then the even one, each rounded once)."""
+    if which == "native" and not HAVE_NATIVE_BF16:
+        pytest.skip("this CPU has no AVX512-BF16 (fastfc's native bf16 GEMM)")
+    rng = np.random.default_rng(m * 1000 + n + k)
+    a = rng.standard_normal((k, m) if ta else (m, k)).astype(np.float32)
+    b = rng.standard_normal((n, k) if tb else (k, n)).astype(np.float32)
+    c0 = rng.standard_normal((m, n)).astype(np.float32)
+    if beta == 0.0:
+        c0[0, 0] = np.nan
+    c = c0.copy()
+    code = blas.BF16_NATIVE if which == "native" else blas.BF16_PORTABLE
+    blas._sbgemm(_bits(a), _bits(b), c, ta, tb, alpha, beta, code)
+    ra, rb = _round_bf16(a).astype(np.float64), _round_bf16(b).astype(np.float64)
+    want = alpha * ((ra.T if ta else ra) @ (rb.T if tb else rb))
+    if beta != 0.0:
+        want += beta * c0
+    assert np.isfinite(c).all()
+    assert np.linalg.norm(c - want) <= 1e-5 * max(np.linalg.norm(want), 1e-30)
+    if which == "native":
+        portable = c0.copy()
+        blas._sbgemm(_bits(a), _bits(b), portable, ta, tb, alpha, beta, blas.BF16_PORTABLE)
+        np.testing.assert_array_equal(c, portable)
+
+
+def test_fastfcs_bf16_gemm_checks_shapes():
+    a, b = np.zeros((3, 4), np.uint16), np.zeros((5, 6), np.uint16)
+    with pytest.raises(ValueError, match="agree on k"):
+        blas._sbgemm(a, b, np.zeros((3, 6), np.float32))
+    with pytest.raises(ValueError, match="c's columns"):
+        blas._sbgemm(a, b.T.copy(), np.zeros((3, 6), np.float32))
+
+
+def test_bf16_gemms_give_the_same_net_steps(monkeypatch):
+    """A pooled bf16 Net step on fastfc's AVX512-BF16 GEMM gives the portable kernel's
+    bits (the pool's split only partitions C); on MKL's, the same within bf16 noise."""
+    runs = {}
+    old = _gemm.get_bf16_gemm()
+    for name in BF16_GEMMS:
+        if (name == "native" and not HAVE_NATIVE_BF16) or (name == "mkl" and not HAVE_MKL):
+            continue
+        _gemm.set_bf16_gemm(name)
+        net, X, y = _sgd_net(300, 256)
+        with fastfc.threads(2), fastfc.compute_dtype("bfloat16"):
+            runs[name] = ([net.train_step(X, y) for _ in range(3)], net.params["W1"].copy())
+    restore_bf16_gemm(old)
+    if "native" in runs:
+        assert runs["native"][0] == runs["portable"][0]
+        np.testing.assert_array_equal(runs["native"][1], runs["portable"][1])
+    if "mkl" in runs:
+        np.testing.assert_allclose(runs["mkl"][0], runs["portable"][0], rtol=1e-3)
 
 
 def _bf16_net(seed=3, normalization="batchnorm"):
@@ -508,8 +664,8 @@ def _bf16_net(seed=3, normalization="batchnorm"):
     return net, X, rng.integers(0, 10, 64)
 
 
-@needs_mkl
-def test_bf16_net_gradients_against_float32():
+@with_bf16_gemms
+def test_bf16_net_gradients_against_float32(bf16_gemm):
     """Loss and gradients of a bf16 step against float32 on the same bf16-valued inputs
     and weights: the loss within 1%, each gradient's relative norm error within 3% (the
     hidden activations and upstream gradients are rounded: 2**-8 each at most, through
@@ -527,8 +683,8 @@ def test_bf16_net_gradients_against_float32():
     assert any(not np.array_equal(grads16[k], grads32[k]) for k in grads32 if k.startswith("W"))
 
 
-@needs_mkl
-def test_bf16_training_keeps_float32_masters_and_resumes_exactly(tmp_path):
+@with_bf16_gemms
+def test_bf16_training_keeps_float32_masters_and_resumes_exactly(tmp_path, bf16_gemm):
     net, X, y = _bf16_net()
     net.set_optimizer("sgd_momentum", learning_rate=1e-2)
     with fastfc.compute_dtype("bfloat16"):
@@ -604,8 +760,10 @@ def test_show_config_lists_backends(capsys):
     assert "OpenBLAS" in g["backends"]["openblas"]["version"]
     assert g["backends"]["mkl"]["loaded"] is HAVE_MKL
     assert g["bf16"]["cpu_isa"] == _gemm.bf16_isa()
-    assert g["bf16"]["accelerated"] == _gemm.bf16_accelerated()
-    assert g["bf16"]["accelerated"] in (None, g["bf16"]["cpu_isa"])
+    assert (g["bf16"]["gemm"], g["bf16"]["accelerated"]) == _gemm._bf16_plan()
+    assert g["bf16"]["accelerated"] in (None, "AVX512-BF16", g["bf16"]["cpu_isa"])
+    if HAVE_NATIVE_BF16 and _gemm.bf16_accelerated() is None:   # fastfc's own is used
+        assert g["bf16"]["gemm"] == "native" and g["bf16"]["accelerated"] == "AVX512-BF16"
     fastfc.show_config()
     text = capsys.readouterr().out
     assert "GEMM backends" in text and "bfloat16" in text
@@ -616,9 +774,12 @@ def test_cli_gemm_options():
     from fastfc import _cli_train
     _cli_train._gemm_options(Namespace(gemm="openblas", compute_dtype=None))
     assert fastfc.get_gemm_backend() == "openblas"
-    if not HAVE_MKL:
+    if not HAVE_MKL and not HAVE_NATIVE_BF16:
         with pytest.raises(_cli_train.BadOption, match="bfloat16"):
             _cli_train._gemm_options(Namespace(gemm=None, compute_dtype="bfloat16"))
+    elif not HAVE_MKL:
+        _cli_train._gemm_options(Namespace(gemm=None, compute_dtype="bfloat16"))
+        assert _gemm._compute_dtype == "bfloat16" and _gemm.get_bf16_gemm() == "native"
     else:
         _cli_train._gemm_options(Namespace(gemm="mkl", compute_dtype="bfloat16"))
         assert _gemm._compute_dtype == "bfloat16"

@@ -11,8 +11,8 @@ Every matrix product of the kernels goes through one dispatch point
     found and loaded at first use (the first ``Net``, or a setter here), never at
     ``import fastfc``.  It runs its sequential layer, one thread per call: inside a Net
     step fastfc's own pool splits a large product over its threads, so no OpenMP
-    runtime runs beside OpenBLAS's threads.  Also the only bfloat16 GEMM
-    (``cblas_gemm_bf16bf16f32``).
+    runtime runs beside OpenBLAS's threads.  Also a bfloat16 GEMM
+    (``cblas_gemm_bf16bf16f32``), fast on Intel CPUs.
 ``openblas-private``
     A private OpenBLAS from the ``scipy-openblas32`` wheel, held at one thread (a setting
     of that copy only, which nothing else in the process uses) so that fastfc's pool
@@ -42,6 +42,13 @@ single backend there (bench/ANALYSIS.md).  The route records the rule (bit 2 of 
 flags).  ``auto`` stays opt-in: its float32 results depend on which backend won the
 timing on this machine, the default's on SciPy's OpenBLAS alone.
 
+The bfloat16 products (:func:`set_compute_dtype`) have GEMMs of their own
+(:func:`set_bf16_gemm`, ``FASTFC_BF16_GEMM``): MKL's, which uses AVX512-BF16 and AMX on
+Intel CPUs only and emulates bf16 elsewhere, and fastfc's own (``native``,
+csrc/bf16_gemm.h), which runs AVX512-BF16 on any CPU that has it, AMD's Zen 4 and later
+included.  ``auto`` takes MKL where it is fast (an Intel CPU with either ISA), else
+fastfc's own where the CPU has AVX512-BF16, else MKL's emulation.
+
 The choices are cached on disk (:func:`cache_path`), keyed by the CPU model and the
 versions of the libraries; an unreadable, corrupt or foreign cache file is ignored and
 rewritten.  With the cache, auto-selection is deterministic.
@@ -59,7 +66,7 @@ import threading
 from typing import Any, Callable, Iterator, Optional
 
 __all__ = ["set_gemm_backend", "get_gemm_backend", "set_compute_dtype", "compute_dtype",
-           "gemm_info", "cache_path", "save_cache"]
+           "set_bf16_gemm", "get_bf16_gemm", "gemm_info", "cache_path", "save_cache"]
 
 BACKENDS = ("openblas", "mkl", "openblas-private")
 MODES = ("auto",) + BACKENDS
@@ -78,6 +85,10 @@ _cache_status = "not read"
 _cache_loaded = 0
 _atexit_done = False
 _compute_dtype = "float32"
+#: the bf16 GEMMs: 'auto' picks one (see set_bf16_gemm); 'portable' is fastfc's own with
+#: its plain-C micro-kernel (any CPU, slow: a reference for tests)
+BF16_GEMMS = ("auto", "mkl", "native", "portable")
+_bf16_gemm: Optional[str] = None      # the bf16 GEMM in use ('mkl', 'native', ...) or None
 
 
 # ----------------------------------------------------------------- finding libraries
@@ -461,8 +472,6 @@ def set_gemm_backend(name: str) -> str:
     with _lock:
         old = _mode_name
         _apply(name.strip().lower())
-        if _compute_dtype == "bfloat16" and "mkl" not in _libs:
-            set_compute_dtype("float32")
         return old
 
 
@@ -473,15 +482,95 @@ def get_gemm_backend() -> str:
     return _mode_name
 
 
+def _env_bf16() -> str:
+    name = os.environ.get("FASTFC_BF16_GEMM", "auto").strip().lower() or "auto"
+    if name not in BF16_GEMMS:
+        import warnings
+        warnings.warn(f"FASTFC_BF16_GEMM must be one of {', '.join(BF16_GEMMS)}, got "
+                      f"{name!r}; using 'auto'", RuntimeWarning, stacklevel=5)
+        name = "auto"
+    return name
+
+
+def _select_bf16(name: str) -> str:
+    """Make bf16 GEMM `name` (or auto's choice) the one in use; returns its name.
+    RuntimeError (saying why) when it cannot run here.  Under _lock."""
+    global _bf16_gemm
+    from fastfc._kernels import blas
+    native = blas.native_bf16()
+    if name == "portable":
+        blas.set_bf16_gemm(blas.BF16_PORTABLE)
+    elif name == "native" or (name == "auto" and native and bf16_accelerated() is None):
+        if not native:
+            raise RuntimeError("fastfc's own bf16 GEMM needs a CPU with AVX512-BF16 (and "
+                               "an x86-64 build by GCC >= 10 or Clang >= 9)")
+        blas.set_bf16_gemm(blas.BF16_NATIVE)
+        name = "native"
+    else:
+        try:
+            info = _load("mkl")
+            if not info["bf16"]:
+                raise ImportError(f"{info['path']} does not export cblas_gemm_bf16bf16f32")
+            blas.set_bf16_gemm(blas.BF16_MKL)
+        except (ImportError, OSError) as exc:
+            if name == "mkl" or not native:
+                raise RuntimeError(
+                    ("MKL's bfloat16 GEMM is not available" if name == "mkl" else
+                     "no bfloat16 GEMM: this CPU has no AVX512-BF16 for fastfc's own, and "
+                     "MKL's is not available") + f": {exc}") from None
+            blas.set_bf16_gemm(blas.BF16_NATIVE)
+            name = "native"
+        else:
+            name = "mkl"
+    _bf16_gemm = name
+    return name
+
+
+def set_bf16_gemm(name: str) -> Optional[str]:
+    """Choose the GEMM of bfloat16 products; returns the previous one (None: none yet).
+
+    Parameters
+    ----------
+    name : {'auto', 'mkl', 'native', 'portable'}
+        ``mkl``: MKL's ``cblas_gemm_bf16bf16f32`` (fast on Intel CPUs with AMX or
+        AVX512-BF16, emulated elsewhere).  ``native``: fastfc's own, which runs
+        AVX512-BF16 on any CPU that has it.  ``auto`` (the default, or
+        ``FASTFC_BF16_GEMM``): MKL on an Intel CPU with either ISA, else fastfc's own
+        where the CPU has AVX512-BF16, else MKL.  ``portable``: fastfc's own with its
+        plain-C micro-kernel -- the same results on any CPU, but slow (a reference).
+
+    Raises
+    ------
+    ValueError
+        If `name` is not one of these.
+    RuntimeError
+        If that GEMM cannot run here (no MKL, or no AVX512-BF16 for ``native``).
+    """
+    if not isinstance(name, str) or name.strip().lower() not in BF16_GEMMS:
+        raise ValueError(f"name must be one of {', '.join(BF16_GEMMS)}, got {name!r}")
+    from fastfc import _openblas
+    _openblas.connect()
+    with _lock:
+        old = _bf16_gemm
+        _select_bf16(name.strip().lower())
+        return old
+
+
+def get_bf16_gemm() -> Optional[str]:
+    """The bf16 GEMM in use ('mkl', 'native', 'portable'), or None before the first."""
+    return _bf16_gemm
+
+
 def set_compute_dtype(dtype: Any) -> str:
     """Compute the float32 GEMMs in bfloat16 (or back in float32); returns the previous.
 
     With ``"bfloat16"`` every float32 product of the kernels (a Net's steps and the
     layer functions) rounds its two operands to bfloat16 (round to nearest, ties to
-    even) and accumulates in float32 with MKL's ``cblas_gemm_bf16bf16f32``.  Parameters,
-    optimiser state, losses and normalisation statistics stay float32 (the master
-    copy), so checkpoints are unchanged.  float64 products are not affected.  Natively
-    fast on Intel CPUs with AMX or AVX512-BF16 (:func:`bf16_accelerated`); MKL emulates
+    even) and accumulates in float32 with a bf16 GEMM (:func:`set_bf16_gemm`: fastfc's
+    own on a CPU with AVX512-BF16, MKL's on Intel CPUs and where fastfc's cannot run).
+    Parameters, optimiser state, losses and normalisation statistics stay float32 (the
+    master copy), so checkpoints are unchanged.  float64 products are not affected.
+    Fast where the CPU has AVX512-BF16 or AMX (:func:`bf16_accelerated`); MKL emulates
     it elsewhere (correct, but no faster than float32).
 
     Raises
@@ -489,7 +578,7 @@ def set_compute_dtype(dtype: Any) -> str:
     ValueError
         If `dtype` is neither 'float32' nor 'bfloat16'.
     RuntimeError
-        For 'bfloat16' when MKL (with its bf16 GEMM) is not installed.
+        For 'bfloat16' when no bf16 GEMM can run here.
     """
     global _compute_dtype
     name = check_compute_dtype(dtype, "dtype")
@@ -502,14 +591,14 @@ def set_compute_dtype(dtype: Any) -> str:
 
 
 def check_compute_dtype(dtype: Any, argument: str = "compute_dtype") -> str:
-    """``dtype`` as 'float32' or 'bfloat16', with the bf16 GEMM loaded for the latter.
+    """``dtype`` as 'float32' or 'bfloat16', with a bf16 GEMM chosen for the latter.
 
     Raises
     ------
     ValueError
         If `dtype` names neither (the message names `argument`).
     RuntimeError
-        For 'bfloat16' when MKL (with its bf16 GEMM) is not installed.
+        For 'bfloat16' when no bf16 GEMM can run here (no AVX512-BF16 and no MKL).
     """
     name = getattr(dtype, "name", dtype)
     if name not in ("float32", "bfloat16"):
@@ -518,15 +607,12 @@ def check_compute_dtype(dtype: Any, argument: str = "compute_dtype") -> str:
     _openblas.connect()
     if name == "bfloat16":
         with _lock:
-            try:
-                info = _load("mkl")
-            except (ImportError, OSError) as exc:
-                raise RuntimeError(
-                    f"{argument} 'bfloat16' needs MKL's bfloat16 GEMM, which is not "
-                    f"available: {exc}") from None
-            if not info["bf16"]:
-                raise RuntimeError(f"{argument} 'bfloat16' needs cblas_gemm_bf16bf16f32, "
-                                   f"which {info['path']} does not export")
+            if _bf16_gemm is None:
+                try:
+                    _select_bf16(_env_bf16())
+                except RuntimeError as exc:
+                    raise RuntimeError(f"{argument} 'bfloat16' cannot run here: {exc}") \
+                        from None
     return str(name)
 
 
@@ -559,7 +645,7 @@ def gemm_info() -> dict[str, Any]:
     counts: dict[str, int] = {}
     for *_, b in blas.routes():
         counts[BACKENDS[b]] = counts.get(BACKENDS[b], 0) + 1
-    isa = bf16_accelerated()
+    bf16, isa = _bf16_plan()
     return {"mode": _mode_name, "isa": _isa(), "backends": backends,
             "routes": [(m, n, k, flags & 1, (flags >> 1) & 1, flags >> 3, BACKENDS[b])
                        for m, n, k, flags, b in blas.routes()],
@@ -567,8 +653,25 @@ def gemm_info() -> dict[str, Any]:
             "cache": {"path": cache_path() if _mode_name == "auto" else None,
                       "status": _cache_status if _mode_name == "auto" else "unused"},
             "compute_dtype": _compute_dtype,
-            "bf16": {"available": bool(_libs.get("mkl", {}).get("bf16")),
-                     "cpu_isa": bf16_isa(), "accelerated": isa, "emulated": isa is None}}
+            "bf16": {"available": bf16 is not None, "gemm": bf16, "in_use": _bf16_gemm is not None,
+                     "cpu_isa": bf16_isa(), "accelerated": isa,
+                     "emulated": bf16 is not None and isa is None}}
+
+
+def _bf16_plan() -> tuple[Optional[str], Optional[str]]:
+    """(the bf16 GEMM in use, or the one auto would take without loading anything new;
+    the ISA it runs bf16 with, None when it emulates)."""
+    from fastfc._kernels import blas
+    name = _bf16_gemm
+    if name is None:
+        native = blas.native_bf16()
+        mkl = bool(_libs.get("mkl", {}).get("bf16"))
+        if native and not (mkl and bf16_accelerated()):
+            name = "native"
+        elif mkl:
+            name = "mkl"
+    isa = "AVX512-BF16" if name == "native" else bf16_accelerated() if name == "mkl" else None
+    return name, isa
 
 
 def format_info(info: dict[str, Any], row_width: int = 15) -> list[str]:
@@ -605,12 +708,16 @@ def format_info(info: dict[str, Any], row_width: int = 15) -> list[str]:
     bf = info["bf16"]
     if bf["accelerated"]:
         speed = f"accelerated ({bf['accelerated']})"
+    elif bf["gemm"] == "portable":
+        speed = "emulated in portable C (a reference, slow)"
     elif bf.get("cpu_isa"):
         speed = (f"emulated (the CPU has {bf['cpu_isa']}, but MKL uses it on Intel CPUs "
                  "only)")
     else:
         speed = "emulated (no AVX512-BF16 or AMX on this CPU)"
+    label = {"native": "fastfc's own", "mkl": "MKL's", "portable": "fastfc's own"}
     row("bfloat16", f"compute dtype {info['compute_dtype']}; bf16 GEMM "
-                    + (f"available, {speed}" if bf["available"]
-                       else "not available (needs MKL: pip install 'fastfc[mkl]')"))
+        + (f"{label[bf['gemm']]} ({'in use' if bf['in_use'] else 'auto'}), {speed}"
+           if bf["available"] else "not available (no AVX512-BF16 here for fastfc's own; "
+                                   "MKL's needs pip install 'fastfc[mkl]')"))
     return lines

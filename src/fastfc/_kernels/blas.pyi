@@ -68,8 +68,24 @@ def set_mode(mode: int) -> int:
 def get_mode() -> int:
     """The mode set_mode set."""
 
+BF16_NONE: int
+BF16_MKL: int
+BF16_NATIVE: int
+BF16_PORTABLE: int
+
+def native_bf16() -> bool:
+    """Whether fastfc's AVX512-BF16 GEMM can run here."""
+
+def set_bf16_gemm(which: int) -> int:
+    """Which bf16 GEMM serves bf16 products (BF16_*); returns the previous one."""
+
+def _sbgemm(a: npt.NDArray[np.uint16], b: npt.NDArray[np.uint16], c: npt.NDArray[np.float32],
+            trans_a: bool = False, trans_b: bool = False, alpha: float = 1.0,
+            beta: float = 0.0, which: int = ...) -> None:
+    """c = alpha * op(a) @ op(b) + beta * c with one bf16 GEMM, on this thread."""
+
 def set_bf16(on: bool) -> bool:
-    """float32 products in bfloat16 through MKL; returns the old setting."""
+    """float32 products in bfloat16 (needs a bf16 GEMM); returns the old setting."""
 
 def _thread_compute(code: int) -> int:
     """This thread's compute dtype code (-1, 0, 1); returns the previous one."""

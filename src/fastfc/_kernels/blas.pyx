@@ -54,6 +54,10 @@ cdef extern from "gemm_dispatch.h" nogil:
                        Py_ssize_t d, uint16_t* out)
     uint16_t* ffc_bf16_buffer(size_t count)
     int ffc_compute_local
+    ffc_cblas_bf16 ffc_bf16_gemm
+    ffc_threads_local ffc_bf16_local
+    void* ffc_sb_native()
+    void* ffc_sb_portable()
 
 ctypedef int (*get_threads_ptr)() noexcept nogil
 
@@ -81,9 +85,11 @@ cdef double _SPLIT_MIN = 524288.0
 # or -1 ("auto"): float32 products go where their shape's route says (timed at the first
 # product of that shape when none is cached), float64 products to SciPy's OpenBLAS.
 cdef int _mode = 0
-# float32 products in bfloat16 (operands rounded, float32 accumulation; MKL's
-# cblas_gemm_bf16bf16f32), set by fastfc._gemm.set_compute_dtype
+# float32 products in bfloat16 (operands rounded, float32 accumulation by the bf16 GEMM
+# in ffc_bf16_gemm), set by fastfc._gemm.set_compute_dtype
 cdef bint _bf16 = False
+# which bf16 GEMM ffc_bf16_gemm is (set_bf16_gemm): BF16_NONE, BF16_MKL, ...
+cdef int _bf16_which = 0
 # a backend other than SciPy's OpenBLAS is timed by another only if it is faster by
 # this share (the default keeps shapes where the difference is noise)
 cdef double _TIME_MARGIN = 0.03
@@ -191,12 +197,12 @@ cdef void _gemm1(int bk, bint trans_a, bint trans_b, int m, int n, int k,
 cdef void _bf16_1(bint trans_a, bint trans_b, int m, int n, int k, float alpha,
                   const uint16_t* a, int lda, const uint16_t* b, int ldb,
                   float beta, float* c, int ldc) noexcept nogil:
-    """One bfloat16 GEMM of MKL (float32 accumulation), on this thread only."""
+    """One call of the bf16 GEMM in use (float32 accumulation), on this thread only."""
     cdef int old = 0
-    cdef ffc_threads_local set_local = ffc_backends[1].set_local
+    cdef ffc_threads_local set_local = ffc_bf16_local
     if set_local != NULL:
         old = set_local(1)
-    ffc_backends[1].bf16(FFC_CBLAS_ROW, FFC_CBLAS_T if trans_a else FFC_CBLAS_N,
+    ffc_bf16_gemm(FFC_CBLAS_ROW, FFC_CBLAS_T if trans_a else FFC_CBLAS_N,
                          FFC_CBLAS_T if trans_b else FFC_CBLAS_N, m, n, k, alpha,
                          a, lda, b, ldb, beta, c, ldc)
     if set_local != NULL:
@@ -390,7 +396,7 @@ cdef void _conv_part(void* arg, int part, int nparts) noexcept nogil:
 cdef bint _gemm_bf16(bint trans_a, bint trans_b, int m, int n, int k,
                      float alpha, const float* a, int lda, const float* b, int ldb,
                      float beta, float* c, int ldc) noexcept nogil:
-    """C = alpha * bf16(op(A)) @ bf16(op(B)) + beta * C, accumulated in float32 by MKL.
+    """C = alpha * bf16(op(A)) @ bf16(op(B)) + beta * C, accumulated in float32.
 
     The operands are rounded into this thread's scratch (split over the pool in a step),
     then the product is split like any other.  False if the scratch could not grow.
@@ -423,7 +429,7 @@ cdef bint _gemm_bf16(bint trans_a, bint trans_b, int m, int n, int k,
 
 
 cdef bint thread_bf16() noexcept nogil:
-    return _use_bf16() and ffc_backends[1].bf16 != NULL
+    return _use_bf16() and ffc_bf16_gemm != NULL
 
 
 cdef void round_bf16(const float* x, Py_ssize_t ld, Py_ssize_t rows, Py_ssize_t cols,
@@ -480,7 +486,7 @@ cdef void gather_bf16(const float* x, const intptr_t* idx, Py_ssize_t n, Py_ssiz
 cdef void gemm_bf16(bint trans_a, bint trans_b, int m, int n, int k, float alpha,
                     const uint16_t* a, int lda, const uint16_t* b, int ldb,
                     float beta, float* c, int ldc) noexcept nogil:
-    """gemm() of operands already rounded to bfloat16 (MKL, float32 accumulation), whole
+    """gemm() of operands already rounded to bfloat16 (float32 accumulation), whole
     or split over the pool as _splits says; the caller has checked thread_bf16().  The
     one bf16 product: gemm() rounds float32 operands and calls it too, so both paths
     give the same bits."""
@@ -745,6 +751,8 @@ def set_backend(int index, size_t sgemm, size_t dgemm, size_t bf16=0, size_t set
     ffc_backends[index].dgemm = <ffc_cblas_dgemm><void*>dgemm
     ffc_backends[index].bf16 = <ffc_cblas_bf16><void*>bf16
     ffc_backends[index].set_local = <ffc_threads_local><void*>set_local
+    if index == 1 and _bf16_which == BF16_MKL:     # the bf16 GEMM in use follows the slot
+        set_bf16_gemm(BF16_MKL if bf16 else BF16_NONE)
 
 
 def set_private_threads(size_t get_address, size_t set_address):
@@ -781,10 +789,85 @@ def get_mode():
     return _mode
 
 
+BF16_NONE = 0       # no bf16 GEMM
+BF16_MKL = 1        # MKL's cblas_gemm_bf16bf16f32 (its slot must hold it)
+BF16_NATIVE = 2     # fastfc's own, AVX512-BF16 (this build and CPU must have it)
+BF16_PORTABLE = 3   # fastfc's own with its portable micro-kernel (any CPU; for tests)
+
+
+def native_bf16():
+    """Whether fastfc's AVX512-BF16 GEMM can run here (built in, and the CPU has it)."""
+    return ffc_sb_native() != NULL
+
+
+def set_bf16_gemm(int which):
+    """Which bf16 GEMM serves bf16 products (BF16_*); returns the previous one.  Only
+    while no GEMM runs (fastfc._gemm's contract)."""
+    global _bf16_which, ffc_bf16_gemm, ffc_bf16_local, _bf16
+    cdef void* fn = NULL
+    cdef void* local = NULL
+    if which == BF16_MKL:
+        fn = <void*>ffc_backends[1].bf16
+        local = <void*>ffc_backends[1].set_local
+        if fn == NULL:
+            raise ValueError("MKL's bf16 GEMM is not loaded")
+    elif which == BF16_NATIVE:
+        fn = ffc_sb_native()
+        if fn == NULL:
+            raise ValueError("fastfc's AVX512-BF16 GEMM cannot run on this CPU or build")
+    elif which == BF16_PORTABLE:
+        fn = ffc_sb_portable()
+    elif which != BF16_NONE:
+        raise ValueError(f"which must be one of 0, 1, 2, 3, got {which}")
+    old = _bf16_which
+    ffc_bf16_gemm = <ffc_cblas_bf16>fn
+    ffc_bf16_local = <ffc_threads_local>local
+    _bf16_which = which
+    if fn == NULL:
+        _bf16 = False
+    return old
+
+
+def _sbgemm(const uint16_t[:, ::1] a, const uint16_t[:, ::1] b, float[:, ::1] c,
+            bint trans_a=False, bint trans_b=False, float alpha=1.0, float beta=0.0,
+            int which=BF16_PORTABLE):
+    """c = alpha * op(a) @ op(b) + beta * c with bf16 GEMM `which` (BF16_*), on this
+    thread, whole: a test twin of one bf16 product (a, b: bfloat16 bits)."""
+    cdef int m = c.shape[0], n = c.shape[1]
+    cdef int k = a.shape[0] if trans_a else a.shape[1]
+    cdef void* fn
+    if (a.shape[1] if trans_a else a.shape[0]) != m:
+        raise ValueError("op(a) must have c's rows")
+    if (b.shape[0] if trans_b else b.shape[1]) != n:
+        raise ValueError("op(b) must have c's columns")
+    if (b.shape[1] if trans_b else b.shape[0]) != k:
+        raise ValueError("op(a) and op(b) must agree on k")
+    if which == BF16_NATIVE:
+        fn = ffc_sb_native()
+    elif which == BF16_PORTABLE:
+        fn = ffc_sb_portable()
+    elif which == BF16_MKL:
+        fn = <void*>ffc_backends[1].bf16
+    else:
+        raise ValueError(f"which must be 1, 2 or 3, got {which}")
+    if fn == NULL:
+        raise ValueError(f"bf16 GEMM {which} cannot run here")
+    if m == 0 or n == 0:
+        return
+    with nogil:
+        (<ffc_cblas_bf16>fn)(FFC_CBLAS_ROW, FFC_CBLAS_T if trans_a else FFC_CBLAS_N,
+                             FFC_CBLAS_T if trans_b else FFC_CBLAS_N, m, n, k, alpha,
+                             &a[0, 0] if a.shape[0] * a.shape[1] else NULL,
+                             max(1, <int>a.shape[1]),
+                             &b[0, 0] if b.shape[0] * b.shape[1] else NULL,
+                             max(1, <int>b.shape[1]), beta, &c[0, 0], n)
+
+
 def set_bf16(bint on):
-    """float32 products in bfloat16 through MKL (needs its bf16 GEMM); returns the old value."""
+    """float32 products in bfloat16 (needs a bf16 GEMM, set_bf16_gemm); returns the old
+    value."""
     global _bf16
-    if on and ffc_backends[1].bf16 == NULL:
+    if on and ffc_bf16_gemm == NULL:
         raise ValueError("no bfloat16 GEMM is loaded")
     old = _bf16
     _bf16 = on
@@ -793,7 +876,7 @@ def set_bf16(bint on):
 
 def _thread_compute(int code):
     """set_thread_compute from Python, for tests; returns the previous code."""
-    if code < -1 or code > 1 or (code == 1 and ffc_backends[1].bf16 == NULL):
+    if code < -1 or code > 1 or (code == 1 and ffc_bf16_gemm == NULL):
         raise ValueError(f"code must be -1, 0 or 1 (1 needs a bf16 GEMM), got {code}")
     return set_thread_compute(code)
 
