@@ -12,7 +12,8 @@ Modes (each a fresh process, so no library or setting leaks between them):
 * ``mkl``             MKL sequential, fastfc's pool splits GEMMs
 * ``openblas-private`` the scipy-openblas32 wheel at 1 thread, the pool splits
 * ``auto``            per-shape choice (the cache under a fresh temporary directory)
-* ``bf16``            MKL's bfloat16 GEMM, float32 master weights
+* ``bf16``            bfloat16 GEMMs (the one fastfc picks), float32 master weights
+* ``bf16-mkl``        MKL's bfloat16 GEMM, float32 master weights
 
 Rounds alternate the modes (order rotated), each mode times a block of steps; the
 medians over all blocks are printed with the spread, and the load average before and
@@ -28,7 +29,7 @@ import tempfile
 import time
 
 MODES = ("openblas", "openblas-1t", "openblas-serial", "mkl", "openblas-private", "auto",
-         "bf16")
+         "bf16", "bf16-mkl")
 
 _WORKER = r"""
 import json, os, sys, time
@@ -46,8 +47,9 @@ if mode == "openblas-1t":
 elif mode == "openblas-serial":
     fastfc.set_gemm_backend("openblas")
     fastfc.set_num_threads(1)
-elif mode == "bf16":
-    fastfc.set_gemm_backend("mkl")
+elif mode in ("bf16", "bf16-mkl"):
+    if mode == "bf16-mkl":
+        _gemm.set_bf16_gemm("mkl")
     fastfc.set_compute_dtype("bfloat16")
 else:
     fastfc.set_gemm_backend(mode)

@@ -308,8 +308,8 @@ class Analysis:
                 theirs = self.median(peer, "float32", wl)
                 add(f"{wl} speed-up vs {peer}", theirs / mine if mine and theirs else None,
                     goal, ">=")
-        peaks = [v.get("gflops") for v in (self.res.get("peak_rows") or {}).values()
-                 if v.get("gflops")]
+        peaks = [v.get("gflops") for k, v in (self.res.get("peak_rows") or {}).items()
+                 if v.get("gflops") and "bf16" not in k]       # float32 peaks only
         peaks += [p["gflops"] for d, p in (self.res.get("peak") or {}).items()
                   if d == "float32" and p.get("gflops")]
         w3 = self.median(impl, "float32", "W3")

@@ -30,8 +30,9 @@ IMPLS = {
                                      "call, fastfc's pool splits)"),
     "fastfc-net[auto]": ("bench.impls.fastfc_net", {"gemm": "auto"},
                          "fastfc-net, GEMM backend chosen per shape (timed, cached)"),
-    "fastfc-net[bf16]": ("bench.impls.fastfc_net", {"gemm": "auto", "compute_dtype": "bfloat16"},
-                         "fastfc-net, bfloat16 GEMMs (MKL), float32 master weights"),
+    "fastfc-net[bf16]": ("bench.impls.fastfc_net", {"compute_dtype": "bfloat16"},
+                         "fastfc-net, bfloat16 GEMMs (fastfc's own AVX512-BF16 one, or MKL's "
+                         "on Intel), float32 master weights"),
     "torch-bf16": ("bench.impls.torch_impl", {"fused": True, "autocast": True},
                    "PyTorch Adam(fused=True) + autocast(cpu, bfloat16)"),
     "jax-jit": ("bench.impls.jax_impl", {},
@@ -41,8 +42,8 @@ IMPLS = {
     "gemm[mkl]": ("bench.gemm", {"gemm": "mkl"}, "the step's GEMMs on MKL"),
     "gemm[openblas-private]": ("bench.gemm", {"gemm": "openblas-private"},
                                "the step's GEMMs on the private OpenBLAS"),
-    "gemm[bf16]": ("bench.gemm", {"gemm": "mkl", "compute_dtype": "bfloat16"},
-                   "the step's GEMMs on MKL in bfloat16"),
+    "gemm[bf16]": ("bench.gemm", {"compute_dtype": "bfloat16"},
+                   "the step's GEMMs in bfloat16 (the bf16 GEMM fastfc picks)"),
 }
 
 PEERS = ["fastfc-net", "fastfc-compat", "numpy-ref", "torch-eager", "torch-fused", "sklearn-mlp",

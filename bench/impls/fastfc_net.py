@@ -11,29 +11,33 @@ NAME = "fastfc-net"
 
 
 def available(gemm=None, compute_dtype=None):
-    """fastfc importable, and for the [mkl] / [bf16] rows MKL (and a CPU with native
-    bf16 for [bf16]: emulated bf16 is not worth timing)."""
+    """fastfc importable; for the [mkl] and [openblas-private] rows that library; for
+    [bf16] a bf16 GEMM that runs bf16 natively here (emulated bf16 is not worth timing)."""
     try:
         import fastfc  # noqa: F401
     except ImportError as exc:   # pragma: no cover - the package is the point
         return False, f"fastfc not importable: {exc}"
+    from fastfc import _gemm
     if gemm == "openblas-private":
-        from fastfc import _gemm
         try:
             _gemm._load("openblas-private")
         except (ImportError, OSError):
             return False, "no private OpenBLAS (pip install 'fastfc[openblas]')"
-    if gemm == "mkl" or compute_dtype == "bfloat16":
-        from fastfc import _gemm
+    if gemm == "mkl":
         try:
             _gemm._load("mkl")
         except (ImportError, OSError):
             return False, "no MKL (pip install 'fastfc[mkl]')"
-        if compute_dtype == "bfloat16" and _gemm.bf16_isa() is None:
-            return False, "no AMX or AVX512-BF16 on this CPU (bf16 would be emulated)"
-        if compute_dtype == "bfloat16" and _gemm.bf16_accelerated() is None:
-            return True, (f"{_gemm.bf16_isa()} present, but MKL emulates bf16 on non-Intel "
-                          "CPUs")
+    if compute_dtype == "bfloat16":
+        try:
+            _gemm.set_bf16_gemm("auto")
+        except RuntimeError as exc:
+            return False, f"no bf16 GEMM here ({exc})"
+        name, isa = _gemm._bf16_plan()
+        if isa is None:
+            return False, (f"no AMX or AVX512-BF16 that {name}'s bf16 GEMM uses on this "
+                           "CPU (bf16 would be emulated)")
+        return True, f"{'fastfc' if name == 'native' else name}'s bf16 GEMM, {isa}"
     return True, ""
 
 
