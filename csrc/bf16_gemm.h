@@ -82,46 +82,39 @@ static inline uint32_t ffc_sb_pair(uint16_t lo, uint16_t hi)
     return (uint32_t)lo | ((uint32_t)hi << 16);
 }
 
-/* op(A) rows [i0, i0 + mc), k in [p0, p0 + kc) -> panels of MR rows, pair-major:
- * dst[panel][p][r] = (A(i, 2p), A(i, 2p + 1)) */
-static void ffc_sb_pack_a(int trans, const uint16_t *a, int lda, int i0, int mc, int p0,
-                          int kc, uint32_t *dst)
-{
-    int kp = (kc + 1) / 2;
-    for (int r0 = 0; r0 < mc; r0 += FFC_SB_MR) {
-        uint32_t *panel = dst + (size_t)r0 * kp;
-        int rows = mc - r0 < FFC_SB_MR ? mc - r0 : FFC_SB_MR;
-        if (!trans) {               /* A(i, k) = a[i * lda + k]: pairs are contiguous */
-            for (int r = 0; r < rows; ++r) {
-                const uint16_t *src = a + (size_t)(i0 + r0 + r) * lda + p0;
-                for (int p = 0; p < kc / 2; ++p)
-                    panel[(size_t)p * FFC_SB_MR + r] = ffc_sb_pair(src[2 * p], src[2 * p + 1]);
-                if (kc & 1)
-                    panel[(size_t)(kp - 1) * FFC_SB_MR + r] = src[kc - 1];
-            }
-        } else {                    /* A(i, k) = a[k * lda + i]: rows k and k + 1 interleave */
-            for (int p = 0; p < kp; ++p) {
-                const uint16_t *s0 = a + (size_t)(p0 + 2 * p) * lda + i0 + r0;
-                const uint16_t *s1 = 2 * p + 1 < kc ? s0 + lda : NULL;
-                uint32_t *out = panel + (size_t)p * FFC_SB_MR;
-                for (int r = 0; r < rows; ++r)
-                    out[r] = ffc_sb_pair(s0[r], s1 ? s1[r] : 0);
-            }
-        }
-        for (int r = rows; r < FFC_SB_MR; ++r)
-            for (int p = 0; p < kp; ++p)
-                panel[(size_t)p * FFC_SB_MR + r] = 0;
-    }
-}
-
+/* C tile (mr x nr, leading dimension ldc) = alpha * sum + (load_c ? beta * C : 0), where
+ * sum is the 12 x 32 product of kp pairs of packed A and B */
+typedef void (*ffc_sb_ukr)(int kp, const uint32_t *ap, const uint32_t *bp, float *c,
+                           int ldc, int mr, int nr, float alpha, float beta, int load_c);
 /* out[c] = (s0[c], s1[c]) for c < cols: two rows of bf16 into a row of pairs */
 typedef void (*ffc_sb_ilv)(const uint16_t *s0, const uint16_t *s1, int cols, uint32_t *out);
+/* out[p * width + r] = (src[r * ld + 2p], src[r * ld + 2p + 1]) for r < rows, p < np:
+ * `rows` rows whose pairs are contiguous, transposed into pair-major panels */
+typedef void (*ffc_sb_tpairs)(const uint16_t *src, size_t ld, int rows, int width, int np,
+                              uint32_t *out);
+
+/* the packing and micro-kernel functions of one ISA */
+typedef struct {
+    ffc_sb_ukr ukr;
+    ffc_sb_ilv ilv;
+    ffc_sb_tpairs tpairs;
+} ffc_sb_kit;
 
 static void ffc_sb_interleave_c(const uint16_t *s0, const uint16_t *s1, int cols,
                                 uint32_t *out)
 {
     for (int c = 0; c < cols; ++c)
         out[c] = ffc_sb_pair(s0[c], s1[c]);
+}
+
+static void ffc_sb_tpairs_c(const uint16_t *src, size_t ld, int rows, int width, int np,
+                            uint32_t *out)
+{
+    for (int r = 0; r < rows; ++r) {
+        const uint16_t *s = src + r * ld;
+        for (int p = 0; p < np; ++p)
+            out[(size_t)p * width + r] = ffc_sb_pair(s[2 * p], s[2 * p + 1]);
+    }
 }
 
 #if FFC_SB_SIMD
@@ -134,54 +127,128 @@ FFC_SB_TARGET static void ffc_sb_interleave_avx512(const uint16_t *s0, const uin
         __m512i hi = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(s1 + c)));
         _mm512_storeu_si512((void *)(out + c), _mm512_or_si512(lo, _mm512_slli_epi32(hi, 16)));
     }
-    for (; c < cols; ++c)
-        out[c] = ffc_sb_pair(s0[c], s1[c]);
+    if (c < cols) {                 /* the last 1..15 columns, masked */
+        __mmask16 m = (__mmask16)((1u << (cols - c)) - 1u);
+        __m512i lo = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, s0 + c));
+        __m512i hi = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, s1 + c));
+        _mm512_mask_storeu_epi32((void *)(out + c), m,
+                                 _mm512_or_si512(lo, _mm512_slli_epi32(hi, 16)));
+    }
+}
+
+/* ffc_sb_tpairs_c, 4 rows x 16 pairs at a time: 4 x 4 transposes of 32-bit words inside
+ * each 128-bit lane, each lane stored as 4 words of one pair; the rest in plain C */
+FFC_SB_TARGET static void ffc_sb_tpairs_avx512(const uint16_t *src, size_t ld, int rows,
+                                               int width, int np, uint32_t *out)
+{
+    int p0 = 0, rows4 = rows & ~3;
+    for (; p0 + 16 <= np; p0 += 16) {
+        for (int g = 0; g < rows4; g += 4) {
+            const uint16_t *s = src + g * ld + 2 * p0;
+            __m512i v0 = _mm512_loadu_si512((const void *)s);
+            __m512i v1 = _mm512_loadu_si512((const void *)(s + ld));
+            __m512i v2 = _mm512_loadu_si512((const void *)(s + 2 * ld));
+            __m512i v3 = _mm512_loadu_si512((const void *)(s + 3 * ld));
+            __m512i t0 = _mm512_unpacklo_epi32(v0, v1), t1 = _mm512_unpackhi_epi32(v0, v1);
+            __m512i t2 = _mm512_unpacklo_epi32(v2, v3), t3 = _mm512_unpackhi_epi32(v2, v3);
+            /* u_i, lane q: rows g..g+3 of pair p0 + 4q + i */
+            __m512i u0 = _mm512_unpacklo_epi64(t0, t2), u1 = _mm512_unpackhi_epi64(t0, t2);
+            __m512i u2 = _mm512_unpacklo_epi64(t1, t3), u3 = _mm512_unpackhi_epi64(t1, t3);
+            uint32_t *o = out + (size_t)p0 * width + g;
+#define FFC_SB_LANE(q)                                                                  \
+            _mm_storeu_si128((__m128i *)(o + (size_t)(4 * q + 0) * width),              \
+                             _mm512_extracti32x4_epi32(u0, q));                         \
+            _mm_storeu_si128((__m128i *)(o + (size_t)(4 * q + 1) * width),              \
+                             _mm512_extracti32x4_epi32(u1, q));                         \
+            _mm_storeu_si128((__m128i *)(o + (size_t)(4 * q + 2) * width),              \
+                             _mm512_extracti32x4_epi32(u2, q));                         \
+            _mm_storeu_si128((__m128i *)(o + (size_t)(4 * q + 3) * width),              \
+                             _mm512_extracti32x4_epi32(u3, q));
+            FFC_SB_LANE(0) FFC_SB_LANE(1) FFC_SB_LANE(2) FFC_SB_LANE(3)
+#undef FFC_SB_LANE
+        }
+    }
+    if (p0 < np)
+        ffc_sb_tpairs_c(src + 2 * p0, ld, rows4, width, np - p0, out + (size_t)p0 * width);
+    if (rows4 < rows)
+        ffc_sb_tpairs_c(src + rows4 * ld, ld, rows - rows4, width, np, out + rows4);
 }
 #endif
 
-/* op(B) k in [p0, p0 + kc), columns [j0, j0 + nc) -> panels of NR columns, pair-major:
- * dst[panel][p][c] = (B(2p, j), B(2p + 1, j)) */
-static void ffc_sb_pack_b(ffc_sb_ilv ilv, int trans, const uint16_t *b, int ldb, int p0,
-                          int kc, int j0, int nc, uint32_t *dst)
+
+/* op(A) rows [i0, i0 + mc), k in [p0, p0 + kc) -> panels of MR rows, pair-major:
+ * dst[panel][p][r] = (A(i, 2p), A(i, 2p + 1)) */
+static void ffc_sb_pack_a(const ffc_sb_kit *kit, int trans, const uint16_t *a, int lda,
+                          int i0, int mc, int p0, int kc, uint32_t *dst)
 {
     int kp = (kc + 1) / 2;
-    for (int c0 = 0; c0 < nc; c0 += FFC_SB_NR) {
-        uint32_t *panel = dst + (size_t)c0 * kp;
-        int cols = nc - c0 < FFC_SB_NR ? nc - c0 : FFC_SB_NR;
-        if (!trans) {               /* B(k, j) = b[k * ldb + j]: rows k and k + 1 interleave */
+    for (int r0 = 0; r0 < mc; r0 += FFC_SB_MR) {
+        uint32_t *panel = dst + (size_t)r0 * kp;
+        int rows = mc - r0 < FFC_SB_MR ? mc - r0 : FFC_SB_MR;
+        if (!trans) {               /* A(i, k) = a[i * lda + k]: pairs are contiguous */
+            const uint16_t *src = a + (size_t)(i0 + r0) * lda + p0;
+            kit->tpairs(src, (size_t)lda, rows, FFC_SB_MR, kc / 2, panel);
+            if (kc & 1)
+                for (int r = 0; r < rows; ++r)
+                    panel[(size_t)(kp - 1) * FFC_SB_MR + r] = src[(size_t)r * lda + kc - 1];
+        } else {                    /* A(i, k) = a[k * lda + i]: rows k and k + 1 interleave */
             for (int p = 0; p < kp; ++p) {
-                const uint16_t *s0 = b + (size_t)(p0 + 2 * p) * ldb + j0 + c0;
-                uint32_t *out = panel + (size_t)p * FFC_SB_NR;
+                const uint16_t *s0 = a + (size_t)(p0 + 2 * p) * lda + i0 + r0;
+                uint32_t *out = panel + (size_t)p * FFC_SB_MR;
+                if (2 * p + 1 < kc)
+                    kit->ilv(s0, s0 + lda, rows, out);
+                else
+                    for (int r = 0; r < rows; ++r)
+                        out[r] = s0[r];
+            }
+        }
+        for (int r = rows; r < FFC_SB_MR; ++r)
+            for (int p = 0; p < kp; ++p)
+                panel[(size_t)p * FFC_SB_MR + r] = 0;
+    }
+}
+
+/* op(B) k in [p0, p0 + kc), columns [j0, j0 + nc) -> panels of NR columns, pair-major:
+ * dst[panel][p][c] = (B(2p, j), B(2p + 1, j)) */
+static void ffc_sb_pack_b(const ffc_sb_kit *kit, int trans, const uint16_t *b, int ldb,
+                          int p0, int kc, int j0, int nc, uint32_t *dst)
+{
+    int kp = (kc + 1) / 2;
+    if (!trans) {                   /* B(k, j) = b[k * ldb + j]: rows k and k + 1 interleave */
+        /* row pair by row pair (the source read in order), into every panel */
+        for (int p = 0; p < kp; ++p) {
+            const uint16_t *s0 = b + (size_t)(p0 + 2 * p) * ldb + j0;
+            for (int c0 = 0; c0 < nc; c0 += FFC_SB_NR) {
+                uint32_t *out = dst + (size_t)c0 * kp + (size_t)p * FFC_SB_NR;
+                int cols = nc - c0 < FFC_SB_NR ? nc - c0 : FFC_SB_NR;
                 if (2 * p + 1 < kc) {
-                    ilv(s0, s0 + ldb, cols, out);
+                    kit->ilv(s0 + c0, s0 + ldb + c0, cols, out);
                 } else {
                     for (int c = 0; c < cols; ++c)
-                        out[c] = s0[c];
+                        out[c] = s0[c0 + c];
                 }
                 for (int c = cols; c < FFC_SB_NR; ++c)
                     out[c] = 0;
             }
-        } else {                    /* B(k, j) = b[j * ldb + k]: pairs are contiguous */
-            for (int c = 0; c < cols; ++c) {
-                const uint16_t *src = b + (size_t)(j0 + c0 + c) * ldb + p0;
-                for (int p = 0; p < kc / 2; ++p)
-                    panel[(size_t)p * FFC_SB_NR + c] = ffc_sb_pair(src[2 * p], src[2 * p + 1]);
-                if (kc & 1)
-                    panel[(size_t)(kp - 1) * FFC_SB_NR + c] = src[kc - 1];
-            }
-            for (int c = cols; c < FFC_SB_NR; ++c)
-                for (int p = 0; p < kp; ++p)
-                    panel[(size_t)p * FFC_SB_NR + c] = 0;
         }
+        return;
+    }
+    for (int c0 = 0; c0 < nc; c0 += FFC_SB_NR) {   /* B(k, j) = b[j * ldb + k]: pairs contiguous */
+        uint32_t *panel = dst + (size_t)c0 * kp;
+        int cols = nc - c0 < FFC_SB_NR ? nc - c0 : FFC_SB_NR;
+        const uint16_t *src = b + (size_t)(j0 + c0) * ldb + p0;
+        kit->tpairs(src, (size_t)ldb, cols, FFC_SB_NR, kc / 2, panel);
+        if (kc & 1)
+            for (int c = 0; c < cols; ++c)
+                panel[(size_t)(kp - 1) * FFC_SB_NR + c] = src[(size_t)c * ldb + kc - 1];
+        for (int c = cols; c < FFC_SB_NR; ++c)
+            for (int p = 0; p < kp; ++p)
+                panel[(size_t)p * FFC_SB_NR + c] = 0;
     }
 }
 
 /* ------------------------------------------------------------------ micro-kernels */
 
-/* C tile (mr x nr, leading dimension ldc) = alpha * sum + (load_c ? beta * C : 0), where
- * sum is the 12 x 32 product of kp pairs of packed A and B */
-typedef void (*ffc_sb_ukr)(int kp, const uint32_t *ap, const uint32_t *bp, float *c,
-                           int ldc, int mr, int nr, float alpha, float beta, int load_c);
 
 static inline float ffc_sb_f32(uint16_t h)
 {
@@ -225,6 +292,10 @@ FFC_SB_TARGET static void ffc_sb_ukr_avx512(int kp, const uint32_t *ap, const ui
            x3 = x0, y3 = x0, x4 = x0, y4 = x0, x5 = x0, y5 = x0, x6 = x0, y6 = x0,
            x7 = x0, y7 = x0, x8 = x0, y8 = x0, x9 = x0, y9 = x0, x10 = x0, y10 = x0,
            x11 = x0, y11 = x0;
+    for (int r = 0; r < mr; ++r) {      /* the C tile is read or written at the end */
+        _mm_prefetch((const char *)(c + (size_t)r * ldc), _MM_HINT_T0);
+        _mm_prefetch((const char *)(c + (size_t)r * ldc + 16), _MM_HINT_T0);
+    }
     for (int p = 0; p < kp; ++p) {
         __m512bh b0 = (__m512bh)_mm512_loadu_si512((const void *)bp);
         __m512bh b1 = (__m512bh)_mm512_loadu_si512((const void *)(bp + 16));
@@ -263,6 +334,12 @@ FFC_SB_TARGET static void ffc_sb_ukr_avx512(int kp, const uint32_t *ap, const ui
 
 /* ------------------------------------------------------------------ the product */
 
+static const ffc_sb_kit ffc_sb_kit_c = {ffc_sb_ukr_c, ffc_sb_interleave_c, ffc_sb_tpairs_c};
+#if FFC_SB_SIMD
+static const ffc_sb_kit ffc_sb_kit_avx512 = {ffc_sb_ukr_avx512, ffc_sb_interleave_avx512,
+                                             ffc_sb_tpairs_avx512};
+#endif
+
 /* this thread's packing buffers (64-byte aligned); grow once, never shrink */
 static __thread void *ffc_sb_raw = NULL;
 static __thread uint32_t *ffc_sb_buf = NULL;
@@ -281,10 +358,9 @@ static uint32_t *ffc_sb_buffers(void)
     return ffc_sb_buf;
 }
 
-/* C = alpha * op(A) @ op(B) + beta * C, row-major, with micro-kernel `ukr` (and `ilv` to
- * pack op(B)).  Returns 0, or -1 (C untouched) when the packing buffers could not be
- * allocated. */
-static int ffc_sb_gemm(ffc_sb_ukr ukr, ffc_sb_ilv ilv, int trans_a, int trans_b, int m, int n, int k,
+/* C = alpha * op(A) @ op(B) + beta * C, row-major, with the functions of `kit`.  Returns
+ * 0, or -1 (C untouched) when the packing buffers could not be allocated. */
+static int ffc_sb_gemm(const ffc_sb_kit *kit, int trans_a, int trans_b, int m, int n, int k,
                        float alpha, const uint16_t *a, int lda, const uint16_t *b, int ldb,
                        float beta, float *c, int ldc)
 {
@@ -309,15 +385,15 @@ static int ffc_sb_gemm(ffc_sb_ukr ukr, ffc_sb_ilv ilv, int trans_a, int trans_b,
                others add to what the earlier ones stored */
             int load_c = pc > 0 || beta != 0.0f;
             float bscale = pc > 0 ? 1.0f : beta;
-            ffc_sb_pack_b(ilv, trans_b, b, ldb, pc, kc, jc, nc, bp);
+            ffc_sb_pack_b(kit, trans_b, b, ldb, pc, kc, jc, nc, bp);
             for (int ic = 0; ic < m; ic += FFC_SB_MC) {
                 int mc = m - ic < FFC_SB_MC ? m - ic : FFC_SB_MC;
-                ffc_sb_pack_a(trans_a, a, lda, ic, mc, pc, kc, ap);
+                ffc_sb_pack_a(kit, trans_a, a, lda, ic, mc, pc, kc, ap);
                 for (int jr = 0; jr < nc; jr += FFC_SB_NR) {
                     int nr = nc - jr < FFC_SB_NR ? nc - jr : FFC_SB_NR;
                     for (int ir = 0; ir < mc; ir += FFC_SB_MR) {
                         int mr = mc - ir < FFC_SB_MR ? mc - ir : FFC_SB_MR;
-                        ukr(kp, ap + (size_t)ir * kp, bp + (size_t)jr * kp,
+                        kit->ukr(kp, ap + (size_t)ir * kp, bp + (size_t)jr * kp,
                             c + (size_t)(ic + ir) * ldc + jc + jr, ldc, mr, nr, alpha,
                             bscale, load_c);
                     }
@@ -354,7 +430,7 @@ static void ffc_sb_cblas_portable(int layout, int ta, int tb, int m, int n, int 
                                   int ldb, float beta, float *c, int ldc)
 {
     (void)layout;
-    if (ffc_sb_gemm(ffc_sb_ukr_c, ffc_sb_interleave_c, ta == 112, tb == 112, m, n, k, alpha, a, lda, b, ldb,
+    if (ffc_sb_gemm(&ffc_sb_kit_c, ta == 112, tb == 112, m, n, k, alpha, a, lda, b, ldb,
                     beta, c, ldc) != 0)
         ffc_sb_naive(ta == 112, tb == 112, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
@@ -365,7 +441,7 @@ static void ffc_sb_cblas_avx512(int layout, int ta, int tb, int m, int n, int k,
                                 int ldb, float beta, float *c, int ldc)
 {
     (void)layout;
-    if (ffc_sb_gemm(ffc_sb_ukr_avx512, ffc_sb_interleave_avx512, ta == 112, tb == 112, m, n, k, alpha, a, lda, b,
+    if (ffc_sb_gemm(&ffc_sb_kit_avx512, ta == 112, tb == 112, m, n, k, alpha, a, lda, b,
                     ldb, beta, c, ldc) != 0)
         ffc_sb_naive(ta == 112, tb == 112, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
