@@ -69,6 +69,9 @@ DEFAULT_TESTS=(
     "tests/test_net_safety.py::test_indices_changed_during_a_step_are_never_read_out_of_bounds"
     "tests/test_net_safety.py::test_large_evaluation_gives_its_workspace_back"
     "tests/test_threading.py::test_two_python_threads_train_at_once"
+    # fastfc's bf16 GEMM: packing at every edge of its tiles, both micro-kernels
+    "tests/test_gemm.py::test_fastfcs_bf16_gemm_against_numpy"
+    "tests/test_gemm.py::test_bf16_gemms_give_the_same_net_steps"
 )
 if [[ -n "${FASTFC_ASAN_TESTS:-}" ]]; then
     read -r -a TESTS <<<"$FASTFC_ASAN_TESTS"

@@ -340,8 +340,8 @@ static const ffc_sb_kit ffc_sb_kit_avx512 = {ffc_sb_ukr_avx512, ffc_sb_interleav
                                              ffc_sb_tpairs_avx512};
 #endif
 
-/* this thread's packing buffers (64-byte aligned); grow once, never shrink */
-static __thread void *ffc_sb_raw = NULL;
+/* this thread's packing buffers (64-byte aligned), allocated at its first product and
+ * kept for the thread's life (like the bf16 operand scratch of gemm_dispatch.h) */
 static __thread uint32_t *ffc_sb_buf = NULL;
 
 static uint32_t *ffc_sb_buffers(void)
@@ -352,7 +352,6 @@ static uint32_t *ffc_sb_buffers(void)
         void *raw = malloc(words * sizeof(uint32_t) + 64);
         if (raw == NULL)
             return NULL;
-        ffc_sb_raw = raw;
         ffc_sb_buf = (uint32_t *)(((uintptr_t)raw + 63) & ~(uintptr_t)63);
     }
     return ffc_sb_buf;

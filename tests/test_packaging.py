@@ -342,6 +342,8 @@ def _module_api(module):
             api[name] = list(inspect.signature(value).parameters)
         elif isinstance(value, dict) and not name.startswith("_"):
             api[name] = None
+        elif type(value) is int and name.isupper():      # public constants
+            api[name] = None
     return api
 
 

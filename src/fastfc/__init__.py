@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING as _TYPE_CHECKING
 from fastfc._config import __version__
 from fastfc._config import show_config
 from fastfc._threads import get_num_threads, set_num_threads, threads
-from fastfc._gemm import compute_dtype, get_gemm_backend, set_compute_dtype, set_gemm_backend
+from fastfc._gemm import (compute_dtype, get_bf16_gemm, get_gemm_backend, set_bf16_gemm,
+                          set_compute_dtype, set_gemm_backend)
 from fastfc import layers, layer_utils, optim, gradient_check
 from fastfc.classifiers.fc_net import FullyConnectedNet, TwoLayerNet
 from fastfc.gradient_check import GradientCheck, rel_error
@@ -35,6 +36,8 @@ __all__ = [
     "get_gemm_backend",
     "set_compute_dtype",
     "compute_dtype",
+    "set_bf16_gemm",
+    "get_bf16_gemm",
     "Net",
     "Solver",
     "TrainingDiverged",

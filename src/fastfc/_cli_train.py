@@ -240,7 +240,8 @@ def train_arguments(parser: argparse.ArgumentParser) -> None:
     a("--gemm", choices=["auto", "openblas", "mkl", "openblas-private"],
       help="GEMM backend of this run (default: FASTFC_GEMM, else openblas)")
     a("--compute-dtype", choices=["float32", "bfloat16"],
-      help="dtype of the GEMMs of a float32 run: bfloat16 needs MKL (weights stay float32)")
+      help="dtype of the GEMMs of a float32 run: bfloat16 needs AVX512-BF16 or MKL "
+           "(weights stay float32)")
     a("--seed", type=int, help="seed of initialisation, minibatches and dropout (default 0)")
     a("--print-every", type=int,
       help="print the loss every this many iterations (default: once per epoch)")

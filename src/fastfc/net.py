@@ -182,13 +182,16 @@ class Net:
         The precision of this net's matrix products.  'bfloat16' rounds both operands
         of every product of a step (activations, weights, upstream gradients) to
         bfloat16, round to nearest even -- each operand once per step, shared by the
-        products that use it -- and accumulates in float32 with MKL's
-        ``cblas_gemm_bf16bf16f32`` (``pip install "fastfc[mkl]"``; a RuntimeError
-        says so when it is missing); parameters, optimiser state, losses and
-        normalisation statistics stay float32, so :meth:`save` and checkpoints hold
-        the float32 master copy.  Fast where the CPU has AMX or AVX512-BF16 and MKL
-        uses it (``fastfc.show_config()`` says which); emulated, and slower than
-        float32, elsewhere.  Needs ``dtype=np.float32``.  None follows the process-wide
+        products that use it -- and accumulates in float32 with a bf16 GEMM:
+        fastfc's own where the CPU has AVX512-BF16 (AMD Zen 4 and later, Intel since
+        Cooper Lake), MKL's on Intel CPUs when it is installed (``pip install
+        "fastfc[mkl]"``; it uses AMX), MKL's emulation elsewhere; a RuntimeError says
+        so when none can run (:func:`fastfc.set_bf16_gemm` chooses).
+        Parameters, optimiser state, losses and normalisation statistics stay
+        float32, so :meth:`save` and checkpoints hold the float32 master copy.
+        ``fastfc.show_config()`` says which GEMM runs and whether it is accelerated;
+        emulated, it is slower than float32.  Needs ``dtype=np.float32``.  None
+        follows the process-wide
         :func:`fastfc.set_compute_dtype` (float32 unless changed).  Settable between
         steps; saved with the net.
 
@@ -833,7 +836,7 @@ class Net:
         return net
 
     def _restore_compute_dtype(self, value: Optional[str], source: str) -> None:
-        """Set a saved compute_dtype; where bfloat16 cannot run here (no MKL), warn and
+        """Set a saved compute_dtype; where bfloat16 cannot run here (no bf16 GEMM), warn and
         stay on float32 products -- the weights are float32 either way."""
         try:
             self.compute_dtype = value

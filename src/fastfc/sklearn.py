@@ -155,8 +155,9 @@ _COMMON_PARAMS = """\
     compute_dtype : {None, 'float32', 'bfloat16'}, default None
         Precision of the matrix products of training (:class:`fastfc.Net`'s
         ``compute_dtype``): 'bfloat16' rounds their operands to bfloat16 and
-        accumulates in float32 (MKL's bf16 GEMM, ``pip install "fastfc[mkl]"``), with
-        float32 weights; ``dtype`` None then means float32, and 'float64' is refused.
+        accumulates in float32 (fastfc's bf16 GEMM on a CPU with AVX512-BF16, else
+        MKL's, ``pip install "fastfc[mkl]"``), with float32 weights; ``dtype`` None
+        then means float32, and 'float64' is refused.
         None follows :func:`fastfc.set_compute_dtype`.  Predictions are float64 either
         way.
     random_state : int, RandomState instance or None, default None
