@@ -449,15 +449,18 @@ def gemm_targets_lines(an, res):
     bf16 = ("no AMX on this CPU: the bf16 targets (W6 bf16 step >= 2x torch-fused float32 "
             "and >= 1.5x torch-bf16) are for a CPU with AMX and were not measured")
     flags = res["meta"].get("cpu_flags")
+    bf = an.median("fastfc-net[bf16]", "float32", "W6")
+    tf = an.median("torch-fused", "float32", "W6")
+    tb = an.median("torch-bf16", "float32", "W6")
+    measured = (f"W6 bf16 step {fmt_time(bf)}: {tf / bf:.2f}x torch-fused float32 "
+                f"(target 2x), {tb / bf:.2f}x torch-bf16 (target 1.5x)"
+                if bf and tf and tb else None)
     if flags is None:
         bf16 = "the run did not record the CPU's flags; see fastfc info for AMX"
     elif "amx_bf16" in flags:
-        bf = an.median("fastfc-net[bf16]", "float32", "W6")
-        tf = an.median("torch-fused", "float32", "W6")
-        tb = an.median("torch-bf16", "float32", "W6")
-        if bf and tf and tb:
-            bf16 = (f"W6 bf16 step {fmt_time(bf)}: {tf / bf:.2f}x torch-fused float32 "
-                    f"(target 2x), {tb / bf:.2f}x torch-bf16 (target 1.5x)")
+        bf16 = measured or bf16
+    elif "avx512_bf16" in flags and measured:
+        bf16 += (f"; with AVX512-BF16 (no AMX) this run measured them anyway: {measured}")
     return (["## Targets of the GEMM backends (float32 medians of this run)", "",
              _table(["target", "goal"] + impls, rows, ["l", "r"] + ["r"] * len(impls)),
              "", f"bfloat16: {bf16}.", ""])

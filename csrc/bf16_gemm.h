@@ -404,9 +404,9 @@ static int ffc_sb_gemm(const ffc_sb_kit *kit, int trans_a, int trans_b, int m, i
 }
 
 /* CBLAS-shaped entry points (row-major only: fastfc's callers always pass 101), so
- * that blas.pyx calls them like MKL's cblas_gemm_bf16bf16f32.  A failed allocation
- * (a few hundred KiB once per thread) falls back to the portable kernel's loops with no
- * packing: slow, never wrong. */
+ * that blas.pyx calls them like MKL's cblas_gemm_bf16bf16f32.  If the packing buffers
+ * (1.1 MiB, once per thread) cannot be allocated, a plain loop with no packing computes
+ * the product: slow, never wrong. */
 static void ffc_sb_naive(int trans_a, int trans_b, int m, int n, int k, float alpha,
                          const uint16_t *a, int lda, const uint16_t *b, int ldb, float beta,
                          float *c, int ldc)

@@ -716,8 +716,9 @@ def format_info(info: dict[str, Any], row_width: int = 15) -> list[str]:
     else:
         speed = "emulated (no AVX512-BF16 or AMX on this CPU)"
     label = {"native": "fastfc's own", "mkl": "MKL's", "portable": "fastfc's own"}
+    state = "in use" if bf["in_use"] else "auto's choice"
     row("bfloat16", f"compute dtype {info['compute_dtype']}; bf16 GEMM "
-        + (f"{label[bf['gemm']]} ({'in use' if bf['in_use'] else 'auto'}), {speed}"
+        + (f"{label[bf['gemm']]} ({state}), {speed}"
            if bf["available"] else "not available (no AVX512-BF16 here for fastfc's own; "
                                    "MKL's needs pip install 'fastfc[mkl]')"))
     return lines
