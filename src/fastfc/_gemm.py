@@ -449,6 +449,16 @@ def _apply(mode: str) -> None:
     _mode_name = mode
 
 
+def _choice(name: Any, choices: tuple[str, ...]) -> str:
+    """`name` checked against `choices` (case and spaces ignored), with the BLAS connected
+    (fastfc._openblas) before a setter changes anything."""
+    if not isinstance(name, str) or name.strip().lower() not in choices:
+        raise ValueError(f"name must be one of {', '.join(choices)}, got {name!r}")
+    from fastfc import _openblas
+    _openblas.connect()
+    return name.strip().lower()
+
+
 def set_gemm_backend(name: str) -> str:
     """Choose the GEMM backend of fastfc's kernels; returns the previous mode.
 
@@ -465,13 +475,10 @@ def set_gemm_backend(name: str) -> str:
     ImportError
         If the backend's library is not installed (``pip install "fastfc[mkl]"``).
     """
-    if not isinstance(name, str) or name.strip().lower() not in MODES:
-        raise ValueError(f"name must be one of {', '.join(MODES)}, got {name!r}")
-    from fastfc import _openblas
-    _openblas.connect()
+    mode = _choice(name, MODES)
     with _lock:
         old = _mode_name
-        _apply(name.strip().lower())
+        _apply(mode)
         return old
 
 
@@ -546,13 +553,10 @@ def set_bf16_gemm(name: str) -> Optional[str]:
     RuntimeError
         If that GEMM cannot run here (no MKL, or no AVX512-BF16 for ``native``).
     """
-    if not isinstance(name, str) or name.strip().lower() not in BF16_GEMMS:
-        raise ValueError(f"name must be one of {', '.join(BF16_GEMMS)}, got {name!r}")
-    from fastfc import _openblas
-    _openblas.connect()
+    choice = _choice(name, BF16_GEMMS)
     with _lock:
         old = _bf16_gemm
-        _select_bf16(name.strip().lower())
+        _select_bf16(choice)
         return old
 
 
