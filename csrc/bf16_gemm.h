@@ -55,9 +55,9 @@
 
 /* Whether this CPU (and the OS, which must save the zmm state) can run the AVX512-BF16
  * micro-kernel: CPUID leaf 7 (AVX512F, BW, VL; sub-leaf 1: AVX512_BF16) and XCR0. */
+#if FFC_SB_SIMD
 static int ffc_sb_cpu_ok(void)
 {
-#if FFC_SB_SIMD
     unsigned a, b, c, d, lo, hi;
     if (!__get_cpuid(1, &a, &b, &c, &d) || !(c & (1u << 27)))      /* OSXSAVE */
         return 0;
@@ -70,10 +70,8 @@ static int ffc_sb_cpu_ok(void)
         return 0;
     __get_cpuid_count(7, 1, &a, &b, &c, &d);
     return (a & (1u << 5)) != 0;
-#else
-    return 0;
-#endif
 }
+#endif
 
 /* ------------------------------------------------------------------ packing */
 

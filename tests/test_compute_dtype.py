@@ -279,3 +279,17 @@ def test_bf16_workspace_follows_the_capacity(bf16):
         knet._set_preround(old)
     for k, v in net.params.items():
         np.testing.assert_array_equal(twin.params[k], v)
+
+
+def test_a_bf16_net_whose_gemm_is_gone_steps_in_float32(bf16):
+    """Should the bf16 GEMM be unset under a bf16 net (only the kernels' private setter
+    can), its steps fall back to float32 products -- the float32 net's bits -- rather
+    than call a missing GEMM."""
+    X, y = _data()
+    net = _net(compute_dtype="bfloat16")
+    old = blas.set_bf16_gemm(blas.BF16_NONE)
+    try:
+        got = _run(net, X, y)
+    finally:
+        blas.set_bf16_gemm(old)
+    _same(got, _run(_net(), X, y))

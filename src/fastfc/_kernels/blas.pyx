@@ -511,7 +511,7 @@ cdef void gemm(bint trans_a, bint trans_b, int m, int n, int k,
     """
     cdef int bk, flags
     if floating is float:
-        if m > 0 and n > 0 and k > 0 and _use_bf16():
+        if m > 0 and n > 0 and k > 0 and thread_bf16():
             if _gemm_bf16(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc):
                 return
         if _mode >= 0:
