@@ -602,8 +602,11 @@ def test_fastfcs_bf16_gemm_against_numpy(which, ta, tb, m, n, k, alpha, beta):
     """fastfc's own bf16 GEMM (csrc/bf16_gemm.h) on shapes that cross every edge of its
     tiles and blocks, all four transposes, against the float64 product of the same bf16
     operands: only float32 accumulation differs (1e-5 of the norm).  beta = 0 never reads
-    C (NaN there stays out).  The AVX512-BF16 micro-kernel gives the portable one's bits
-    (VDPBF16PS adds the odd product of a pair, then the even one, each rounded once)."""
+    C (NaN there stays out).  The AVX512-BF16 micro-kernel agrees with the portable one
+    to float32 rounding: the portable one adds the products in VDPBF16PS's documented
+    order (the odd product of a pair, then the even one, each add rounded once), and on
+    the AMD Zen 4 development machine the two gave the same bits; the tolerance leaves a
+    CPU room to round inside the instruction differently."""
     if which == "native" and not HAVE_NATIVE_BF16:
         pytest.skip("this CPU has no AVX512-BF16 (fastfc's native bf16 GEMM)")
     rng = np.random.default_rng(m * 1000 + n + k)
@@ -624,7 +627,7 @@ def test_fastfcs_bf16_gemm_against_numpy(which, ta, tb, m, n, k, alpha, beta):
     if which == "native":
         portable = c0.copy()
         blas._sbgemm(_bits(a), _bits(b), portable, ta, tb, alpha, beta, blas.BF16_PORTABLE)
-        np.testing.assert_array_equal(c, portable)
+        assert np.linalg.norm(c - portable) <= 1e-6 * max(np.linalg.norm(portable), 1e-30)
 
 
 def test_fastfcs_bf16_gemm_checks_shapes():
@@ -636,8 +639,9 @@ def test_fastfcs_bf16_gemm_checks_shapes():
 
 
 def test_bf16_gemms_give_the_same_net_steps(monkeypatch):
-    """A pooled bf16 Net step on fastfc's AVX512-BF16 GEMM gives the portable kernel's
-    bits (the pool's split only partitions C); on MKL's, the same within bf16 noise."""
+    """A pooled bf16 Net step on fastfc's AVX512-BF16 GEMM agrees with the portable
+    kernel's (the pool's split only partitions C; see the test above for why not bit for
+    bit on every CPU), and on MKL's within bf16 noise."""
     runs = {}
     old = _gemm.get_bf16_gemm()
     for name in BF16_GEMMS:
@@ -649,8 +653,9 @@ def test_bf16_gemms_give_the_same_net_steps(monkeypatch):
             runs[name] = ([net.train_step(X, y) for _ in range(3)], net.params["W1"].copy())
     restore_bf16_gemm(old)
     if "native" in runs:
-        assert runs["native"][0] == runs["portable"][0]
-        np.testing.assert_array_equal(runs["native"][1], runs["portable"][1])
+        np.testing.assert_allclose(runs["native"][0], runs["portable"][0], rtol=1e-5)
+        np.testing.assert_allclose(runs["native"][1], runs["portable"][1], rtol=1e-4,
+                                   atol=1e-6)
     if "mkl" in runs:
         np.testing.assert_allclose(runs["mkl"][0], runs["portable"][0], rtol=1e-3)
 
