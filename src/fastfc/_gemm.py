@@ -393,14 +393,22 @@ def _save_at_exit() -> None:
 
 # ----------------------------------------------------------------- modes
 
-def _env_mode() -> str:
-    mode = os.environ.get("FASTFC_GEMM", DEFAULT_MODE).strip().lower() or DEFAULT_MODE
-    if mode not in MODES:
+def _env_choice(variable: str, choices: tuple[str, ...], default: str,
+                stacklevel: int) -> str:
+    """The value of environment variable `variable` among `choices` (case and spaces
+    ignored), else `default` -- with a RuntimeWarning when it is set to something else
+    (`stacklevel` counted from the caller)."""
+    value = os.environ.get(variable, default).strip().lower() or default
+    if value not in choices:
         import warnings
-        warnings.warn(f"FASTFC_GEMM must be one of {', '.join(MODES)}, got {mode!r}; "
-                      f"using {DEFAULT_MODE!r}", RuntimeWarning, stacklevel=4)
-        mode = DEFAULT_MODE
-    return mode
+        warnings.warn(f"{variable} must be one of {', '.join(choices)}, got {value!r}; "
+                      f"using {default!r}", RuntimeWarning, stacklevel=stacklevel + 1)
+        value = default
+    return value
+
+
+def _env_mode() -> str:
+    return _env_choice("FASTFC_GEMM", MODES, DEFAULT_MODE, stacklevel=4)
 
 
 def configure() -> None:
@@ -490,47 +498,46 @@ def get_gemm_backend() -> str:
 
 
 def _env_bf16() -> str:
-    name = os.environ.get("FASTFC_BF16_GEMM", "auto").strip().lower() or "auto"
-    if name not in BF16_GEMMS:
-        import warnings
-        warnings.warn(f"FASTFC_BF16_GEMM must be one of {', '.join(BF16_GEMMS)}, got "
-                      f"{name!r}; using 'auto'", RuntimeWarning, stacklevel=5)
-        name = "auto"
-    return name
+    return _env_choice("FASTFC_BF16_GEMM", BF16_GEMMS, "auto", stacklevel=5)
+
+
+def _bf16_order(name: str) -> tuple[str, ...]:
+    """The bf16 GEMMs `name` may take, in order: auto prefers MKL's where MKL runs the
+    CPU's bf16 instructions (:func:`bf16_accelerated`: an Intel CPU), else fastfc's own."""
+    if name != "auto":
+        return (name,)
+    return ("mkl", "native") if bf16_accelerated() else ("native", "mkl")
 
 
 def _select_bf16(name: str) -> str:
-    """Make bf16 GEMM `name` (or auto's choice) the one in use; returns its name.
-    RuntimeError (saying why) when it cannot run here.  Under _lock."""
+    """Make bf16 GEMM `name` (or the first of auto's order that runs here) the one in
+    use; returns its name.  RuntimeError (saying why) when none can.  Under _lock."""
     global _bf16_gemm
     from fastfc._kernels import blas
-    native = blas.native_bf16()
-    if name == "portable":
-        blas.set_bf16_gemm(blas.BF16_PORTABLE)
-    elif name == "native" or (name == "auto" and native and bf16_accelerated() is None):
-        if not native:
-            raise RuntimeError("fastfc's own bf16 GEMM needs a CPU with AVX512-BF16 (and "
-                               "an x86-64 build by GCC >= 10 or Clang >= 9)")
-        blas.set_bf16_gemm(blas.BF16_NATIVE)
-        name = "native"
-    else:
-        try:
-            info = _load("mkl")
-            if not info["bf16"]:
-                raise ImportError(f"{info['path']} does not export cblas_gemm_bf16bf16f32")
-            blas.set_bf16_gemm(blas.BF16_MKL)
-        except (ImportError, OSError) as exc:
-            if name == "mkl" or not native:
-                raise RuntimeError(
-                    ("MKL's bfloat16 GEMM is not available" if name == "mkl" else
-                     "no bfloat16 GEMM: this CPU has no AVX512-BF16 for fastfc's own, and "
-                     "MKL's is not available") + f": {exc}") from None
-            blas.set_bf16_gemm(blas.BF16_NATIVE)
-            name = "native"
-        else:
-            name = "mkl"
-    _bf16_gemm = name
-    return name
+    codes = {"mkl": blas.BF16_MKL, "native": blas.BF16_NATIVE,
+             "portable": blas.BF16_PORTABLE}
+    mkl_error: Optional[BaseException] = None
+    for candidate in _bf16_order(name):
+        if candidate == "native" and not blas.native_bf16():
+            continue
+        if candidate == "mkl":
+            try:
+                info = _load("mkl")
+                if not info["bf16"]:
+                    raise ImportError(f"{info['path']} does not export "
+                                      "cblas_gemm_bf16bf16f32")
+            except (ImportError, OSError) as exc:
+                mkl_error = exc
+                continue
+        blas.set_bf16_gemm(codes[candidate])
+        _bf16_gemm = candidate
+        return candidate
+    if name == "native":
+        raise RuntimeError("fastfc's own bf16 GEMM needs a CPU with AVX512-BF16 (and "
+                           "an x86-64 build by GCC >= 10 or Clang >= 9)")
+    raise RuntimeError(("MKL's bfloat16 GEMM is not available" if name == "mkl" else
+                        "no bfloat16 GEMM: this CPU has no AVX512-BF16 for fastfc's own, "
+                        "and MKL's is not available") + f": {mkl_error}")
 
 
 def set_bf16_gemm(name: str) -> Optional[str]:
@@ -668,12 +675,8 @@ def _bf16_plan() -> tuple[Optional[str], Optional[str]]:
     from fastfc._kernels import blas
     name = _bf16_gemm
     if name is None:
-        native = blas.native_bf16()
-        mkl = bool(_libs.get("mkl", {}).get("bf16"))
-        if native and not (mkl and bf16_accelerated()):
-            name = "native"
-        elif mkl:
-            name = "mkl"
+        runs = {"native": blas.native_bf16(), "mkl": bool(_libs.get("mkl", {}).get("bf16"))}
+        name = next((c for c in _bf16_order("auto") if runs[c]), None)
     isa = "AVX512-BF16" if name == "native" else bf16_accelerated() if name == "mkl" else None
     return name, isa
 
