@@ -800,15 +800,12 @@ def native_bf16():
     return ffc_sb_native() != NULL
 
 
-def set_bf16_gemm(int which):
-    """Which bf16 GEMM serves bf16 products (BF16_*); returns the previous one.  Only
-    while no GEMM runs (fastfc._gemm's contract)."""
-    global _bf16_which, ffc_bf16_gemm, ffc_bf16_local, _bf16
+cdef size_t _bf16_address(int which) except? 0:
+    """The entry point of bf16 GEMM `which` (BF16_*; 0 for BF16_NONE), or ValueError
+    when it cannot run here."""
     cdef void* fn = NULL
-    cdef void* local = NULL
     if which == BF16_MKL:
         fn = <void*>ffc_backends[1].bf16
-        local = <void*>ffc_backends[1].set_local
         if fn == NULL:
             raise ValueError("MKL's bf16 GEMM is not loaded")
     elif which == BF16_NATIVE:
@@ -819,6 +816,15 @@ def set_bf16_gemm(int which):
         fn = ffc_sb_portable()
     elif which != BF16_NONE:
         raise ValueError(f"which must be one of 0, 1, 2, 3, got {which}")
+    return <size_t>fn
+
+
+def set_bf16_gemm(int which):
+    """Which bf16 GEMM serves bf16 products (BF16_*); returns the previous one.  Only
+    while no GEMM runs (fastfc._gemm's contract)."""
+    global _bf16_which, ffc_bf16_gemm, ffc_bf16_local, _bf16
+    cdef void* fn = <void*>_bf16_address(which)
+    cdef void* local = <void*>ffc_backends[1].set_local if which == BF16_MKL else NULL
     old = _bf16_which
     ffc_bf16_gemm = <ffc_cblas_bf16>fn
     ffc_bf16_local = <ffc_threads_local>local
@@ -835,32 +841,24 @@ def _sbgemm(const uint16_t[:, ::1] a, const uint16_t[:, ::1] b, float[:, ::1] c,
     thread, whole: a test twin of one bf16 product (a, b: bfloat16 bits)."""
     cdef int m = c.shape[0], n = c.shape[1]
     cdef int k = a.shape[0] if trans_a else a.shape[1]
-    cdef void* fn
+    cdef ffc_cblas_bf16 fn
     if (a.shape[1] if trans_a else a.shape[0]) != m:
         raise ValueError("op(a) must have c's rows")
     if (b.shape[0] if trans_b else b.shape[1]) != n:
         raise ValueError("op(b) must have c's columns")
     if (b.shape[1] if trans_b else b.shape[0]) != k:
         raise ValueError("op(a) and op(b) must agree on k")
-    if which == BF16_NATIVE:
-        fn = ffc_sb_native()
-    elif which == BF16_PORTABLE:
-        fn = ffc_sb_portable()
-    elif which == BF16_MKL:
-        fn = <void*>ffc_backends[1].bf16
-    else:
-        raise ValueError(f"which must be 1, 2 or 3, got {which}")
-    if fn == NULL:
-        raise ValueError(f"bf16 GEMM {which} cannot run here")
+    if which == BF16_NONE:
+        raise ValueError("which must be 1, 2 or 3, got 0")
+    fn = <ffc_cblas_bf16><void*>_bf16_address(which)
     if m == 0 or n == 0:
         return
     with nogil:
-        (<ffc_cblas_bf16>fn)(FFC_CBLAS_ROW, FFC_CBLAS_T if trans_a else FFC_CBLAS_N,
-                             FFC_CBLAS_T if trans_b else FFC_CBLAS_N, m, n, k, alpha,
-                             &a[0, 0] if a.shape[0] * a.shape[1] else NULL,
-                             max(1, <int>a.shape[1]),
-                             &b[0, 0] if b.shape[0] * b.shape[1] else NULL,
-                             max(1, <int>b.shape[1]), beta, &c[0, 0], n)
+        fn(FFC_CBLAS_ROW, FFC_CBLAS_T if trans_a else FFC_CBLAS_N,
+           FFC_CBLAS_T if trans_b else FFC_CBLAS_N, m, n, k, alpha,
+           &a[0, 0] if a.shape[0] * a.shape[1] else NULL, max(1, <int>a.shape[1]),
+           &b[0, 0] if b.shape[0] * b.shape[1] else NULL, max(1, <int>b.shape[1]),
+           beta, &c[0, 0], n)
 
 
 def set_bf16(bint on):
