@@ -39,8 +39,17 @@ first version of ``auto`` let it compete and lost end to end on the Zen 4 develo
 machine although each product it picked had timed faster (W6 step 35 ms against 27 ms
 on the private OpenBLAS alone); with the rule it stepped within 1 ms of the best
 single backend there (bench/ANALYSIS.md).  The route records the rule (bit 2 of its
-flags).  ``auto`` stays opt-in: its float32 results depend on which backend won the
-timing on this machine, the default's on SciPy's OpenBLAS alone.
+flags).
+
+``auto`` stays opt-in.  Where SciPy's OpenBLAS is the only backend installed (no ``mkl``
+or ``openblas`` extra) it is exactly ``openblas``: nothing is timed, no cache is
+written.  With an extra installed, its float32 results depend on which backend won the
+timing on this machine, and a route is chosen per pool split: a step that finds
+fastfc's pool busy (another Net stepping in another thread) runs its products whole,
+on the backend timed for that case, which may round differently from the one its
+products split over the pool use.  So a float32 Net under ``auto`` can step to
+different bits depending on what other threads do; the default's float32 results
+depend on SciPy's OpenBLAS alone.  float64 results never depend on the choice.
 
 The bfloat16 products (:func:`set_compute_dtype`) have GEMMs of their own
 (:func:`set_bf16_gemm`, ``FASTFC_BF16_GEMM``): MKL's, which uses AVX512-BF16 and AMX on
@@ -74,6 +83,8 @@ MODES = ("auto",) + BACKENDS
 DEFAULT_MODE = "openblas"
 _INDEX = {name: i for i, name in enumerate(BACKENDS)}
 _MKL_THREADING_SEQUENTIAL = 1
+#: the cache status of auto when SciPy's OpenBLAS is the only backend installed
+_ALONE = "unused (only one backend)"
 _CACHE_FORMAT = 2     # 2: route flags carry the no-SciPy bit (bit 2), parts from bit 3
 
 _lock = threading.RLock()
@@ -453,7 +464,7 @@ def _apply(mode: str) -> None:
                 atexit.register(_save_at_exit)
                 _atexit_done = True
         else:
-            _cache_loaded, _cache_status = 0, "unused (only one backend)"
+            _cache_loaded, _cache_status = 0, _ALONE
     _mode_name = mode
 
 
@@ -691,8 +702,11 @@ def format_info(info: dict[str, Any], row_width: int = 15) -> list[str]:
     if "error" in info:
         row("error", info["error"])
         return lines
+    alone = info["mode"] == "auto" and info["cache"]["status"] == _ALONE
     row("mode", f"{info['mode']} (FASTFC_GEMM, fastfc.set_gemm_backend or fastfc train "
-                f"--gemm; auto: float32 shapes timed, float64 on openblas)")
+                f"--gemm; auto: " + ("SciPy's OpenBLAS is the only backend installed, "
+                                     "every product runs on it)" if alone else
+                                     "float32 shapes timed, float64 on openblas)"))
     row("CPU ISA", info["isa"])
     for name, b in info["backends"].items():
         if b["loaded"]:
