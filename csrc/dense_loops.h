@@ -28,6 +28,66 @@ enum {
 #include "loops_instantiate.h"
 #undef FFC_TEMPLATE
 
+/* ------------------------------------------------------------------ bf16 copies */
+
+/*
+ * The loops of a bf16 step (net.pyx) that also write a bfloat16 copy of their float32
+ * output, the operand of the next products: each block of the output is rounded
+ * (ffc_bf16_of) right after the loop wrote it, while it is in L1 -- a row of an
+ * activation, FFC_R16_CHUNK values of a flat loop.  The float32 output is the same as
+ * the plain loop's; r16 has the output's layout.
+ */
+#define FFC_R16_CHUNK 2048
+
+static FFC_HOT void ffc_bf16_copy(const float *FFC_RESTRICT x, uint16_t *FFC_RESTRICT r16,
+                                  ptrdiff_t count)
+{
+    for (ptrdiff_t k = 0; k < count; ++k) r16[k] = ffc_bf16_of(x[k]);
+}
+
+/* ffc_bias_act_inplace_s, and r16 = bf16(a) */
+static inline void ffc_bias_act_r16(int kind, float *a, const float *b, ptrdiff_t n,
+                                    ptrdiff_t d, float alpha, uint16_t *r16)
+{
+    for (ptrdiff_t i = 0; i < n; ++i) {
+        ffc_bias_act_inplace_s(kind, a + i * d, b, 1, d, alpha);
+        ffc_bf16_copy(a + i * d, r16 + i * d, d);
+    }
+}
+
+/* ffc_bias_swish_s, and r16 = bf16(out) */
+static inline void ffc_bias_swish_r16(float *z, const float *b, float *out, ptrdiff_t n,
+                                      ptrdiff_t d, uint16_t *r16)
+{
+    for (ptrdiff_t i = 0; i < n; ++i) {
+        ffc_bias_swish_s(z + i * d, b, out + i * d, 1, d);
+        ffc_bf16_copy(out + i * d, r16 + i * d, d);
+    }
+}
+
+/* ffc_act_backward_s, and r16 = bf16(dout) */
+static inline void ffc_act_backward_r16(int kind, const float *z, const float *y,
+                                        float *dout, ptrdiff_t size, float alpha,
+                                        uint16_t *r16)
+{
+    for (ptrdiff_t k = 0; k < size; k += FFC_R16_CHUNK) {
+        ptrdiff_t c = size - k < FFC_R16_CHUNK ? size - k : FFC_R16_CHUNK;
+        ffc_act_backward_s(kind, z != NULL ? z + k : NULL, y + k, dout + k, c, alpha);
+        ffc_bf16_copy(dout + k, r16 + k, c);
+    }
+}
+
+/* ffc_dropout_apply_s, and r16 = bf16(out) */
+static inline void ffc_dropout_apply_r16(const float *x, const uint8_t *mask, float scale,
+                                         float *out, ptrdiff_t size, uint16_t *r16)
+{
+    for (ptrdiff_t k = 0; k < size; k += FFC_R16_CHUNK) {
+        ptrdiff_t c = size - k < FFC_R16_CHUNK ? size - k : FFC_R16_CHUNK;
+        ffc_dropout_apply_s(x + k, mask + k, scale, out + k, c);
+        ffc_bf16_copy(out + k, r16 + k, c);
+    }
+}
+
 #endif /* FASTFC_DENSE_LOOPS_H */
 #else
 /* ---- included by loops_instantiate.h, FFC_REAL = float or double: the loops */

@@ -174,23 +174,16 @@ static double ffc_seconds(void)
 
 /* ------------------------------------------------------------------ bfloat16 */
 
-/* out[i, j] = bf16(x[i, j]), rounded to nearest, ties to even (NumPy formula in
-   tests/test_gemm.py: the top 16 bits of u + 0x7FFF + ((u >> 16) & 1); NaN stays a
-   quiet NaN of the same sign), for rows [lo, hi) of an (n, d) block with leading dimension
-   ld (out has leading dimension d) */
+/* out[i, j] = bf16(x[i, j]) (ffc_bf16_of, loops_common.h) for rows [lo, hi) of an
+   (n, d) block with leading dimension ld (out has leading dimension d) */
 static FFC_HOT void ffc_bf16_rows(const float *FFC_RESTRICT x, ptrdiff_t ld, ptrdiff_t lo,
                                   ptrdiff_t hi, ptrdiff_t d, uint16_t *FFC_RESTRICT out)
 {
     for (ptrdiff_t i = lo; i < hi; ++i) {
         const float *src = x + i * ld;
         uint16_t *dst = out + i * d;
-        for (ptrdiff_t j = 0; j < d; ++j) {
-            uint32_t u;
-            memcpy(&u, &src[j], sizeof u);
-            uint32_t r = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
-            /* NaN: keep it a NaN (the add could carry it into infinity) */
-            dst[j] = (uint16_t)((u & 0x7fffffffu) > 0x7f800000u ? ((u >> 16) | 0x0040u) : r);
-        }
+        for (ptrdiff_t j = 0; j < d; ++j)
+            dst[j] = ffc_bf16_of(src[j]);
     }
 }
 

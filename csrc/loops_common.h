@@ -18,6 +18,7 @@
 #include <math.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 /*
  * FFC_HOT marks a loop.  With GCC >= 11 on x86-64 Linux it asks for three builds of the
@@ -56,5 +57,20 @@ typedef struct {
     double sumsq;          /* sum of the squares of the weights before the update */
     ptrdiff_t nonfinite;   /* NaN or infinite weights after the update */
 } ffc_update_stats;
+
+/*
+ * bfloat16 of a float32 value: rounded to nearest, ties to even (NumPy formula in
+ * tests/test_gemm.py: the top 16 bits of u + 0x7FFF + ((u >> 16) & 1)); a NaN stays a
+ * quiet NaN of the same sign (the add could carry it into infinity).  The one rounding
+ * of bf16 steps: the GEMM's operand conversion (gemm_dispatch.h) and the loops that
+ * write a bf16 copy of their output (dense_loops.h) both use it.
+ */
+static inline uint16_t ffc_bf16_of(float v)
+{
+    uint32_t u;
+    memcpy(&u, &v, sizeof u);
+    uint32_t r = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
+    return (uint16_t)((u & 0x7fffffffu) > 0x7f800000u ? ((u >> 16) | 0x0040u) : r);
+}
 
 #endif /* FASTFC_LOOPS_COMMON_H */

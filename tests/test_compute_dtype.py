@@ -221,11 +221,13 @@ def test_estimator_trains_in_bf16_with_float32_weights(bf16):
 @pytest.mark.parametrize("kw", [dict(normalization="batchnorm", dropout_keep_ratio=0.8),
                                 dict(normalization="layernorm"),
                                 dict(activation="swish"),
+                                dict(activation="tanh", dropout_keep_ratio=0.7),
                                 dict(loss="svm")])
 def test_operands_rounded_once_give_the_bits_of_rounding_in_every_product(gather, kw, bf16):
     """A bf16 step rounds each operand once (weights at its start, the minibatch as it
-    is gathered, each layer's output after its pass, each upstream gradient once for its
-    two products) -- the same bf16 values every product would round for itself, so the
+    is gathered, each layer's output and upstream gradient by the loop that writes it --
+    activation, dropout, activation backward -- or in a pass after a normalisation's or
+    the loss's) -- the same bf16 values every product would round for itself, so the
     same bits as the plain path (every float32 GEMM rounding its own operands)."""
     from fastfc._kernels import net as knet
     rng = np.random.default_rng(5)

@@ -110,10 +110,12 @@ cdef struct NetState:
     uint64_t step
     Py_ssize_t nonfinite     # NaN/inf parameters after the last update
     # bf16 steps (float32 nets whose products run in bfloat16 on this thread): every
-    # GEMM operand is rounded once per step, by the pass that produces it or right
-    # after it, and shared by the products that use it (the forward and the dW product
-    # share a layer's input, dW and dX the upstream gradient, the forward and dX the
-    # weights), instead of being rounded again inside each product
+    # GEMM operand is rounded once per step and shared by the products that use it
+    # (the forward and the dW product share a layer's input, dW and dX the upstream
+    # gradient, the forward and dX the weights), instead of being rounded again inside
+    # each product.  The loop that writes an operand writes its bf16 copy too (the
+    # gather, the activation, dropout, the activation's backward loop); the weights,
+    # a normalisation's or the loss's gradient get a pass of their own
     bint bf16
     uint16_t* w16           # all weights, rounded at the start of the step
     uint16_t* x16           # (n, d_in) the minibatch, rounded as it is gathered
@@ -155,6 +157,8 @@ cdef void _forward(NetState* st, const floating* X, Py_ssize_t n, bint train) no
     cdef floating* act_in
     cdef floating* y
     cdef const floating* bias
+    cdef uint16_t* r16
+    cdef bint drop
     for i in range(st.n_layers - 1):
         ly = &st.layers[i]
         d_in = ly.d_in
@@ -194,32 +198,45 @@ cdef void _forward(NetState* st, const floating* X, Py_ssize_t n, bint train) no
                 ln_forward(z, n, d, P + ly.g_off, P + ly.be_off, <floating>st.bn_eps,
                            act_in, <floating*>ly.xhat, <floating*>ly.mean,
                            <floating*>ly.inv_std)
-        # y = f(act_in + bias)
+        # y = f(act_in + bias).  A bf16 step has the last loop that writes the layer's
+        # output (the activation, or dropout's scaling) also write its bf16 copy, the
+        # next products' operand
         y = <floating*>ly.y
+        drop = st.dropout and train
+        r16 = NULL
+        if floating is float and st.bf16:
+            r16 = ly.a16
+            x16 = ly.a16
         if st.act == FFC_ACT_SWISH:
             if floating is float:
-                ffc_bias_swish_s(act_in, bias, y, n, d)
+                if r16 != NULL and not drop:
+                    ffc_bias_swish_r16(act_in, bias, y, n, d, r16)
+                else:
+                    ffc_bias_swish_s(act_in, bias, y, n, d)
             else:
                 ffc_bias_swish_d(act_in, bias, y, n, d)
         else:
             if floating is float:
-                ffc_bias_act_inplace_s(st.act, act_in, bias, n, d, <float>st.alpha)
+                if r16 != NULL and not drop:
+                    ffc_bias_act_r16(st.act, act_in, bias, n, d, <float>st.alpha, r16)
+                else:
+                    ffc_bias_act_inplace_s(st.act, act_in, bias, n, d, <float>st.alpha)
             else:
                 ffc_bias_act_inplace_d(st.act, act_in, bias, n, d, st.alpha)
-        if st.dropout and train:
+        if drop:
             # a = y * mask / p
             ffc_dropout_mask(ly.mask, n * d, st.threshold, _layer_key(st, i))
             if floating is float:
-                ffc_dropout_apply_s(y, ly.mask, <float>st.drop_scale, <float*>ly.a, n * d)
+                if r16 != NULL:
+                    ffc_dropout_apply_r16(y, ly.mask, <float>st.drop_scale, <float*>ly.a,
+                                          n * d, r16)
+                else:
+                    ffc_dropout_apply_s(y, ly.mask, <float>st.drop_scale, <float*>ly.a, n * d)
             else:
                 ffc_dropout_apply_d(y, ly.mask, st.drop_scale, <double*>ly.a, n * d)
             x_in = <floating*>ly.a
         else:
             x_in = y
-        if floating is float and st.bf16:
-            # the next products' operand, while the layer's output is still in cache
-            round_bf16(x_in, d, n, d, ly.a16)
-            x16 = ly.a16
     ly = &st.layers[st.n_layers - 1]
     # scores = x_in @ W_L + b_L: the rows start as b_L and GEMM adds the product onto
     # them (the order dense.affine_forward uses, so both round alike)
@@ -248,10 +265,12 @@ cdef void _backward(NetState* st, const floating* X, Py_ssize_t n) noexcept nogi
     cdef Layer* ly
     cdef Layer* prev
     cdef int i, d_in, d
+    cdef bint g16_done
     for i in range(st.n_layers - 1, -1, -1):
         ly = &st.layers[i]
         d_in = ly.d_in
         d = ly.d_out
+        g16_done = False            # st.g16 holds bf16(G) already
         if i < st.n_layers - 1:
             # G holds d(loss)/d(a_i); undo dropout, activation and normalisation
             if st.dropout:
@@ -261,7 +280,14 @@ cdef void _backward(NetState* st, const floating* X, Py_ssize_t n) noexcept nogi
                     ffc_dropout_apply_d(G, ly.mask, st.drop_scale, G, n * d)
             act_in = <floating*>(ly.z if st.norm == NORM_NONE else ly.hn)
             if floating is float:
-                ffc_act_backward_s(st.act, act_in, <float*>ly.y, G, n * d, <float>st.alpha)
+                if st.bf16 and st.norm == NORM_NONE:
+                    # the last loop that writes G: it writes the bf16 copy too
+                    ffc_act_backward_r16(st.act, act_in, <float*>ly.y, G, n * d,
+                                         <float>st.alpha, st.g16)
+                    g16_done = True
+                else:
+                    ffc_act_backward_s(st.act, act_in, <float*>ly.y, G, n * d,
+                                       <float>st.alpha)
             else:
                 ffc_act_backward_d(st.act, act_in, <double*>ly.y, G, n * d, st.alpha)
             if st.norm == NORM_BATCH:
@@ -279,7 +305,9 @@ cdef void _backward(NetState* st, const floating* X, Py_ssize_t n) noexcept nogi
             x16 = prev.a16
         # dW = x_in.T @ G
         if floating is float and st.bf16:
-            round_bf16(G, d, n, d, st.g16)
+            if not g16_done:
+                # G came from the loss or a normalisation's backward pass
+                round_bf16(G, d, n, d, st.g16)
             gemm_bf16(True, False, d_in, d, <int>n, 1, x16, d_in, st.g16, d, 0,
                       dP + ly.w_off, d)
         else:
