@@ -334,6 +334,39 @@ def test_auto_keeps_scipys_own_threads_out_of_a_pooled_step(scipy_threads):
     assert {r[5] for r in info["routes"]} >= {2}       # parts decoded from bit 3
 
 
+@pytest.mark.skipif(not (HAVE_MKL or HAVE_PRIVATE),
+                    reason="auto has SciPy's OpenBLAS alone: no MKL, no scipy-openblas32")
+def test_auto_routes_a_step_that_finds_the_pool_busy_as_a_pooled_one():
+    """A float32 step under auto whose pool another thread's step owns runs its products
+    whole, on the backends the pooled step's routes name: no route of its own (which
+    could name a backend that rounds differently), the same bits as with the pool."""
+    fastfc.set_gemm_backend("auto")
+    blas.clear_routes()
+
+    def run(busy):
+        net, X, y = _sgd_net(512, 256)
+        with fastfc.threads(2):
+            if fastfc.get_num_threads() < 2:
+                pytest.skip("fastfc's pool is off (FASTFC_THREADING=blas)")
+            if busy:
+                assert blas._hold_pool(True)     # "another step" owns the pool
+            try:
+                losses = [net.train_step(X, y) for _ in range(3)]
+            finally:
+                if busy:
+                    blas._hold_pool(False)
+        return losses, {k: v.copy() for k, v in net.params.items()}
+
+    pooled = run(False)
+    routes = blas.routes()
+    assert routes and all(r[3] >> 3 == 2 for r in routes), routes
+    busy = run(True)
+    assert blas.routes() == routes              # the busy step added no route
+    assert busy[0] == pooled[0]
+    for k, v in pooled[1].items():
+        np.testing.assert_array_equal(busy[1][k], v)
+
+
 @needs_mkl
 def test_show_config_says_who_runs_the_gemms(capsys):
     fastfc.set_gemm_backend("mkl")
@@ -428,7 +461,7 @@ def test_env_bad_value_warns():
 
 def test_default_mode_is_scipys_openblas_and_auto_is_opt_in():
     """Unset FASTFC_GEMM: every product on SciPy's OpenBLAS, whatever else is installed
-    (under auto a float32 step's bits can depend on other threads: see fastfc._gemm)."""
+    (auto's float32 results depend on which backend won the timing: see fastfc._gemm)."""
     code = "import fastfc, numpy as np\nprint(fastfc.get_gemm_backend())\n"
     env = {k: v for k, v in os.environ.items() if k != "FASTFC_GEMM"}
     env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)

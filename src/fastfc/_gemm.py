@@ -41,15 +41,17 @@ on the private OpenBLAS alone); with the rule it stepped within 1 ms of the best
 single backend there (bench/ANALYSIS.md).  The route records the rule (bit 2 of its
 flags).
 
-``auto`` stays opt-in.  Where SciPy's OpenBLAS is the only backend installed (no ``mkl``
-or ``openblas`` extra) it is exactly ``openblas``: nothing is timed, no cache is
-written.  With an extra installed, its float32 results depend on which backend won the
-timing on this machine, and a route is chosen per pool split: a step that finds
-fastfc's pool busy (another Net stepping in another thread) runs its products whole,
-on the backend timed for that case, which may round differently from the one its
-products split over the pool use.  So a float32 Net under ``auto`` can step to
-different bits depending on what other threads do; the default's float32 results
-depend on SciPy's OpenBLAS alone.  float64 results never depend on the choice.
+A step that finds the pool owned by another thread's step runs its products whole on
+its own thread, but on the backends the routes of a pooled step name (not on routes of
+its own, which could name a backend that rounds differently): what other threads do
+does not change a step's bits (tests/test_gemm.py; before, a float32 net stepping beside
+a bf16 one in another thread changed its bits in 3 runs of 8).
+
+``auto`` stays opt-in: with an extra installed its float32 results depend on which
+backend won the timing on this machine (the same from run to run once the choices are
+cached), the default's on SciPy's OpenBLAS alone.  Where SciPy's OpenBLAS is the only
+backend installed it is exactly ``openblas``: nothing is timed, no cache is written.
+float64 results never depend on the choice.
 
 The bfloat16 products (:func:`set_compute_dtype`) have GEMMs of their own
 (:func:`set_bf16_gemm`, ``FASTFC_BF16_GEMM``): MKL's, which uses AVX512-BF16 and AMX on

@@ -111,6 +111,9 @@ def _set_timing(margin: float, reps: int, budget: float) -> tuple[float, int, fl
 def _bf16_round(x: npt.NDArray[np.float32], out: npt.NDArray[np.uint16]) -> None:
     """out = the bfloat16 bits of x (round to nearest, ties to even)."""
 
+def _hold_pool(hold: bool) -> bool:
+    """Own fastfc's pool (True; whether it was free) or release it (False): for tests."""
+
 def _gemm_step(a: _Floats, b: _Floats, c: _Floats, trans_a: bool = False,
                trans_b: bool = False) -> None:
     """c = op(a) @ op(b) with fastfc's pool owned, as inside a Net step."""

@@ -45,6 +45,8 @@ cdef extern from "gemm_dispatch.h" nogil:
     const ffc_route* ffc_route_at(int i)
     int ffc_n_routes
     long ffc_routes_timed
+    int ffc_busy_parts
+    int ffc_busy_no_scipy
     int ffc_route_flags(int trans_a, int trans_b, int parts, int no_scipy)
     int ffc_route_find(int m, int n, int k, int flags)
     int ffc_route_add(int m, int n, int k, int flags, int backend, int timed)
@@ -517,7 +519,10 @@ cdef void gemm(bint trans_a, bint trans_b, int m, int n, int k,
         if _mode >= 0:
             bk = _mode
         else:
-            flags = ffc_route_flags(trans_a, trans_b, ffc_pool_parts(), _no_scipy())
+            if ffc_busy_parts >= 2:     # the pool is another step's: route as if pooled
+                flags = ffc_route_flags(trans_a, trans_b, ffc_busy_parts, ffc_busy_no_scipy)
+            else:
+                flags = ffc_route_flags(trans_a, trans_b, ffc_pool_parts(), _no_scipy())
             if <double>m * n * k < _TIME_MIN:
                 bk = 0      # too small to tell the backends apart: no lookup either
             else:
@@ -543,9 +548,10 @@ cdef int parallel_begin() noexcept nogil:
     threads).  The BLAS's own thread count is only read, never changed: when it is 1
     (the user limited it, e.g. with threadpoolctl) gemm() splits large products over
     the pool, otherwise every product goes whole to the BLAS and its own threads, and
-    the pool takes the gather and the update.
+    the pool takes the gather and the update.  Returns 1 when this step owns the pool,
+    -1 when another thread's step does (this one runs serially), 0 otherwise.
     """
-    global _split_gemm
+    global _split_gemm, ffc_busy_parts, ffc_busy_no_scipy
     cdef int blas_threads, parts
     if not _pool_enabled or not _scipy_gemm:
         return 0
@@ -556,8 +562,15 @@ cdef int parallel_begin() noexcept nogil:
     if parts > FFC_POOL_MAX:
         parts = FFC_POOL_MAX
     _private_single()
-    if parts < 2 or not ffc_pool_try_own():
+    if parts < 2:
         return 0
+    if not ffc_pool_try_own():
+        # another thread's step owns the pool: this one runs serially, but "auto" routes
+        # its products as a pooled step would (see ffc_busy_parts)
+        ffc_busy_parts = parts
+        ffc_busy_no_scipy = (blas_threads != 1 and (ffc_backends[1].sgemm != NULL
+                                                    or ffc_backends[2].sgemm != NULL))
+        return -1
     if ffc_pool_setup(parts) < 2:
         ffc_pool_release()
         return 0
@@ -570,11 +583,13 @@ cdef int parallel_begin() noexcept nogil:
 
 
 cdef void parallel_end(int token) noexcept nogil:
-    """Undo parallel_begin (token 0: nothing to undo)."""
-    global _split_gemm
+    """Undo parallel_begin (token 0: nothing to undo; -1: the pool was busy)."""
+    global _split_gemm, ffc_busy_parts
     if token > 0:
         _split_gemm = False
         ffc_pool_release()
+    elif token < 0:
+        ffc_busy_parts = 0
 
 
 cdef int parallel_parts() noexcept nogil:
@@ -947,6 +962,15 @@ def _gemm(const floating[:, ::1] a, const floating[:, ::1] b, floating[:, ::1] c
     with nogil:
         gemm(trans_a, trans_b, m, n, k, alpha, &a[0, 0], a.shape[1],
              &b[0, 0], b.shape[1], beta, &c[0, 0], n)
+
+
+def _hold_pool(bint hold):
+    """Own fastfc's pool from Python (True; returns whether it was free) or release it
+    (False), so that a test can step a Net while "another step" owns the pool."""
+    if hold:
+        return bool(ffc_pool_try_own())
+    ffc_pool_release()
+    return True
 
 
 def _gemm_step(const floating[:, ::1] a, const floating[:, ::1] b, floating[:, ::1] c,
