@@ -72,6 +72,8 @@ DEFAULT_TESTS=(
     # fastfc's bf16 GEMM: packing at every edge of its tiles, both micro-kernels
     "tests/test_gemm.py::test_fastfcs_bf16_gemm_against_numpy"
     "tests/test_gemm.py::test_bf16_gemms_give_the_same_net_steps"
+    # bf16 steps: the loops that write a bf16 copy of their output (every path)
+    "tests/test_compute_dtype.py::test_operands_rounded_once_give_the_bits_of_rounding_in_every_product"
 )
 if [[ -n "${FASTFC_ASAN_TESTS:-}" ]]; then
     read -r -a TESTS <<<"$FASTFC_ASAN_TESTS"
