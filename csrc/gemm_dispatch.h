@@ -71,9 +71,11 @@ typedef struct {
  * products whole on its own thread.  Under "auto" it still takes the routes a pooled
  * step takes (the same parts and no-SciPy bit), so that which backend computes a
  * product -- and so its float32 bits -- does not depend on what other threads do.
- * ffc_busy_parts: the parts that step asked for (0: not in such a step). */
+ * ffc_busy_parts: the parts that step asked for (0: not in such a step);
+ * ffc_busy_split: whether its products would have been split (SciPy's OpenBLAS on one
+ * thread), as _split_gemm says for the pool's owner. */
 static __thread int ffc_busy_parts = 0;
-static __thread int ffc_busy_no_scipy = 0;
+static __thread int ffc_busy_split = 0;
 
 /* open addressing, linear probing; at most FFC_MAX_ROUTES of the 2x as many slots used */
 #define FFC_ROUTE_SLOTS (2 * FFC_MAX_ROUTES)

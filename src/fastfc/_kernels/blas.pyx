@@ -46,7 +46,7 @@ cdef extern from "gemm_dispatch.h" nogil:
     int ffc_n_routes
     long ffc_routes_timed
     int ffc_busy_parts
-    int ffc_busy_no_scipy
+    int ffc_busy_split
     int ffc_route_flags(int trans_a, int trans_b, int parts, int no_scipy)
     int ffc_route_find(int m, int n, int k, int flags)
     int ffc_route_add(int m, int n, int k, int flags, int backend, int timed)
@@ -308,7 +308,7 @@ cdef void _run(int bk, bint trans_a, bint trans_b, int m, int n, int k,
                <char*>c, ldc)
 
 
-cdef inline bint _no_scipy() noexcept nogil:
+cdef inline bint _no_scipy(int parts, bint split) noexcept nogil:
     """Whether "auto" leaves SciPy's OpenBLAS out of a float32 product's candidates.
 
     Inside a step that splits products over fastfc's pool, SciPy's OpenBLAS (unless the
@@ -317,9 +317,10 @@ cdef inline bint _no_scipy() noexcept nogil:
     which timing one product at a time cannot see (measured: the W6 step in "auto" took
     35 ms against 27 ms on the private OpenBLAS alone).  So while another backend is
     loaded, a pooled step's float32 products choose among the backends that run one
-    thread per call under the pool.
+    thread per call under the pool.  `parts`: the step's parts; `split`: whether it
+    splits SciPy's products too (SciPy's OpenBLAS on one thread).
     """
-    return (ffc_pool_parts() >= 2 and not _split_gemm
+    return (parts >= 2 and not split
             and (ffc_backends[1].sgemm != NULL or ffc_backends[2].sgemm != NULL))
 
 
@@ -520,9 +521,11 @@ cdef void gemm(bint trans_a, bint trans_b, int m, int n, int k,
             bk = _mode
         else:
             if ffc_busy_parts >= 2:     # the pool is another step's: route as if pooled
-                flags = ffc_route_flags(trans_a, trans_b, ffc_busy_parts, ffc_busy_no_scipy)
+                flags = ffc_route_flags(trans_a, trans_b, ffc_busy_parts,
+                                        _no_scipy(ffc_busy_parts, ffc_busy_split))
             else:
-                flags = ffc_route_flags(trans_a, trans_b, ffc_pool_parts(), _no_scipy())
+                flags = ffc_route_flags(trans_a, trans_b, ffc_pool_parts(),
+                                        _no_scipy(ffc_pool_parts(), _split_gemm))
             if <double>m * n * k < _TIME_MIN:
                 bk = 0      # too small to tell the backends apart: no lookup either
             else:
@@ -551,7 +554,7 @@ cdef int parallel_begin() noexcept nogil:
     the pool takes the gather and the update.  Returns 1 when this step owns the pool,
     -1 when another thread's step does (this one runs serially), 0 otherwise.
     """
-    global _split_gemm, ffc_busy_parts, ffc_busy_no_scipy
+    global _split_gemm, ffc_busy_parts, ffc_busy_split
     cdef int blas_threads, parts
     if not _pool_enabled or not _scipy_gemm:
         return 0
@@ -568,8 +571,7 @@ cdef int parallel_begin() noexcept nogil:
         # another thread's step owns the pool: this one runs serially, but "auto" routes
         # its products as a pooled step would (see ffc_busy_parts)
         ffc_busy_parts = parts
-        ffc_busy_no_scipy = (blas_threads != 1 and (ffc_backends[1].sgemm != NULL
-                                                    or ffc_backends[2].sgemm != NULL))
+        ffc_busy_split = blas_threads == 1
         return -1
     if ffc_pool_setup(parts) < 2:
         ffc_pool_release()
